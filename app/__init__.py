@@ -1,0 +1,58 @@
+"""Dinghuo application factory."""
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from app import config as config_module
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+TEMPLATES_DIR = str(Path(__file__).resolve().parent.parent / "templates")
+
+
+def create_app(config=None):
+    """Build the app. `config` (a mapping) overrides what the environment says."""
+    app = Flask(__name__, template_folder=TEMPLATES_DIR, instance_path=str(config_module.INSTANCE_DIR))
+    settings = config_module.from_env()
+    if config:
+        settings.update(config)
+    config_module.validate(settings)
+    app.config.update(settings)
+    app.config.setdefault("API_TITLE", "订货 Dinghuo 小程序 API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/mp/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from app import database  # noqa: F401  (registers the SQLite transaction hooks)
+    from app import errors, models  # noqa: F401
+    from app.extensions import Api, db, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+    # One Api per app: flask-smorest keeps the OpenAPI spec on the Api object.
+    api = Api(
+        app,
+        spec_kwargs={
+            "info": {"description": "经销商小程序使用的接口。金额单位均为分（整数）。"},
+        },
+    )
+    errors.init_app(app)
+
+    from app.health import bp as health_bp
+    from miniprogram_api import register as register_miniprogram_api
+
+    app.register_blueprint(health_bp)
+    register_miniprogram_api(app, api)
+
+    from app.cli import register as register_cli
+
+    register_cli(app)
+    return app

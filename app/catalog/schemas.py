@@ -1,0 +1,48 @@
+from app.validation import Int, Nested, QueryInt, Schema, Str, id_field, int_range, length, one_of
+
+STOCK_LEVELS = ("in_stock", "low", "out")
+
+
+class CategoryOut(Schema):
+    id = Int(required=True)
+    name = Str(required=True)
+    parent_id = Int(allow_none=True)
+
+
+class CategoryList(Schema):
+    items = Nested(CategoryOut, many=True, required=True)
+
+
+class ProductQuery(Schema):
+    category_id = QueryInt(validate=int_range(1, 2**53 - 1))
+    q = Str(validate=length(1, 50), metadata={"description": "按名称、编码或规格搜索"})
+    page = QueryInt(load_default=1, validate=int_range(1, 10_000))
+    page_size = QueryInt(load_default=20, validate=int_range(1, 100))
+
+
+class StockOut(Schema):
+    available = Int(required=True)
+    level = Str(required=True, validate=one_of(STOCK_LEVELS), metadata={"description": "in_stock 有货 / low 库存紧张 / out 缺货"})
+
+
+class ProductOut(Schema):
+    id = id_field(required=True, metadata={"description": "SKU id，下单时用作 sku_id"})
+    code = Str(required=True)
+    name = Str(required=True)
+    spec = Str(required=True)
+    unit = Str(required=True)
+    pack_size = Int(required=True)
+    moq = Int(required=True, metadata={"description": "起订量"})
+    step = Int(required=True, metadata={"description": "订购数量须为其整数倍"})
+    price_fen = Int(required=True, metadata={"description": "本经销商的单价（分）"})
+    list_price_fen = Int(required=True, metadata={"description": "建议零售/目录价（分）"})
+    price_source = Str(required=True, metadata={"description": "dealer 专属价 / tier 等级价 / list 目录价"})
+    category_id = Int(required=True)
+    stock = Nested(StockOut, required=True)
+
+
+class ProductPage(Schema):
+    items = Nested(ProductOut, many=True, required=True)
+    page = Int(required=True)
+    page_size = Int(required=True)
+    total = Int(required=True)

@@ -1,0 +1,95 @@
+"""Flask CLI commands: `flask --app wsgi demo seed`, `dealers invite D001 --role buyer`, ..."""
+import json
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app.errors import DomainError
+
+demo_cli = AppGroup("demo", help="演示数据与本地演示环境")
+dealers_cli = AppGroup("dealers", help="经销商管理")
+
+
+@demo_cli.command("seed")
+@click.option("--reset", is_flag=True, help="先清空业务数据再写入演示数据")
+def demo_seed(reset):
+    """写入演示品牌：等级、经销商、商品、仓库库存、价格表、信用额度、业务员和邀请码。"""
+    from app.demo import seed_demo
+
+    try:
+        summary = seed_demo(reset=reset)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    for line in summary["lines"]:
+        click.echo(line)
+
+
+@demo_cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--standin-port", default=5001, show_default=True, type=int)
+def demo_serve(host, port, standin_port):
+    """启动本地微信模拟服务和 API（演示用，单进程，任务在进程内执行）。"""
+    from app import create_app
+    from app.integrations.standin import StandinServer
+
+    standin = StandinServer.start(
+        host="127.0.0.1",
+        port=standin_port,
+        app_id=current_app.config["WECHAT_APP_ID"],
+        secret=current_app.config["WECHAT_APP_SECRET"],
+    )
+    app = create_app({"WECHAT_API_BASE": standin.base_url})
+    click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code）")
+    click.echo(f"小程序 API：http://{host}:{port}/api/mp/v1  （接口文档 /api/mp/v1/openapi.json）")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+@dealers_cli.command("invite")
+@click.argument("dealer_code")
+@click.option("--role", type=click.Choice(["owner", "buyer", "viewer"]), default="owner", show_default=True)
+@click.option("--days", type=int, default=None, help="有效天数（默认取 INVITE_TTL_DAYS）")
+def dealers_invite(dealer_code, role, days):
+    """为经销商生成一次性邀请码（最后一行输出即邀请码）。"""
+    from app.dealers.service import create_invite
+
+    try:
+        invite = create_invite(dealer_code=dealer_code, role=role, ttl_days=days)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"经销商 {dealer_code} 的{ROLE_LABELS[role]}邀请码，{invite.expires_at:%Y-%m-%d %H:%M} (UTC) 前有效：")
+    click.echo(invite.code)
+
+
+ROLE_LABELS = {"owner": "负责人", "buyer": "采购员", "viewer": "只读"}
+
+
+@dealers_cli.command("show")
+@click.argument("dealer_code")
+def dealers_show(dealer_code):
+    """以 JSON 输出经销商资料（含业务员、信用额度）。"""
+    from app.dealers.models import Dealer
+    from app.extensions import db
+    from app.funds.service import credit_summary
+
+    dealer = db.session.execute(select(Dealer).where(Dealer.code == dealer_code)).scalar_one_or_none()
+    if dealer is None:
+        raise click.ClickException(f"经销商 {dealer_code} 不存在")
+    out = {
+        "code": dealer.code,
+        "name": dealer.name,
+        "status": dealer.status,
+        "tier": {"code": dealer.tier.code, "name": dealer.tier.name},
+        "region": {"code": dealer.region_code, "name": dealer.region.name},
+        "rep": {"name": dealer.rep.name, "wecom_userid": dealer.rep.wecom_userid} if dealer.rep else None,
+        "contact": {"name": dealer.contact_name, "phone": dealer.contact_phone},
+        "credit": credit_summary(dealer.id),
+    }
+    click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+def register(app):
+    app.cli.add_command(demo_cli)
+    app.cli.add_command(dealers_cli)

@@ -1,0 +1,80 @@
+"""Configuration from environment variables.
+
+Web processes, workers and the CLI all build their config here, so they agree.
+`create_app(config)` accepts a mapping of overrides (tests use it).
+"""
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+OFFICIAL_WECHAT_API_BASE = "https://api.weixin.qq.com"
+OFFICIAL_WECOM_API_BASE = "https://qyapi.weixin.qq.com"
+OFFICIAL_WECHATPAY_API_BASE = "https://api.mch.weixin.qq.com"
+
+# Settings that must be real in production; the demo/test defaults are not secret.
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET")
+DEV_SECRET_KEY = "dev-only-not-secret"
+
+
+class ConfigError(RuntimeError):
+    """Start-up refused because the configuration is unusable."""
+
+
+def _env_int(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"环境变量 {name} 必须是整数，当前为 {raw!r}") from None
+
+
+def _database_url(url):
+    # Accept the common postgres:// spellings and route them to psycopg 3.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def from_env():
+    """Read every setting from the environment (defaults suit the embedded demo)."""
+    env = os.environ.get
+    default_db = "sqlite:///" + str(INSTANCE_DIR / "dinghuo.sqlite3")
+    return {
+        "ENV_NAME": env("DINGHUO_ENV", "development"),
+        "SECRET_KEY": env("SECRET_KEY") or DEV_SECRET_KEY,
+        "SQLALCHEMY_DATABASE_URI": _database_url(env("DATABASE_URL") or default_db),
+        "REDIS_URL": env("REDIS_URL") or None,
+        "WECHAT_API_BASE": (env("WECHAT_API_BASE") or OFFICIAL_WECHAT_API_BASE).rstrip("/"),
+        "WECOM_API_BASE": (env("WECOM_API_BASE") or OFFICIAL_WECOM_API_BASE).rstrip("/"),
+        "WECHATPAY_API_BASE": (env("WECHATPAY_API_BASE") or OFFICIAL_WECHATPAY_API_BASE).rstrip("/"),
+        "WECHAT_APP_ID": env("WECHAT_APP_ID") or "wx-demo-appid",
+        "WECHAT_APP_SECRET": env("WECHAT_APP_SECRET") or "demo-app-secret",
+        "WECHAT_HTTP_TIMEOUT": _env_int("WECHAT_HTTP_TIMEOUT", 5),
+        "TOKEN_TTL_SECONDS": _env_int("TOKEN_TTL_SECONDS", 7200),
+        "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 7),
+        "BRAND_NAME": env("BRAND_NAME") or "鼎禾食品",
+        # Request bodies above this size answer 413 before any parsing.
+        "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+    }
+
+
+def validate(config):
+    """Refuse to start in production with demo secrets; explain what is missing."""
+    if config.get("ENV_NAME") != "production":
+        return
+    missing = [name for name in REQUIRED_IN_PRODUCTION if not os.environ.get(name)]
+    if config.get("SECRET_KEY") == DEV_SECRET_KEY and "SECRET_KEY" not in missing:
+        missing.append("SECRET_KEY")
+    if missing:
+        raise ConfigError(
+            "生产模式（DINGHUO_ENV=production）缺少必需的环境变量："
+            + "、".join(missing)
+            + "。请在启动前设置它们（见 README 的「配置」一节）。"
+        )
+    if len(config["SECRET_KEY"]) < 32:
+        raise ConfigError("SECRET_KEY 太短：生产模式至少需要 32 个字符的随机字符串。")

@@ -1,0 +1,60 @@
+"""Transactions.
+
+Services own their transactions through `write_transaction()`. On PostgreSQL rows are
+locked with `SELECT ... FOR UPDATE`. SQLite ignores FOR UPDATE, so a write transaction
+there starts with `BEGIN IMMEDIATE`, taking the database's write lock up front; two
+writers can then never read the same stock and both decide it is enough.
+"""
+import contextlib
+from contextvars import ContextVar
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.extensions import db
+
+_write_intent = ContextVar("dinghuo_write_intent", default=False)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection, _record):
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite's own
+        # transaction handling would defer it and can never say IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_on_begin(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+
+
+@contextlib.contextmanager
+def write_transaction():
+    """Run the block as one write transaction: commit at the end, roll back on any error.
+
+    Whatever read transaction the session had is closed first, so the write transaction
+    starts fresh (and on SQLite takes the write lock before its first read).
+    """
+    session = db.session()  # the request's Session behind the scoped proxy
+    if session.in_transaction():
+        session.commit()
+    token = _write_intent.set(True)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        _write_intent.reset(token)
+
+
+def is_sqlite():
+    return db.engine.dialect.name == "sqlite"

@@ -1,0 +1,221 @@
+"""Dealers, their mini-program users, invite codes and addresses.
+
+Every dealer-owned row is loaded through a helper that scopes by the caller's dealer,
+so a foreign id is indistinguishable from a missing one (404).
+"""
+import secrets
+from datetime import timedelta
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select, update
+
+from app.database import write_transaction
+from app.dealers.models import ORDERING_ROLES, USER_ROLES, Address, Dealer, DealerUser, InviteCode, Region
+from app.errors import DomainError, NotFound
+from app.extensions import db
+from app.models_base import utcnow
+
+TOKEN_SALT = "dinghuo.mp.login"
+# No 0/O/1/I/L: invite codes are read aloud and typed on phones.
+INVITE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+INVITE_LENGTH = 8
+
+
+# --- tokens -----------------------------------------------------------------
+
+def _serializer():
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=TOKEN_SALT)
+
+
+def issue_token(openid):
+    """A signed bearer token naming the WeChat user; valid TOKEN_TTL_SECONDS."""
+    return _serializer().dumps({"oid": openid})
+
+
+def openid_from_token(token):
+    """The openid a valid token names; raises 401 `token_expired` / `token_invalid`."""
+    try:
+        payload = _serializer().loads(token, max_age=current_app.config["TOKEN_TTL_SECONDS"])
+    except SignatureExpired:
+        raise DomainError("token_expired", "登录已过期，请重新登录", 401) from None
+    except BadSignature:
+        raise DomainError("token_invalid", "登录凭证无效，请重新登录", 401) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("oid"), str):
+        raise DomainError("token_invalid", "登录凭证无效，请重新登录", 401)
+    return payload["oid"]
+
+
+def user_for_openid(openid):
+    """The active dealer user bound to this openid, or None if not bound (yet)."""
+    return db.session.execute(
+        select(DealerUser).where(DealerUser.openid == openid, DealerUser.active.is_(True))
+    ).scalar_one_or_none()
+
+
+# --- login and binding ------------------------------------------------------
+
+def login_with_code(*, js_code, gateway):
+    """Exchange a `wx.login` code for our token. Raises 401 for a bad or reused code."""
+    from app.integrations.wechat import WeChatError, WeChatUnavailable
+
+    try:
+        session = gateway.code_to_session(js_code)
+    except WeChatUnavailable:
+        raise DomainError("wechat_unavailable", "微信服务暂时不可用，请稍后重试", 503) from None
+    except WeChatError as exc:
+        if exc.errcode in (40029, 40163):
+            raise DomainError(
+                "invalid_login_code",
+                "登录码无效或已被使用，请重新打开小程序登录",
+                401,
+                {"wechat_errcode": exc.errcode},
+            ) from None
+        if exc.errcode == 45011:
+            raise DomainError("login_rate_limited", "登录过于频繁，请稍后再试", 429) from None
+        raise DomainError(
+            "wechat_error", "微信登录失败，请稍后重试", 502, {"wechat_errcode": exc.errcode}
+        ) from None
+    openid = session["openid"]
+    user = user_for_openid(openid)
+    db.session.rollback()
+    return {
+        "token": issue_token(openid),
+        "expires_in": current_app.config["TOKEN_TTL_SECONDS"],
+        "bound": user is not None,
+    }
+
+
+def _normalize_invite(code):
+    return "".join(code.split()).upper()
+
+
+def bind_invite(*, openid, invite_code, name=None):
+    """Bind this WeChat user to the dealer user the invite creates. Single use, expiring.
+
+    Raises 404 `invite_not_found`, 410 `invite_used` / `invite_expired`, 409 `already_bound`.
+    """
+    code = _normalize_invite(invite_code)
+    with write_transaction() as session:
+        if session.execute(select(DealerUser.id).where(DealerUser.openid == openid)).first():
+            raise DomainError("already_bound", "该微信已绑定经销商账号，无需重复绑定", 409)
+        invite = session.execute(
+            select(InviteCode).where(InviteCode.code == code).with_for_update()
+        ).scalar_one_or_none()
+        if invite is None:
+            raise DomainError("invite_not_found", "邀请码不存在，请核对后重新输入", 404)
+        if invite.used_at is not None:
+            raise DomainError("invite_used", "该邀请码已被使用，请联系业务员重新获取", 410)
+        if invite.expires_at <= utcnow():
+            raise DomainError("invite_expired", "该邀请码已过期，请联系业务员重新获取", 410)
+        user = DealerUser(dealer_id=invite.dealer_id, role=invite.role, openid=openid, name=name)
+        session.add(user)
+        session.flush()
+        # Conditional update: if another request used the code meanwhile, nothing matches.
+        used = session.execute(
+            update(InviteCode)
+            .where(InviteCode.id == invite.id, InviteCode.used_at.is_(None))
+            .values(used_at=utcnow(), used_by_id=user.id)
+        ).rowcount
+        if used != 1:
+            raise DomainError("invite_used", "该邀请码已被使用，请联系业务员重新获取", 410)
+    return user
+
+
+def create_invite(*, dealer_code, role="owner", ttl_days=None):
+    """A fresh single-use invite code for a dealer. Raises 404 for an unknown dealer."""
+    if role not in USER_ROLES:
+        raise DomainError("invalid_role", f"角色必须是 {'/'.join(USER_ROLES)} 之一", 422)
+    ttl = ttl_days if ttl_days is not None else current_app.config["INVITE_TTL_DAYS"]
+    with write_transaction() as session:
+        dealer = session.execute(select(Dealer).where(Dealer.code == dealer_code)).scalar_one_or_none()
+        if dealer is None:
+            raise NotFound(f"经销商 {dealer_code} 不存在", "dealer_not_found")
+        invite = InviteCode(
+            code="".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH)),
+            dealer_id=dealer.id,
+            role=role,
+            expires_at=utcnow() + timedelta(days=ttl),
+        )
+        session.add(invite)
+    return invite
+
+
+# --- access -----------------------------------------------------------------
+
+def require_ordering_role(user):
+    if user.role not in ORDERING_ROLES:
+        raise DomainError("forbidden_role", "您的账号为只读角色，不能下单或修改购物车", 403)
+
+
+def require_active_dealer(dealer):
+    if dealer.status != "active":
+        raise DomainError("dealer_suspended", "贵司账号已被暂停订货，请联系业务员", 403)
+
+
+def get_dealer_address(*, dealer_id, address_id):
+    """The dealer's own address; another dealer's id answers 404."""
+    address = db.session.execute(
+        select(Address).where(Address.id == address_id, Address.dealer_id == dealer_id)
+    ).scalar_one_or_none()
+    if address is None:
+        raise NotFound("收货地址不存在", "address_not_found")
+    return address
+
+
+def default_address(dealer_id):
+    return db.session.execute(
+        select(Address)
+        .where(Address.dealer_id == dealer_id)
+        .order_by(Address.is_default.desc(), Address.id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def list_addresses(*, dealer_id):
+    return db.session.execute(
+        select(Address).where(Address.dealer_id == dealer_id).order_by(Address.is_default.desc(), Address.id)
+    ).scalars().all()
+
+
+MAX_ADDRESSES = 50
+
+
+def add_address(*, user, contact_name, phone, region_code, detail, is_default=False):
+    """Add a shipping address. The first address, or one marked default, becomes default."""
+    require_ordering_role(user)
+    with write_transaction() as session:
+        if session.get(Region, region_code) is None:
+            raise DomainError(
+                "validation_error", "提交的数据有误，请检查后重试", 422,
+                {"fields": {"region_code": ["地区编码不存在"]}},
+            )
+        count = len(session.execute(select(Address.id).where(Address.dealer_id == user.dealer_id)).all())
+        if count >= MAX_ADDRESSES:
+            raise DomainError("too_many_addresses", f"收货地址最多 {MAX_ADDRESSES} 个", 422)
+        make_default = is_default or count == 0
+        if make_default:
+            session.execute(
+                update(Address).where(Address.dealer_id == user.dealer_id).values(is_default=False)
+            )
+        address = Address(
+            dealer_id=user.dealer_id,
+            contact_name=contact_name,
+            phone=phone,
+            region_code=region_code,
+            detail=detail,
+            is_default=make_default,
+        )
+        session.add(address)
+    return address
+
+
+def region_path(region_code):
+    """`440305` -> ['广东省', '深圳市', '南山区'] (what exists of it)."""
+    codes = []
+    for candidate in (region_code[:2] + "0000", region_code[:4] + "00", region_code):
+        if candidate not in codes:
+            codes.append(candidate)
+    rows = db.session.execute(select(Region.code, Region.name).where(Region.code.in_(codes))).all()
+    names = dict(rows)
+    return [names[c] for c in codes if c in names]

@@ -1,0 +1,43 @@
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models_base import pk
+
+
+class Warehouse(db.Model):
+    __tablename__ = "warehouses"
+
+    id: Mapped[int] = pk()
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
+    # Lower ships first when an order's stock is reserved.
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+
+
+class Stock(db.Model):
+    """On-hand and reserved units of a SKU in a warehouse. available = on_hand - reserved ≥ 0."""
+
+    __tablename__ = "stock"
+    __table_args__ = (
+        CheckConstraint("reserved >= 0", name="reserved_nonnegative"),
+        CheckConstraint("on_hand >= reserved", name="available_nonnegative"),
+    )
+
+    sku_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("skus.id"), primary_key=True)
+    warehouse_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("warehouses.id"), primary_key=True)
+    on_hand: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Reservation(db.Model):
+    """Units of a SKU held in one warehouse for one order (released on cancel, deducted on shipment)."""
+
+    __tablename__ = "stock_reservations"
+    __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
+
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"), primary_key=True)
+    sku_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("skus.id"), primary_key=True)
+    warehouse_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("warehouses.id"), primary_key=True)
+    qty: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,15 @@
+"""Imports every domain's models so SQLAlchemy and Alembic see the whole schema."""
+from app.catalog.models import Category, Sku, VisibilityRule  # noqa: F401
+from app.dealers.models import Address, Dealer, DealerUser, InviteCode, Region, Tier  # noqa: F401
+from app.funds.models import CreditAccount, CreditEntry  # noqa: F401
+from app.inventory.models import Reservation, Stock, Warehouse  # noqa: F401
+from app.orders.models import (  # noqa: F401
+    CartItem,
+    IdempotencyKey,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderNoCounter,
+)
+from app.pricing.models import PriceList, PriceListItem  # noqa: F401
+from app.staff.models import Staff  # noqa: F401

@@ -1,0 +1,45 @@
+"""Column helpers shared by the domain models."""
+from datetime import datetime, timezone
+
+from sqlalchemy import BigInteger, DateTime, Integer
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+def pk():
+    return mapped_column(BigIntPK, primary_key=True)
+
+
+def fen(**kw):
+    """A money column: integer fen, never NULL."""
+    kw.setdefault("nullable", False)
+    kw.setdefault("default", 0)
+    return mapped_column(BigInteger, **kw)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite returns naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime; use app.models_base.utcnow()")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def timestamp():
+    return mapped_column(UTCDateTime, nullable=False, default=utcnow)

@@ -1,0 +1,131 @@
+from datetime import date
+
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models_base import fen, pk, timestamp
+
+ORDER_STATUSES = (
+    "pending_approval",
+    "approved",
+    "partially_shipped",
+    "shipped",
+    "completed",
+    "cancelled",
+    "rejected",
+)
+OPEN_STATUSES = ("pending_approval", "approved", "partially_shipped")
+STATUS_LABELS = {
+    "pending_approval": "待审批",
+    "approved": "已审批",
+    "partially_shipped": "部分发货",
+    "shipped": "已发货",
+    "completed": "已完成",
+    "cancelled": "已取消",
+    "rejected": "已驳回",
+}
+PAYMENT_METHODS = ("credit",)
+
+
+class Order(db.Model):
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_dealer_created", "dealer_id", "id"),
+        Index("ix_orders_status", "status"),
+        CheckConstraint("total_fen >= 0", name="total_nonnegative"),
+    )
+
+    id: Mapped[int] = pk()
+    order_no: Mapped[str] = mapped_column(String(20), unique=True)
+    dealer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dealers.id"))
+    placed_by_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dealer_users.id"))
+    status: Mapped[str] = mapped_column(String(24))
+    payment_method: Mapped[str] = mapped_column(String(16), default="credit")
+    subtotal_fen: Mapped[int] = fen()
+    discount_fen: Mapped[int] = fen()
+    shipping_fen: Mapped[int] = fen()
+    total_fen: Mapped[int] = fen()
+    credit_held_fen: Mapped[int] = fen()
+    # Shipping address as it was when the order was placed.
+    ship_contact: Mapped[str] = mapped_column(String(64))
+    ship_phone: Mapped[str] = mapped_column(String(20))
+    ship_region_code: Mapped[str] = mapped_column(String(6))
+    ship_address: Mapped[str] = mapped_column(String(300))
+    remark: Mapped[str] = mapped_column(String(200), default="")
+    created_at = timestamp()
+    updated_at = timestamp()
+
+    lines = relationship("OrderLine", order_by="OrderLine.id", back_populates="order")
+    events = relationship("OrderEvent", order_by="OrderEvent.id")
+
+
+class OrderLine(db.Model):
+    """A line snapshots the SKU's name, spec and the unit price the dealer was charged."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
+
+    id: Mapped[int] = pk()
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("skus.id"))
+    sku_code: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(128))
+    spec: Mapped[str] = mapped_column(String(64))
+    unit: Mapped[str] = mapped_column(String(8))
+    qty: Mapped[int] = mapped_column(Integer)
+    list_price_fen: Mapped[int] = fen()
+    unit_price_fen: Mapped[int] = fen()
+    amount_fen: Mapped[int] = fen()
+    price_source: Mapped[str] = mapped_column(String(16))
+
+    order = relationship("Order", back_populates="lines")
+
+
+class OrderEvent(db.Model):
+    """Every state change of an order: who, when, from, to, why."""
+
+    __tablename__ = "order_events"
+
+    id: Mapped[int] = pk()
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    created_at = timestamp()
+
+
+class IdempotencyKey(db.Model):
+    """One order per (dealer, Idempotency-Key); `request_hash` detects a reused key."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("dealer_id", "key"),)
+
+    id: Mapped[int] = pk()
+    dealer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dealers.id"))
+    key: Mapped[str] = mapped_column(String(64))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"))
+    created_at = timestamp()
+
+
+class OrderNoCounter(db.Model):
+    """Per-day sequence behind order numbers like SO202611260001."""
+
+    __tablename__ = "order_no_counters"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CartItem(db.Model):
+    __tablename__ = "cart_items"
+    __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
+
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dealer_users.id"), primary_key=True)
+    sku_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("skus.id"), primary_key=True)
+    qty: Mapped[int] = mapped_column(Integer)
+    updated_at = timestamp()

@@ -1,0 +1,143 @@
+from app.dealers.schemas import AddressOut, CreditOut
+from app.orders.models import ORDER_STATUSES, PAYMENT_METHODS
+from app.validation import (
+    Bool,
+    DateTime,
+    Int,
+    List,
+    Nested,
+    QueryInt,
+    Schema,
+    Str,
+    id_field,
+    int_range,
+    items,
+    length,
+    one_of,
+)
+
+MAX_QTY = 1_000_000
+MAX_LINES = 200
+
+
+class LineIn(Schema):
+    sku_id = id_field(required=True, metadata={"description": "商品列表中的 id"})
+    qty = Int(required=True, validate=int_range(1, MAX_QTY))
+
+
+class CheckoutIn(Schema):
+    lines = List(Nested(LineIn), required=True, validate=items(1, MAX_LINES))
+    address_id = id_field(allow_none=True, metadata={"description": "不传则使用默认收货地址"})
+
+
+class OrderIn(CheckoutIn):
+    remark = Str(load_default="", validate=length(max=200), metadata={"description": "订单备注"})
+    payment_method = Str(load_default="credit", validate=one_of(PAYMENT_METHODS), metadata={"description": "credit 信用额度（账期）"})
+
+
+class CartItemIn(Schema):
+    qty = Int(required=True, validate=int_range(1, MAX_QTY))
+
+
+class CancelIn(Schema):
+    reason = Str(validate=length(max=200), metadata={"description": "取消原因（可选）"})
+
+
+class OrderListQuery(Schema):
+    status = Str(validate=one_of(ORDER_STATUSES))
+    page = QueryInt(load_default=1, validate=int_range(1, 10_000))
+    page_size = QueryInt(load_default=20, validate=int_range(1, 100))
+
+
+class PricedLineOut(Schema):
+    sku_id = Int(required=True)
+    sku_code = Str(required=True)
+    name = Str(required=True)
+    spec = Str(required=True)
+    unit = Str(required=True)
+    qty = Int(required=True)
+    list_price_fen = Int(required=True)
+    unit_price_fen = Int(required=True)
+    amount_fen = Int(required=True)
+    price_source = Str(required=True)
+
+
+class TotalsOut(Schema):
+    subtotal_fen = Int(required=True)
+    discount_fen = Int(required=True)
+    shipping_fen = Int(required=True)
+    total_fen = Int(required=True)
+
+
+class ProblemOut(Schema):
+    class Meta:
+        unknown = "include"
+
+    code = Str(required=True, metadata={"description": "sku_unavailable / below_moq / not_step_multiple / insufficient_stock / credit_limit_exceeded / dealer_suspended"})
+    message = Str(required=True)
+    sku_id = Int()
+
+
+class PreviewOut(Schema):
+    ok = Bool(required=True, metadata={"description": "没有任何问题、可以直接下单时为 true"})
+    lines = Nested(PricedLineOut, many=True, required=True)
+    totals = Nested(TotalsOut, required=True)
+    problems = List(Nested(ProblemOut), required=True)
+    credit = Nested(CreditOut, required=True)
+    address = Nested(AddressOut, required=True)
+
+
+class CartLineOut(PricedLineOut):
+    available = Int(required=True)
+
+
+class CartOut(Schema):
+    items = Nested(CartLineOut, many=True, required=True)
+    totals = Nested(TotalsOut, required=True)
+    problems = List(Nested(ProblemOut), required=True)
+
+
+class EventOut(Schema):
+    from_status = Str(allow_none=True)
+    to_status = Str(required=True)
+    label = Str(required=True)
+    actor_type = Str(required=True)
+    actor_name = Str(allow_none=True)
+    reason = Str(allow_none=True)
+    at = DateTime(required=True)
+
+
+class ShipToOut(Schema):
+    contact_name = Str(required=True)
+    phone = Str(required=True)
+    region_code = Str(required=True)
+    address = Str(required=True)
+
+
+class OrderOut(Schema):
+    order_no = Str(required=True)
+    status = Str(required=True, validate=one_of(ORDER_STATUSES))
+    status_label = Str(required=True)
+    payment_method = Str(required=True)
+    lines = Nested(PricedLineOut, many=True, required=True)
+    totals = Nested(TotalsOut, required=True)
+    ship_to = Nested(ShipToOut, required=True)
+    remark = Str(required=True)
+    created_at = DateTime(required=True)
+    events = Nested(EventOut, many=True, required=True)
+
+
+class OrderSummaryOut(Schema):
+    order_no = Str(required=True)
+    status = Str(required=True)
+    status_label = Str(required=True)
+    total_fen = Int(required=True)
+    line_count = Int(required=True)
+    created_at = DateTime(required=True)
+
+
+class OrderPage(Schema):
+    items = Nested(OrderSummaryOut, many=True, required=True)
+    page = Int(required=True)
+    page_size = Int(required=True)
+    total = Int(required=True)

@@ -1,0 +1,337 @@
+"""Orders: the one place that creates orders and changes their state.
+
+`submit_order` is one transaction: lock the dealer's credit account (which also
+serialises a dealer's submissions, making the Idempotency-Key check race-free), lock the
+SKUs' stock rows, re-price from the server's own prices, check MOQ/step/visibility/stock/
+credit, then write the order, its lines, reservations, credit hold, first event and key.
+Any problem raises before anything is written.
+"""
+import hashlib
+import json
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.database import write_transaction
+from app.dealers.service import (
+    default_address,
+    get_dealer_address,
+    region_path,
+    require_active_dealer,
+    require_ordering_role,
+)
+from app.errors import DomainError, NotFound
+from app.extensions import db
+from app.funds import service as funds
+from app.inventory import service as inventory
+from app.models_base import utcnow
+from app.orders.models import (
+    STATUS_LABELS,
+    CartItem,
+    IdempotencyKey,
+    Order,
+    OrderEvent,
+    OrderLine,
+    OrderNoCounter,
+)
+from app.pricing.service import Buyer, business_today, merge_lines, quote_lines, shortage
+
+CANCELLABLE = ("pending_approval",)
+MAX_CART_ITEMS = 200
+
+
+# --- reading ------------------------------------------------------------------
+
+def get_order(*, dealer_id, order_no):
+    """The dealer's own order; another dealer's order number answers 404."""
+    order = db.session.execute(
+        select(Order).where(Order.order_no == order_no, Order.dealer_id == dealer_id)
+    ).scalar_one_or_none()
+    if order is None:
+        raise NotFound("订单不存在", "order_not_found")
+    return order
+
+
+def list_orders(*, dealer_id, status=None, page=1, page_size=20, options=()):
+    """One page of the dealer's orders, newest first: (orders, total)."""
+    where = [Order.dealer_id == dealer_id]
+    if status:
+        where.append(Order.status == status)
+    total = db.session.execute(select(func.count()).select_from(Order).where(*where)).scalar_one()
+    orders = db.session.execute(
+        select(Order).options(*options).where(*where).order_by(Order.id.desc()).limit(page_size).offset((page - 1) * page_size)
+    ).scalars().all()
+    return orders, total
+
+
+# --- preview and submit ------------------------------------------------------
+
+def _ship_to(dealer_id, address_id):
+    if address_id is not None:
+        return get_dealer_address(dealer_id=dealer_id, address_id=address_id)
+    address = default_address(dealer_id)
+    if address is None:
+        raise DomainError("address_required", "请先添加收货地址", 422)
+    return address
+
+
+def preview_order(*, user, lines, address_id=None):
+    """Price the lines and report every problem, writing nothing.
+
+    Returns {quote, problems, credit, address}. Problems include `credit_limit_exceeded`.
+    """
+    dealer = user.dealer
+    address = _ship_to(dealer.id, address_id)
+    quote = quote_lines(db.session, Buyer.of(dealer), lines)
+    credit = funds.credit_summary(dealer.id)
+    problems = list(quote.problems)
+    if dealer.status != "active":
+        problems.insert(0, {"code": "dealer_suspended", "message": "贵司账号已被暂停订货，请联系业务员"})
+    if quote.lines and quote.total_fen > credit["available_fen"]:
+        problems.append({
+            "code": "credit_limit_exceeded",
+            "message": "信用额度不足",
+            "amount_fen": quote.total_fen,
+            "available_fen": credit["available_fen"],
+        })
+    return {"quote": quote, "problems": problems, "credit": credit, "address": address}
+
+
+def request_fingerprint(*, lines, address_id, remark, payment_method):
+    """Hash of what was asked for; the same Idempotency-Key with another body is a conflict."""
+    body = {
+        "lines": [[line["sku_id"], line["qty"]] for line in lines],
+        "address_id": address_id,
+        "remark": remark or "",
+        "payment_method": payment_method,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", payment_method="credit"):
+    """Create an order, or return the one this Idempotency-Key already created.
+
+    Returns (order, replayed). Raises 409 `idempotency_conflict` for a reused key with
+    another body, 409 `insufficient_stock` / `credit_limit_exceeded`, 422 `order_invalid`
+    (unavailable SKU, MOQ, step) with every problem in `details.problems`.
+    """
+    require_ordering_role(user)
+    dealer = user.dealer
+    fingerprint = request_fingerprint(
+        lines=lines, address_id=address_id, remark=remark, payment_method=payment_method
+    )
+    try:
+        with write_transaction() as session:
+            account = funds.lock_account(session, dealer.id)
+            replay = _find_replay(session, dealer.id, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay, True
+            order = _create_order(
+                session, user=user, account=account, lines=lines, address_id=address_id,
+                remark=remark, payment_method=payment_method,
+            )
+            session.execute(
+                insert(IdempotencyKey).values(
+                    dealer_id=dealer.id, key=idempotency_key, request_hash=fingerprint,
+                    order_id=order.id, created_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        # Only a concurrent twin with the same key can get here (the account lock
+        # serialises a dealer's submissions on PostgreSQL); answer with its order.
+        replay = _find_replay(db.session, dealer.id, idempotency_key, fingerprint)
+        db.session.rollback()
+        if replay is None:
+            raise
+        return replay, True
+    return order, False
+
+
+def _find_replay(session, dealer_id, key, fingerprint):
+    row = session.execute(
+        select(IdempotencyKey.request_hash, IdempotencyKey.order_id).where(
+            IdempotencyKey.dealer_id == dealer_id, IdempotencyKey.key == key
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != fingerprint:
+        raise DomainError(
+            "idempotency_conflict",
+            "该 Idempotency-Key 已用于另一笔不同内容的下单请求，请为新订单生成新的 Key",
+            409,
+        )
+    return session.get(Order, row.order_id)
+
+
+def _create_order(session, *, user, account, lines, address_id, remark, payment_method):
+    dealer = user.dealer
+    require_active_dealer(dealer)
+    address = _ship_to(dealer.id, address_id)
+    pairs = merge_lines(lines)
+    locked = inventory.lock_stock(session, [sku_id for sku_id, _ in pairs])
+    quote = quote_lines(session, Buyer.of(dealer), lines, check_stock=False)
+    priced = {line.sku_id: line for line in quote.lines}
+    problems = list(quote.problems)
+    for sku_id, qty in pairs:
+        line = priced.get(sku_id)
+        available = inventory.total_available(locked, sku_id)
+        if line is not None and qty > available:
+            problems.append(shortage(_ShortageRow(line), qty, available))
+    _raise_for_problems(problems, account, quote.total_fen)
+
+    order = Order(
+        order_no=_next_order_no(session),
+        dealer_id=dealer.id,
+        placed_by_id=user.id,
+        status="pending_approval",
+        payment_method=payment_method,
+        **quote.totals(),
+        credit_held_fen=quote.total_fen,
+        ship_contact=address.contact_name,
+        ship_phone=address.phone,
+        ship_region_code=address.region_code,
+        ship_address="".join(region_path(address.region_code)) + address.detail,
+        remark=remark or "",
+    )
+    session.add(order)
+    session.flush()
+    session.execute(
+        insert(OrderLine),
+        [
+            {
+                "order_id": order.id, "sku_id": l.sku_id, "sku_code": l.sku_code, "name": l.name,
+                "spec": l.spec, "unit": l.unit, "qty": l.qty, "list_price_fen": l.list_price_fen,
+                "unit_price_fen": l.unit_price_fen, "amount_fen": l.amount_fen,
+                "price_source": l.price_source,
+            }
+            for l in quote.lines
+        ],
+    )
+    inventory.reserve(session, order.id, inventory.allocate(locked, pairs))
+    funds.hold_credit(session, account, amount_fen=quote.total_fen, order_id=order.id)
+    _record_event(session, order, None, "pending_approval", actor=user, reason="经销商提交订单")
+    session.execute(
+        delete(CartItem).where(CartItem.user_id == user.id, CartItem.sku_id.in_([s for s, _ in pairs]))
+    )
+    return order
+
+
+class _ShortageRow:
+    """Adapts a priced line to what `pricing.shortage` reads."""
+
+    def __init__(self, line):
+        self.id, self.name, self.unit = line.sku_id, line.name, line.unit
+
+
+def _raise_for_problems(problems, account, total_fen):
+    other = [p for p in problems if p["code"] != "insufficient_stock"]
+    if other:
+        raise DomainError("order_invalid", "订单中有商品不符合下单要求，请按提示修改", 422, {"problems": problems})
+    if problems:
+        raise DomainError("insufficient_stock", "部分商品库存不足，请减少数量后重试", 409, {"problems": problems})
+    credit = funds.credit_problem(account, total_fen)
+    if credit:
+        raise DomainError("credit_limit_exceeded", credit["message"], 409, {"problems": [credit]})
+
+
+def _next_order_no(session):
+    """`SO` + China date + 4-digit daily sequence (more digits past 9999)."""
+    day = business_today()
+    bumped = session.execute(
+        update(OrderNoCounter).where(OrderNoCounter.day == day)
+        .values(last=OrderNoCounter.last + 1).returning(OrderNoCounter.last)
+    ).scalar_one_or_none()
+    if bumped is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(OrderNoCounter).values(day=day, last=1))
+            bumped = 1
+        except IntegrityError:
+            bumped = session.execute(
+                update(OrderNoCounter).where(OrderNoCounter.day == day)
+                .values(last=OrderNoCounter.last + 1).returning(OrderNoCounter.last)
+            ).scalar_one()
+    return f"SO{day:%Y%m%d}{bumped:04d}"
+
+
+def _record_event(session, order, from_status, to_status, *, actor, reason=None, actor_type="dealer_user"):
+    session.add(
+        OrderEvent(
+            order_id=order.id, from_status=from_status, to_status=to_status,
+            actor_type=actor_type, actor_id=getattr(actor, "id", None),
+            actor_name=getattr(actor, "name", None), reason=reason,
+        )
+    )
+
+
+# --- transitions ---------------------------------------------------------------
+
+def cancel_order(*, user, order_no, reason=None):
+    """Dealer cancels an order before approval: stock and credit are released.
+
+    Raises 404 for another dealer's order, 409 `order_not_cancellable` after approval.
+    """
+    require_ordering_role(user)
+    with write_transaction() as session:
+        account = funds.lock_account(session, user.dealer_id)
+        order = session.execute(
+            select(Order).where(Order.order_no == order_no, Order.dealer_id == user.dealer_id).with_for_update()
+        ).scalar_one_or_none()
+        if order is None:
+            raise NotFound("订单不存在", "order_not_found")
+        if order.status not in CANCELLABLE:
+            raise DomainError(
+                "order_not_cancellable",
+                f"订单当前状态为「{STATUS_LABELS[order.status]}」，不能取消；如需取消请联系业务员",
+                409,
+            )
+        inventory.release(session, order.id)
+        if order.credit_held_fen:
+            funds.release_credit(session, account, amount_fen=order.credit_held_fen, order_id=order.id, note="订单取消")
+            order.credit_held_fen = 0
+        previous = order.status
+        order.status = "cancelled"
+        order.updated_at = utcnow()
+        _record_event(session, order, previous, "cancelled", actor=user, reason=reason or "经销商取消订单")
+    return order
+
+
+# --- cart ------------------------------------------------------------------------
+
+def get_cart(*, user):
+    """The user's cart priced for their dealer, with every problem (as at checkout)."""
+    items = db.session.execute(
+        select(CartItem.sku_id, CartItem.qty).where(CartItem.user_id == user.id).order_by(CartItem.updated_at)
+    ).all()
+    lines = [{"sku_id": i.sku_id, "qty": i.qty} for i in items]
+    return quote_lines(db.session, Buyer.of(user.dealer), lines)
+
+
+def set_cart_item(*, user, sku_id, qty):
+    """Put `qty` of a SKU in the cart (replacing what was there). 404 if not orderable."""
+    require_ordering_role(user)
+    with write_transaction() as session:
+        from app.pricing.service import priced_skus
+
+        if not priced_skus(session, Buyer.of(user.dealer), [sku_id]):
+            raise NotFound("商品不存在或不可订购", "sku_not_found")
+        item = session.get(CartItem, (user.id, sku_id))
+        if item is None:
+            count = session.execute(select(func.count()).where(CartItem.user_id == user.id)).scalar_one()
+            if count >= MAX_CART_ITEMS:
+                raise DomainError("cart_full", f"购物车最多 {MAX_CART_ITEMS} 种商品", 422)
+            session.add(CartItem(user_id=user.id, sku_id=sku_id, qty=qty, updated_at=utcnow()))
+        else:
+            item.qty = qty
+            item.updated_at = utcnow()
+
+
+def remove_cart_item(*, user, sku_id):
+    require_ordering_role(user)
+    with write_transaction() as session:
+        deleted = session.execute(
+            delete(CartItem).where(CartItem.user_id == user.id, CartItem.sku_id == sku_id)
+        ).rowcount
+        if not deleted:
+            raise NotFound("购物车中没有该商品", "cart_item_not_found")

@@ -1,0 +1,229 @@
+"""The one place prices are computed.
+
+For a dealer and SKU the unit price is the first that applies of: the dealer's own price
+list, the dealer's tier price list, the SKU's list price. Only lists valid today count
+(`valid_from <= today <= valid_to`, open-ended when `valid_to` is NULL); among several
+valid lists of one kind the most recently started wins. Visibility rules decide whether
+a SKU exists for the dealer at all (see `VisibilityRule`).
+"""
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, case, exists, func, literal, or_, select
+
+from app.catalog.models import Sku, VisibilityRule
+from app.inventory.models import Stock
+from app.money import line_amount
+from app.pricing.models import PriceList, PriceListItem
+
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def business_today():
+    """Price validity and order numbers follow the calendar day in China."""
+    return datetime.now(BUSINESS_TZ).date()
+
+
+@dataclass(frozen=True)
+class Buyer:
+    """Who prices are resolved for: the facts of a dealer that rules match on."""
+
+    dealer_id: int
+    dealer_code: str
+    tier_id: int
+    tier_code: str
+    region_code: str
+
+    @classmethod
+    def of(cls, dealer):
+        return cls(dealer.id, dealer.code, dealer.tier_id, dealer.tier.code, dealer.region_code)
+
+    @property
+    def region_targets(self):
+        """A region rule on a province or city covers everything under it."""
+        code = self.region_code
+        return sorted({code, code[:4] + "00", code[:2] + "0000"})
+
+
+def _rule_matches(buyer):
+    return or_(
+        and_(VisibilityRule.scope == "tier", VisibilityRule.target == buyer.tier_code),
+        and_(VisibilityRule.scope == "dealer", VisibilityRule.target == buyer.dealer_code),
+        and_(VisibilityRule.scope == "region", VisibilityRule.target.in_(buyer.region_targets)),
+    )
+
+
+def visible_condition(buyer):
+    """SQL condition on `Sku`: active and visible to this buyer."""
+    rule = VisibilityRule
+    denied = exists().where(rule.sku_id == Sku.id, rule.effect == "deny", _rule_matches(buyer))
+    has_allow = exists().where(rule.sku_id == Sku.id, rule.effect == "allow")
+    allowed = exists().where(rule.sku_id == Sku.id, rule.effect == "allow", _rule_matches(buyer))
+    return and_(Sku.status == "active", ~denied, or_(~has_allow, allowed))
+
+
+def _list_price(buyer, kind, today):
+    target = PriceList.dealer_id == buyer.dealer_id if kind == "dealer" else PriceList.tier_id == buyer.tier_id
+    return (
+        select(PriceListItem.price_fen)
+        .join(PriceList, PriceList.id == PriceListItem.price_list_id)
+        .where(
+            PriceListItem.sku_id == Sku.id,
+            PriceList.kind == kind,
+            target,
+            PriceList.valid_from <= today,
+            or_(PriceList.valid_to.is_(None), PriceList.valid_to >= today),
+        )
+        .order_by(PriceList.valid_from.desc(), PriceList.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def price_columns(buyer, today=None):
+    """(unit price, price source) SQL expressions on `Sku` for this buyer."""
+    today = today or business_today()
+    dealer_price = _list_price(buyer, "dealer", today)
+    tier_price = _list_price(buyer, "tier", today)
+    price = func.coalesce(dealer_price, tier_price, Sku.list_price_fen)
+    source = case(
+        (dealer_price.is_not(None), literal("dealer")),
+        (tier_price.is_not(None), literal("tier")),
+        else_=literal("list"),
+    )
+    return price.label("price_fen"), source.label("price_source")
+
+
+def available_column():
+    """Units available across warehouses: SUM(on_hand - reserved)."""
+    return (
+        select(func.coalesce(func.sum(Stock.on_hand - Stock.reserved), 0))
+        .where(Stock.sku_id == Sku.id)
+        .scalar_subquery()
+        .label("available")
+    )
+
+
+def stock_level(available, sku_low_qty):
+    if available <= 0:
+        return "out"
+    if available < sku_low_qty:
+        return "low"
+    return "in_stock"
+
+
+def priced_skus(session, buyer, sku_ids, today=None):
+    """{sku_id: row} for the requested ids that are visible to the buyer.
+
+    Each row has the SKU's fields, `price_fen`, `price_source` and `available`.
+    Ids that are unknown, inactive or hidden are simply absent.
+    """
+    if not sku_ids:
+        return {}
+    price, source = price_columns(buyer, today)
+    stmt = select(
+        Sku.id, Sku.code, Sku.name, Sku.spec, Sku.unit, Sku.pack_size, Sku.moq, Sku.step,
+        Sku.list_price_fen, Sku.low_stock_qty, price, source, available_column(),
+    ).where(Sku.id.in_(sorted(set(sku_ids))), visible_condition(buyer))
+    return {row.id: row for row in session.execute(stmt)}
+
+
+@dataclass
+class PricedLine:
+    sku_id: int
+    qty: int
+    sku_code: str = ""
+    name: str = ""
+    spec: str = ""
+    unit: str = ""
+    list_price_fen: int = 0
+    unit_price_fen: int = 0
+    amount_fen: int = 0
+    price_source: str = ""
+    available: int = 0
+
+
+@dataclass
+class Quote:
+    """What an order of these lines would cost and what stands in its way."""
+
+    lines: list
+    problems: list
+    subtotal_fen: int = 0
+    discount_fen: int = 0
+    shipping_fen: int = 0
+
+    @property
+    def total_fen(self):
+        return self.subtotal_fen - self.discount_fen + self.shipping_fen
+
+    def totals(self):
+        return {
+            "subtotal_fen": self.subtotal_fen,
+            "discount_fen": self.discount_fen,
+            "shipping_fen": self.shipping_fen,
+            "total_fen": self.total_fen,
+        }
+
+
+def merge_lines(lines):
+    """Order lines as (sku_id, qty) pairs with repeated SKUs added up, in first-seen order."""
+    merged = {}
+    for line in lines:
+        merged[line["sku_id"]] = merged.get(line["sku_id"], 0) + line["qty"]
+    return list(merged.items())
+
+
+def quote_lines(session, buyer, lines, *, check_stock=True, today=None):
+    """Price `lines` ([{sku_id, qty}]) from the server's own prices and list every problem.
+
+    Problems (each `{code, message, sku_id, ...}`): `sku_unavailable` (unknown, inactive
+    or not visible to this dealer — the same answer for all three), `below_moq`,
+    `not_step_multiple`, `insufficient_stock` (when `check_stock`).
+    """
+    pairs = merge_lines(lines)
+    rows = priced_skus(session, buyer, [sku_id for sku_id, _ in pairs], today)
+    quote = Quote(lines=[], problems=[])
+    for sku_id, qty in pairs:
+        row = rows.get(sku_id)
+        if row is None:
+            quote.problems.append(
+                {"code": "sku_unavailable", "sku_id": sku_id, "message": f"商品 {sku_id} 不存在或不可订购"}
+            )
+            continue
+        line = PricedLine(
+            sku_id=sku_id, qty=qty, sku_code=row.code, name=row.name, spec=row.spec, unit=row.unit,
+            list_price_fen=row.list_price_fen, unit_price_fen=row.price_fen,
+            amount_fen=line_amount(row.price_fen, qty), price_source=row.price_source,
+            available=row.available,
+        )
+        quote.lines.append(line)
+        quote.subtotal_fen += line.amount_fen
+        quote.problems.extend(quantity_problems(row, qty))
+        if check_stock and qty > row.available:
+            quote.problems.append(shortage(row, qty, row.available))
+    return quote
+
+
+def quantity_problems(row, qty):
+    problems = []
+    if qty < row.moq:
+        problems.append({
+            "code": "below_moq", "sku_id": row.id, "qty": qty, "moq": row.moq,
+            "message": f"{row.name} 起订量为 {row.moq}{row.unit}，当前 {qty}{row.unit}",
+        })
+    if qty % row.step:
+        problems.append({
+            "code": "not_step_multiple", "sku_id": row.id, "qty": qty, "step": row.step,
+            "message": f"{row.name} 须按 {row.step}{row.unit} 的整数倍订购",
+        })
+    return problems
+
+
+def shortage(row, qty, available):
+    return {
+        "code": "insufficient_stock", "sku_id": row.id, "qty": qty, "available": max(available, 0),
+        "message": f"{row.name} 库存不足：需要 {qty}{row.unit}，可用 {max(available, 0)}{row.unit}",
+    }
+

@@ -1,0 +1,29 @@
+from flask import g
+from flask_smorest import Blueprint
+
+from app.dealers import service
+from app.dealers.schemas import AddressIn, AddressList, AddressOut
+from miniprogram_api import presenters
+from miniprogram_api.auth import BEARER_DOC, dealer_user_required, require_json_body
+
+blp = Blueprint("addresses", __name__, url_prefix="/addresses", description="收货地址")
+blp.before_request(require_json_body)
+
+
+@blp.get("")
+@blp.response(200, AddressList)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def list_addresses():
+    """本经销商的收货地址（默认地址在前）"""
+    return {"items": [presenters.address(a) for a in service.list_addresses(dealer_id=g.user.dealer_id)]}
+
+
+@blp.post("")
+@blp.arguments(AddressIn)
+@blp.response(201, AddressOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def add_address(body):
+    """新增收货地址"""
+    return presenters.address(service.add_address(user=g.user, **body))

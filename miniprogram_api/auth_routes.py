@@ -1,0 +1,54 @@
+from flask import current_app, g
+from flask_smorest import Blueprint
+
+from app.dealers import service
+from app.dealers.schemas import BindIn, LoginIn, LoginOut, MeOut
+from app.funds.service import credit_summary
+from app.integrations.wechat import MiniProgramGateway
+from miniprogram_api.auth import BEARER_DOC, current_openid, dealer_user_required, require_json_body
+
+blp = Blueprint("auth", __name__, url_prefix="", description="登录、绑定与当前账号")
+blp.before_request(require_json_body)
+
+
+@blp.post("/auth/login")
+@blp.arguments(LoginIn)
+@blp.response(200, LoginOut)
+def login(body):
+    """用 wx.login() 的 code 登录，换取令牌"""
+    gateway = MiniProgramGateway.from_config(current_app.config)
+    return service.login_with_code(js_code=body["code"], gateway=gateway)
+
+
+@blp.post("/auth/bind")
+@blp.arguments(BindIn)
+@blp.response(200, MeOut)
+@blp.doc(security=BEARER_DOC)
+def bind(body):
+    """用邀请码把当前微信绑定到经销商账号"""
+    user = service.bind_invite(openid=current_openid(), invite_code=body["invite_code"], name=body.get("name"))
+    return me_view(user)
+
+
+@blp.get("/me")
+@blp.response(200, MeOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def me():
+    """当前用户、所属经销商与信用额度"""
+    return me_view(g.user)
+
+
+def me_view(user):
+    dealer = user.dealer
+    return {
+        "user": {"id": user.id, "name": user.name, "role": user.role},
+        "dealer": {
+            "code": dealer.code,
+            "name": dealer.name,
+            "status": dealer.status,
+            "tier": {"code": dealer.tier.code, "name": dealer.tier.name},
+            "region": {"code": dealer.region.code, "name": dealer.region.name},
+        },
+        "credit": credit_summary(dealer.id),
+    }

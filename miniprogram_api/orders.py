@@ -1,0 +1,124 @@
+import re
+
+from flask import g, request
+from flask_smorest import Blueprint
+from sqlalchemy.orm import selectinload
+
+from app.errors import DomainError
+from app.orders import service
+from app.orders.schemas import CancelIn, CheckoutIn, OrderIn, OrderListQuery, OrderOut, OrderPage, PreviewOut
+from miniprogram_api import presenters
+from miniprogram_api.auth import BEARER_DOC, dealer_user_required, require_json_body
+
+blp = Blueprint("orders", __name__, url_prefix="", description="结算与订单")
+blp.before_request(require_json_body)
+
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{8,64}$")
+ORDER_NO = "<string(maxlength=20):order_no>"
+IDEMPOTENCY_DOC = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": True,
+            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY.pattern},
+            "description": "每次下单生成一个新值（如 UUID）；网络重试时沿用同一个值，不会重复下单",
+        }
+    ]
+}
+
+
+@blp.post("/checkout/preview")
+@blp.arguments(CheckoutIn)
+@blp.response(200, PreviewOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def preview(body):
+    """结算预览：计算价格并列出所有问题，不创建订单"""
+    result = service.preview_order(user=g.user, lines=body["lines"], address_id=body.get("address_id"))
+    quote = result["quote"]
+    return {
+        "ok": not result["problems"],
+        "lines": [presenters.priced_line(line) for line in quote.lines],
+        "totals": quote.totals(),
+        "problems": result["problems"],
+        "credit": result["credit"],
+        "address": presenters.address(result["address"]),
+    }
+
+
+def _idempotency_key():
+    key = request.headers.get("Idempotency-Key", "").strip()
+    if not key:
+        raise DomainError("idempotency_key_required", "缺少 Idempotency-Key 请求头，请为每次下单生成唯一值", 400)
+    if not IDEMPOTENCY_KEY.match(key):
+        raise DomainError(
+            "idempotency_key_invalid", "Idempotency-Key 应为 8–64 位字母、数字或 _ . : -", 400
+        )
+    return key
+
+
+@blp.post("/orders")
+@blp.arguments(OrderIn)
+@blp.response(201, OrderOut)
+@blp.doc(security=BEARER_DOC, **IDEMPOTENCY_DOC)
+@dealer_user_required
+def submit(body):
+    """提交订单（按服务器价格重新计价，锁定库存与信用额度）"""
+    key = _idempotency_key()
+    order, replayed = service.submit_order(
+        user=g.user,
+        lines=body["lines"],
+        idempotency_key=key,
+        address_id=body.get("address_id"),
+        remark=body["remark"],
+        payment_method=body["payment_method"],
+    )
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return presenters.order(order), 201, headers
+
+
+@blp.get("/orders")
+@blp.arguments(OrderListQuery, location="query")
+@blp.response(200, OrderPage)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def list_orders(query):
+    """我的订单（新的在前）"""
+    orders, total = service.list_orders(
+        dealer_id=g.user.dealer_id, status=query.get("status"), page=query["page"],
+        page_size=query["page_size"], options=[selectinload(service.Order.lines)],
+    )
+    return {
+        "items": [
+            {
+                "order_no": o.order_no, "status": o.status,
+                "status_label": presenters.STATUS_LABELS[o.status], "total_fen": o.total_fen,
+                "line_count": len(o.lines), "created_at": o.created_at,
+            }
+            for o in orders
+        ],
+        "page": query["page"],
+        "page_size": query["page_size"],
+        "total": total,
+    }
+
+
+@blp.get(f"/orders/{ORDER_NO}")
+@blp.response(200, OrderOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def get_order(order_no):
+    """订单详情：明细、金额与状态记录"""
+    return presenters.order(service.get_order(dealer_id=g.user.dealer_id, order_no=order_no))
+
+
+@blp.post(f"/orders/{ORDER_NO}/cancel")
+@blp.arguments(CancelIn)
+@blp.response(200, OrderOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def cancel(body, order_no):
+    """取消订单（仅限审批前），释放库存与信用额度"""
+    order = service.cancel_order(user=g.user, order_no=order_no, reason=body.get("reason"))
+    return presenters.order(order)

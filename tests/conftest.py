@@ -1,0 +1,200 @@
+"""Fixtures: an app on a fresh migrated SQLite file per test, an app on PostgreSQL
+(when TEST_DATABASE_URL is set), a WeChat stand-in on 127.0.0.1, and data factories.
+
+Set REQUIRE_SERVICES=1 (CI does) to turn a missing or unreachable PostgreSQL/Redis
+into an error instead of a skip.
+"""
+import os
+import shutil
+import socket
+import uuid
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from app import create_app
+from app.config import _database_url
+from app.extensions import db
+from tests import factories
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+# --- no traffic to the internet ---------------------------------------------
+
+_real_send = requests.adapters.HTTPAdapter.send
+
+
+def _local_only_send(self, request, *args, **kwargs):
+    host = urlsplit(request.url).hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise AssertionError(f"test tried to reach a real host: {request.url}")
+    return _real_send(self, request, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _no_internet(monkeypatch):
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", _local_only_send)
+
+
+# --- WeChat stand-in ----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def standin():
+    from app.integrations.standin import StandinServer
+
+    server = StandinServer.start(app_id="wx-test-appid", secret="test-app-secret")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wechat(standin):
+    standin.reset()
+    return standin
+
+
+def _base_config(standin):
+    return {
+        "ENV_NAME": "test",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "REDIS_URL": None,
+        "WECHAT_API_BASE": standin.base_url,
+        "WECOM_API_BASE": standin.base_url,
+        "WECHATPAY_API_BASE": standin.base_url,
+        "WECHAT_APP_ID": "wx-test-appid",
+        "WECHAT_APP_SECRET": "test-app-secret",
+        "WECHAT_HTTP_TIMEOUT": 2,
+    }
+
+
+def _migrate(app):
+    from flask_migrate import upgrade
+
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+# --- SQLite app (the core suite) -----------------------------------------------
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory, standin):
+    path = tmp_path_factory.mktemp("db") / "template.sqlite3"
+    app = create_app({**_base_config(standin), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+    _migrate(app)
+    return path
+
+
+@pytest.fixture
+def app(tmp_path, _sqlite_template, standin):
+    path = tmp_path / "test.sqlite3"
+    shutil.copy(_sqlite_template, path)
+    app = create_app({**_base_config(standin), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# --- PostgreSQL app -------------------------------------------------------------
+
+def _service_unavailable(what):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {what}", pytrace=False)
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def _pg_schema_url(standin):
+    if not TEST_DATABASE_URL:
+        _service_unavailable("TEST_DATABASE_URL is not set")
+    import sqlalchemy as sa
+
+    base_url = _database_url(TEST_DATABASE_URL)
+    schema = f"dinghuo_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(base_url)
+    try:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    except sa.exc.OperationalError as exc:
+        _service_unavailable(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {exc.orig}")
+    sep = "&" if "?" in base_url else "?"
+    url = f"{base_url}{sep}options=-csearch_path%3D{schema}"
+    app = create_app({**_base_config(standin), "SQLALCHEMY_DATABASE_URI": url})
+    _migrate(app)
+    yield url
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    admin.dispose()
+
+
+@pytest.fixture
+def pg_app(_pg_schema_url, standin):
+    app = create_app(
+        {
+            **_base_config(standin),
+            "SQLALCHEMY_DATABASE_URI": _pg_schema_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20, "max_overflow": 20},
+        }
+    )
+    with app.app_context():
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def pg_client(pg_app):
+    return pg_app.test_client()
+
+
+# --- Redis ------------------------------------------------------------------------
+
+@pytest.fixture
+def redis_url():
+    if not TEST_REDIS_URL:
+        _service_unavailable("TEST_REDIS_URL is not set")
+    import redis
+
+    try:
+        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        _service_unavailable(f"Redis at TEST_REDIS_URL is unreachable: {exc}")
+    return TEST_REDIS_URL
+
+
+# --- data -------------------------------------------------------------------------
+
+@pytest.fixture
+def world(app):
+    """Two dealers with users, a small catalogue with prices and stock (SQLite)."""
+    return factories.build_world()
+
+
+@pytest.fixture
+def pg_world(pg_app):
+    return factories.build_world()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

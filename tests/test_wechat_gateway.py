@@ -1,0 +1,271 @@
+"""MiniProgramGateway against the WeChat stand-in, over real HTTP on 127.0.0.1.
+
+Imports only the integration modules: no Flask main app, no database.
+"""
+import socket
+import time
+
+import pytest
+
+from app.integrations import wechat
+from app.integrations.standin import StandinServer
+from app.integrations.wechat import MiniProgramGateway, WeChatError, WeChatUnavailable
+
+APP_ID = "wx-test-appid"
+SECRET = "test-app-secret"
+
+
+@pytest.fixture(scope="module")
+def standin():
+    server = StandinServer.start(app_id=APP_ID, secret=SECRET)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def connections(monkeypatch):
+    """Record every outbound TCP connect and refuse any that is not 127.0.0.1."""
+    seen = []
+    real_connect = socket.socket.connect
+
+    def guarded_connect(sock, address):
+        seen.append(address)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] != "127.0.0.1":
+            raise AssertionError(f"test tried to reach {address!r}")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    return seen
+
+
+@pytest.fixture(autouse=True)
+def clean_standin(request):
+    if "standin" in request.fixturenames:
+        request.getfixturevalue("standin").reset()
+
+
+def make_gateway(standin, secret=SECRET, app_id=APP_ID, timeout=2, redis_url=None):
+    return MiniProgramGateway(app_id, secret, standin.base_url, timeout, redis_url=redis_url)
+
+
+def test_code_to_session_returns_openid(standin):
+    code = standin.mint_code("o-dealer-001")
+    result = make_gateway(standin).code_to_session(code)
+    assert result["openid"] == "o-dealer-001"
+    assert result["session_key"]
+    assert "unionid" in result
+
+
+def test_code_to_session_makes_exactly_one_request_and_no_token_fetch(standin):
+    code = standin.mint_code()
+    make_gateway(standin).code_to_session(code)
+    recorded = standin.requests
+    assert len(recorded) == 1
+    (req,) = recorded
+    assert req["method"] == "GET"
+    assert req["path"] == "/sns/jscode2session"
+    assert req["query"] == {
+        "appid": APP_ID,
+        "secret": SECRET,
+        "js_code": code,
+        "grant_type": "authorization_code",
+    }
+
+
+def test_random_openid_when_none_given(standin):
+    openid = make_gateway(standin).code_to_session(standin.mint_code())["openid"]
+    assert openid.startswith("o") and len(openid) == 28
+
+
+def test_reused_code_is_40163(standin):
+    gateway = make_gateway(standin)
+    code = standin.mint_code()
+    gateway.code_to_session(code)
+    with pytest.raises(WeChatError) as info:
+        gateway.code_to_session(code)
+    assert info.value.errcode == 40163
+    assert not isinstance(info.value, WeChatUnavailable)
+
+
+def test_unknown_code_is_40029(standin):
+    with pytest.raises(WeChatError) as info:
+        make_gateway(standin).code_to_session("no-such-code")
+    assert info.value.errcode == 40029
+    assert info.value.errmsg == "invalid code"
+
+
+def test_wrong_secret_is_40125(standin):
+    with pytest.raises(WeChatError) as info:
+        make_gateway(standin, secret="wrong").code_to_session(standin.mint_code())
+    assert info.value.errcode == 40125
+
+
+def test_wrong_appid_is_40013(standin):
+    with pytest.raises(WeChatError) as info:
+        make_gateway(standin, app_id="wx-other").code_to_session(standin.mint_code())
+    assert info.value.errcode == 40013
+
+
+def test_system_busy_is_unavailable(standin):
+    standin.fail_next("/sns/jscode2session", errcode=-1)
+    gateway = make_gateway(standin)
+    code = standin.mint_code()
+    with pytest.raises(WeChatUnavailable) as info:
+        gateway.code_to_session(code)
+    assert info.value.errcode == -1
+    # The fault was used up and the code was not consumed: a retry works.
+    assert gateway.code_to_session(code)["openid"]
+
+
+def test_rate_limit_is_a_plain_wechat_error(standin):
+    standin.fail_next("/sns/jscode2session", errcode=45009)
+    with pytest.raises(WeChatError) as info:
+        make_gateway(standin).code_to_session(standin.mint_code())
+    assert info.value.errcode == 45009
+    assert not isinstance(info.value, WeChatUnavailable)
+
+
+def test_http_500_is_unavailable(standin):
+    standin.fail_next("/sns/jscode2session", http_status=500)
+    with pytest.raises(WeChatUnavailable) as info:
+        make_gateway(standin).code_to_session(standin.mint_code())
+    assert info.value.errcode is None
+
+
+def test_slow_reply_beyond_timeout_is_unavailable(standin):
+    standin.fail_next("/sns/jscode2session", delay_seconds=2)
+    gateway = make_gateway(standin, timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(WeChatUnavailable):
+        gateway.code_to_session(standin.mint_code())
+    assert time.monotonic() - started < 1.5
+
+
+def test_connection_refused_is_unavailable():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gateway = MiniProgramGateway(APP_ID, SECRET, f"http://127.0.0.1:{port}", 1)
+    with pytest.raises(WeChatUnavailable):
+        gateway.code_to_session("any")
+
+
+def test_access_token_uses_stable_token_on_standin_and_caches(standin, connections):
+    gateway = make_gateway(standin)
+    token = gateway.access_token()
+    assert token
+    recorded = standin.requests
+    assert len(recorded) == 1
+    assert recorded[0]["method"] == "POST"
+    assert recorded[0]["path"] == "/cgi-bin/stable_token"
+    assert recorded[0]["json"] == {
+        "grant_type": "client_credential",
+        "appid": APP_ID,
+        "secret": SECRET,
+        "force_refresh": False,
+    }
+    assert recorded[0]["query"] == {}
+
+    assert gateway.access_token() == token
+    assert len(standin.requests) == 1  # served from the cache
+    assert connections and all(addr[0] == "127.0.0.1" for addr in connections)
+
+
+def test_invalidated_token_is_fetched_again(standin):
+    gateway = make_gateway(standin)
+    gateway.access_token()
+    gateway.invalidate_access_token()
+    gateway.access_token()
+    assert [r["path"] for r in standin.requests] == ["/cgi-bin/stable_token"] * 2
+
+
+def test_access_token_errors_are_translated(standin):
+    with pytest.raises(WeChatError) as info:
+        make_gateway(standin, secret="wrong").access_token()
+    assert info.value.errcode == 40125
+    standin.fail_next("/cgi-bin/stable_token", http_status=503)
+    with pytest.raises(WeChatUnavailable):
+        make_gateway(standin).access_token()
+
+
+class FakeRedis:
+    def __init__(self):
+        self.data = {}
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def set(self, key, value, ex=None):
+        self.data[key] = value
+
+    def delete(self, key):
+        self.data.pop(key, None)
+
+
+def test_token_is_shared_through_redis(standin, monkeypatch):
+    import redis
+
+    fake = FakeRedis()
+    monkeypatch.setattr(redis.Redis, "from_url", classmethod(lambda cls, url, **kw: fake))
+    first = make_gateway(standin, redis_url="redis://localhost:6379/0")
+    token = first.access_token()
+    assert f"dinghuo:wechat:{APP_ID}_access_token" in fake.data
+    # Another process (another gateway) sees the same token without fetching.
+    second = make_gateway(standin, redis_url="redis://localhost:6379/0")
+    assert second.access_token() == token
+    assert len(standin.requests) == 1
+
+
+def test_from_config(standin):
+    gateway = MiniProgramGateway.from_config({
+        "WECHAT_APP_ID": APP_ID,
+        "WECHAT_APP_SECRET": SECRET,
+        "WECHAT_API_BASE": standin.base_url,
+        "WECHAT_HTTP_TIMEOUT": 3,
+        "REDIS_URL": None,
+    })
+    assert gateway.code_to_session(standin.mint_code("o-cfg"))["openid"] == "o-cfg"
+
+
+def test_standin_http_control_routes(standin):
+    import requests
+
+    code = requests.post(f"{standin.base_url}/_standin/wx/login", json={"openid": "o-http"}, timeout=2).json()["code"]
+    fault = requests.post(
+        f"{standin.base_url}/_standin/faults",
+        json={"path": "/sns/jscode2session", "errcode": 45009, "times": 1},
+        timeout=2,
+    )
+    assert fault.status_code == 201
+    gateway = make_gateway(standin)
+    with pytest.raises(WeChatError):
+        gateway.code_to_session(code)
+    assert gateway.code_to_session(code)["openid"] == "o-http"
+    recorded = requests.get(f"{standin.base_url}/_standin/requests", timeout=2).json()
+    assert [r["path"] for r in recorded] == ["/sns/jscode2session"] * 2
+    assert requests.post(f"{standin.base_url}/_standin/reset", timeout=2).ok
+    assert standin.requests == []
+    page = requests.get(f"{standin.base_url}/", timeout=2)
+    assert "生成登录码" in page.text
+
+
+def test_only_the_gateway_module_imports_wechatpy():
+    import ast
+    from pathlib import Path
+
+    app_dir = Path(wechat.__file__).resolve().parent.parent
+    importers = set()
+    for path in app_dir.rglob("*.py"):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except SyntaxError:  # a file being edited elsewhere; not ours to judge
+            continue
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            if any(name.split(".")[0] == "wechatpy" for name in names):
+                importers.add(path.relative_to(app_dir).as_posix())
+    assert importers == {"integrations/wechat.py"}
