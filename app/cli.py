@@ -14,13 +14,17 @@ dealers_cli = AppGroup("dealers", help="经销商管理")
 
 @demo_cli.command("seed")
 @click.option("--reset", is_flag=True, help="先清空业务数据再写入演示数据")
-def demo_seed(reset):
+@click.option("--if-empty", is_flag=True, help="数据库已有数据时跳过（不报错）")
+def demo_seed(reset, if_empty):
     """写入演示品牌：等级、经销商、商品、仓库库存、价格表、信用额度、业务员和邀请码。"""
     from app.demo import seed_demo
 
     try:
         summary = seed_demo(reset=reset)
     except DomainError as exc:
+        if if_empty and exc.code == "demo_exists":
+            click.echo("数据库中已有数据，跳过演示数据写入。获取新的邀请码：flask --app wsgi dealers invite D001")
+            return
         raise click.ClickException(exc.message) from None
     for line in summary["lines"]:
         click.echo(line)

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import uuid
+from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
@@ -198,3 +199,27 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# --- CI guard: the service suites must really have run ------------------------------
+
+_service_runs = Counter()
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        for marker in ("postgres", "redis"):
+            if marker in report.keywords:
+                _service_runs[marker] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not REQUIRE_SERVICES or session.config.option.collectonly or session.config.option.markexpr:
+        return
+    missing = [m for m in ("postgres", "redis") if _service_runs[m] == 0]
+    if missing:
+        session.config.get_terminal_writer().line(
+            f"REQUIRE_SERVICES=1 but no {'/'.join(missing)} test passed: the service suites did not run",
+            red=True,
+        )
+        session.exitstatus = 1

@@ -1,0 +1,45 @@
+# Two commands from a fresh clone:
+#   make demo   installs, migrates, seeds the demo brand and serves it (SQLite, no servers needed)
+#   make test   installs and runs the tests (PostgreSQL/Redis suites when TEST_DATABASE_URL/TEST_REDIS_URL are set)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+
+.PHONY: demo test install install-dev migrate seed serve bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+migrate: install
+	$(FLASK) db upgrade
+
+seed: migrate
+	$(FLASK) demo seed --if-empty
+
+serve: install
+	$(FLASK) demo serve
+
+demo: seed serve
+
+test: install-dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	bench/run.sh
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .hypothesis

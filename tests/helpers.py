@@ -1,0 +1,39 @@
+"""Small helpers the API tests share."""
+import uuid
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.funds.models import CreditAccount
+from app.inventory.models import Stock
+
+MP = "/api/mp/v1"
+
+
+def new_key():
+    return uuid.uuid4().hex
+
+
+def submit(client, headers, lines, key=None, **extra):
+    return client.post(
+        f"{MP}/orders", headers={**headers, "Idempotency-Key": key or new_key()}, json={"lines": lines, **extra}
+    )
+
+
+def available(sku):
+    db.session.expire_all()
+    row = db.session.execute(
+        select(func.sum(Stock.on_hand - Stock.reserved), func.sum(Stock.reserved)).where(Stock.sku_id == sku.id)
+    ).one()
+    return row[0]
+
+
+def reserved(sku):
+    db.session.expire_all()
+    return db.session.execute(select(func.sum(Stock.reserved)).where(Stock.sku_id == sku.id)).scalar_one()
+
+
+def credit(dealer):
+    db.session.expire_all()
+    account = db.session.get(CreditAccount, dealer.id)
+    return {"limit": account.credit_limit_fen, "held": account.held_fen, "receivable": account.receivable_fen}

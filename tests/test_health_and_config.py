@@ -1,0 +1,79 @@
+import pytest
+
+from app import create_app
+from app.config import ConfigError
+
+
+def test_healthz_reports_database_and_in_process_queue(client):
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    assert r.json["status"] == "ok"
+    assert r.json["checks"]["database"]["ok"] is True
+    assert r.json["checks"]["queue"] == {"ok": True, "backend": "in-process"}
+
+
+@pytest.mark.redis
+def test_healthz_reports_redis(app, redis_url):
+    app.config["REDIS_URL"] = redis_url
+    r = app.test_client().get("/healthz")
+    assert r.status_code == 200
+    assert r.json["checks"]["queue"]["backend"] == "redis"
+    assert r.json["checks"]["queue"]["ok"] is True
+
+
+def test_healthz_is_503_when_redis_is_unreachable(app):
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    r = app.test_client().get("/healthz")
+    assert r.status_code == 503
+    assert r.json["status"] == "degraded"
+    assert r.json["checks"]["queue"]["ok"] is False
+
+
+@pytest.mark.postgres
+def test_healthz_on_postgresql(pg_client):
+    r = pg_client.get("/healthz")
+    assert r.json["checks"]["database"]["backend"] == "postgresql"
+
+
+def test_production_refuses_to_start_without_secrets(monkeypatch):
+    for name in ("SECRET_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DINGHUO_ENV", "production")
+    with pytest.raises(ConfigError) as exc:
+        create_app()
+    message = str(exc.value)
+    assert "SECRET_KEY" in message and "WECHAT_APP_SECRET" in message and "缺少" in message
+
+
+def test_production_refuses_a_short_secret_key(monkeypatch):
+    monkeypatch.setenv("DINGHUO_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "short")
+    monkeypatch.setenv("WECHAT_APP_ID", "wx123")
+    monkeypatch.setenv("WECHAT_APP_SECRET", "s")
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_production_starts_with_everything_set(monkeypatch, tmp_path):
+    monkeypatch.setenv("DINGHUO_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("WECHAT_APP_ID", "wx123")
+    monkeypatch.setenv("WECHAT_APP_SECRET", "s")
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/p.sqlite3")
+    app = create_app()
+    assert app.config["WECHAT_API_BASE"] == "https://api.weixin.qq.com"
+
+
+def test_postgres_urls_use_psycopg3(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
+    app = create_app()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+
+
+def test_outbound_bases_are_configurable(monkeypatch):
+    monkeypatch.setenv("WECHAT_API_BASE", "http://127.0.0.1:9/")
+    monkeypatch.setenv("WECOM_API_BASE", "http://127.0.0.1:8")
+    monkeypatch.setenv("WECHATPAY_API_BASE", "http://127.0.0.1:7")
+    app = create_app()
+    assert (app.config["WECHAT_API_BASE"], app.config["WECOM_API_BASE"], app.config["WECHATPAY_API_BASE"]) == (
+        "http://127.0.0.1:9", "http://127.0.0.1:8", "http://127.0.0.1:7")
