@@ -30,6 +30,8 @@ def create_app(config=None):
         Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic announces each autogenerate plugin at import; that is noise in CLI output.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
     from app import database  # noqa: F401  (registers the SQLite transaction hooks)
     from app import errors, models  # noqa: F401

@@ -6,6 +6,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from app.dealers.models import ROLE_LABELS
 from app.errors import DomainError
 
 demo_cli = AppGroup("demo", help="演示数据与本地演示环境")
@@ -67,7 +68,6 @@ def dealers_invite(dealer_code, role, days):
     click.echo(invite.code)
 
 
-ROLE_LABELS = {"owner": "负责人", "buyer": "采购员", "viewer": "只读"}
 
 
 @dealers_cli.command("show")

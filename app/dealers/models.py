@@ -9,6 +9,7 @@ from app.models_base import UTCDateTime, pk, timestamp
 DEALER_STATUSES = ("active", "suspended")
 USER_ROLES = ("owner", "buyer", "viewer")
 ORDERING_ROLES = ("owner", "buyer")
+ROLE_LABELS = {"owner": "负责人", "buyer": "采购员", "viewer": "只读"}
 
 
 class Region(db.Model):

@@ -1,0 +1,500 @@
+"""Demo data: a believable food & beverage brand for `flask --app wsgi demo seed`.
+
+Everything is written in one `write_transaction()`, so a failure leaves nothing behind.
+Data lives in the module-level tables below; the functions only turn them into rows.
+"""
+import random
+import secrets
+import unicodedata
+from datetime import date, timedelta
+from typing import NamedTuple
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.catalog.models import Category, Sku, VisibilityRule
+from app.dealers.models import ROLE_LABELS
+from app.database import write_transaction
+from app.dealers.models import Address, Dealer, InviteCode, Region, Tier
+from app.dealers.service import INVITE_ALPHABET, INVITE_LENGTH
+from app.errors import DomainError
+from app.extensions import db
+from app.funds.models import CreditAccount
+from app.inventory.models import Stock, Warehouse
+from app.models_base import utcnow
+from app.money import apply_bp
+from app.pricing.models import PriceList, PriceListItem
+from app.staff.models import Staff
+
+# --- regions (GB/T 2260): province, then the cities dealers and warehouses use ---------
+
+REGIONS = (
+    ("110000", "北京市", (("110100", "市辖区"),)),
+    ("310000", "上海市", (("310100", "市辖区"),)),
+    ("320000", "江苏省", (("320100", "南京市"), ("320500", "苏州市"))),
+    ("330000", "浙江省", (("330100", "杭州市"), ("330200", "宁波市"))),
+    ("350000", "福建省", (("350100", "福州市"), ("350200", "厦门市"))),
+    ("370000", "山东省", (("370100", "济南市"), ("370200", "青岛市"))),
+    ("410000", "河南省", (("410100", "郑州市"),)),
+    ("420000", "湖北省", (("420100", "武汉市"),)),
+    ("430000", "湖南省", (("430100", "长沙市"),)),
+    ("440000", "广东省", (("440100", "广州市"), ("440300", "深圳市"), ("440600", "佛山市"))),
+    ("510000", "四川省", (("510100", "成都市"),)),
+)
+
+# --- tiers, credit limits and tier discounts ---------------------------------------------
+
+TIERS = (  # code, name, rank
+    ("gold", "金牌", 1),
+    ("silver", "银牌", 2),
+    ("standard", "普通", 3),
+)
+CREDIT_LIMIT_FEN = {"gold": 500_000_00, "silver": 200_000_00, "standard": 50_000_00}
+TIER_PRICE_BP = {"gold": 8500, "silver": 9200}  # 普通 pays list price
+EXPIRED_TIER_PRICE = ("gold", 8800)  # last year's 金牌 list, to show validity dates matter
+
+# --- sales reps ----------------------------------------------------------------------------
+
+REPS = (  # username, name, phone, wecom_userid
+    ("zhangwei", "张伟", "13926018832", "ZhangWei"),
+    ("lina", "李娜", "13816257749", "LiNa"),
+    ("wanglei", "王磊", "13601093368", "WangLei"),
+    ("liuyang", "刘洋", "13880261957", "LiuYang"),
+)
+
+# --- dealers ---------------------------------------------------------------------------------
+
+
+class DealerSpec(NamedTuple):
+    code: str
+    name: str
+    tier: str
+    city: str
+    rep: str
+    contact: str
+    phone: str
+    address: str
+    status: str = "active"
+
+
+DEALERS = (
+    DealerSpec("D001", "广州市天河区鑫达商贸有限公司", "gold", "440100", "zhangwei", "陈志强", "13802461187",
+               "天河区黄埔大道西638号富力科讯大厦1206室"),
+    DealerSpec("D002", "上海沪联食品贸易有限公司", "gold", "310100", "lina", "周建华", "13917735520",
+               "浦东新区张杨路1588号8楼"),
+    DealerSpec("D003", "深圳市南山区鹏程酒店用品有限公司", "silver", "440300", "zhangwei", "黄晓敏", "13728859031",
+               "南山区高新南七道12号2栋301"),
+    DealerSpec("D004", "杭州禾丰副食品有限公司", "gold", "330100", "lina", "吴国平", "13588162347",
+               "西湖区文三路478号华星时代广场B座603"),
+    DealerSpec("D005", "北京京味源商贸有限公司", "silver", "110100", "wanglei", "赵立新", "13601128846",
+               "朝阳区东三环北路27号1105室"),
+    DealerSpec("D006", "佛山市南海区顺联粮油贸易有限公司", "standard", "440600", "zhangwei", "梁永康", "13690351742",
+               "南海区桂城街道南海大道北76号"),
+    DealerSpec("D007", "南京金陵百味食品有限公司", "silver", "320100", "lina", "孙海燕", "13851907264",
+               "江宁区双龙大道1118号"),
+    DealerSpec("D008", "苏州鲜达商贸有限公司", "standard", "320500", "lina", "钱文斌", "13962135508",
+               "吴中区宝带东路399号"),
+    DealerSpec("D009", "成都蜀香源食品有限公司", "gold", "510100", "liuyang", "杨春林", "13880547712",
+               "武侯区二环路南四段51号"),
+    DealerSpec("D010", "武汉江城汇丰商贸有限公司", "silver", "420100", "liuyang", "胡德明", "13871264490",
+               "江汉区新华路218号"),
+    DealerSpec("D011", "济南泉城润丰食品有限公司", "standard", "370100", "wanglei", "王建军", "13953118825",
+               "历下区经十路9777号"),
+    DealerSpec("D012", "青岛海润达商贸有限公司", "silver", "370200", "wanglei", "刘晓东", "13805329961",
+               "李沧区九水东路320号"),
+    DealerSpec("D013", "郑州中原百汇商贸有限公司", "standard", "410100", "wanglei", "张红梅", "13838270135",
+               "金水区花园路139号"),
+    DealerSpec("D014", "宁波甬江食品贸易有限公司", "standard", "330200", "lina", "徐海波", "13906613274",
+               "鄞州区天童南路588号"),
+    DealerSpec("D015", "长沙湘味坊食品有限公司", "silver", "430100", "liuyang", "谭志勇", "13907316628",
+               "岳麓区麓谷大道627号"),
+    DealerSpec("D016", "厦门鹭岛鑫源商贸有限公司", "standard", "350200", "zhangwei", "林美玲", "13959278803",
+               "思明区莲前西路2号"),
+    DealerSpec("D017", "深圳市万家福食品贸易有限公司", "standard", "440300", "zhangwei", "郑伟鹏", "13823650497",
+               "宝安区新安街道宝民一路211号"),
+    DealerSpec("D018", "北京顺和丰商贸有限公司", "standard", "110100", "wanglei", "马玉兰", "13910825543",
+               "丰台区南四环西路188号十二区7号楼"),
+    DealerSpec("D019", "成都天府优选商贸有限公司", "standard", "510100", "liuyang", "罗小军", "13981952206",
+               "成华区建设路55号"),
+    DealerSpec("D020", "福州闽都食品有限公司", "standard", "350100", "zhangwei", "陈丽华", "13705019978",
+               "鼓楼区五四路158号", status="suspended"),
+)
+
+# --- catalogue -------------------------------------------------------------------------------
+
+
+class SkuSpec(NamedTuple):
+    name: str
+    spec: str
+    unit: str
+    pack_size: int
+    list_price_fen: int
+    moq: int = 1
+    step: int = 1
+    low_stock_qty: int = 20
+    status: str = "active"
+
+
+# (category name, SKU code prefix, SKUs); codes are DH-<prefix>-001, -002, ... in order.
+CATALOGUE = (
+    ("酱油", "JY", (
+        SkuSpec("特级生抽王", "500ml×12瓶", "箱", 12, 4800),
+        SkuSpec("金标生抽", "1.9L×6桶", "箱", 6, 7200),
+        SkuSpec("头道鲜酱油", "1L×12瓶", "箱", 12, 9600),
+        SkuSpec("老抽王", "500ml×12瓶", "箱", 12, 4200),
+        SkuSpec("草菇老抽", "1.9L×6桶", "箱", 6, 6900),
+        SkuSpec("零添加原酿酱油", "500ml×12瓶", "箱", 12, 8400),
+        SkuSpec("蒸鱼豉油", "450ml×12瓶", "箱", 12, 5400),
+        SkuSpec("儿童有机酱油", "160ml×24瓶", "箱", 24, 11520),
+        SkuSpec("餐饮装鲜味酱油", "20L×1桶", "桶", 1, 13800, low_stock_qty=10),
+    )),
+    ("醋", "CU", (
+        SkuSpec("山西老陈醋", "500ml×12瓶", "箱", 12, 3600),
+        SkuSpec("五年陈酿老陈醋", "420ml×12瓶", "箱", 12, 9800),
+        SkuSpec("镇江香醋", "500ml×12瓶", "箱", 12, 3900),
+        SkuSpec("酿造米醋", "500ml×12瓶", "箱", 12, 2880),
+        SkuSpec("白米醋", "1.75L×6桶", "箱", 6, 4500),
+        SkuSpec("饺子醋", "420ml×12瓶", "箱", 12, 3240),
+        SkuSpec("餐饮装陈醋", "20L×1桶", "桶", 1, 9800, low_stock_qty=10),
+        SkuSpec("零添加香醋", "500ml×12瓶", "箱", 12, 5400),
+    )),
+    ("料酒调味", "TW", (
+        SkuSpec("特级料酒", "500ml×12瓶", "箱", 12, 3000),
+        SkuSpec("黄酒料酒", "1.75L×6桶", "箱", 6, 4200),
+        SkuSpec("蚝油", "700g×12瓶", "箱", 12, 6000),
+        SkuSpec("餐饮装鲜蚝油", "2.27kg×6桶", "箱", 6, 10800),
+        SkuSpec("鸡精", "1kg×10袋", "件", 10, 12000),
+        SkuSpec("鲜味鸡粉", "200g×40袋", "件", 40, 8800),
+        SkuSpec("香辣豆瓣酱", "800g×12瓶", "箱", 12, 7200),
+        SkuSpec("广式叉烧酱", "240g×24瓶", "箱", 24, 7920),
+        SkuSpec("牛油火锅底料", "500g×30袋", "件", 30, 10500),
+    )),
+    ("饮料", "YL", (
+        SkuSpec("凉茶植物饮料", "310ml×24罐", "箱", 24, 6240, moq=5, step=5),
+        SkuSpec("无糖乌龙茶", "500ml×15瓶", "箱", 15, 5250, moq=5, step=5),
+        SkuSpec("柠檬茶", "500ml×15瓶", "箱", 15, 4500, moq=5, step=5),
+        SkuSpec("生榨椰汁", "245ml×24罐", "箱", 24, 7680),
+        SkuSpec("苹果醋饮料", "350ml×24瓶", "箱", 24, 8640),
+        SkuSpec("饮用天然水", "550ml×24瓶", "箱", 24, 2400, moq=10, step=2),
+        SkuSpec("苏打气泡水", "480ml×15瓶", "箱", 15, 5400),
+        SkuSpec("酸梅汤", "1L×12瓶", "箱", 12, 6600),
+        SkuSpec("酒店定制饮用水", "380ml×24瓶", "箱", 24, 3600, moq=10, step=2),
+    )),
+    ("休闲零食", "LS", (
+        SkuSpec("香辣牛肉干", "100g×30袋", "件", 30, 9000),
+        SkuSpec("手撕素肉", "200g×20袋", "件", 20, 5600, moq=10, step=2),
+        SkuSpec("海苔脆片", "40g×40袋", "件", 40, 6400, moq=10, step=2),
+        SkuSpec("卤味鹌鹑蛋", "20g×100袋", "件", 100, 5000, moq=10, step=2),
+        SkuSpec("麻辣花生", "250g×24袋", "件", 24, 4320),
+        SkuSpec("原味瓜子", "500g×20袋", "件", 20, 5000),
+        SkuSpec("椰子脆片", "60g×40袋", "件", 40, 7200),
+        SkuSpec("蛋黄酥", "6枚×12盒", "件", 12, 5760),
+        SkuSpec("老式麻花", "300g×20袋", "件", 20, 4400, status="inactive"),
+    )),
+    ("粮油", "LY", (
+        SkuSpec("压榨一级花生油", "5L×4桶", "箱", 4, 52000, low_stock_qty=10),
+        SkuSpec("非转基因大豆油", "5L×4桶", "箱", 4, 28000, low_stock_qty=10),
+        SkuSpec("玉米胚芽油", "5L×4桶", "箱", 4, 30000, low_stock_qty=10),
+        SkuSpec("小磨芝麻香油", "400ml×12瓶", "箱", 12, 14400),
+        SkuSpec("东北长粒香大米", "10kg×1袋", "袋", 1, 6900, moq=5, step=5),
+        SkuSpec("五常稻花香大米", "5kg×4袋", "件", 4, 23600, low_stock_qty=10),
+        SkuSpec("高筋小麦粉", "5kg×4袋", "件", 4, 9600),
+        SkuSpec("鸡蛋挂面", "1kg×10袋", "件", 10, 6500),
+        SkuSpec("食用植物调和油", "5L×4桶", "箱", 4, 19600, status="inactive"),
+    )),
+    ("节日礼盒", "LH", (
+        SkuSpec("金典调味品礼盒", "6瓶装×4盒", "箱", 4, 47600, low_stock_qty=10),
+        SkuSpec("粮油臻选礼盒", "花生油5L+大米5kg×2盒", "箱", 2, 39600, low_stock_qty=10),
+        SkuSpec("新春年货零食礼盒", "1.5kg×4盒", "箱", 4, 35200, low_stock_qty=10),
+        SkuSpec("端午粽子礼盒", "8只装×6盒", "箱", 6, 52800, low_stock_qty=10),
+        SkuSpec("中秋月饼礼盒", "6枚装×6盒", "箱", 6, 71400, low_stock_qty=10),
+        SkuSpec("匠心老陈醋礼盒", "2瓶装×6盒", "箱", 6, 35400, low_stock_qty=10),
+        SkuSpec("企业团购定制礼盒", "8件套×4盒", "箱", 4, 79600, low_stock_qty=10),
+    )),
+)
+SKU_CODE_FORMAT = "DH-{prefix}-{n:03d}"
+
+# --- warehouses and stock -----------------------------------------------------------------------
+
+WAREHOUSES = (  # code, name, region, priority
+    ("WH-GZ", "华南仓", "440100", 1),
+    ("WH-SH", "华东仓", "310100", 2),
+)
+# Units on hand per warehouse (华南仓, 华东仓) for the SKUs that are not plentiful.
+SCARCE_STOCK = {
+    "DH-JY-006": (5, 3),   # low
+    "DH-LS-007": (4, 4),   # low
+    "DH-LH-005": (6, 2),   # low
+    "DH-CU-008": (0, 0),   # out of stock
+    "DH-YL-008": (0, 0),   # out of stock
+}
+PLENTIFUL_STOCK_RANGE = (120, 900, 10)  # randrange(start, stop, step), seeded below
+STOCK_SEED = 2260
+
+# --- prices and visibility --------------------------------------------------------------------------
+
+DEALER_PRICE_LISTS = (  # dealer, list name, {SKU code: price in fen}
+    ("D001", "鑫达专属价", {"DH-JY-001": 3980, "DH-JY-004": 3400, "DH-TW-003": 4880, "DH-LY-001": 42800}),
+    ("D002", "沪联专属价", {"DH-CU-001": 2880, "DH-CU-003": 3100, "DH-YL-001": 5100}),
+)
+GOLD_ONLY_CATEGORY = "节日礼盒"
+VISIBILITY_RULES = (  # SKU code, scope, target, effect
+    ("DH-TW-008", "region", "310000", "deny"),   # 广式叉烧酱: not sold in 上海
+    ("DH-YL-009", "dealer", "D003", "allow"),    # 酒店定制饮用水: only for D003
+)
+
+# --- invites ---------------------------------------------------------------------------------------
+
+INVITES = (  # dealer, role
+    ("D001", "owner"), ("D001", "buyer"), ("D001", "viewer"),
+    ("D002", "owner"), ("D003", "owner"), ("D004", "owner"), ("D005", "owner"),
+)
+LOGIN_HINT = "在本地微信模拟服务页面获取登录 code，然后 POST /api/mp/v1/auth/login"
+
+
+# --- seeding ----------------------------------------------------------------------------------------
+
+def seed_demo(*, reset=False) -> dict:
+    """Write the demo brand in one transaction; returns `{"lines": [...]}` for the CLI."""
+    brand = current_app.config.get("BRAND_NAME") or "鼎禾食品"
+    ttl_days = current_app.config["INVITE_TTL_DAYS"]
+    today = date.today()
+    with write_transaction() as session:
+        if reset:
+            _delete_business_rows(session)
+        elif session.execute(select(Dealer.id).limit(1)).first() is not None:
+            raise DomainError("demo_exists", "数据库中已有数据；如需重建演示数据请加 --reset", 409)
+
+        seeded = {"regions": _seed_regions(session), "tiers": _seed_tiers(session), "reps": _seed_reps(session)}
+        seeded["dealers"] = _seed_dealers(session, seeded["tiers"], seeded["reps"])
+        seeded["categories"], seeded["skus"] = _seed_catalogue(session)
+        seeded["warehouses"] = _seed_stock(session, seeded["skus"])
+        seeded["price_lists"] = _seed_price_lists(session, today, seeded["tiers"], seeded["dealers"], seeded["skus"])
+        seeded["rules"] = _seed_visibility(session, seeded["categories"], seeded["skus"])
+        seeded["invites"] = _seed_invites(session, seeded["dealers"], ttl_days)
+        lines = _summary_lines(brand, seeded)
+    return {"lines": lines}
+
+
+def _delete_business_rows(session):
+    for table in reversed(db.metadata.sorted_tables):
+        if table.name != "alembic_version":
+            session.execute(table.delete())
+    # Deleted rows may still sit in the identity map, and SQLite reuses their ids.
+    session.expunge_all()
+
+
+def _add_all(session, rows):
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def _seed_regions(session):
+    # Provinces are flushed first: cities reference them through parent_code.
+    provinces = _add_all(session, [Region(code=code, name=name) for code, name, _ in REGIONS])
+    cities = _add_all(session, [
+        Region(code=city_code, name=city_name, parent_code=code)
+        for code, _, cities in REGIONS
+        for city_code, city_name in cities
+    ])
+    return {"provinces": provinces, "cities": cities}
+
+
+def _seed_tiers(session):
+    rows = _add_all(session, [Tier(code=code, name=name, rank=rank) for code, name, rank in TIERS])
+    return {tier.code: tier for tier in rows}
+
+
+def _seed_reps(session):
+    rows = _add_all(session, [
+        Staff(username=username, name=name, role="sales", phone=phone, wecom_userid=wecom_userid, password_hash=None)
+        for username, name, phone, wecom_userid in REPS
+    ])
+    return {rep.username: rep for rep in rows}
+
+
+def _seed_dealers(session, tiers, reps):
+    dealers = _add_all(session, [
+        Dealer(
+            code=spec.code,
+            name=spec.name,
+            tier_id=tiers[spec.tier].id,
+            region_code=spec.city,
+            rep_id=reps[spec.rep].id,
+            status=spec.status,
+            contact_name=spec.contact,
+            contact_phone=spec.phone,
+        )
+        for spec in DEALERS
+    ])
+    for spec, dealer in zip(DEALERS, dealers):
+        session.add(Address(
+            dealer_id=dealer.id,
+            contact_name=spec.contact,
+            phone=spec.phone,
+            region_code=spec.city,
+            detail=spec.address,
+            is_default=True,
+        ))
+        session.add(CreditAccount(
+            dealer_id=dealer.id,
+            credit_limit_fen=CREDIT_LIMIT_FEN[spec.tier],
+            receivable_fen=0,
+            held_fen=0,
+        ))
+    session.flush()
+    return {dealer.code: dealer for dealer in dealers}
+
+
+def _seed_catalogue(session):
+    categories = _add_all(session, [
+        Category(name=name, sort=sort) for sort, (name, _, _) in enumerate(CATALOGUE, start=1)
+    ])
+    skus = _add_all(session, [
+        Sku(code=SKU_CODE_FORMAT.format(prefix=prefix, n=n), category_id=category.id, **spec._asdict())
+        for category, (_, prefix, specs) in zip(categories, CATALOGUE)
+        for n, spec in enumerate(specs, start=1)
+    ])
+    return {category.name: category for category in categories}, {sku.code: sku for sku in skus}
+
+
+def _seed_stock(session, skus):
+    warehouses = _add_all(session, [
+        Warehouse(code=code, name=name, region_code=region, priority=priority)
+        for code, name, region, priority in WAREHOUSES
+    ])
+    rng = random.Random(STOCK_SEED)
+    for sku in skus.values():
+        on_hand = SCARCE_STOCK.get(sku.code) or [rng.randrange(*PLENTIFUL_STOCK_RANGE) for _ in warehouses]
+        for warehouse, qty in zip(warehouses, on_hand):
+            session.add(Stock(sku_id=sku.id, warehouse_id=warehouse.id, on_hand=qty, reserved=0))
+    session.flush()
+    return warehouses
+
+
+def _add_price_list(session, prices, **fields):
+    """A price list with `prices` ({sku_id: price_fen}) as its items."""
+    price_list = _add_all(session, [PriceList(**fields)])[0]
+    _add_all(session, [
+        PriceListItem(price_list_id=price_list.id, sku_id=sku_id, price_fen=price)
+        for sku_id, price in prices.items()
+    ])
+    return price_list
+
+
+def _discounted(skus, rate_bp):
+    return {sku.id: apply_bp(sku.list_price_fen, rate_bp) for sku in skus.values() if sku.status == "active"}
+
+
+def _seed_price_lists(session, today, tiers, dealers, skus):
+    this_year, last_year = today.year, today.year - 1
+    lists = [
+        _add_price_list(
+            session, _discounted(skus, rate_bp),
+            name=f"{this_year}年{tiers[tier].name}价", kind="tier", tier_id=tiers[tier].id,
+            valid_from=date(this_year, 1, 1),
+        )
+        for tier, rate_bp in TIER_PRICE_BP.items()
+    ]
+    lists += [
+        _add_price_list(
+            session, {skus[code].id: price for code, price in prices.items()},
+            name=name, kind="dealer", dealer_id=dealers[dealer_code].id, valid_from=date(this_year, 1, 1),
+        )
+        for dealer_code, name, prices in DEALER_PRICE_LISTS
+    ]
+    expired_tier, expired_bp = EXPIRED_TIER_PRICE
+    lists.append(_add_price_list(
+        session, _discounted(skus, expired_bp),
+        name=f"{last_year}年{tiers[expired_tier].name}价", kind="tier", tier_id=tiers[expired_tier].id,
+        valid_from=date(last_year, 1, 1), valid_to=date(last_year, 12, 31),
+    ))
+    return lists
+
+
+def _seed_visibility(session, categories, skus):
+    gold_only = categories[GOLD_ONLY_CATEGORY].id
+    specs = [(sku.code, "tier", "gold", "allow") for sku in skus.values() if sku.category_id == gold_only]
+    specs += VISIBILITY_RULES
+    return _add_all(session, [
+        VisibilityRule(sku_id=skus[code].id, scope=scope, target=target, effect=effect)
+        for code, scope, target, effect in specs
+    ])
+
+
+def _new_invite_code(taken):
+    while True:
+        code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
+        if code not in taken:
+            taken.add(code)
+            return code
+
+
+def _seed_invites(session, dealers, ttl_days):
+    expires_at = utcnow() + timedelta(days=ttl_days)
+    taken = set()
+    return _add_all(session, [
+        InviteCode(code=_new_invite_code(taken), dealer_id=dealers[code].id, role=role, expires_at=expires_at)
+        for code, role in INVITES
+    ])
+
+
+# --- output --------------------------------------------------------------------------------------------
+
+def _width(text):
+    """Columns `text` takes in a terminal (CJK characters are two wide)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _table(header, rows):
+    widths = [max(_width(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return [
+        "  " + "  ".join(cell + " " * (width - _width(cell)) for cell, width in zip(row, widths)).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+def _count_lines(brand, seeded):
+    regions, dealers, skus = seeded["regions"], seeded["dealers"].values(), seeded["skus"].values()
+    warehouses, lists = seeded["warehouses"], seeded["price_lists"]
+    suspended = sum(dealer.status != "active" for dealer in dealers)
+    inactive = sum(sku.status != "active" for sku in skus)
+    expired = sum(price_list.valid_to is not None for price_list in lists)
+    dealer_lists = sum(price_list.kind == "dealer" for price_list in lists)
+    return [
+        f"已写入「{brand}」演示数据：",
+        f"  地区 {len(regions['provinces']) + len(regions['cities'])} 个"
+        f"（省级 {len(regions['provinces'])}，市级 {len(regions['cities'])}）",
+        f"  经销商等级 {len(seeded['tiers'])} 个，业务员 {len(seeded['reps'])} 名",
+        f"  经销商 {len(dealers)} 家（暂停 {suspended} 家），每家含默认收货地址和信用账户",
+        f"  商品分类 {len(seeded['categories'])} 个，商品 {len(skus)} 个（下架 {inactive} 个）",
+        f"  仓库 {len(warehouses)} 个（{'、'.join(w.name for w in warehouses)}），"
+        f"库存记录 {len(skus) * len(warehouses)} 条",
+        f"  价格表 {len(lists)} 张（等级价 {len(lists) - dealer_lists - expired}，"
+        f"经销商专属价 {dealer_lists}，已过期 {expired}）",
+        f"  可见性规则 {len(seeded['rules'])} 条",
+    ]
+
+
+def _invite_lines(seeded):
+    invites = seeded["invites"]
+    dealers = {dealer.id: dealer for dealer in seeded["dealers"].values()}
+    rows = [
+        (dealers[invite.dealer_id].code, dealers[invite.dealer_id].name, ROLE_LABELS[invite.role], invite.code)
+        for invite in invites
+    ]
+    return [
+        f"邀请码（一次性，{invites[0].expires_at:%Y-%m-%d %H:%M} (UTC) 前有效）：",
+        *_table(("经销商", "名称", "角色", "邀请码"), rows),
+    ]
+
+
+def _summary_lines(brand, seeded):
+    return [
+        *_count_lines(brand, seeded),
+        "",
+        *_invite_lines(seeded),
+        "",
+        f"登录测试：{LOGIN_HINT}，再用上面的邀请码绑定经销商。",
+    ]

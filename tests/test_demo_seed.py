@@ -1,0 +1,184 @@
+"""`flask demo seed`: a complete, consistent demo brand written in one go."""
+from sqlalchemy import func, select
+
+from app.catalog.models import Category, Sku, VisibilityRule
+from app.dealers.models import Address, Dealer, InviteCode, Region, Tier
+from app.extensions import db
+from app.funds.models import CreditAccount
+from app.inventory.models import Stock, Warehouse
+from app.money import apply_bp
+from app.pricing.models import PriceList, PriceListItem
+from app.staff.models import Staff
+
+COUNTED = (Region, Tier, Staff, Dealer, Address, CreditAccount, Category, Sku, Warehouse, Stock,
+           PriceList, PriceListItem, VisibilityRule, InviteCode)
+
+
+def seed(runner, *args):
+    return runner.invoke(args=["demo", "seed", *args])
+
+
+def count(model):
+    return db.session.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def counts():
+    return {model.__name__: count(model) for model in COUNTED}
+
+
+def all_rows(model):
+    return db.session.execute(select(model)).scalars().all()
+
+
+def invite_codes():
+    return set(db.session.execute(select(InviteCode.code)).scalars())
+
+
+def dealer(code):
+    return db.session.execute(select(Dealer).where(Dealer.code == code)).scalar_one()
+
+
+def test_seed_creates_the_demo_brand(runner):
+    result = seed(runner)
+    assert result.exit_code == 0, result.output
+
+    dealers = all_rows(Dealer)
+    assert sorted(d.code for d in dealers) == [f"D{n:03d}" for n in range(1, 21)]
+    assert {(t.code, t.name, t.rank) for t in all_rows(Tier)} == {
+        ("gold", "金牌", 1), ("silver", "银牌", 2), ("standard", "普通", 3)
+    }
+    assert {d.tier.code for d in dealers} == {"gold", "silver", "standard"}
+    assert dealer("D020").status == "suspended"
+    assert all(d.status == "active" for d in dealers if d.code != "D020")
+    assert all(d.rep is not None and d.rep.role == "sales" for d in dealers)
+    assert count(Staff) == 4
+    assert 55 <= count(Sku) <= 65
+    assert count(Warehouse) == 2
+    assert count(Stock) == count(Sku) * 2
+
+
+def test_every_dealer_has_a_default_address_and_a_credit_account(runner):
+    assert seed(runner).exit_code == 0
+    limits = {"gold": 500_000_00, "silver": 200_000_00, "standard": 50_000_00}
+    for d in all_rows(Dealer):
+        defaults = db.session.execute(
+            select(Address).where(Address.dealer_id == d.id, Address.is_default.is_(True))
+        ).scalars().all()
+        assert len(defaults) == 1, d.code
+        assert len(defaults[0].phone) == 11 and defaults[0].phone.isdigit()
+        account = db.session.get(CreditAccount, d.id)
+        assert account is not None, d.code
+        assert account.credit_limit_fen == limits[d.tier.code]
+        assert account.receivable_fen == 0 and account.held_fen == 0
+
+
+def test_seed_prints_invite_codes_and_the_login_hint(runner):
+    result = seed(runner)
+    assert result.exit_code == 0, result.output
+    codes = invite_codes()
+    assert len(codes) >= 5
+    assert all(code in result.output for code in codes)
+    assert "鑫达商贸" in result.output
+    assert "在本地微信模拟服务页面获取登录 code，然后 POST /api/mp/v1/auth/login" in result.output
+    d001_roles = {i.role for i in all_rows(InviteCode) if i.dealer_id == dealer("D001").id}
+    assert d001_roles == {"owner", "buyer", "viewer"}
+
+
+def test_seeding_twice_without_reset_fails_and_changes_nothing(runner):
+    assert seed(runner).exit_code == 0
+    before, codes = counts(), invite_codes()
+
+    result = seed(runner)
+
+    assert result.exit_code != 0
+    assert "数据库中已有数据；如需重建演示数据请加 --reset" in result.output
+    assert counts() == before
+    assert invite_codes() == codes
+
+
+def test_reset_rebuilds_the_demo(runner):
+    assert seed(runner).exit_code == 0
+    before, old_codes = counts(), invite_codes()
+
+    result = seed(runner, "--reset")
+
+    assert result.exit_code == 0, result.output
+    assert counts() == before
+    assert invite_codes().isdisjoint(old_codes)
+
+
+def test_reset_on_an_empty_database_seeds(runner):
+    result = seed(runner, "--reset")
+    assert result.exit_code == 0, result.output
+    assert count(Dealer) == 20
+
+
+def test_every_region_code_used_exists(runner):
+    assert seed(runner).exit_code == 0
+    regions = {r.code: r for r in all_rows(Region)}
+    used = [d.region_code for d in all_rows(Dealer)]
+    used += [a.region_code for a in all_rows(Address)]
+    used += [w.region_code for w in all_rows(Warehouse)]
+    used += [r.target for r in all_rows(VisibilityRule) if r.scope == "region"]
+    assert set(used) <= set(regions)
+    for region in regions.values():
+        if region.parent_code is not None:
+            assert region.parent_code in regions
+            assert region.code[:2] == region.parent_code[:2]
+    # Shipping addresses point at cities, not provinces.
+    assert all(regions[a.region_code].parent_code for a in all_rows(Address))
+
+
+def test_price_lists_hold_positive_integer_prices(runner):
+    assert seed(runner).exit_code == 0
+    items = all_rows(PriceListItem)
+    assert items
+    assert all(isinstance(i.price_fen, int) and i.price_fen > 0 for i in items)
+
+    lists = all_rows(PriceList)
+    assert any(pl.valid_to is not None for pl in lists), "an expired list shows that dates matter"
+    assert {pl.dealer_id for pl in lists if pl.kind == "dealer"} == {dealer("D001").id, dealer("D002").id}
+
+    gold = next(pl for pl in lists if pl.kind == "tier" and pl.valid_to is None and pl.name.endswith("金牌价"))
+    for item in items:
+        if item.price_list_id == gold.id:
+            sku = db.session.get(Sku, item.sku_id)
+            assert item.price_fen == apply_bp(sku.list_price_fen, 8500)
+
+
+def test_visibility_rules_and_stock_levels_show_every_case(runner):
+    assert seed(runner).exit_code == 0
+    rules = all_rows(VisibilityRule)
+    assert {(r.scope, r.effect) for r in rules} == {("tier", "allow"), ("region", "deny"), ("dealer", "allow")}
+    assert ("dealer", "D003") in {(r.scope, r.target) for r in rules}
+    totals = db.session.execute(select(Stock.sku_id, func.sum(Stock.on_hand)).group_by(Stock.sku_id)).all()
+    low = {sku.id: sku.low_stock_qty for sku in all_rows(Sku)}
+    assert any(total == 0 for _, total in totals)
+    assert any(0 < total <= low[sku_id] for sku_id, total in totals)
+    assert any(total > low[sku_id] for sku_id, total in totals)
+
+
+def test_invite_command_after_seed_prints_a_stored_code(runner):
+    assert seed(runner).exit_code == 0
+
+    result = runner.invoke(args=["dealers", "invite", "D001", "--role", "buyer"])
+
+    assert result.exit_code == 0, result.output
+    code = result.output.strip().splitlines()[-1]
+    invite = db.session.execute(select(InviteCode).where(InviteCode.code == code)).scalar_one()
+    assert invite.role == "buyer"
+    assert invite.dealer_id == dealer("D001").id
+
+
+def test_a_failure_part_way_leaves_nothing_behind(runner, monkeypatch):
+    import app.demo
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.demo, "_seed_invites", broken)
+
+    result = seed(runner)
+
+    assert result.exit_code != 0
+    assert all(n == 0 for n in counts().values()), counts()
