@@ -49,7 +49,10 @@ def demo_serve(host, port, standin_port):
     app = create_app({"WECHAT_API_BASE": standin.base_url})
     click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code）")
     click.echo(f"小程序 API：http://{host}:{port}/api/mp/v1  （接口文档 /api/mp/v1/openapi.json）")
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    # Flask refuses app.run() inside a CLI command; serve with werkzeug directly.
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
 @dealers_cli.command("invite")
