@@ -35,7 +35,14 @@ class QueryInt(Int):
 
 
 class Bool(ma.fields.Boolean):
+    """Only JSON true/false: marshmallow would also take "yes", "on" and 1."""
+
     default_error_messages = {**_COMMON, "invalid": "应为布尔值 true/false"}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):  # 1 == True in Python, so check the type itself
+            raise self.make_error("invalid")
+        return value
 
 
 class List(ma.fields.List):

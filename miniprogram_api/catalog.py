@@ -1,4 +1,4 @@
-from flask import g
+from flask import g, jsonify
 from flask_smorest import Blueprint
 
 from app.catalog import service
@@ -26,7 +26,9 @@ def categories():
 def products(query):
     """商品列表：本经销商可见的商品、价格与库存"""
     items, total = service.list_products(dealer=g.user.dealer, **query)
-    return {"items": items, "page": query["page"], "page_size": query["page_size"], "total": total}
+    # The service already builds exactly ProductPage's shape; skipping the marshmallow
+    # dump of 20 nested items is most of this hot route's Python time (see README, 性能).
+    return jsonify({"items": items, "page": query["page"], "page_size": query["page_size"], "total": total})
 
 
 @blp.get("/products/<id:sku_id>")

@@ -3,15 +3,17 @@
 Every dealer-owned row is loaded through a helper that scopes by the caller's dealer,
 so a foreign id is indistinguishable from a missing one (404).
 """
+import functools
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from app.database import write_transaction
-from app.dealers.models import ORDERING_ROLES, USER_ROLES, Address, Dealer, DealerUser, InviteCode, Region
+from app.dealers.models import ORDERING_ROLES, USER_ROLES, Address, Dealer, DealerUser, InviteCode, Region, Tier
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.models_base import utcnow
@@ -46,11 +48,69 @@ def openid_from_token(token):
     return payload["oid"]
 
 
+@dataclass(frozen=True)
+class TierRef:
+    id: int
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RegionRef:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DealerRef:
+    id: int
+    code: str
+    name: str
+    status: str
+    tier_id: int
+    region_code: str
+    tier: TierRef
+    region: RegionRef
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The dealer user behind a request, read in one query (same attributes as DealerUser)."""
+
+    id: int
+    dealer_id: int
+    role: str
+    name: str | None
+    openid: str
+    dealer: DealerRef
+
+
+@functools.cache
+def _caller_statement():
+    return (
+        select(
+            DealerUser.id, DealerUser.dealer_id, DealerUser.role, DealerUser.name, DealerUser.openid,
+            Dealer.code, Dealer.name.label("dealer_name"), Dealer.status, Dealer.tier_id, Dealer.region_code,
+            Tier.code.label("tier_code"), Tier.name.label("tier_name"), Region.name.label("region_name"),
+        )
+        .join(Dealer, Dealer.id == DealerUser.dealer_id)
+        .join(Tier, Tier.id == Dealer.tier_id)
+        .join(Region, Region.code == Dealer.region_code)
+        .where(DealerUser.openid == bindparam("openid"), DealerUser.active.is_(True))
+    )
+
+
 def user_for_openid(openid):
     """The active dealer user bound to this openid, or None if not bound (yet)."""
-    return db.session.execute(
-        select(DealerUser).where(DealerUser.openid == openid, DealerUser.active.is_(True))
-    ).scalar_one_or_none()
+    row = db.session.execute(_caller_statement(), {"openid": openid}).first()
+    if row is None:
+        return None
+    dealer = DealerRef(
+        id=row.dealer_id, code=row.code, name=row.dealer_name, status=row.status, tier_id=row.tier_id,
+        region_code=row.region_code, tier=TierRef(row.tier_id, row.tier_code, row.tier_name),
+        region=RegionRef(row.region_code, row.region_name),
+    )
+    return Caller(id=row.id, dealer_id=row.dealer_id, role=row.role, name=row.name, openid=row.openid, dealer=dealer)
 
 
 # --- login and binding ------------------------------------------------------

@@ -6,11 +6,12 @@ list, the dealer's tier price list, the SKU's list price. Only lists valid today
 valid lists of one kind the most recently started wins. Visibility rules decide whether
 a SKU exists for the dealer at all (see `VisibilityRule`).
 """
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select
+from sqlalchemy import Date, and_, bindparam, exists, func, or_, select
 
 from app.catalog.models import Sku, VisibilityRule
 from app.inventory.models import Stock
@@ -46,25 +47,42 @@ class Buyer:
         return sorted({code, code[:4] + "00", code[:2] + "0000"})
 
 
-def _rule_matches(buyer):
+    def params(self, today=None):
+        """Bind parameters for the statements built by this module."""
+        return {
+            "dealer_id": self.dealer_id,
+            "dealer_code": self.dealer_code,
+            "tier_id": self.tier_id,
+            "tier_code": self.tier_code,
+            "regions": self.region_targets,
+            "today": today or business_today(),
+        }
+
+
+# The SQL below is built once with bind parameters (see `Buyer.params`), so a request
+# pays only for executing an already-compiled statement, not for building it.
+
+def _rule_matches():
+    rule = VisibilityRule
     return or_(
-        and_(VisibilityRule.scope == "tier", VisibilityRule.target == buyer.tier_code),
-        and_(VisibilityRule.scope == "dealer", VisibilityRule.target == buyer.dealer_code),
-        and_(VisibilityRule.scope == "region", VisibilityRule.target.in_(buyer.region_targets)),
+        and_(rule.scope == "tier", rule.target == bindparam("tier_code")),
+        and_(rule.scope == "dealer", rule.target == bindparam("dealer_code")),
+        and_(rule.scope == "region", rule.target.in_(bindparam("regions", expanding=True))),
     )
 
 
-def visible_condition(buyer):
-    """SQL condition on `Sku`: active and visible to this buyer."""
+def visible_condition():
+    """SQL condition on `Sku`: active and visible to the buyer in the bind parameters."""
     rule = VisibilityRule
-    denied = exists().where(rule.sku_id == Sku.id, rule.effect == "deny", _rule_matches(buyer))
+    denied = exists().where(rule.sku_id == Sku.id, rule.effect == "deny", _rule_matches())
     has_allow = exists().where(rule.sku_id == Sku.id, rule.effect == "allow")
-    allowed = exists().where(rule.sku_id == Sku.id, rule.effect == "allow", _rule_matches(buyer))
+    allowed = exists().where(rule.sku_id == Sku.id, rule.effect == "allow", _rule_matches())
     return and_(Sku.status == "active", ~denied, or_(~has_allow, allowed))
 
 
-def _list_price(buyer, kind, today):
-    target = PriceList.dealer_id == buyer.dealer_id if kind == "dealer" else PriceList.tier_id == buyer.tier_id
+def _list_price(kind):
+    target = PriceList.dealer_id == bindparam("dealer_id") if kind == "dealer" else PriceList.tier_id == bindparam("tier_id")
+    today = bindparam("today", type_=Date)
     return (
         select(PriceListItem.price_fen)
         .join(PriceList, PriceList.id == PriceListItem.price_list_id)
@@ -81,18 +99,18 @@ def _list_price(buyer, kind, today):
     )
 
 
-def price_columns(buyer, today=None):
-    """(unit price, price source) SQL expressions on `Sku` for this buyer."""
-    today = today or business_today()
-    dealer_price = _list_price(buyer, "dealer", today)
-    tier_price = _list_price(buyer, "tier", today)
-    price = func.coalesce(dealer_price, tier_price, Sku.list_price_fen)
-    source = case(
-        (dealer_price.is_not(None), literal("dealer")),
-        (tier_price.is_not(None), literal("tier")),
-        else_=literal("list"),
-    )
-    return price.label("price_fen"), source.label("price_source")
+def price_columns():
+    """The dealer-list and tier-list price of `Sku` (NULL where none applies)."""
+    return _list_price("dealer").label("dealer_price_fen"), _list_price("tier").label("tier_price_fen")
+
+
+def resolve_price(row):
+    """(unit price, source) from a row carrying the columns of `price_columns`."""
+    if row.dealer_price_fen is not None:
+        return row.dealer_price_fen, "dealer"
+    if row.tier_price_fen is not None:
+        return row.tier_price_fen, "tier"
+    return row.list_price_fen, "list"
 
 
 def available_column():
@@ -102,6 +120,19 @@ def available_column():
         .where(Stock.sku_id == Sku.id)
         .scalar_subquery()
         .label("available")
+    )
+
+
+SKU_COLUMNS = (
+    Sku.id, Sku.code, Sku.name, Sku.spec, Sku.unit, Sku.pack_size, Sku.moq, Sku.step,
+    Sku.list_price_fen, Sku.category_id, Sku.low_stock_qty,
+)
+
+
+@functools.cache
+def _priced_skus_statement():
+    return select(*SKU_COLUMNS, *price_columns(), available_column()).where(
+        Sku.id.in_(bindparam("sku_ids", expanding=True)), visible_condition()
     )
 
 
@@ -116,17 +147,13 @@ def stock_level(available, sku_low_qty):
 def priced_skus(session, buyer, sku_ids, today=None):
     """{sku_id: row} for the requested ids that are visible to the buyer.
 
-    Each row has the SKU's fields, `price_fen`, `price_source` and `available`.
+    Each row has the SKU's fields, the list prices (see `resolve_price`) and `available`.
     Ids that are unknown, inactive or hidden are simply absent.
     """
     if not sku_ids:
         return {}
-    price, source = price_columns(buyer, today)
-    stmt = select(
-        Sku.id, Sku.code, Sku.name, Sku.spec, Sku.unit, Sku.pack_size, Sku.moq, Sku.step,
-        Sku.list_price_fen, Sku.low_stock_qty, price, source, available_column(),
-    ).where(Sku.id.in_(sorted(set(sku_ids))), visible_condition(buyer))
-    return {row.id: row for row in session.execute(stmt)}
+    params = {**buyer.params(today), "sku_ids": sorted(set(sku_ids))}
+    return {row.id: row for row in session.execute(_priced_skus_statement(), params)}
 
 
 @dataclass
@@ -192,10 +219,11 @@ def quote_lines(session, buyer, lines, *, check_stock=True, today=None):
                 {"code": "sku_unavailable", "sku_id": sku_id, "message": f"商品 {sku_id} 不存在或不可订购"}
             )
             continue
+        price_fen, source = resolve_price(row)
         line = PricedLine(
             sku_id=sku_id, qty=qty, sku_code=row.code, name=row.name, spec=row.spec, unit=row.unit,
-            list_price_fen=row.list_price_fen, unit_price_fen=row.price_fen,
-            amount_fen=line_amount(row.price_fen, qty), price_source=row.price_source,
+            list_price_fen=row.list_price_fen, unit_price_fen=price_fen,
+            amount_fen=line_amount(price_fen, qty), price_source=source,
             available=row.available,
         )
         quote.lines.append(line)
