@@ -3,11 +3,15 @@
 Schemas in `app/<domain>/schemas.py` use these fields and validators so every field
 error a dealer sees reads as Chinese. JSON integers are strict: "5" and 5.5 are not 5.
 """
+import re
+
 import marshmallow as ma
 from marshmallow import validate
 
 # Ids travel through JavaScript in the mini-program, so keep them exact there.
 MAX_ID = 2**53 - 1
+
+_DIGITS = re.compile(r"-?[0-9]{1,18}")
 
 _COMMON = {"required": "缺少必填字段", "null": "不能为空值", "validator_failed": "取值无效"}
 
@@ -16,8 +20,27 @@ class Schema(ma.Schema):
     error_messages = {"unknown": "不认识的字段", "type": "数据格式无效，应为对象"}
 
 
+# C0 control characters other than tab and newlines; PostgreSQL cannot store NUL at all.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 class Str(ma.fields.String):
-    default_error_messages = {**_COMMON, "invalid": "应为字符串", "invalid_utf8": "不是有效的 UTF-8 字符串"}
+    """Text that can be stored and shown: valid UTF-8, no control characters."""
+
+    default_error_messages = {
+        **_COMMON, "invalid": "应为字符串", "invalid_utf8": "不是有效的 UTF-8 字符串",
+        "control": "不能包含控制字符",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates
+            raise self.make_error("invalid_utf8") from None
+        if _CONTROL.search(text):
+            raise self.make_error("control")
+        return text
 
 
 class Int(ma.fields.Integer):
@@ -28,10 +51,15 @@ class Int(ma.fields.Integer):
 
 
 class QueryInt(Int):
-    """Integers from a query string arrive as text."""
+    """Integers from a query string arrive as text: plain ASCII digits only."""
 
     def __init__(self, **kwargs):
         super().__init__(strict=False, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not _DIGITS.fullmatch(value):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class Bool(ma.fields.Boolean):
@@ -79,8 +107,18 @@ def one_of(choices, labels=None):
     return validate.OneOf(choices, error="取值应为以下之一：" + "、".join(labels or choices))
 
 
+class FullMatch(validate.Regexp):
+    """Like marshmallow's Regexp, but the whole value must match (no trailing newline)."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 def regexp(pattern, message):
-    return validate.Regexp(pattern, error=message)
+    # Write patterns in the ECMAScript subset OpenAPI uses; FullMatch anchors them in Python.
+    return FullMatch(pattern, error=message)
 
 
 def id_field(**kwargs):

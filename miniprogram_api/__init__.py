@@ -5,37 +5,43 @@ the OpenAPI document at /api/mp/v1/openapi.json is generated from the same schem
 """
 from werkzeug.routing import BaseConverter
 
-from app.validation import MAX_ID
 
 PREFIX = "/api/mp/v1"
 
 
 class IdConverter(BaseConverter):
-    """A positive integer id that fits the database (1 … 2^53-1); anything else is a 404."""
+    """A positive integer id of at most 15 digits (below 2^53); anything else is a 404."""
 
-    regex = r"[1-9][0-9]{0,15}"
+    regex = r"[1-9][0-9]{0,14}"
 
     def to_python(self, value):
-        number = int(value)
-        if number > MAX_ID:
-            from werkzeug.routing import ValidationError
-
-            raise ValidationError()
-        return number
+        return int(value)
 
     def to_url(self, value):
         return str(int(value))
 
 
+class OrderNoConverter(BaseConverter):
+    """Order numbers are letters and digits; anything else cannot name an order (404)."""
+
+    regex = r"[A-Za-z0-9]{1,20}"
+
+
 def _id_param_schema(_converter):
-    return {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+    return {"type": "integer", "minimum": 1, "maximum": 10**15 - 1}
+
+
+def _order_no_param_schema(_converter):
+    return {"type": "string", "pattern": "^[A-Za-z0-9]{1,20}$", "example": "SO202611260001"}
 
 
 def register(app, api):
-    app.url_map.converters["id"] = IdConverter
     from miniprogram_api import addresses, auth_routes, cart, catalog, orders
 
+    app.url_map.converters["id"] = IdConverter
+    app.url_map.converters["order_no"] = OrderNoConverter
     api.register_converter(IdConverter, _id_param_schema)
+    api.register_converter(OrderNoConverter, _order_no_param_schema)
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "POST /auth/login 返回的 token"}
     )

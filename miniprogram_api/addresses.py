@@ -1,13 +1,12 @@
 from flask import g
-from flask_smorest import Blueprint
 
 from app.dealers import service
 from app.dealers.schemas import AddressIn, AddressList, AddressOut
 from miniprogram_api import presenters
-from miniprogram_api.auth import BEARER_DOC, dealer_user_required, require_json_body
+from miniprogram_api.blueprint import MpBlueprint
+from miniprogram_api.auth import BEARER_DOC, dealer_user_required
 
-blp = Blueprint("addresses", __name__, url_prefix="/addresses", description="收货地址")
-blp.before_request(require_json_body)
+blp = MpBlueprint("addresses", __name__, url_prefix="/addresses", description="收货地址")
 
 
 @blp.get("")

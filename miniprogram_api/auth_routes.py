@@ -1,14 +1,13 @@
 from flask import current_app, g
-from flask_smorest import Blueprint
 
 from app.dealers import service
 from app.dealers.schemas import BindIn, LoginIn, LoginOut, MeOut
 from app.funds.service import credit_summary
 from app.integrations.wechat import MiniProgramGateway
-from miniprogram_api.auth import BEARER_DOC, current_openid, dealer_user_required, require_json_body
+from miniprogram_api.blueprint import MpBlueprint
+from miniprogram_api.auth import BEARER_DOC, current_openid, dealer_user_required
 
-blp = Blueprint("auth", __name__, url_prefix="", description="登录、绑定与当前账号")
-blp.before_request(require_json_body)
+blp = MpBlueprint("auth", __name__, url_prefix="", description="登录、绑定与当前账号")
 
 
 @blp.post("/auth/login")

@@ -1,13 +1,12 @@
 from flask import g
-from flask_smorest import Blueprint
 
 from app.orders import service
 from app.orders.schemas import CartItemIn, CartOut
-from miniprogram_api.auth import BEARER_DOC, dealer_user_required, require_json_body
+from miniprogram_api.blueprint import MpBlueprint
+from miniprogram_api.auth import BEARER_DOC, dealer_user_required
 from miniprogram_api.presenters import priced_line
 
-blp = Blueprint("cart", __name__, url_prefix="/cart", description="购物车")
-blp.before_request(require_json_body)
+blp = MpBlueprint("cart", __name__, url_prefix="/cart", description="购物车")
 
 
 def cart_view(quote):

@@ -1,12 +1,11 @@
 from flask import g, jsonify
-from flask_smorest import Blueprint
 
 from app.catalog import service
 from app.catalog.schemas import CategoryList, ProductOut, ProductPage, ProductQuery
-from miniprogram_api.auth import BEARER_DOC, dealer_user_required, require_json_body
+from miniprogram_api.blueprint import MpBlueprint
+from miniprogram_api.auth import BEARER_DOC, dealer_user_required
 
-blp = Blueprint("catalog", __name__, url_prefix="", description="商品目录（按本经销商价格与可见范围）")
-blp.before_request(require_json_body)
+blp = MpBlueprint("catalog", __name__, url_prefix="", description="商品目录（按本经销商价格与可见范围）")
 
 
 @blp.get("/categories")

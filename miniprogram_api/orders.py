@@ -1,20 +1,19 @@
 import re
 
 from flask import g, request
-from flask_smorest import Blueprint
 from sqlalchemy.orm import selectinload
 
 from app.errors import DomainError
 from app.orders import service
 from app.orders.schemas import CancelIn, CheckoutIn, OrderIn, OrderListQuery, OrderOut, OrderPage, PreviewOut
 from miniprogram_api import presenters
-from miniprogram_api.auth import BEARER_DOC, dealer_user_required, require_json_body
+from miniprogram_api.blueprint import MpBlueprint
+from miniprogram_api.auth import BEARER_DOC, dealer_user_required
 
-blp = Blueprint("orders", __name__, url_prefix="", description="结算与订单")
-blp.before_request(require_json_body)
+blp = MpBlueprint("orders", __name__, url_prefix="", description="结算与订单")
 
 IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{8,64}$")
-ORDER_NO = "<string(maxlength=20):order_no>"
+ORDER_NO = "<order_no:order_no>"
 IDEMPOTENCY_DOC = {
     "parameters": [
         {
@@ -60,7 +59,16 @@ def _idempotency_key():
 
 @blp.post("/orders")
 @blp.arguments(OrderIn)
-@blp.response(201, OrderOut)
+@blp.response(
+    201,
+    OrderOut,
+    headers={
+        "Idempotent-Replayed": {
+            "description": "true 表示这是同一 Idempotency-Key 的重试，返回的是先前创建的订单",
+            "schema": {"type": "string", "enum": ["true"]},
+        }
+    },
+)
 @blp.doc(security=BEARER_DOC, **IDEMPOTENCY_DOC)
 @dealer_user_required
 def submit(body):
@@ -114,7 +122,7 @@ def get_order(order_no):
 
 
 @blp.post(f"/orders/{ORDER_NO}/cancel")
-@blp.arguments(CancelIn)
+@blp.arguments(CancelIn, required=False)
 @blp.response(200, OrderOut)
 @blp.doc(security=BEARER_DOC)
 @dealer_user_required

@@ -47,13 +47,13 @@ class MeOut(Schema):
     credit = Nested(CreditOut, required=True)
 
 
-PHONE = regexp(r"^(1\d{10}|0\d{2,3}-?\d{7,8})$", "请输入 11 位手机号或带区号的座机号")
+PHONE = regexp(r"^(1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8})$", "请输入 11 位手机号或带区号的座机号")
 
 
 class AddressIn(Schema):
     contact_name = Str(required=True, validate=length(1, 32))
     phone = Str(required=True, validate=PHONE)
-    region_code = Str(required=True, validate=regexp(r"^\d{6}$", "地区编码应为 6 位数字（GB/T 2260）"))
+    region_code = Str(required=True, validate=regexp(r"^[0-9]{6}$", "地区编码应为 6 位数字（GB/T 2260）"))
     detail = Str(required=True, validate=length(1, 200), metadata={"description": "街道门牌等详细地址"})
     is_default = Bool(load_default=False)
 
