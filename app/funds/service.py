@@ -4,12 +4,37 @@ The account row is locked (`FOR UPDATE`; `BEGIN IMMEDIATE` on SQLite) before its
 balances are read, so concurrent orders can never both fit into the same headroom.
 Every change writes a `CreditEntry` with the balances after it.
 """
-from sqlalchemy import select
+import functools
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, insert, select, update
 
 from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount, CreditEntry
+from app.models_base import utcnow
 from app.money import format_yuan
+
+ACCOUNTS = CreditAccount.__table__
+ENTRIES = CreditEntry.__table__
+
+
+@dataclass
+class Account:
+    """A locked credit account's balances, as this transaction sees and changes them."""
+
+    dealer_id: int
+    credit_limit_fen: int
+    receivable_fen: int
+    held_fen: int
+
+    @property
+    def used_fen(self):
+        return self.receivable_fen + self.held_fen
+
+    @property
+    def available_fen(self):
+        return max(self.credit_limit_fen - self.used_fen, 0)
 
 
 def credit_summary(dealer_id):
@@ -23,16 +48,22 @@ def credit_summary(dealer_id):
     }
 
 
+@functools.cache
+def _lock_statement():
+    return (
+        select(ACCOUNTS.c.credit_limit_fen, ACCOUNTS.c.receivable_fen, ACCOUNTS.c.held_fen)
+        .where(ACCOUNTS.c.dealer_id == bindparam("dealer_id"))
+        .with_for_update()
+    )
+
+
 def lock_account(session, dealer_id):
     """The dealer's credit account, locked for this transaction (created empty if missing)."""
-    account = session.execute(
-        select(CreditAccount).where(CreditAccount.dealer_id == dealer_id).with_for_update()
-    ).scalar_one_or_none()
-    if account is None:
-        account = CreditAccount(dealer_id=dealer_id, credit_limit_fen=0, receivable_fen=0, held_fen=0)
-        session.add(account)
-        session.flush()
-    return account
+    row = session.execute(_lock_statement(), {"dealer_id": dealer_id}).first()
+    if row is None:
+        session.execute(insert(ACCOUNTS).values(dealer_id=dealer_id, credit_limit_fen=0, receivable_fen=0, held_fen=0))
+        return Account(dealer_id, 0, 0, 0)
+    return Account(dealer_id, row.credit_limit_fen, row.receivable_fen, row.held_fen)
 
 
 def credit_problem(account, amount_fen):
@@ -50,29 +81,35 @@ def credit_problem(account, amount_fen):
     }
 
 
+@functools.cache
+def _held_statement():
+    return (
+        update(ACCOUNTS)
+        .where(ACCOUNTS.c.dealer_id == bindparam("account_dealer_id"))
+        .values(held_fen=ACCOUNTS.c.held_fen + bindparam("delta"))
+    )
+
+
 def hold_credit(session, account, *, amount_fen, order_id):
-    """Hold credit for an order; caller has locked `account` and checked `credit_problem`."""
+    """Hold credit for an order; the caller has locked `account` and checked `credit_problem`."""
     if account.used_fen + amount_fen > account.credit_limit_fen:
         raise DomainError("credit_limit_exceeded", "信用额度不足", 409)
-    account.held_fen += amount_fen
-    _entry(session, account, "hold", amount_fen, order_id)
+    _move_held(session, account, amount_fen, "hold", order_id, None)
 
 
 def release_credit(session, account, *, amount_fen, order_id, note=None):
-    account.held_fen -= amount_fen
-    _entry(session, account, "release", -amount_fen, order_id, note)
+    _move_held(session, account, -amount_fen, "release", order_id, note)
 
 
-def _entry(session, account, kind, amount_fen, order_id, note=None):
-    session.add(
-        CreditEntry(
-            dealer_id=account.dealer_id,
-            kind=kind,
-            amount_fen=amount_fen,
-            held_after_fen=account.held_fen,
-            receivable_after_fen=account.receivable_fen,
-            limit_after_fen=account.credit_limit_fen,
-            order_id=order_id,
-            note=note,
-        )
+def _move_held(session, account, delta, kind, order_id, note):
+    session.execute(_held_statement(), {"account_dealer_id": account.dealer_id, "delta": delta})
+    account.held_fen += delta
+    session.execute(
+        insert(ENTRIES),
+        {
+            "dealer_id": account.dealer_id, "kind": kind, "amount_fen": delta,
+            "held_after_fen": account.held_fen, "receivable_after_fen": account.receivable_fen,
+            "limit_after_fen": account.credit_limit_fen, "order_id": order_id, "note": note,
+            "created_at": utcnow(),
+        },
     )

@@ -3,20 +3,30 @@
 Rows are locked in (sku_id, warehouse_id) order, so two transactions touching the same
 SKUs queue behind each other instead of deadlocking; every shortfall is reported at once.
 """
-from sqlalchemy import select, update
+import functools
+
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from app.inventory.models import Reservation, Stock, Warehouse
+
+STOCK = Stock.__table__
+RESERVATIONS = Reservation.__table__
+
+
+@functools.cache
+def _lock_statement():
+    return (
+        select(STOCK.c.sku_id, STOCK.c.warehouse_id, STOCK.c.on_hand, STOCK.c.reserved, Warehouse.priority)
+        .join(Warehouse, Warehouse.id == STOCK.c.warehouse_id)
+        .where(STOCK.c.sku_id.in_(bindparam("sku_ids", expanding=True)))
+        .order_by(STOCK.c.sku_id, STOCK.c.warehouse_id)
+        .with_for_update(of=STOCK)
+    )
 
 
 def lock_stock(session, sku_ids):
     """{sku_id: [(warehouse_id, available), ...]} with the rows locked, warehouses by priority."""
-    rows = session.execute(
-        select(Stock.sku_id, Stock.warehouse_id, Stock.on_hand, Stock.reserved, Warehouse.priority)
-        .join(Warehouse, Warehouse.id == Stock.warehouse_id)
-        .where(Stock.sku_id.in_(sorted(set(sku_ids))))
-        .order_by(Stock.sku_id, Stock.warehouse_id)
-        .with_for_update(of=Stock)
-    ).all()
+    rows = session.execute(_lock_statement(), {"sku_ids": sorted(set(sku_ids))}).all()
     by_sku = {}
     for row in sorted(rows, key=lambda r: (r.priority, r.warehouse_id)):
         by_sku.setdefault(row.sku_id, []).append((row.warehouse_id, row.on_hand - row.reserved))
@@ -47,46 +57,39 @@ def allocate(locked, pairs):
     return allocations
 
 
+@functools.cache
+def _move_reserved_statement():
+    return (
+        update(STOCK)
+        .where(STOCK.c.sku_id == bindparam("s"), STOCK.c.warehouse_id == bindparam("w"))
+        .values(reserved=STOCK.c.reserved + bindparam("q"))
+    )
+
+
 def reserve(session, order_id, allocations):
     """Reserve allocated units for an order (rows already locked by `lock_stock`)."""
     if not allocations:
         return
-    for sku_id, warehouse_id, qty in allocations:
-        session.execute(
-            update(Stock)
-            .where(Stock.sku_id == sku_id, Stock.warehouse_id == warehouse_id)
-            .values(reserved=Stock.reserved + qty)
-            .execution_options(synchronize_session=False)
-        )
-    session.add_all(
-        Reservation(order_id=order_id, sku_id=s, warehouse_id=w, qty=q) for s, w, q in allocations
+    ordered = sorted(allocations)
+    session.connection().execute(_move_reserved_statement(), [{"s": s, "w": w, "q": q} for s, w, q in ordered])
+    session.execute(
+        insert(RESERVATIONS),
+        [{"order_id": order_id, "sku_id": s, "warehouse_id": w, "qty": q} for s, w, q in ordered],
     )
 
 
 def release(session, order_id):
     """Give back everything an order still has reserved."""
-    allocations = session.execute(
-        select(Reservation).where(Reservation.order_id == order_id)
-    ).scalars().all()
-    keys = sorted((a.sku_id, a.warehouse_id) for a in allocations)
-    if keys:
-        lock_stock(session, [k[0] for k in keys])
-    for alloc in sorted(allocations, key=lambda a: (a.sku_id, a.warehouse_id)):
-        session.execute(
-            update(Stock)
-            .where(Stock.sku_id == alloc.sku_id, Stock.warehouse_id == alloc.warehouse_id)
-            .values(reserved=Stock.reserved - alloc.qty)
-            .execution_options(synchronize_session=False)
-        )
-        session.delete(alloc)
-
-
-def availability(session, sku_ids):
-    """{sku_id: available units across warehouses} (no locks; for display)."""
-    rows = session.execute(
-        select(Stock.sku_id, Stock.on_hand - Stock.reserved).where(Stock.sku_id.in_(list(sku_ids)))
+    held = session.execute(
+        select(RESERVATIONS.c.sku_id, RESERVATIONS.c.warehouse_id, RESERVATIONS.c.qty)
+        .where(RESERVATIONS.c.order_id == order_id)
+        .order_by(RESERVATIONS.c.sku_id, RESERVATIONS.c.warehouse_id)
     ).all()
-    out = {}
-    for sku_id, avail in rows:
-        out[sku_id] = out.get(sku_id, 0) + avail
-    return out
+    if not held:
+        return
+    lock_stock(session, [row.sku_id for row in held])
+    session.connection().execute(
+        _move_reserved_statement(), [{"s": r.sku_id, "w": r.warehouse_id, "q": -r.qty} for r in held]
+    )
+    session.execute(delete(RESERVATIONS).where(RESERVATIONS.c.order_id == order_id))
+

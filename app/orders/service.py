@@ -6,19 +6,22 @@ SKUs' stock rows, re-price from the server's own prices, check MOQ/step/visibili
 credit, then write the order, its lines, reservations, credit hold, first event and key.
 Any problem raises before anything is written.
 """
+import functools
 import hashlib
 import json
+from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.database import write_transaction
 from app.dealers.service import (
     default_address,
     get_dealer_address,
-    region_path,
     require_active_dealer,
     require_ordering_role,
+    ship_to,
 )
 from app.errors import DomainError, NotFound
 from app.extensions import db
@@ -108,6 +111,31 @@ def request_fingerprint(*, lines, address_id, remark, payment_method):
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass
+class PlacedOrder:
+    """What `submit_order` wrote, shaped like `Order` (with `lines` and `events`) for presenters."""
+
+    id: int
+    order_no: str
+    dealer_id: int
+    placed_by_id: int
+    status: str
+    payment_method: str
+    credit_held_fen: int
+    subtotal_fen: int
+    discount_fen: int
+    shipping_fen: int
+    total_fen: int
+    ship_contact: str
+    ship_phone: str
+    ship_region_code: str
+    ship_address: str
+    remark: str
+    created_at: datetime
+    lines: list = field(default_factory=list)
+    events: list = field(default_factory=list)
+
+
 def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", payment_method="credit"):
     """Create an order, or return the one this Idempotency-Key already created.
 
@@ -131,10 +159,11 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
                 remark=remark, payment_method=payment_method,
             )
             session.execute(
-                insert(IdempotencyKey).values(
-                    dealer_id=dealer.id, key=idempotency_key, request_hash=fingerprint,
-                    order_id=order.id, created_at=utcnow(),
-                )
+                _insert_statement(IdempotencyKey),
+                {
+                    "dealer_id": dealer.id, "key": idempotency_key, "request_hash": fingerprint,
+                    "order_id": order.id, "created_at": order.created_at,
+                },
             )
     except IntegrityError:
         # Only a concurrent twin with the same key can get here (the account lock
@@ -147,12 +176,15 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     return order, False
 
 
+@functools.cache
+def _replay_statement():
+    return select(IdempotencyKey.request_hash, IdempotencyKey.order_id).where(
+        IdempotencyKey.dealer_id == bindparam("dealer_id"), IdempotencyKey.key == bindparam("key")
+    )
+
+
 def _find_replay(session, dealer_id, key, fingerprint):
-    row = session.execute(
-        select(IdempotencyKey.request_hash, IdempotencyKey.order_id).where(
-            IdempotencyKey.dealer_id == dealer_id, IdempotencyKey.key == key
-        )
-    ).first()
+    row = session.execute(_replay_statement(), {"dealer_id": dealer_id, "key": key}).first()
     if row is None:
         return None
     if row.request_hash != fingerprint:
@@ -164,10 +196,23 @@ def _find_replay(session, dealer_id, key, fingerprint):
     return session.get(Order, row.order_id)
 
 
+@functools.cache
+def _insert_statement(model, returning_id=False):
+    stmt = insert(model.__table__)
+    return stmt.returning(model.__table__.c.id) if returning_id else stmt
+
+
+@functools.cache
+def _clear_cart_statement():
+    return delete(CartItem).where(
+        CartItem.user_id == bindparam("user_id"), CartItem.sku_id.in_(bindparam("sku_ids", expanding=True))
+    )
+
+
 def _create_order(session, *, user, account, lines, address_id, remark, payment_method):
     dealer = user.dealer
     require_active_dealer(dealer)
-    address = _ship_to(dealer.id, address_id)
+    address = ship_to(session, dealer_id=dealer.id, address_id=address_id)
     pairs = merge_lines(lines)
     locked = inventory.lock_stock(session, [sku_id for sku_id, _ in pairs])
     quote = quote_lines(session, Buyer.of(dealer), lines, check_stock=False)
@@ -180,24 +225,37 @@ def _create_order(session, *, user, account, lines, address_id, remark, payment_
             problems.append(shortage(_ShortageRow(line), qty, available))
     _raise_for_problems(problems, account, quote.total_fen)
 
-    order = Order(
+    now = utcnow()
+    order = PlacedOrder(
+        id=0,
         order_no=_next_order_no(session),
         dealer_id=dealer.id,
         placed_by_id=user.id,
         status="pending_approval",
         payment_method=payment_method,
-        **quote.totals(),
         credit_held_fen=quote.total_fen,
-        ship_contact=address.contact_name,
-        ship_phone=address.phone,
-        ship_region_code=address.region_code,
-        ship_address="".join(region_path(address.region_code)) + address.detail,
+        **quote.totals(),
+        ship_contact=address["contact_name"],
+        ship_phone=address["phone"],
+        ship_region_code=address["region_code"],
+        ship_address=address["full_text"],
         remark=remark or "",
+        created_at=now,
+        lines=quote.lines,
     )
-    session.add(order)
-    session.flush()
+    order.id = session.execute(
+        _insert_statement(Order, returning_id=True),
+        {
+            "order_no": order.order_no, "dealer_id": order.dealer_id, "placed_by_id": order.placed_by_id,
+            "status": order.status, "payment_method": payment_method, **quote.totals(),
+            "credit_held_fen": order.credit_held_fen, "ship_contact": order.ship_contact,
+            "ship_phone": order.ship_phone, "ship_region_code": order.ship_region_code,
+            "ship_address": order.ship_address, "remark": order.remark,
+            "created_at": now, "updated_at": now,
+        },
+    ).scalar_one()
     session.execute(
-        insert(OrderLine),
+        _insert_statement(OrderLine),
         [
             {
                 "order_id": order.id, "sku_id": l.sku_id, "sku_code": l.sku_code, "name": l.name,
@@ -210,10 +268,16 @@ def _create_order(session, *, user, account, lines, address_id, remark, payment_
     )
     inventory.reserve(session, order.id, inventory.allocate(locked, pairs))
     funds.hold_credit(session, account, amount_fen=quote.total_fen, order_id=order.id)
-    _record_event(session, order, None, "pending_approval", actor=user, reason="经销商提交订单")
-    session.execute(
-        delete(CartItem).where(CartItem.user_id == user.id, CartItem.sku_id.in_([s for s, _ in pairs]))
+    event = OrderEvent(
+        order_id=order.id, from_status=None, to_status="pending_approval", actor_type="dealer_user",
+        actor_id=user.id, actor_name=user.name, reason="经销商提交订单", created_at=now,
     )
+    session.execute(
+        _insert_statement(OrderEvent),
+        {c: getattr(event, c) for c in ("order_id", "from_status", "to_status", "actor_type", "actor_id", "actor_name", "reason", "created_at")},
+    )
+    order.events.append(event)
+    session.execute(_clear_cart_statement(), {"user_id": user.id, "sku_ids": [s for s, _ in pairs]})
     return order
 
 
@@ -235,23 +299,25 @@ def _raise_for_problems(problems, account, total_fen):
         raise DomainError("credit_limit_exceeded", credit["message"], 409, {"problems": [credit]})
 
 
+@functools.cache
+def _bump_counter_statement():
+    return (
+        update(OrderNoCounter).where(OrderNoCounter.day == bindparam("for_day"))
+        .values(last=OrderNoCounter.last + 1).returning(OrderNoCounter.last)
+    )
+
+
 def _next_order_no(session):
     """`SO` + China date + 4-digit daily sequence (more digits past 9999)."""
     day = business_today()
-    bumped = session.execute(
-        update(OrderNoCounter).where(OrderNoCounter.day == day)
-        .values(last=OrderNoCounter.last + 1).returning(OrderNoCounter.last)
-    ).scalar_one_or_none()
+    bumped = session.execute(_bump_counter_statement(), {"for_day": day}).scalar_one_or_none()
     if bumped is None:
         try:
             with session.begin_nested():
                 session.execute(insert(OrderNoCounter).values(day=day, last=1))
             bumped = 1
         except IntegrityError:
-            bumped = session.execute(
-                update(OrderNoCounter).where(OrderNoCounter.day == day)
-                .values(last=OrderNoCounter.last + 1).returning(OrderNoCounter.last)
-            ).scalar_one()
+            bumped = session.execute(_bump_counter_statement(), {"for_day": day}).scalar_one()
     return f"SO{day:%Y%m%d}{bumped:04d}"
 
 
