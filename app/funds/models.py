@@ -7,8 +7,20 @@ from app.models_base import fen, pk, timestamp
 CREDIT_ENTRY_KINDS = ("limit_set", "hold", "release")
 
 
-class CreditAccount(db.Model):
-    """A dealer's credit. exposure = receivable + held must stay ≤ limit for credit orders."""
+class CreditBalances:
+    """exposure (used) = receivable + held; it must stay ≤ limit for credit orders."""
+
+    @property
+    def used_fen(self):
+        return self.receivable_fen + self.held_fen
+
+    @property
+    def available_fen(self):
+        return max(self.credit_limit_fen - self.used_fen, 0)
+
+
+class CreditAccount(CreditBalances, db.Model):
+    """A dealer's credit account."""
 
     __tablename__ = "credit_accounts"
     __table_args__ = (
@@ -20,14 +32,6 @@ class CreditAccount(db.Model):
     credit_limit_fen: Mapped[int] = fen()
     receivable_fen: Mapped[int] = fen()
     held_fen: Mapped[int] = fen()
-
-    @property
-    def used_fen(self):
-        return self.receivable_fen + self.held_fen
-
-    @property
-    def available_fen(self):
-        return max(self.credit_limit_fen - self.used_fen, 0)
 
 
 class CreditEntry(db.Model):

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, select, update
 
 from app.errors import DomainError
 from app.extensions import db
-from app.funds.models import CreditAccount, CreditEntry
+from app.funds.models import CreditAccount, CreditBalances, CreditEntry
 from app.models_base import utcnow
 from app.money import format_yuan
 
@@ -20,21 +20,13 @@ ENTRIES = CreditEntry.__table__
 
 
 @dataclass
-class Account:
+class Account(CreditBalances):
     """A locked credit account's balances, as this transaction sees and changes them."""
 
     dealer_id: int
     credit_limit_fen: int
     receivable_fen: int
     held_fen: int
-
-    @property
-    def used_fen(self):
-        return self.receivable_fen + self.held_fen
-
-    @property
-    def available_fen(self):
-        return max(self.credit_limit_fen - self.used_fen, 0)
 
 
 def credit_summary(dealer_id):
