@@ -42,11 +42,13 @@ def _sqlite_on_begin(conn):
 def write_transaction():
     """Run the block as one write transaction: commit at the end, roll back on any error.
 
-    Whatever read transaction the session had is closed first, so the write transaction
-    starts fresh (and on SQLite takes the write lock before its first read).
+    On SQLite whatever read transaction the session had is closed first, so the write
+    transaction starts with BEGIN IMMEDIATE and takes the write lock before its first read.
+    On PostgreSQL (READ COMMITTED) the open transaction simply carries on: every statement
+    sees the latest committed rows, and row locks do the rest.
     """
     session = db.session()  # the request's Session behind the scoped proxy
-    if session.in_transaction():
+    if session.in_transaction() and session.get_bind().dialect.name == "sqlite":
         session.commit()
     token = _write_intent.set(True)
     try:

@@ -1,6 +1,8 @@
 """The catalogue a dealer sees: visibility, its own prices, validity dates, stock levels."""
 from datetime import date, timedelta
 
+import pytest
+
 from app.extensions import db
 from app.pricing.models import PriceList, PriceListItem
 from tests.factories import add, auth, set_stock
@@ -130,3 +132,15 @@ def test_cart_is_per_user(client, world):
 def test_hidden_sku_cannot_go_in_cart(client, world):
     r = client.put(f"{MP}/cart/items/{world.gift.id}", headers=auth(world.b_owner), json={"qty": 1})
     assert r.status_code == 404
+
+
+@pytest.mark.postgres
+def test_catalogue_numbers_are_json_integers_on_postgresql(pg_client, pg_world):
+    """PostgreSQL sums BIGINT as NUMERIC; stock and prices must still be JSON integers."""
+    page = pg_client.get(f"{MP}/products", headers=auth(pg_world.a_buyer)).json
+    for item in page["items"]:
+        for key in ("price_fen", "list_price_fen", "id", "moq", "step"):
+            assert type(item[key]) is int, (key, item[key])
+        assert type(item["stock"]["available"]) is int
+    one = pg_client.get(f"{MP}/products/{pg_world.cola.id}", headers=auth(pg_world.a_buyer)).json
+    assert one["stock"] == {"available": 150, "level": "in_stock"}

@@ -103,7 +103,7 @@ def _caller_statement():
 
 def user_for_openid(openid):
     """The active dealer user bound to this openid, or None if not bound (yet)."""
-    row = db.session.execute(_caller_statement(), {"openid": openid}).first()
+    row = db.session.connection().execute(_caller_statement(), {"openid": openid}).first()
     if row is None:
         return None
     dealer = DealerRef(
@@ -306,7 +306,7 @@ def ship_to(session, *, dealer_id, address_id=None):
     params = {"dealer_id": dealer_id}
     if address_id is not None:
         params["address_id"] = address_id
-    row = session.execute(_ship_to_statement(address_id is None), params).first()
+    row = session.connection().execute(_ship_to_statement(address_id is None), params).first()
     if row is None:
         if address_id is not None:
             raise NotFound("收货地址不存在", "address_not_found")

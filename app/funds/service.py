@@ -51,9 +51,9 @@ def _lock_statement():
 
 def lock_account(session, dealer_id):
     """The dealer's credit account, locked for this transaction (created empty if missing)."""
-    row = session.execute(_lock_statement(), {"dealer_id": dealer_id}).first()
+    row = session.connection().execute(_lock_statement(), {"dealer_id": dealer_id}).first()
     if row is None:
-        session.execute(insert(ACCOUNTS).values(dealer_id=dealer_id, credit_limit_fen=0, receivable_fen=0, held_fen=0))
+        session.connection().execute(insert(ACCOUNTS).values(dealer_id=dealer_id, credit_limit_fen=0, receivable_fen=0, held_fen=0))
         return Account(dealer_id, 0, 0, 0)
     return Account(dealer_id, row.credit_limit_fen, row.receivable_fen, row.held_fen)
 
@@ -94,9 +94,9 @@ def release_credit(session, account, *, amount_fen, order_id, note=None):
 
 
 def _move_held(session, account, delta, kind, order_id, note):
-    session.execute(_held_statement(), {"account_dealer_id": account.dealer_id, "delta": delta})
+    session.connection().execute(_held_statement(), {"account_dealer_id": account.dealer_id, "delta": delta})
     account.held_fen += delta
-    session.execute(
+    session.connection().execute(
         insert(ENTRIES),
         {
             "dealer_id": account.dealer_id, "kind": kind, "amount_fen": delta,

@@ -26,7 +26,7 @@ def _lock_statement():
 
 def lock_stock(session, sku_ids):
     """{sku_id: [(warehouse_id, available), ...]} with the rows locked, warehouses by priority."""
-    rows = session.execute(_lock_statement(), {"sku_ids": sorted(set(sku_ids))}).all()
+    rows = session.connection().execute(_lock_statement(), {"sku_ids": sorted(set(sku_ids))}).all()
     by_sku = {}
     for row in sorted(rows, key=lambda r: (r.priority, r.warehouse_id)):
         by_sku.setdefault(row.sku_id, []).append((row.warehouse_id, row.on_hand - row.reserved))
@@ -72,7 +72,7 @@ def reserve(session, order_id, allocations):
         return
     ordered = sorted(allocations)
     session.connection().execute(_move_reserved_statement(), [{"s": s, "w": w, "q": q} for s, w, q in ordered])
-    session.execute(
+    session.connection().execute(
         insert(RESERVATIONS),
         [{"order_id": order_id, "sku_id": s, "warehouse_id": w, "qty": q} for s, w, q in ordered],
     )
@@ -80,7 +80,7 @@ def reserve(session, order_id, allocations):
 
 def release(session, order_id):
     """Give back everything an order still has reserved."""
-    held = session.execute(
+    held = session.connection().execute(
         select(RESERVATIONS.c.sku_id, RESERVATIONS.c.warehouse_id, RESERVATIONS.c.qty)
         .where(RESERVATIONS.c.order_id == order_id)
         .order_by(RESERVATIONS.c.sku_id, RESERVATIONS.c.warehouse_id)
@@ -91,5 +91,5 @@ def release(session, order_id):
     session.connection().execute(
         _move_reserved_statement(), [{"s": r.sku_id, "w": r.warehouse_id, "q": -r.qty} for r in held]
     )
-    session.execute(delete(RESERVATIONS).where(RESERVATIONS.c.order_id == order_id))
+    session.connection().execute(delete(RESERVATIONS).where(RESERVATIONS.c.order_id == order_id))
 

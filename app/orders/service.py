@@ -158,7 +158,7 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
                 session, user=user, account=account, lines=lines, address_id=address_id,
                 remark=remark, payment_method=payment_method,
             )
-            session.execute(
+            session.connection().execute(
                 _insert_statement(IdempotencyKey),
                 {
                     "dealer_id": dealer.id, "key": idempotency_key, "request_hash": fingerprint,
@@ -178,13 +178,14 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 
 @functools.cache
 def _replay_statement():
-    return select(IdempotencyKey.request_hash, IdempotencyKey.order_id).where(
-        IdempotencyKey.dealer_id == bindparam("dealer_id"), IdempotencyKey.key == bindparam("key")
+    keys = IdempotencyKey.__table__
+    return select(keys.c.request_hash, keys.c.order_id).where(
+        keys.c.dealer_id == bindparam("dealer_id"), keys.c.key == bindparam("key")
     )
 
 
 def _find_replay(session, dealer_id, key, fingerprint):
-    row = session.execute(_replay_statement(), {"dealer_id": dealer_id, "key": key}).first()
+    row = session.connection().execute(_replay_statement(), {"dealer_id": dealer_id, "key": key}).first()
     if row is None:
         return None
     if row.request_hash != fingerprint:
@@ -204,8 +205,9 @@ def _insert_statement(model, returning_id=False):
 
 @functools.cache
 def _clear_cart_statement():
-    return delete(CartItem).where(
-        CartItem.user_id == bindparam("user_id"), CartItem.sku_id.in_(bindparam("sku_ids", expanding=True))
+    cart = CartItem.__table__
+    return delete(cart).where(
+        cart.c.user_id == bindparam("user_id"), cart.c.sku_id.in_(bindparam("sku_ids", expanding=True))
     )
 
 
@@ -243,7 +245,7 @@ def _create_order(session, *, user, account, lines, address_id, remark, payment_
         created_at=now,
         lines=quote.lines,
     )
-    order.id = session.execute(
+    order.id = session.connection().execute(
         _insert_statement(Order, returning_id=True),
         {
             "order_no": order.order_no, "dealer_id": order.dealer_id, "placed_by_id": order.placed_by_id,
@@ -254,7 +256,7 @@ def _create_order(session, *, user, account, lines, address_id, remark, payment_
             "created_at": now, "updated_at": now,
         },
     ).scalar_one()
-    session.execute(
+    session.connection().execute(
         _insert_statement(OrderLine),
         [
             {
@@ -272,12 +274,12 @@ def _create_order(session, *, user, account, lines, address_id, remark, payment_
         order_id=order.id, from_status=None, to_status="pending_approval", actor_type="dealer_user",
         actor_id=user.id, actor_name=user.name, reason="经销商提交订单", created_at=now,
     )
-    session.execute(
+    session.connection().execute(
         _insert_statement(OrderEvent),
         {c: getattr(event, c) for c in ("order_id", "from_status", "to_status", "actor_type", "actor_id", "actor_name", "reason", "created_at")},
     )
     order.events.append(event)
-    session.execute(_clear_cart_statement(), {"user_id": user.id, "sku_ids": [s for s, _ in pairs]})
+    session.connection().execute(_clear_cart_statement(), {"user_id": user.id, "sku_ids": [s for s, _ in pairs]})
     return order
 
 
@@ -301,23 +303,24 @@ def _raise_for_problems(problems, account, total_fen):
 
 @functools.cache
 def _bump_counter_statement():
+    counters = OrderNoCounter.__table__
     return (
-        update(OrderNoCounter).where(OrderNoCounter.day == bindparam("for_day"))
-        .values(last=OrderNoCounter.last + 1).returning(OrderNoCounter.last)
+        update(counters).where(counters.c.day == bindparam("for_day"))
+        .values(last=counters.c.last + 1).returning(counters.c.last)
     )
 
 
 def _next_order_no(session):
     """`SO` + China date + 4-digit daily sequence (more digits past 9999)."""
     day = business_today()
-    bumped = session.execute(_bump_counter_statement(), {"for_day": day}).scalar_one_or_none()
+    bumped = session.connection().execute(_bump_counter_statement(), {"for_day": day}).scalar_one_or_none()
     if bumped is None:
         try:
             with session.begin_nested():
                 session.execute(insert(OrderNoCounter).values(day=day, last=1))
             bumped = 1
         except IntegrityError:
-            bumped = session.execute(_bump_counter_statement(), {"for_day": day}).scalar_one()
+            bumped = session.connection().execute(_bump_counter_statement(), {"for_day": day}).scalar_one()
     return f"SO{day:%Y%m%d}{bumped:04d}"
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, and_, bindparam, exists, func, or_, select
+from sqlalchemy import BigInteger, Date, and_, bindparam, cast, exists, func, or_, select
 
 from app.catalog.models import Sku, VisibilityRule
 from app.inventory.models import Stock
@@ -115,12 +115,9 @@ def resolve_price(row):
 
 def available_column():
     """Units available across warehouses: SUM(on_hand - reserved)."""
-    return (
-        select(func.coalesce(func.sum(Stock.on_hand - Stock.reserved), 0))
-        .where(Stock.sku_id == Sku.id)
-        .scalar_subquery()
-        .label("available")
-    )
+    # PostgreSQL sums BIGINTs as NUMERIC (a Decimal in Python); keep it an integer.
+    total = cast(func.coalesce(func.sum(Stock.on_hand - Stock.reserved), 0), BigInteger)
+    return select(total).where(Stock.sku_id == Sku.id).scalar_subquery().label("available")
 
 
 SKU_COLUMNS = (
@@ -153,7 +150,8 @@ def priced_skus(session, buyer, sku_ids, today=None):
     if not sku_ids:
         return {}
     params = {**buyer.params(today), "sku_ids": sorted(set(sku_ids))}
-    return {row.id: row for row in session.execute(_priced_skus_statement(), params)}
+    rows = session.connection().execute(_priced_skus_statement(), params)
+    return {row.id: row for row in rows}
 
 
 @dataclass
