@@ -58,6 +58,10 @@ def from_env():
         "TOKEN_TTL_SECONDS": _env_int("TOKEN_TTL_SECONDS", 7200),
         "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 7),
         "BRAND_NAME": env("BRAND_NAME") or "鼎禾食品",
+        # Seconds a process may reuse a dealer's priced catalogue page (stock is always
+        # read live; checkout always re-prices) and a token's dealer user. 0 disables.
+        "CATALOGUE_CACHE_SECONDS": _env_int("CATALOGUE_CACHE_SECONDS", 5),
+        "CALLER_CACHE_SECONDS": _env_int("CALLER_CACHE_SECONDS", 5),
         # Request bodies above this size answer 413 before any parsing.
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
     }

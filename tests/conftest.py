@@ -70,6 +70,9 @@ def _base_config(standin):
         "WECHAT_APP_ID": "wx-test-appid",
         "WECHAT_APP_SECRET": "test-app-secret",
         "WECHAT_HTTP_TIMEOUT": 2,
+        # Tests change prices and users between requests; tests/test_caches.py covers caching.
+        "CATALOGUE_CACHE_SECONDS": 0,
+        "CALLER_CACHE_SECONDS": 0,
     }
 
 

@@ -3,9 +3,11 @@ import functools
 
 from sqlalchemy import bindparam, func, or_, over, select
 
+from app.cache import app_cache
 from app.catalog.models import Category, Sku
 from app.errors import NotFound
 from app.extensions import db
+from app.inventory import service as inventory
 from app.pricing.service import (
     SKU_COLUMNS,
     Buyer,
@@ -21,16 +23,25 @@ def list_categories():
     return db.session.execute(select(Category).order_by(Category.sort, Category.id)).scalars().all()
 
 
-def _as_product(row):
-    available = max(row.available, 0)
+def _priced(row):
+    """A product as this dealer sees it, without stock: (fields, low-stock threshold)."""
     price_fen, source = resolve_price(row)
     return {
         "id": row.id, "code": row.code, "name": row.name, "spec": row.spec, "unit": row.unit,
         "pack_size": row.pack_size, "moq": row.moq, "step": row.step,
         "price_fen": price_fen, "list_price_fen": row.list_price_fen,
         "price_source": source, "category_id": row.category_id,
-        "stock": {"available": available, "level": stock_level(available, row.low_stock_qty)},
-    }
+    }, row.low_stock_qty
+
+
+def _with_stock(priced, available):
+    fields, low_stock_qty = priced
+    available = max(available, 0)
+    return {**fields, "stock": {"available": available, "level": stock_level(available, low_stock_qty)}}
+
+
+def _as_product(row):
+    return _with_stock(_priced(row), row.available)
 
 
 def _escape_like(text):
@@ -67,9 +78,22 @@ def _page_statement(by_category, by_text):
 
 
 def list_products(*, dealer, category_id=None, q=None, page=1, page_size=20):
-    """One page of SKUs visible to `dealer`, at its prices: (items, total)."""
+    """One page of SKUs visible to `dealer`, at its prices, with live stock: (items, total).
+
+    The priced page (visibility, prices, order) may come from a per-process cache for
+    CATALOGUE_CACHE_SECONDS; stock is always read now. Checkout re-prices from the database.
+    """
     q = (q or "").strip()
-    params = Buyer.of(dealer).params()
+    buyer = Buyer.of(dealer)
+    params = buyer.params()
+    cache = app_cache("catalogue_pages", "CATALOGUE_CACHE_SECONDS")
+    key = (buyer, params["today"], category_id, q, page, page_size)
+    cached = cache.get(key)
+    if cached is not None:
+        priced, total = cached
+        live = inventory.available_by_sku(db.session, [fields["id"] for fields, _ in priced])
+        return [_with_stock(p, live.get(p[0]["id"], 0)) for p in priced], total
+
     params.update(limit=page_size, offset=(page - 1) * page_size)
     if category_id is not None:
         params["category_id"] = category_id
@@ -77,6 +101,7 @@ def list_products(*, dealer, category_id=None, q=None, page=1, page_size=20):
         params["pattern"] = f"%{_escape_like(q)}%"
     rows = db.session.connection().execute(_page_statement(category_id is not None, bool(q)), params).all()
     if rows:
+        cache.put(key, ([_priced(r) for r in rows], rows[0].total))
         return [_as_product(r) for r in rows], rows[0].total
     if page == 1:
         return [], 0

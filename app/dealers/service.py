@@ -13,6 +13,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import aliased
 
+from app.cache import app_cache
 from app.database import write_transaction
 from app.dealers.models import ORDERING_ROLES, USER_ROLES, Address, Dealer, DealerUser, InviteCode, Region, Tier
 from app.errors import DomainError, NotFound
@@ -102,7 +103,21 @@ def _caller_statement():
 
 
 def user_for_openid(openid):
-    """The active dealer user bound to this openid, or None if not bound (yet)."""
+    """The active dealer user bound to this openid, or None if not bound (yet).
+
+    A bound caller may be reused from a per-process cache for CALLER_CACHE_SECONDS; writes
+    that depend on the user's role or the dealer's status re-check them in their transaction.
+    """
+    cache = app_cache("callers", "CALLER_CACHE_SECONDS")
+    caller = cache.get(openid)
+    if caller is None:
+        caller = _load_caller(openid)
+        if caller is not None:
+            cache.put(openid, caller)
+    return caller
+
+
+def _load_caller(openid):
     row = db.session.connection().execute(_caller_statement(), {"openid": openid}).first()
     if row is None:
         return None
@@ -207,6 +222,30 @@ def create_invite(*, dealer_code, role="owner", ttl_days=None):
 def require_ordering_role(user):
     if user.role not in ORDERING_ROLES:
         raise DomainError("forbidden_role", "您的账号为只读角色，不能下单或修改购物车", 403)
+
+
+@functools.cache
+def _standing_statement():
+    users, dealers = DealerUser.__table__, Dealer.__table__
+    return (
+        select(users.c.role, users.c.active, dealers.c.status)
+        .join(dealers, dealers.c.id == users.c.dealer_id)
+        .where(users.c.id == bindparam("user_id"))
+    )
+
+
+def check_may_order(session, user):
+    """Inside a write transaction: the user (still) may order for an active dealer.
+
+    Reads role and status fresh, so a cached caller never outlives a suspension.
+    """
+    row = session.connection().execute(_standing_statement(), {"user_id": user.id}).first()
+    if row is None or not row.active:
+        raise DomainError("unauthorized", "账号已停用，请重新登录", 401)
+    if row.role not in ORDERING_ROLES:
+        raise DomainError("forbidden_role", "您的账号为只读角色，不能下单或修改购物车", 403)
+    if row.status != "active":
+        raise DomainError("dealer_suspended", "贵司账号已被暂停订货，请联系业务员", 403)
 
 
 def require_active_dealer(dealer):

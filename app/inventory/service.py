@@ -5,7 +5,7 @@ SKUs queue behind each other instead of deadlocking; every shortfall is reported
 """
 import functools
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import BigInteger, bindparam, cast, delete, func, insert, select, update
 
 from app.inventory.models import Reservation, Stock, Warehouse
 
@@ -93,3 +93,20 @@ def release(session, order_id):
     )
     session.connection().execute(delete(RESERVATIONS).where(RESERVATIONS.c.order_id == order_id))
 
+
+@functools.cache
+def _available_statement():
+    available = cast(func.sum(STOCK.c.on_hand - STOCK.c.reserved), BigInteger)
+    return (
+        select(STOCK.c.sku_id, available.label("available"))
+        .where(STOCK.c.sku_id.in_(bindparam("sku_ids", expanding=True)))
+        .group_by(STOCK.c.sku_id)
+    )
+
+
+def available_by_sku(session, sku_ids):
+    """{sku_id: units available across warehouses}, read now (no locks; for display)."""
+    if not sku_ids:
+        return {}
+    rows = session.connection().execute(_available_statement(), {"sku_ids": list(sku_ids)})
+    return {row.sku_id: row.available for row in rows}

@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 
 from app.database import write_transaction
 from app.dealers.service import (
+    check_may_order,
     default_address,
     get_dealer_address,
-    require_active_dealer,
     require_ordering_role,
     ship_to,
 )
@@ -213,7 +213,7 @@ def _clear_cart_statement():
 
 def _create_order(session, *, user, account, lines, address_id, remark, payment_method):
     dealer = user.dealer
-    require_active_dealer(dealer)
+    check_may_order(session, user)
     address = ship_to(session, dealer_id=dealer.id, address_id=address_id)
     pairs = merge_lines(lines)
     locked = inventory.lock_stock(session, [sku_id for sku_id, _ in pairs])
