@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: demo test install install-dev migrate seed serve bench clean
+.PHONY: demo test lint install install-dev migrate seed serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ demo: seed serve
 
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 app miniprogram_api bots tests wsgi.py
 
 bench: install-dev
 	bench/run.sh

@@ -33,7 +33,6 @@ def cola(client, user):
 
 
 def test_cached_catalogue_still_shows_live_stock(client, world, cached):
-    clock = cached
     assert cola(client, world.a_buyer)["stock"]["available"] == 150
     set_stock(world.cola, world.wh_south, 7)
     set_stock(world.cola, world.wh_east, 0)
