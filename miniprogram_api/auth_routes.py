@@ -47,7 +47,8 @@ def me_view(user):
             "name": dealer.name,
             "status": dealer.status,
             "tier": {"code": dealer.tier.code, "name": dealer.tier.name},
-            "region": {"code": dealer.region.code, "name": dealer.region.name},
+            # "广东省广州市", or "上海市" rather than GB/T's "市辖区"
+            "region": {"code": dealer.region.code, "name": "".join(service.region_path(dealer.region_code))},
         },
         "credit": credit_summary(dealer.id),
     }

@@ -66,8 +66,16 @@ def test_bind_with_invite_then_use_the_api(client, world, wechat):
     assert r.json["dealer"]["code"] == "DA01" and r.json["user"]["role"] == "buyer"
     me = client.get(f"{MP}/me", headers=bearer(token)).json
     assert me["user"]["name"] == "小陈"
+    assert me["dealer"]["region"] == {"code": "440100", "name": "广东省广州市"}
     assert me["credit"] == {"limit_fen": 10_000_000, "used_fen": 0, "available_fen": 10_000_000}
     assert login(client, wechat, "o-new-buyer")["bound"] is True
+
+
+def test_me_names_a_municipality_without_gbt_placeholders(client, world):
+    from tests.factories import auth
+
+    me = client.get(f"{MP}/me", headers=auth(world.b_owner)).json
+    assert me["dealer"]["region"] == {"code": "310100", "name": "上海市"}
 
 
 def test_invite_is_single_use(client, world, wechat):
