@@ -26,6 +26,10 @@ def create_app(config=None):
     app.json.ensure_ascii = False
     app.json.sort_keys = False
 
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # The services' locking assumes READ COMMITTED; don't inherit a server default.
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("isolation_level", "READ COMMITTED")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
 

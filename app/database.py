@@ -47,6 +47,8 @@ def write_transaction():
     On PostgreSQL (READ COMMITTED) the open transaction simply carries on: every statement
     sees the latest committed rows, and row locks do the rest.
     """
+    if _write_intent.get():
+        raise RuntimeError("write_transaction() does not nest: the inner commit would end the outer one")
     session = db.session()  # the request's Session behind the scoped proxy
     if session.in_transaction() and session.get_bind().dialect.name == "sqlite":
         session.commit()
@@ -63,3 +65,12 @@ def write_transaction():
 
 def is_sqlite():
     return db.engine.dialect.name == "sqlite"
+
+
+def dialect_insert(session, table):
+    """An INSERT that knows ON CONFLICT for the session's database (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

@@ -136,3 +136,27 @@ def test_cli_dealers_show_prints_json_with_rep(runner, world):
     data = json.loads(result.output)
     assert data["rep"] == {"name": "王业务", "wecom_userid": "WangYeWu"}
     assert data["credit"]["limit_fen"] == 10_000_000
+
+
+def test_a_deactivated_user_can_bind_again_with_a_new_invite(client, world, wechat):
+    db.session.get(DealerUser, world.a_buyer.id).active = False
+    db.session.commit()
+    invite = create_invite(dealer_code="DB01", role="buyer")
+    token = login(client, wechat, world.a_buyer.openid)["token"]
+    r = client.post(f"{MP}/auth/bind", headers=bearer(token), json={"invite_code": invite.code})
+    assert r.status_code == 200, r.json
+    assert r.json["dealer"]["code"] == "DB01"
+    old = db.session.get(DealerUser, world.a_buyer.id)
+    db.session.refresh(old)
+    assert old.openid is None and old.active is False   # history kept, WeChat user released
+
+
+def test_write_transactions_do_not_nest(app):
+    import pytest
+
+    from app.database import write_transaction
+
+    with pytest.raises(RuntimeError, match="nest"):
+        with write_transaction():
+            with write_transaction():
+                pass

@@ -87,3 +87,22 @@ def test_entries_expire_and_a_full_cache_drops_its_oldest():
     assert cache.get(0) is None and cache.get(4) == 4
     clock.now += 5
     assert cache.get(4) is None
+
+
+def test_an_order_is_priced_for_the_dealers_current_tier_not_the_cached_one(client, world, cached):
+    assert client.get(f"{MP}/me", headers=auth(world.a_owner)).status_code == 200  # caller cached as gold
+    world.dealer_a.tier_id = world.silver.id  # silver has no soy price: list price applies
+    db.session.commit()
+    line = submit(client, auth(world.a_owner), [{"sku_id": world.soy.id, "qty": 1}]).json["lines"][0]
+    assert (line["unit_price_fen"], line["price_source"]) == (2599, "list")
+
+
+def test_a_cached_caller_demoted_to_viewer_cannot_change_anything(client, world, cached):
+    order_no = submit(client, auth(world.a_buyer), [{"sku_id": world.soy.id, "qty": 1}]).json["order_no"]
+    db.session.get(DealerUser, world.a_buyer.id).role = "viewer"
+    db.session.commit()
+    h = auth(world.a_buyer)
+    assert client.post(f"{MP}/orders/{order_no}/cancel", headers=h).status_code == 403
+    assert client.put(f"{MP}/cart/items/{world.cola.id}", headers=h, json={"qty": 1}).status_code == 403
+    address = {"contact_name": "王五", "phone": "13900000000", "region_code": "440100", "detail": "x"}
+    assert client.post(f"{MP}/addresses", headers=h, json=address).status_code == 403

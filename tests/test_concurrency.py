@@ -13,7 +13,7 @@ from app.dealers.models import Address, Dealer, DealerUser
 from app.extensions import db
 from app.funds.models import CreditAccount
 from app.inventory.models import Stock
-from app.orders.models import Order
+from app.orders.models import CartItem, Order
 from tests.factories import add, auth, set_stock
 from tests.helpers import MP, credit, new_key
 
@@ -170,3 +170,51 @@ def test_sqlite_threads_never_oversell(app, world, tmp_path):
     assert not [r for r in results if isinstance(r, Exception)]
     assert Counter(s for s, _ in results) == {201: 10, 409: 20}
     assert stock_row(world.vinegar.id) == (10, 10)
+
+
+@pytest.mark.postgres
+def test_a_double_tap_on_the_cart_never_fails(pg_app, pg_world):
+    w = pg_world
+    headers = auth(w.a_buyer)
+
+    def put(client):
+        r = client.put(f"{MP}/cart/items/{w.cola.id}", headers=headers, json={"qty": 2})
+        return r.status_code, r.get_json()
+
+    results = run_concurrently(pg_app, [put for _ in range(8)])
+    assert [s for s, _ in results] == [200] * 8, results
+    assert db.session.execute(select(func.count()).select_from(CartItem)).scalar_one() == 1
+
+
+@pytest.mark.postgres
+def test_two_binds_of_one_wechat_user_at_once_bind_it_once(pg_app, pg_world):
+    from app.dealers.service import create_invite, issue_token
+
+    codes = [create_invite(dealer_code=code, role="buyer").code for code in ("DA01", "DB01")]
+    headers = {"Authorization": f"Bearer {issue_token('o-twice')}"}
+
+    def bind(code):
+        def job(client):
+            r = client.post(f"{MP}/auth/bind", headers=headers, json={"invite_code": code})
+            return r.status_code, r.get_json()
+        return job
+
+    results = run_concurrently(pg_app, [bind(code) for code in codes])
+    assert sorted(s for s, _ in results) == [200, 409], results
+    assert db.session.execute(
+        select(func.count()).select_from(DealerUser).where(DealerUser.openid == "o-twice")
+    ).scalar_one() == 1
+
+
+@pytest.mark.postgres
+def test_first_orders_of_a_dealer_without_a_credit_account_do_not_collide(pg_app, pg_world):
+    w = pg_world
+    db.session.delete(db.session.get(CreditAccount, w.dealer_b.id))
+    db.session.commit()
+    jobs = [post_order(auth(w.b_owner), [{"sku_id": w.cola.id, "qty": 1}]) for _ in range(6)]
+    results = run_concurrently(pg_app, jobs)
+    assert not [r for r in results if isinstance(r, Exception)]
+    # No account means a limit of 0: every order is refused cleanly, none is a 500.
+    assert {s for s, _ in results} == {409}
+    db.session.expire_all()
+    assert db.session.get(CreditAccount, w.dealer_b.id) is None  # refused orders leave nothing behind

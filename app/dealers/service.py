@@ -11,6 +11,7 @@ from datetime import timedelta
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app.cache import app_cache
@@ -172,9 +173,24 @@ def bind_invite(*, openid, invite_code, name=None):
     Raises 404 `invite_not_found`, 410 `invite_used` / `invite_expired`, 409 `already_bound`.
     """
     code = _normalize_invite(invite_code)
+    try:
+        return _bind(openid, code, name)
+    except IntegrityError:
+        # A concurrent bind of the same WeChat user won the unique openid.
+        raise DomainError("already_bound", "该微信已绑定经销商账号，无需重复绑定", 409) from None
+
+
+def _bind(openid, code, name):
     with write_transaction() as session:
-        if session.execute(select(DealerUser.id).where(DealerUser.openid == openid)).first():
+        bound = session.execute(
+            select(DealerUser).where(DealerUser.openid == openid).with_for_update(of=DealerUser)
+        ).scalar_one_or_none()
+        if bound is not None and bound.active:
             raise DomainError("already_bound", "该微信已绑定经销商账号，无需重复绑定", 409)
+        if bound is not None:
+            # A deactivated account keeps its history but lets go of the WeChat user.
+            bound.openid = None
+            session.flush()
         invite = session.execute(
             select(InviteCode).where(InviteCode.code == code).with_for_update()
         ).scalar_one_or_none()
@@ -226,26 +242,40 @@ def require_ordering_role(user):
 
 @functools.cache
 def _standing_statement():
-    users, dealers = DealerUser.__table__, Dealer.__table__
+    users, dealers, tiers = DealerUser.__table__, Dealer.__table__, Tier.__table__
     return (
-        select(users.c.role, users.c.active, dealers.c.status)
+        select(
+            users.c.role, users.c.active, dealers.c.status, dealers.c.code, dealers.c.tier_id,
+            dealers.c.region_code, tiers.c.code.label("tier_code"),
+        )
         .join(dealers, dealers.c.id == users.c.dealer_id)
+        .join(tiers, tiers.c.id == dealers.c.tier_id)
         .where(users.c.id == bindparam("user_id"))
     )
 
 
-def check_may_order(session, user):
-    """Inside a write transaction: the user (still) may order for an active dealer.
+def check_may_act(session, user, *, ordering=False):
+    """Inside a write transaction: the user (still) may change things for their dealer.
 
-    Reads role and status fresh, so a cached caller never outlives a suspension.
+    Reads the user's role and the dealer's status, tier and region fresh, so a cached
+    caller never outlives a demotion, a suspension or a move to another tier or region.
+    With `ordering`, the dealer must also be active. Returns the fresh row.
     """
     row = session.connection().execute(_standing_statement(), {"user_id": user.id}).first()
     if row is None or not row.active:
         raise DomainError("unauthorized", "账号已停用，请重新登录", 401)
     if row.role not in ORDERING_ROLES:
         raise DomainError("forbidden_role", "您的账号为只读角色，不能下单或修改购物车", 403)
-    if row.status != "active":
+    if ordering and row.status != "active":
         raise DomainError("dealer_suspended", "贵司账号已被暂停订货，请联系业务员", 403)
+    return row
+
+
+def lock_dealer(session, dealer_id):
+    """Serialise changes to one dealer's own lists (addresses) behind its row lock."""
+    session.connection().execute(
+        select(Dealer.__table__.c.id).where(Dealer.__table__.c.id == dealer_id).with_for_update()
+    )
 
 
 def require_active_dealer(dealer):
@@ -285,6 +315,8 @@ def add_address(*, user, contact_name, phone, region_code, detail, is_default=Fa
     """Add a shipping address. The first address, or one marked default, becomes default."""
     require_ordering_role(user)
     with write_transaction() as session:
+        check_may_act(session, user)
+        lock_dealer(session, user.dealer_id)
         if session.get(Region, region_code) is None:
             raise DomainError(
                 "validation_error", "提交的数据有误，请检查后重试", 422,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, select, update
 
+from app.database import dialect_insert
 from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount, CreditBalances, CreditEntry
@@ -53,8 +54,12 @@ def lock_account(session, dealer_id):
     """The dealer's credit account, locked for this transaction (created empty if missing)."""
     row = session.connection().execute(_lock_statement(), {"dealer_id": dealer_id}).first()
     if row is None:
-        session.connection().execute(insert(ACCOUNTS).values(dealer_id=dealer_id, credit_limit_fen=0, receivable_fen=0, held_fen=0))
-        return Account(dealer_id, 0, 0, 0)
+        # Two first-ever transactions may race to create it; let one win, then lock it.
+        empty = dialect_insert(session, ACCOUNTS).values(
+            dealer_id=dealer_id, credit_limit_fen=0, receivable_fen=0, held_fen=0
+        )
+        session.execute(empty.on_conflict_do_nothing(index_elements=[ACCOUNTS.c.dealer_id]))
+        row = session.connection().execute(_lock_statement(), {"dealer_id": dealer_id}).first()
     return Account(dealer_id, row.credit_limit_fen, row.receivable_fen, row.held_fen)
 
 

@@ -15,9 +15,10 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.database import write_transaction
+from app.database import dialect_insert, write_transaction
 from app.dealers.service import (
-    check_may_order,
+    check_may_act,
+    lock_dealer,
     default_address,
     get_dealer_address,
     require_ordering_role,
@@ -37,7 +38,7 @@ from app.orders.models import (
     OrderLine,
     OrderNoCounter,
 )
-from app.pricing.service import Buyer, business_today, merge_lines, quote_lines, shortage
+from app.pricing.service import Buyer, business_today, merge_lines, priced_skus, quote_lines, shortage
 
 CANCELLABLE = ("pending_approval",)
 MAX_CART_ITEMS = 200
@@ -213,11 +214,13 @@ def _clear_cart_statement():
 
 def _create_order(session, *, user, account, lines, address_id, remark, payment_method):
     dealer = user.dealer
-    check_may_order(session, user)
+    standing = check_may_act(session, user, ordering=True)
+    # Price for the dealer as it is now, not as a cached caller remembers it.
+    buyer = Buyer(dealer.id, standing.code, standing.tier_id, standing.tier_code, standing.region_code)
     address = ship_to(session, dealer_id=dealer.id, address_id=address_id)
     pairs = merge_lines(lines)
     locked = inventory.lock_stock(session, [sku_id for sku_id, _ in pairs])
-    quote = quote_lines(session, Buyer.of(dealer), lines, check_stock=False)
+    quote = quote_lines(session, buyer, lines, check_stock=False)
     priced = {line.sku_id: line for line in quote.lines}
     problems = list(quote.problems)
     for sku_id, qty in pairs:
@@ -344,6 +347,7 @@ def cancel_order(*, user, order_no, reason=None):
     require_ordering_role(user)
     with write_transaction() as session:
         account = funds.lock_account(session, user.dealer_id)
+        check_may_act(session, user)
         order = session.execute(
             select(Order).where(Order.order_no == order_no, Order.dealer_id == user.dealer_id).with_for_update()
         ).scalar_one_or_none()
@@ -381,24 +385,28 @@ def set_cart_item(*, user, sku_id, qty):
     """Put `qty` of a SKU in the cart (replacing what was there). 404 if not orderable."""
     require_ordering_role(user)
     with write_transaction() as session:
-        from app.pricing.service import priced_skus
-
-        if not priced_skus(session, Buyer.of(user.dealer), [sku_id]):
+        standing = check_may_act(session, user)
+        lock_dealer(session, user.dealer_id)  # a double tap queues instead of racing
+        buyer = Buyer(user.dealer_id, standing.code, standing.tier_id, standing.tier_code, standing.region_code)
+        if not priced_skus(session, buyer, [sku_id]):
             raise NotFound("商品不存在或不可订购", "sku_not_found")
-        item = session.get(CartItem, (user.id, sku_id))
-        if item is None:
-            count = session.execute(select(func.count()).where(CartItem.user_id == user.id)).scalar_one()
-            if count >= MAX_CART_ITEMS:
-                raise DomainError("cart_full", f"购物车最多 {MAX_CART_ITEMS} 种商品", 422)
-            session.add(CartItem(user_id=user.id, sku_id=sku_id, qty=qty, updated_at=utcnow()))
-        else:
-            item.qty = qty
-            item.updated_at = utcnow()
+        cart = CartItem.__table__
+        others = session.execute(
+            select(func.count()).select_from(cart).where(cart.c.user_id == user.id, cart.c.sku_id != sku_id)
+        ).scalar_one()
+        if others >= MAX_CART_ITEMS:
+            raise DomainError("cart_full", f"购物车最多 {MAX_CART_ITEMS} 种商品", 422)
+        now = utcnow()
+        upsert = dialect_insert(session, cart).values(user_id=user.id, sku_id=sku_id, qty=qty, updated_at=now)
+        session.execute(upsert.on_conflict_do_update(
+            index_elements=[cart.c.user_id, cart.c.sku_id], set_={"qty": qty, "updated_at": now},
+        ))
 
 
 def remove_cart_item(*, user, sku_id):
     require_ordering_role(user)
     with write_transaction() as session:
+        check_may_act(session, user)
         deleted = session.execute(
             delete(CartItem).where(CartItem.user_id == user.id, CartItem.sku_id == sku_id)
         ).rowcount
