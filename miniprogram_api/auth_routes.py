@@ -2,7 +2,6 @@ from flask import current_app, g
 
 from app.dealers import service
 from app.dealers.schemas import BindIn, LoginIn, LoginOut, MeOut
-from app.funds.service import credit_summary
 from app.integrations.wechat import MiniProgramGateway
 from miniprogram_api.blueprint import MpBlueprint
 from miniprogram_api.auth import BEARER_DOC, current_openid, dealer_user_required
@@ -26,7 +25,7 @@ def login(body):
 def bind(body):
     """用邀请码把当前微信绑定到经销商账号"""
     user = service.bind_invite(openid=current_openid(), invite_code=body["invite_code"], name=body.get("name"))
-    return me_view(user)
+    return service.describe_user(user)
 
 
 @blp.get("/me")
@@ -35,20 +34,4 @@ def bind(body):
 @dealer_user_required
 def me():
     """当前用户、所属经销商与信用额度"""
-    return me_view(g.user)
-
-
-def me_view(user):
-    dealer = user.dealer
-    return {
-        "user": {"id": user.id, "name": user.name, "role": user.role},
-        "dealer": {
-            "code": dealer.code,
-            "name": dealer.name,
-            "status": dealer.status,
-            "tier": {"code": dealer.tier.code, "name": dealer.tier.name},
-            # "广东省广州市", or "上海市" rather than GB/T's "市辖区"
-            "region": {"code": dealer.region.code, "name": "".join(service.region_path(dealer.region_code))},
-        },
-        "credit": credit_summary(dealer.id),
-    }
+    return service.describe_user(g.user)

@@ -1,7 +1,6 @@
 import re
 
 from flask import g, request
-from sqlalchemy.orm import selectinload
 
 from app.errors import DomainError
 from app.orders import service
@@ -95,7 +94,7 @@ def list_orders(query):
     """我的订单（新的在前）"""
     orders, total = service.list_orders(
         dealer_id=g.user.dealer_id, status=query.get("status"), page=query["page"],
-        page_size=query["page_size"], options=[selectinload(service.Order.lines)],
+        page_size=query["page_size"],
     )
     return {
         "items": [

@@ -233,6 +233,25 @@ def create_invite(*, dealer_code, role="owner", ttl_days=None):
     return invite
 
 
+def describe_user(user):
+    """What the mini-program shows as "me": user, dealer (tier, region as written) and credit."""
+    from app.funds.service import credit_summary
+
+    dealer = user.dealer
+    return {
+        "user": {"id": user.id, "name": user.name, "role": user.role},
+        "dealer": {
+            "code": dealer.code,
+            "name": dealer.name,
+            "status": dealer.status,
+            "tier": {"code": dealer.tier.code, "name": dealer.tier.name},
+            # "广东省广州市", or "上海市" rather than GB/T's "市辖区"
+            "region": {"code": dealer.region_code, "name": "".join(region_path(dealer.region_code))},
+        },
+        "credit": credit_summary(dealer.id),
+    }
+
+
 # --- access -----------------------------------------------------------------
 
 def require_ordering_role(user):

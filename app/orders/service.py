@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from app.database import dialect_insert, write_transaction
 from app.dealers.service import (
@@ -56,14 +57,14 @@ def get_order(*, dealer_id, order_no):
     return order
 
 
-def list_orders(*, dealer_id, status=None, page=1, page_size=20, options=()):
-    """One page of the dealer's orders, newest first: (orders, total)."""
+def list_orders(*, dealer_id, status=None, page=1, page_size=20):
+    """One page of the dealer's orders, newest first, lines loaded: (orders, total)."""
     where = [Order.dealer_id == dealer_id]
     if status:
         where.append(Order.status == status)
     total = db.session.execute(select(func.count()).select_from(Order).where(*where)).scalar_one()
     orders = db.session.execute(
-        select(Order).options(*options).where(*where).order_by(Order.id.desc()).limit(page_size).offset((page - 1) * page_size)
+        select(Order).options(selectinload(Order.lines)).where(*where).order_by(Order.id.desc()).limit(page_size).offset((page - 1) * page_size)
     ).scalars().all()
     return orders, total
 
