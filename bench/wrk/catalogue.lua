@@ -3,13 +3,8 @@
 -- <data.lua> (written by run.py) returns {dealers = {{token=..., full_pages=...}, ...}}.
 -- Requests rotate over every (dealer token, full page) pair, each thread starting at a
 -- different offset, so all bench dealers and every full 20-SKU page are read evenly.
-local counter = 0
-threads = {}
-function setup(thread)
-  thread:set("tid", counter)
-  counter = counter + 1
-  threads[#threads + 1] = thread
-end
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "common.lua")  -- setup(), response(), done()
 
 local reqs = {}
 local n, i = 0, 0
@@ -31,6 +26,3 @@ function request()
   return reqs[i]
 end
 
--- Status accounting shared with the other scripts (response() and done()).
-local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-dofile(here .. "status.lua")

@@ -5,13 +5,8 @@
 -- the worst case, since a dealer's submissions serialise on its credit row), 3 distinct
 -- SKUs that dealer can see, each at its MOQ (always a valid multiple of its step), and a
 -- unique Idempotency-Key "<run-tag>-<thread>-<n>" so every request creates a new order.
-local counter = 0
-threads = {}
-function setup(thread)
-  thread:set("tid", counter)
-  counter = counter + 1
-  threads[#threads + 1] = thread
-end
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(here .. "common.lua")  -- setup(), response(), done()
 
 local dealers = {}
 local k = 0
@@ -62,6 +57,3 @@ function request()
   return wrk.format("POST", "/api/mp/v1/orders", d.headers, body)
 end
 
--- Status accounting shared with the other scripts (response() and done()).
-local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-dofile(here .. "status.lua")

@@ -1,3 +1,12 @@
+-- Shared by the wrk scripts: per-thread ids (setup) and status accounting (response, done).
+local counter = 0
+threads = {}
+function setup(thread)
+  thread:set("tid", counter)
+  counter = counter + 1
+  threads[#threads + 1] = thread
+end
+
 -- Status accounting (wrk prints only "Non-2xx or 3xx responses"): every thread counts
 -- statuses and keeps its first error body; done() prints them for bench/run.py.
 local statuses = {}
