@@ -63,9 +63,6 @@ def write_transaction():
         _write_intent.reset(token)
 
 
-def is_sqlite():
-    return db.engine.dialect.name == "sqlite"
-
 
 def dialect_insert(session, table):
     """An INSERT that knows ON CONFLICT for the session's database (PostgreSQL or SQLite)."""

@@ -297,10 +297,6 @@ def lock_dealer(session, dealer_id):
     )
 
 
-def require_active_dealer(dealer):
-    if dealer.status != "active":
-        raise DomainError("dealer_suspended", "贵司账号已被暂停订货，请联系业务员", 403)
-
 
 def get_dealer_address(*, dealer_id, address_id):
     """The dealer's own address; another dealer's id answers 404."""
