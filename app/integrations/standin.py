@@ -22,7 +22,7 @@ import threading
 import time
 
 from flask import Flask, jsonify, request
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 CODE_TTL_SECONDS = 5 * 60
 TOKEN_TTL_SECONDS = 7200
@@ -288,6 +288,13 @@ def create_standin_app(app_id="wx-demo-appid", secret="demo-app-secret"):
     return app
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log: requests are recorded in `StandinServer.requests` instead."""
+
+    def log_request(self, *args, **kwargs):
+        pass
+
+
 class StandinServer:
     """The stand-in served on a real port in a daemon thread.
 
@@ -308,7 +315,7 @@ class StandinServer:
     def start(cls, host="127.0.0.1", port=0, **app_kwargs):
         """Serve `create_standin_app(**app_kwargs)`; port 0 picks a free port."""
         app = create_standin_app(**app_kwargs)
-        server = make_server(host, port, app, threaded=True)
+        server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
         standin = cls(server, app.extensions["wechat_standin"])
         standin._thread.start()
         return standin
