@@ -24,7 +24,7 @@ def demo_seed(reset, if_empty):
         summary = seed_demo(reset=reset)
     except DomainError as exc:
         if if_empty and exc.code == "demo_exists":
-            click.echo("数据库中已有数据，跳过演示数据写入。获取新的邀请码：flask --app wsgi dealers invite D001")
+            click.echo("数据库中已有数据，跳过演示数据写入。获取新的邀请码：.venv/bin/flask --app wsgi dealers invite D001")
             return
         raise click.ClickException(exc.message) from None
     for line in summary["lines"]:
