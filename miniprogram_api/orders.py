@@ -41,7 +41,7 @@ def preview(body):
         "totals": quote.totals(),
         "problems": result["problems"],
         "credit": result["credit"],
-        "address": presenters.address(result["address"]),
+        "address": result["address"],
     }
 
 

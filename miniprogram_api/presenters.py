@@ -1,13 +1,5 @@
 """Turn service results into the dicts the response schemas describe."""
-from app.dealers.service import region_path
 from app.orders.models import STATUS_LABELS  # noqa: F401  (routes read it here)
-
-
-def address(a):
-    return {
-        "id": a.id, "contact_name": a.contact_name, "phone": a.phone, "region_code": a.region_code,
-        "region_names": "".join(region_path(a.region_code)), "detail": a.detail, "is_default": a.is_default,
-    }
 
 
 def priced_line(line):

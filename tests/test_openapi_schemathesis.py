@@ -158,7 +158,7 @@ def dealer_data(world, wechat):
     KNOWN.update(
         sku_id=[s.id for s in (world.cola, world.tea, world.soy, world.vinegar, world.gift, world.local, world.retired)],
         order_no=[open_no, cancelled_no, foreign_no],
-        address_id=[world.addr_a.id, second.id, world.addr_b.id],
+        address_id=[world.addr_a.id, second["id"], world.addr_b.id],
         region_code=[code for code, _, _ in REGIONS],
         login_code=[wechat.mint_code(world.a_buyer.openid), wechat.mint_code("o-not-yet-bound")],
         invite_code=[create_invite(dealer_code=world.dealer_a.code, role="buyer").code],

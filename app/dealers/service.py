@@ -19,7 +19,9 @@ from app.database import write_transaction
 from app.dealers.models import ORDERING_ROLES, USER_ROLES, Address, Dealer, DealerUser, InviteCode, Region, Tier
 from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.funds.service import credit_summary
 from app.models_base import utcnow
+from app.pricing.service import Buyer
 
 TOKEN_SALT = "dinghuo.mp.login"
 # No 0/O/1/I/L: invite codes are read aloud and typed on phones.
@@ -235,8 +237,6 @@ def create_invite(*, dealer_code, role="owner", ttl_days=None):
 
 def describe_user(user):
     """What the mini-program shows as "me": user, dealer (tier, region as written) and credit."""
-    from app.funds.service import credit_summary
-
     dealer = user.dealer
     return {
         "user": {"id": user.id, "name": user.name, "role": user.role},
@@ -254,9 +254,7 @@ def describe_user(user):
 
 # --- access -----------------------------------------------------------------
 
-def require_ordering_role(user):
-    if user.role not in ORDERING_ROLES:
-        raise DomainError("forbidden_role", "您的账号为只读角色，不能下单或修改购物车", 403)
+SUSPENDED_MESSAGE = "贵司账号已被暂停订货，请联系业务员"
 
 
 @functools.cache
@@ -273,54 +271,97 @@ def _standing_statement():
     )
 
 
-def check_may_act(session, user, *, ordering=False):
+@dataclass(frozen=True)
+class Standing:
+    """A user's dealer as it is now: its pricing facts and whether it may order."""
+
+    buyer: Buyer
+    dealer_status: str
+
+    def require_dealer_active(self):
+        if self.dealer_status != "active":
+            raise DomainError("dealer_suspended", SUSPENDED_MESSAGE, 403)
+
+
+def check_may_act(session, user):
     """Inside a write transaction: the user (still) may change things for their dealer.
 
-    Reads the user's role and the dealer's status, tier and region fresh, so a cached
-    caller never outlives a demotion, a suspension or a move to another tier or region.
-    With `ordering`, the dealer must also be active. Returns the fresh row.
+    The one check every write makes. It reads the user's role and the dealer's status,
+    tier and region fresh, so a cached caller never outlives a demotion, a suspension or
+    a move to another tier or region. Returns that fresh `Standing`.
     """
     row = session.connection().execute(_standing_statement(), {"user_id": user.id}).first()
     if row is None or not row.active:
         raise DomainError("unauthorized", "账号已停用，请重新登录", 401)
     if row.role not in ORDERING_ROLES:
         raise DomainError("forbidden_role", "您的账号为只读角色，不能下单或修改购物车", 403)
-    if ordering and row.status != "active":
-        raise DomainError("dealer_suspended", "贵司账号已被暂停订货，请联系业务员", 403)
-    return row
+    buyer = Buyer(user.dealer_id, row.code, row.tier_id, row.tier_code, row.region_code)
+    return Standing(buyer, row.status)
 
 
 def lock_dealer(session, dealer_id):
-    """Serialise changes to one dealer's own lists (addresses) behind its row lock."""
+    """Serialise changes to one dealer's own lists (addresses, carts) behind its row lock."""
     session.connection().execute(
         select(Dealer.__table__.c.id).where(Dealer.__table__.c.id == dealer_id).with_for_update()
     )
 
 
+# --- addresses ------------------------------------------------------------------
 
-def get_dealer_address(*, dealer_id, address_id):
-    """The dealer's own address; another dealer's id answers 404."""
-    address = db.session.execute(
-        select(Address).where(Address.id == address_id, Address.dealer_id == dealer_id)
-    ).scalar_one_or_none()
-    if address is None:
-        raise NotFound("收货地址不存在", "address_not_found")
-    return address
+@functools.cache
+def _address_statement(which):
+    """Addresses of a dealer with their province/city/district names, in one query.
 
-
-def default_address(dealer_id):
-    return db.session.execute(
-        select(Address)
-        .where(Address.dealer_id == dealer_id)
+    `which`: "one" (by id), "default" (the default, else the oldest) or "all".
+    """
+    province, city, district = aliased(Region), aliased(Region), aliased(Region)
+    code = Address.region_code
+    stmt = (
+        select(
+            Address.id, Address.contact_name, Address.phone, Address.region_code, Address.detail,
+            Address.is_default, province.name.label("province"), city.name.label("city"),
+            district.name.label("district"),
+        )
+        .outerjoin(province, province.code == func.substr(code, 1, 2) + "0000")
+        .outerjoin(city, city.code == func.substr(code, 1, 4) + "00")
+        .outerjoin(district, district.code == code)
+        .where(Address.dealer_id == bindparam("dealer_id"))
         .order_by(Address.is_default.desc(), Address.id)
-        .limit(1)
-    ).scalar_one_or_none()
+    )
+    if which == "one":
+        return stmt.where(Address.id == bindparam("address_id"))
+    if which == "default":
+        return stmt.limit(1)
+    return stmt
+
+
+def _address_view(row):
+    region_names = "".join(readable_region_names([row.province, row.city, row.district]))
+    return {
+        "id": row.id, "contact_name": row.contact_name, "phone": row.phone,
+        "region_code": row.region_code, "region_names": region_names, "detail": row.detail,
+        "is_default": row.is_default, "full_text": region_names + row.detail,
+    }
+
+
+def ship_to(session, *, dealer_id, address_id=None):
+    """The address an order ships to: the dealer's own by id (another dealer's answers
+    404), else its default (422 if it has none). Includes `full_text` ("广东省广州市…")."""
+    params = {"dealer_id": dealer_id}
+    if address_id is not None:
+        params["address_id"] = address_id
+    which = "default" if address_id is None else "one"
+    row = session.connection().execute(_address_statement(which), params).first()
+    if row is None:
+        if address_id is not None:
+            raise NotFound("收货地址不存在", "address_not_found")
+        raise DomainError("address_required", "请先添加收货地址", 422)
+    return _address_view(row)
 
 
 def list_addresses(*, dealer_id):
-    return db.session.execute(
-        select(Address).where(Address.dealer_id == dealer_id).order_by(Address.is_default.desc(), Address.id)
-    ).scalars().all()
+    rows = db.session.connection().execute(_address_statement("all"), {"dealer_id": dealer_id})
+    return [_address_view(row) for row in rows]
 
 
 MAX_ADDRESSES = 50
@@ -328,7 +369,6 @@ MAX_ADDRESSES = 50
 
 def add_address(*, user, contact_name, phone, region_code, detail, is_default=False):
     """Add a shipping address. The first address, or one marked default, becomes default."""
-    require_ordering_role(user)
     with write_transaction() as session:
         check_may_act(session, user)
         lock_dealer(session, user.dealer_id)
@@ -354,7 +394,8 @@ def add_address(*, user, contact_name, phone, region_code, detail, is_default=Fa
             is_default=make_default,
         )
         session.add(address)
-    return address
+        session.flush()
+        return ship_to(session, dealer_id=user.dealer_id, address_id=address.id)
 
 
 def _region_codes(region_code):
@@ -363,45 +404,6 @@ def _region_codes(region_code):
         if candidate not in codes:
             codes.append(candidate)
     return codes
-
-
-@functools.cache
-def _ship_to_statement(default):
-    province, city, district = aliased(Region), aliased(Region), aliased(Region)
-    code = Address.region_code
-    stmt = (
-        select(
-            Address.id, Address.contact_name, Address.phone, Address.region_code, Address.detail,
-            province.name.label("province"), city.name.label("city"), district.name.label("district"),
-        )
-        .outerjoin(province, province.code == func.substr(code, 1, 2) + "0000")
-        .outerjoin(city, city.code == func.substr(code, 1, 4) + "00")
-        .outerjoin(district, district.code == code)
-        .where(Address.dealer_id == bindparam("dealer_id"))
-    )
-    if default:
-        return stmt.order_by(Address.is_default.desc(), Address.id).limit(1)
-    return stmt.where(Address.id == bindparam("address_id"))
-
-
-def ship_to(session, *, dealer_id, address_id=None):
-    """The address an order ships to, with its full text ("广东省广州市…"), in one query.
-
-    The dealer's own address by id (another dealer's answers 404), else its default.
-    """
-    params = {"dealer_id": dealer_id}
-    if address_id is not None:
-        params["address_id"] = address_id
-    row = session.connection().execute(_ship_to_statement(address_id is None), params).first()
-    if row is None:
-        if address_id is not None:
-            raise NotFound("收货地址不存在", "address_not_found")
-        raise DomainError("address_required", "请先添加收货地址", 422)
-    return {
-        "id": row.id, "contact_name": row.contact_name, "phone": row.phone,
-        "region_code": row.region_code,
-        "full_text": "".join(readable_region_names([row.province, row.city, row.district])) + row.detail,
-    }
 
 
 # GB/T 2260 names the city level of municipalities "市辖区"; addresses never print it.

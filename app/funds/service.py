@@ -30,10 +30,13 @@ class Account(CreditBalances):
     held_fen: int
 
 
-def credit_summary(dealer_id):
-    account = db.session.get(CreditAccount, dealer_id)
-    if account is None:
-        return {"limit_fen": 0, "used_fen": 0, "available_fen": 0}
+def get_balances(dealer_id):
+    """The dealer's credit balances as they are now (no lock); an empty account if none."""
+    return db.session.get(CreditAccount, dealer_id) or Account(dealer_id, 0, 0, 0)
+
+
+def credit_summary(dealer_id, account=None):
+    account = account or get_balances(dealer_id)
     return {
         "limit_fen": account.credit_limit_fen,
         "used_fen": account.used_fen,

@@ -17,14 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from app.database import dialect_insert, write_transaction
-from app.dealers.service import (
-    check_may_act,
-    lock_dealer,
-    default_address,
-    get_dealer_address,
-    require_ordering_role,
-    ship_to,
-)
+from app.dealers.service import SUSPENDED_MESSAGE, check_may_act, lock_dealer, ship_to
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import service as funds
@@ -71,35 +64,22 @@ def list_orders(*, dealer_id, status=None, page=1, page_size=20):
 
 # --- preview and submit ------------------------------------------------------
 
-def _ship_to(dealer_id, address_id):
-    if address_id is not None:
-        return get_dealer_address(dealer_id=dealer_id, address_id=address_id)
-    address = default_address(dealer_id)
-    if address is None:
-        raise DomainError("address_required", "请先添加收货地址", 422)
-    return address
-
-
 def preview_order(*, user, lines, address_id=None):
     """Price the lines and report every problem, writing nothing.
 
     Returns {quote, problems, credit, address}. Problems include `credit_limit_exceeded`.
     """
     dealer = user.dealer
-    address = _ship_to(dealer.id, address_id)
+    address = ship_to(db.session, dealer_id=dealer.id, address_id=address_id)
     quote = quote_lines(db.session, Buyer.of(dealer), lines)
-    credit = funds.credit_summary(dealer.id)
+    account = funds.get_balances(dealer.id)
     problems = list(quote.problems)
     if dealer.status != "active":
-        problems.insert(0, {"code": "dealer_suspended", "message": "贵司账号已被暂停订货，请联系业务员"})
-    if quote.lines and quote.total_fen > credit["available_fen"]:
-        problems.append({
-            "code": "credit_limit_exceeded",
-            "message": "信用额度不足",
-            "amount_fen": quote.total_fen,
-            "available_fen": credit["available_fen"],
-        })
-    return {"quote": quote, "problems": problems, "credit": credit, "address": address}
+        problems.insert(0, {"code": "dealer_suspended", "message": SUSPENDED_MESSAGE})
+    credit = funds.credit_problem(account, quote.total_fen) if quote.lines else None
+    if credit:
+        problems.append(credit)
+    return {"quote": quote, "problems": problems, "credit": funds.credit_summary(dealer.id, account), "address": address}
 
 
 def request_fingerprint(*, lines, address_id, remark, payment_method):
@@ -145,7 +125,6 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     another body, 409 `insufficient_stock` / `credit_limit_exceeded`, 422 `order_invalid`
     (unavailable SKU, MOQ, step) with every problem in `details.problems`.
     """
-    require_ordering_role(user)
     dealer = user.dealer
     fingerprint = request_fingerprint(
         lines=lines, address_id=address_id, remark=remark, payment_method=payment_method
@@ -153,12 +132,14 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     try:
         with write_transaction() as session:
             account = funds.lock_account(session, dealer.id)
+            standing = check_may_act(session, user)
             replay = _find_replay(session, dealer.id, idempotency_key, fingerprint)
             if replay is not None:
                 return replay, True
+            standing.require_dealer_active()
             order = _create_order(
-                session, user=user, account=account, lines=lines, address_id=address_id,
-                remark=remark, payment_method=payment_method,
+                session, user=user, buyer=standing.buyer, account=account, lines=lines,
+                address_id=address_id, remark=remark, payment_method=payment_method,
             )
             session.connection().execute(
                 _insert_statement(IdempotencyKey),
@@ -213,11 +194,9 @@ def _clear_cart_statement():
     )
 
 
-def _create_order(session, *, user, account, lines, address_id, remark, payment_method):
+def _create_order(session, *, user, buyer, account, lines, address_id, remark, payment_method):
+    """`buyer` is the dealer as it is now (from `check_may_act`), not as a cached caller remembers it."""
     dealer = user.dealer
-    standing = check_may_act(session, user, ordering=True)
-    # Price for the dealer as it is now, not as a cached caller remembers it.
-    buyer = Buyer(dealer.id, standing.code, standing.tier_id, standing.tier_code, standing.region_code)
     address = ship_to(session, dealer_id=dealer.id, address_id=address_id)
     pairs = merge_lines(lines)
     locked = inventory.lock_stock(session, [sku_id for sku_id, _ in pairs])
@@ -228,7 +207,7 @@ def _create_order(session, *, user, account, lines, address_id, remark, payment_
         line = priced.get(sku_id)
         available = inventory.total_available(locked, sku_id)
         if line is not None and qty > available:
-            problems.append(shortage(_ShortageRow(line), qty, available))
+            problems.append(shortage(sku_id=sku_id, name=line.name, unit=line.unit, qty=qty, available=available))
     _raise_for_problems(problems, account, quote.total_fen)
 
     now = utcnow()
@@ -287,13 +266,6 @@ def _create_order(session, *, user, account, lines, address_id, remark, payment_
     return order
 
 
-class _ShortageRow:
-    """Adapts a priced line to what `pricing.shortage` reads."""
-
-    def __init__(self, line):
-        self.id, self.name, self.unit = line.sku_id, line.name, line.unit
-
-
 def _raise_for_problems(problems, account, total_fen):
     other = [p for p in problems if p["code"] != "insufficient_stock"]
     if other:
@@ -345,7 +317,6 @@ def cancel_order(*, user, order_no, reason=None):
 
     Raises 404 for another dealer's order, 409 `order_not_cancellable` after approval.
     """
-    require_ordering_role(user)
     with write_transaction() as session:
         account = funds.lock_account(session, user.dealer_id)
         check_may_act(session, user)
@@ -384,11 +355,9 @@ def get_cart(*, user):
 
 def set_cart_item(*, user, sku_id, qty):
     """Put `qty` of a SKU in the cart (replacing what was there). 404 if not orderable."""
-    require_ordering_role(user)
     with write_transaction() as session:
-        standing = check_may_act(session, user)
+        buyer = check_may_act(session, user).buyer
         lock_dealer(session, user.dealer_id)  # a double tap queues instead of racing
-        buyer = Buyer(user.dealer_id, standing.code, standing.tier_id, standing.tier_code, standing.region_code)
         if not priced_skus(session, buyer, [sku_id]):
             raise NotFound("商品不存在或不可订购", "sku_not_found")
         cart = CartItem.__table__
@@ -405,7 +374,6 @@ def set_cart_item(*, user, sku_id, qty):
 
 
 def remove_cart_item(*, user, sku_id):
-    require_ordering_role(user)
     with write_transaction() as session:
         check_may_act(session, user)
         deleted = session.execute(

@@ -228,7 +228,9 @@ def quote_lines(session, buyer, lines, *, check_stock=True, today=None):
         quote.subtotal_fen += line.amount_fen
         quote.problems.extend(quantity_problems(row, qty))
         if check_stock and qty > row.available:
-            quote.problems.append(shortage(row, qty, row.available))
+            quote.problems.append(
+                shortage(sku_id=row.id, name=row.name, unit=row.unit, qty=qty, available=row.available)
+            )
     return quote
 
 
@@ -247,9 +249,10 @@ def quantity_problems(row, qty):
     return problems
 
 
-def shortage(row, qty, available):
+def shortage(*, sku_id, name, unit, qty, available):
+    available = max(available, 0)
     return {
-        "code": "insufficient_stock", "sku_id": row.id, "qty": qty, "available": max(available, 0),
-        "message": f"{row.name} 库存不足：需要 {qty}{row.unit}，可用 {max(available, 0)}{row.unit}",
+        "code": "insufficient_stock", "sku_id": sku_id, "qty": qty, "available": available,
+        "message": f"{name} 库存不足：需要 {qty}{unit}，可用 {available}{unit}",
     }
 
