@@ -211,34 +211,17 @@ def _create_order(session, *, user, buyer, account, lines, address_id, remark, p
     _raise_for_problems(problems, account, quote.total_fen)
 
     now = utcnow()
-    order = PlacedOrder(
-        id=0,
-        order_no=_next_order_no(session),
-        dealer_id=dealer.id,
-        placed_by_id=user.id,
-        status="pending_approval",
-        payment_method=payment_method,
-        credit_held_fen=quote.total_fen,
-        **quote.totals(),
-        ship_contact=address["contact_name"],
-        ship_phone=address["phone"],
-        ship_region_code=address["region_code"],
-        ship_address=address["full_text"],
-        remark=remark or "",
-        created_at=now,
-        lines=quote.lines,
-    )
-    order.id = session.connection().execute(
-        _insert_statement(Order, returning_id=True),
-        {
-            "order_no": order.order_no, "dealer_id": order.dealer_id, "placed_by_id": order.placed_by_id,
-            "status": order.status, "payment_method": payment_method, **quote.totals(),
-            "credit_held_fen": order.credit_held_fen, "ship_contact": order.ship_contact,
-            "ship_phone": order.ship_phone, "ship_region_code": order.ship_region_code,
-            "ship_address": order.ship_address, "remark": order.remark,
-            "created_at": now, "updated_at": now,
-        },
-    ).scalar_one()
+    values = {
+        "order_no": _next_order_no(session), "dealer_id": dealer.id, "placed_by_id": user.id,
+        "status": "pending_approval", "payment_method": payment_method,
+        "credit_held_fen": quote.total_fen, **quote.totals(),
+        "ship_contact": address["contact_name"], "ship_phone": address["phone"],
+        "ship_region_code": address["region_code"], "ship_address": address["full_text"],
+        "remark": remark or "", "created_at": now, "updated_at": now,
+    }
+    order_id = session.connection().execute(_insert_statement(Order, returning_id=True), values).scalar_one()
+    values.pop("updated_at")
+    order = PlacedOrder(id=order_id, **values, lines=quote.lines)
     session.connection().execute(
         _insert_statement(OrderLine),
         [
@@ -253,15 +236,9 @@ def _create_order(session, *, user, buyer, account, lines, address_id, remark, p
     )
     inventory.reserve(session, order.id, inventory.allocate(locked, pairs))
     funds.hold_credit(session, account, amount_fen=quote.total_fen, order_id=order.id)
-    event = OrderEvent(
-        order_id=order.id, from_status=None, to_status="pending_approval", actor_type="dealer_user",
-        actor_id=user.id, actor_name=user.name, reason="经销商提交订单", created_at=now,
+    order.events.append(
+        _record_event(session, order.id, None, "pending_approval", actor=user, reason="经销商提交订单", at=now)
     )
-    session.connection().execute(
-        _insert_statement(OrderEvent),
-        {c: getattr(event, c) for c in ("order_id", "from_status", "to_status", "actor_type", "actor_id", "actor_name", "reason", "created_at")},
-    )
-    order.events.append(event)
     session.connection().execute(_clear_cart_statement(), {"user_id": user.id, "sku_ids": [s for s, _ in pairs]})
     return order
 
@@ -300,14 +277,16 @@ def _next_order_no(session):
     return f"SO{day:%Y%m%d}{bumped:04d}"
 
 
-def _record_event(session, order, from_status, to_status, *, actor, reason=None, actor_type="dealer_user"):
-    session.add(
-        OrderEvent(
-            order_id=order.id, from_status=from_status, to_status=to_status,
-            actor_type=actor_type, actor_id=getattr(actor, "id", None),
-            actor_name=getattr(actor, "name", None), reason=reason,
-        )
-    )
+def _record_event(session, order_id, from_status, to_status, *, actor, reason=None, at=None,
+                  actor_type="dealer_user"):
+    """Write one state change of an order (who, when, from, to, why); returns it."""
+    values = {
+        "order_id": order_id, "from_status": from_status, "to_status": to_status,
+        "actor_type": actor_type, "actor_id": actor.id, "actor_name": actor.name,
+        "reason": reason, "created_at": at or utcnow(),
+    }
+    session.connection().execute(_insert_statement(OrderEvent), values)
+    return OrderEvent(**values)
 
 
 # --- transitions ---------------------------------------------------------------
@@ -338,7 +317,7 @@ def cancel_order(*, user, order_no, reason=None):
         previous = order.status
         order.status = "cancelled"
         order.updated_at = utcnow()
-        _record_event(session, order, previous, "cancelled", actor=user, reason=reason or "经销商取消订单")
+        _record_event(session, order.id, previous, "cancelled", actor=user, reason=reason or "经销商取消订单")
     return order
 
 
