@@ -97,14 +97,7 @@ def list_orders(query):
         page_size=query["page_size"],
     )
     return {
-        "items": [
-            {
-                "order_no": o.order_no, "status": o.status,
-                "status_label": presenters.STATUS_LABELS[o.status], "total_fen": o.total_fen,
-                "line_count": len(o.lines), "created_at": o.created_at,
-            }
-            for o in orders
-        ],
+        "items": [presenters.order_summary(o) for o in orders],
         "page": query["page"],
         "page_size": query["page_size"],
         "total": total,

@@ -1,5 +1,5 @@
 """Turn service results into the dicts the response schemas describe."""
-from app.orders.models import STATUS_LABELS  # noqa: F401  (routes read it here)
+from app.orders.models import STATUS_LABELS
 
 
 def priced_line(line):
@@ -35,4 +35,11 @@ def order(o):
             }
             for e in o.events
         ],
+    }
+
+
+def order_summary(o):
+    return {
+        "order_no": o.order_no, "status": o.status, "status_label": STATUS_LABELS[o.status],
+        "total_fen": o.total_fen, "line_count": len(o.lines), "created_at": o.created_at,
     }
