@@ -11,5 +11,12 @@ from app.orders.models import (  # noqa: F401
     OrderLine,
     OrderNoCounter,
 )
+from app.notify.models import (  # noqa: F401
+    BrandSetting,
+    DealerMessage,
+    InboundEvent,
+    Outbox,
+    SubscribeConsent,
+)
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
 from app.staff.models import Staff  # noqa: F401

@@ -360,3 +360,88 @@ def remove_cart_item(*, user, sku_id):
         ).rowcount
         if not deleted:
             raise NotFound("购物车中没有该商品", "cart_item_not_found")
+
+
+# --- approval (WeCom card, bot, console) ------------------------------------------
+
+APPROVABLE = ("pending_approval",)
+APPROVER_ROLES = ("admin", "sales")
+
+
+def _staff_order_query(staff, order_no):
+    """Select the order if this staff member may decide on it.
+
+    A sales rep acts only on dealers assigned to them (an order of another rep's dealer
+    answers 404, as if it did not exist); admins act on every dealer.
+    """
+    from app.dealers.models import Dealer
+
+    if not staff.active or staff.role not in APPROVER_ROLES:
+        raise DomainError("forbidden", "你没有审批订单的权限", 403)
+    query = select(Order).where(Order.order_no == order_no)
+    if staff.role == "sales":
+        query = query.join(Dealer, Dealer.id == Order.dealer_id).where(Dealer.rep_id == staff.id)
+    return query
+
+
+def _lock_order_for_staff(session, staff, order_no, *, lock_account=False):
+    """The order, locked, or 404. With `lock_account` the dealer's credit account is locked
+    first (returned too), in the same order as submit and cancel take them: no deadlock."""
+    query = _staff_order_query(staff, order_no)
+    account = None
+    if lock_account:
+        found = session.execute(query.with_only_columns(Order.dealer_id)).scalar_one_or_none()
+        if found is not None:
+            account = funds.lock_account(session, found)
+    order = session.execute(query.with_for_update(of=Order)).scalar_one_or_none()
+    if order is None:
+        raise NotFound("订单不存在，或不是你负责的经销商的订单", "order_not_found")
+    return (order, account) if lock_account else order
+
+
+def _require_pending(order, action):
+    if order.status not in APPROVABLE:
+        raise DomainError(
+            "order_not_pending",
+            f"订单 {order.order_no} 当前状态为「{STATUS_LABELS[order.status]}」，不能{action}",
+            409,
+            {"status": order.status},
+        )
+
+
+def approve_order(*, staff, order_no, reason=None):
+    """Staff approves a pending order: stock stays reserved, credit stays held.
+
+    Returns the order. 404 for an order the staff member may not see, 409
+    `order_not_pending` when it was already decided (e.g. a second tap on the card).
+    """
+    with write_transaction() as session:
+        order = _lock_order_for_staff(session, staff, order_no)
+        _require_pending(order, "审批通过")
+        _transition(session, order, "approved", actor=staff, reason=reason or "审批通过")
+    return order
+
+
+def reject_order(*, staff, order_no, reason):
+    """Staff rejects a pending order with a reason: stock and credit are released."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("reason_required", "驳回订单需要填写原因", 422)
+    with write_transaction() as session:
+        order, account = _lock_order_for_staff(session, staff, order_no, lock_account=True)
+        _require_pending(order, "驳回")
+        inventory.release(session, order.id)
+        if order.credit_held_fen:
+            funds.release_credit(session, account, amount_fen=order.credit_held_fen, order_id=order.id, note="订单驳回")
+            order.credit_held_fen = 0
+        _transition(session, order, "rejected", actor=staff, reason=reason)
+    return order
+
+
+def _transition(session, order, to_status, *, actor, reason):
+    previous = order.status
+    order.status = to_status
+    order.updated_at = utcnow()
+    session.flush()
+    actor_type = "staff" if actor.__class__.__name__ == "Staff" else "dealer_user"
+    return _record_event(session, order.id, previous, to_status, actor=actor, reason=reason, actor_type=actor_type)

@@ -1,0 +1,30 @@
+"""Writing notifications: `add` puts one outbox row in the caller's transaction.
+
+Delivery (`app.notify.delivery`) happens after commit; nothing here talks to WeChat.
+"""
+from app.database import dialect_insert
+from app.models_base import utcnow
+from app.notify.models import CHANNELS, QUEUES, Outbox
+
+
+def add(session, *, channel, event, recipient, payload, dedupe_key, queue="high", ref_type=None, ref_id=None):
+    """Queue one notification inside the caller's open write transaction.
+
+    The row commits or rolls back with the change that caused it. A second row with the
+    same `dedupe_key` is ignored, so replaying an event never notifies twice.
+    """
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}")
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    now = utcnow()
+    table = Outbox.__table__
+    stmt = dialect_insert(session, table).values(
+        dedupe_key=dedupe_key, queue=queue, channel=channel, event=event, recipient=recipient,
+        payload=payload, ref_type=ref_type, ref_id=ref_id, status="pending", attempts=0,
+        next_attempt_at=now, created_at=now, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.id)
+    outbox_id = session.execute(stmt).scalar_one_or_none()
+    if outbox_id is not None:
+        session.info.setdefault("outbox_ids", []).append((queue, outbox_id))
+    return outbox_id
