@@ -23,6 +23,7 @@ from app.extensions import db
 from app.funds import service as funds
 from app.inventory import service as inventory
 from app.models_base import utcnow
+from app.notify import events as notify_events
 from app.orders.models import (
     STATUS_LABELS,
     CartItem,
@@ -239,6 +240,7 @@ def _create_order(session, *, user, buyer, account, lines, address_id, remark, p
     order.events.append(
         _record_event(session, order.id, None, "pending_approval", actor=user, reason="经销商提交订单", at=now)
     )
+    notify_events.order_changed(session, order, from_status=None, to_status="pending_approval", actor=user)
     session.connection().execute(_clear_cart_statement(), {"user_id": user.id, "sku_ids": [s for s, _ in pairs]})
     return order
 
@@ -317,7 +319,9 @@ def cancel_order(*, user, order_no, reason=None):
         previous = order.status
         order.status = "cancelled"
         order.updated_at = utcnow()
-        _record_event(session, order.id, previous, "cancelled", actor=user, reason=reason or "经销商取消订单")
+        reason = reason or "经销商取消订单"
+        _record_event(session, order.id, previous, "cancelled", actor=user, reason=reason)
+        notify_events.order_changed(session, order, from_status=previous, to_status="cancelled", actor=user, reason=reason)
     return order
 
 
@@ -444,4 +448,6 @@ def _transition(session, order, to_status, *, actor, reason):
     order.updated_at = utcnow()
     session.flush()
     actor_type = "staff" if actor.__class__.__name__ == "Staff" else "dealer_user"
-    return _record_event(session, order.id, previous, to_status, actor=actor, reason=reason, actor_type=actor_type)
+    event = _record_event(session, order.id, previous, to_status, actor=actor, reason=reason, actor_type=actor_type)
+    notify_events.order_changed(session, order, from_status=previous, to_status=to_status, actor=actor, reason=reason)
+    return event
