@@ -3,7 +3,9 @@
 Web processes, workers and the CLI all build their config here, so they agree.
 `create_app(config)` accepts a mapping of overrides (tests use it).
 """
+import json
 import os
+import re
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
@@ -64,7 +66,75 @@ def from_env():
         "CALLER_CACHE_SECONDS": _env_int("CALLER_CACHE_SECONDS", 5),
         # Request bodies above this size answer 413 before any parsing.
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        **_subscribe_settings(env),
     }
+
+
+# --- WECHAT_SUBSCRIBE_TEMPLATES: mini-program subscribe messages ----------------------
+# Event -> template id as chosen in the WeChat console (公众平台 → 订阅消息 → 我的模板), and per
+# event which of our values fills which template field. The demo defaults name templates
+# whose fields are typical of the library's order templates.
+SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled")
+DEMO_SUBSCRIBE_TEMPLATES = {
+    "order_approved": "demo-tmpl-order-approved",
+    "order_rejected": "demo-tmpl-order-rejected",
+    "order_shipped": "demo-tmpl-order-shipped",
+    "payment_due": "demo-tmpl-payment-due",
+}
+DEMO_SUBSCRIBE_FIELDS = {
+    "order_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount",
+                       "time4": "time", "thing5": "tip"},
+    "order_rejected": {"character_string1": "order_no", "phrase2": "status", "thing3": "reason",
+                       "time4": "time"},
+    "order_shipped": {"character_string1": "order_no", "thing2": "carrier", "character_string3": "tracking_no",
+                      "time4": "time"},
+    "payment_due": {"character_string1": "order_no", "amount2": "amount", "date3": "due_date", "thing4": "tip"},
+    "order_cancelled": {"character_string1": "order_no", "phrase2": "status", "thing3": "reason",
+                        "time4": "time"},
+}
+SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
+                    "dealer_name", "goods", "due_date", "tip")
+MINIPROGRAM_STATES = ("formal", "trial", "developer")
+# Field kinds of subscribe templates; the key names the kind (thing1, character_string2, ...).
+SUBSCRIBE_FIELD_KINDS = ("thing", "number", "letter", "symbol", "character_string", "time", "date", "amount",
+                         "phone_number", "car_number", "name", "phrase")
+
+
+def _env_json_object(env, name, default):
+    raw = env(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"环境变量 {name} 不是合法的 JSON") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"环境变量 {name} 应为 JSON 对象")
+    return value
+
+
+def _subscribe_settings(env):
+    templates = _env_json_object(env, "WECHAT_SUBSCRIBE_TEMPLATES", DEMO_SUBSCRIBE_TEMPLATES)
+    fields = {**DEMO_SUBSCRIBE_FIELDS, **_env_json_object(env, "WECHAT_SUBSCRIBE_FIELDS", {})}
+    state = env("WECHAT_MINIPROGRAM_STATE") or "formal"
+    for event, template_id in templates.items():
+        if event not in SUBSCRIBE_EVENTS:
+            raise ConfigError(f"WECHAT_SUBSCRIBE_TEMPLATES 中的事件 {event!r} 不认识，可用：{'、'.join(SUBSCRIBE_EVENTS)}")
+        if not isinstance(template_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", template_id):
+            raise ConfigError(f"WECHAT_SUBSCRIBE_TEMPLATES 中 {event} 的模板 ID 无效（应为 1–64 位字母、数字、_ 或 -）")
+    for event, mapping in fields.items():
+        if event not in SUBSCRIBE_EVENTS or not isinstance(mapping, dict) or not mapping:
+            raise ConfigError(f"WECHAT_SUBSCRIBE_FIELDS 中 {event!r} 应为已知事件到非空对象的映射")
+        for key, source in mapping.items():
+            kind = re.fullmatch(r"([a-z_]+?)[0-9]+", key)
+            if not kind or kind.group(1) not in SUBSCRIBE_FIELD_KINDS or source not in SUBSCRIBE_VALUES:
+                raise ConfigError(
+                    f"WECHAT_SUBSCRIBE_FIELDS 中 {event}.{key} 无效：字段名形如 thing1，取值为 {'、'.join(SUBSCRIBE_VALUES)} 之一"
+                )
+    if state not in MINIPROGRAM_STATES:
+        raise ConfigError(f"WECHAT_MINIPROGRAM_STATE 应为 {'、'.join(MINIPROGRAM_STATES)} 之一")
+    return {"WECHAT_SUBSCRIBE_TEMPLATES": templates, "WECHAT_SUBSCRIBE_FIELDS": fields,
+            "WECHAT_MINIPROGRAM_STATE": state}
 
 
 def validate(config):

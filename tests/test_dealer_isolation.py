@@ -377,6 +377,9 @@ ENDPOINTS = [
     ("POST", "/orders/{order_no}/cancel", {}),
     ("GET", "/addresses", None),
     ("POST", "/addresses", {"contact_name": "赵六", "phone": "13700000004", "region_code": "440100", "detail": "体育西路4号"}),
+    ("GET", "/subscriptions/templates", None),
+    ("POST", "/subscriptions", {"template_ids_accepted": ["demo-tmpl-order-approved"]}),
+    ("GET", "/messages", None),
 ]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 

@@ -1,5 +1,325 @@
-"""Dealer-facing notifications: subscribe messages to consenting users and the message list."""
+"""Dealer-facing notifications: subscribe messages to consenting users and the message list.
+
+Every dealer-facing event writes a `DealerMessage` (the mini-program's message list) and,
+for each active user of the dealer who has a one-time consent left for the event's
+template, uses one consent and writes an `mp_subscribe` outbox row — all in the caller's
+transaction. WeChat offers no API to ask how many consents remain, so we count them:
+`record_consents` adds one per template the user accepted in `wx.requestSubscribeMessage`.
+
+Events: `order_approved`, `order_rejected` and staff `order_cancelled` come from order
+transitions (`order_changed`); `order_shipped` and `payment_due` come from shipments and
+receivables (`shipment_sent`, `payment_due`). A dealer's own submit or cancel notifies
+nobody on the dealer's side: they did it themselves.
+
+Template ids and which of our values fills which template field come from configuration
+(`WECHAT_SUBSCRIBE_TEMPLATES`, `WECHAT_SUBSCRIBE_FIELDS`); values are trimmed to the
+rules WeChat's subscribeMessage.send document sets for each field kind (`field_value`).
+"""
+import hashlib
+import re
+from datetime import date, datetime
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from app.config import SUBSCRIBE_EVENTS
+from app.database import dialect_insert, write_transaction
+from app.dealers.models import Dealer, DealerUser
+from app.errors import DomainError
+from app.extensions import db
+from app.models_base import utcnow
+from app.money import format_yuan
+from app.notify import service as outbox
+from app.notify.models import DealerMessage, SubscribeConsent
+from app.pricing.service import BUSINESS_TZ
+
+# The titles the templates carry in WeChat's template library, shown in the mini-program.
+TITLES = {
+    "order_approved": "订单审核通过通知",
+    "order_rejected": "订单审核驳回通知",
+    "order_shipped": "订单发货通知",
+    "payment_due": "付款到期提醒",
+    "order_cancelled": "订单取消通知",
+}
+# Short status words for `phrase` fields (at most 5 Chinese characters).
+STATUS_WORDS = {
+    "order_approved": "审核通过",
+    "order_rejected": "审核驳回",
+    "order_shipped": "已发货",
+    "payment_due": "待付款",
+    "order_cancelled": "已取消",
+}
+TIPS = {
+    "order_approved": "我们将尽快为您安排发货",
+    "order_rejected": "请按原因修改后重新下单",
+    "order_shipped": "请留意查收货物",
+    "payment_due": "请在到期日前完成付款",
+    "order_cancelled": "如有疑问请联系业务员",
+}
+ORDER_PAGE = "pages/order/detail?order_no={order_no}"
+
+CONSENTS = SubscribeConsent.__table__
+MESSAGES = DealerMessage.__table__
+USERS = DealerUser.__table__
 
 
-def order_changed(session, order, *, from_status, to_status, reason=None):
-    """Write the dealer's notifications for an order transition (outbox rows + message list)."""
+# --- configuration -----------------------------------------------------------------------
+
+def subscribe_templates():
+    """The configured templates: [{event, template_id, title}] in a fixed event order."""
+    configured = current_app.config["WECHAT_SUBSCRIBE_TEMPLATES"]
+    return [
+        {"event": event, "template_id": configured[event], "title": TITLES[event]}
+        for event in SUBSCRIBE_EVENTS if configured.get(event)
+    ]
+
+
+# --- consents ----------------------------------------------------------------------------
+
+def consent_counts(user_id, session=None):
+    """How many subscribe messages this user may still receive, per configured template."""
+    session = session or db.session
+    remaining = dict(session.execute(
+        select(CONSENTS.c.template_id, CONSENTS.c.remaining).where(CONSENTS.c.user_id == user_id)
+    ).all())
+    return [{**t, "remaining": remaining.get(t["template_id"], 0)} for t in subscribe_templates()]
+
+
+def record_consents(*, user, template_ids):
+    """Add one consent per template id the user accepted in `wx.requestSubscribeMessage`.
+
+    An id listed twice in one request counts once (one request can accept a template only
+    once). Viewers may subscribe too: they receive messages though they cannot order.
+    Returns the counts afterwards. Raises 422 `unknown_template` (listing the ids) when
+    any id is not one the brand configured, recording nothing.
+    """
+    accepted = list(dict.fromkeys(template_ids))
+    configured = {t["template_id"] for t in subscribe_templates()}
+    unknown = [tid for tid in accepted if tid not in configured]
+    if unknown:
+        raise DomainError(
+            "unknown_template",
+            "以下订阅消息模板未在本系统配置，无法记录：" + "、".join(unknown),
+            422,
+            {"template_ids": unknown},
+        )
+    with write_transaction() as session:
+        active = session.execute(select(USERS.c.active).where(USERS.c.id == user.id)).scalar_one_or_none()
+        if not active:
+            raise DomainError("unauthorized", "账号已停用，请重新登录", 401)
+        now = utcnow()
+        for template_id in accepted:
+            stmt = dialect_insert(session, CONSENTS).values(
+                user_id=user.id, template_id=template_id, remaining=1, updated_at=now
+            )
+            session.execute(stmt.on_conflict_do_update(
+                index_elements=[CONSENTS.c.user_id, CONSENTS.c.template_id],
+                set_={"remaining": CONSENTS.c.remaining + 1, "updated_at": now},
+            ))
+        counts = consent_counts(user.id, session)
+    return counts
+
+
+# --- the message list ----------------------------------------------------------------------
+
+def list_messages(*, dealer_id, page=1, page_size=20):
+    """One page of the dealer's messages, newest first: (rows, total)."""
+    where = MESSAGES.c.dealer_id == dealer_id
+    total = db.session.execute(select(func.count()).select_from(MESSAGES).where(where)).scalar_one()
+    rows = db.session.execute(
+        select(MESSAGES.c.id, MESSAGES.c.event, MESSAGES.c.title, MESSAGES.c.body, MESSAGES.c.page,
+               MESSAGES.c.created_at)
+        .where(where).order_by(MESSAGES.c.id.desc()).limit(page_size).offset((page - 1) * page_size)
+    ).mappings().all()
+    return [dict(row) for row in rows], total
+
+
+# --- events --------------------------------------------------------------------------------
+
+def order_changed(session, order, *, from_status, to_status, reason=None, actor=None):
+    """Write the dealer's notifications for an order transition (outbox rows + message list).
+
+    Approved and rejected notify the dealer; a cancellation does only when someone other
+    than the dealer's own user cancelled (staff or the system). Submitting needs nothing
+    (the dealer did it); shipping is announced per shipment by `shipment_sent`.
+    """
+    no, amount = order.order_no, format_yuan(order.total_fen)
+    if to_status == "approved":
+        body = f"您的订单 {no}（{amount}）已审核通过，我们将尽快为您安排发货。"
+        _notify(session, order, "order_approved", "订单已审核通过", body, "approved", reason=reason)
+    elif to_status == "rejected":
+        body = f"您的订单 {no}（{amount}）未通过审核，原因：{reason or '未说明'}。占用的库存与信用额度已释放，请修改后重新下单。"
+        _notify(session, order, "order_rejected", "订单被驳回", body, "rejected", reason=reason)
+    elif to_status == "cancelled" and actor is not None and getattr(actor, "dealer_id", None) != order.dealer_id:
+        body = f"您的订单 {no}（{amount}）已被取消，原因：{reason or '未说明'}。如有疑问请联系业务员。"
+        _notify(session, order, "order_cancelled", "订单已取消", body, "cancelled", reason=reason)
+
+
+def shipment_sent(session, order, carrier, tracking_no):
+    """Tell the dealer a shipment of this order left, with its carrier and tracking number.
+
+    Call once per shipment, in the shipment's transaction. Calling again for the same
+    carrier and tracking number adds another list entry but sends no second subscribe message.
+    """
+    body = f"您的订单 {order.order_no} 已发货：{carrier}，运单号 {tracking_no}。请留意查收。"
+    shipment = hashlib.sha256(f"{carrier}\n{tracking_no}".encode()).hexdigest()[:16]
+    _notify(session, order, "order_shipped", "订单已发货", body, f"shipped:{shipment}",
+            carrier=carrier, tracking_no=tracking_no)
+
+
+def payment_due(session, order, due_date, amount_fen):
+    """Remind the dealer that `amount_fen` of this order is due on `due_date` (a date).
+
+    One reminder per order and due date sends at most one subscribe message per user.
+    """
+    body = f"订单 {order.order_no} 应付 {format_yuan(amount_fen)}，请于 {due_date:%Y-%m-%d} 前完成付款。"
+    _notify(session, order, "payment_due", "付款到期提醒", body, f"payment_due:{due_date:%Y%m%d}",
+            amount_fen=amount_fen, due_date=due_date)
+
+
+class Fen(int):
+    """An amount in fen, so field formatting knows to show it as yuan."""
+
+
+def _notify(session, order, event, title, body, dedupe, **facts):
+    """The message-list entry always; a subscribe message to each user with consent left."""
+    page = ORDER_PAGE.format(order_no=order.order_no)
+    session.execute(MESSAGES.insert().values(
+        dealer_id=order.dealer_id, event=event, title=title, body=body, page=page,
+        ref_type="order", ref_id=order.id, created_at=utcnow(),
+    ))
+    config = current_app.config
+    template_id = config["WECHAT_SUBSCRIBE_TEMPLATES"].get(event)
+    if not template_id:
+        return
+    recipients = dict(session.execute(
+        select(USERS.c.id, USERS.c.openid).where(
+            USERS.c.dealer_id == order.dealer_id, USERS.c.active.is_(True), USERS.c.openid.is_not(None)
+        )
+    ).all())
+    if not recipients:
+        return
+    # Decrement only where one is left: under concurrency the row lock makes the second
+    # transition re-check `remaining > 0`, so the last consent is used exactly once.
+    used = session.execute(
+        update(CONSENTS)
+        .where(CONSENTS.c.user_id.in_(list(recipients)), CONSENTS.c.template_id == template_id,
+               CONSENTS.c.remaining > 0)
+        .values(remaining=CONSENTS.c.remaining - 1, updated_at=utcnow())
+        .returning(CONSENTS.c.user_id)
+    ).scalars().all()
+    if not used:
+        return
+    values = _values(session, order, event, facts)
+    data = {
+        key: {"value": field_value(field_kind(key), values[source]())}
+        for key, source in config["WECHAT_SUBSCRIBE_FIELDS"][event].items()
+    }
+    payload = {
+        "template_id": template_id, "page": page, "data": data,
+        "miniprogram_state": config["WECHAT_MINIPROGRAM_STATE"], "lang": "zh_CN",
+    }
+    for user_id in sorted(used):
+        added = outbox.add(
+            session, channel="mp_subscribe", event=event, recipient=recipients[user_id], payload=payload,
+            dedupe_key=f"order:{order.id}:{dedupe}:mp:{user_id}", queue="high", ref_type="order", ref_id=order.id,
+        )
+        if added is None:
+            # Already sent for this very event (a replay): the consent was not used after all.
+            session.execute(
+                update(CONSENTS).where(CONSENTS.c.user_id == user_id, CONSENTS.c.template_id == template_id)
+                .values(remaining=CONSENTS.c.remaining + 1)
+            )
+
+
+def _values(session, order, event, facts):
+    """What a template field can show, each computed only if a field asks for it."""
+    reason = facts.get("reason")
+    return {
+        "order_no": lambda: order.order_no,
+        "status": lambda: STATUS_WORDS[event],
+        "amount": lambda: Fen(facts.get("amount_fen", order.total_fen)),
+        "reason": lambda: reason or ("审批通过" if event == "order_approved" else "未说明"),
+        "time": lambda: utcnow(),
+        "carrier": lambda: facts.get("carrier") or "",
+        "tracking_no": lambda: facts.get("tracking_no") or "",
+        "dealer_name": lambda: session.execute(select(Dealer.name).where(Dealer.id == order.dealer_id)).scalar_one(),
+        "goods": lambda: _goods(order),
+        "due_date": lambda: facts.get("due_date") or "",
+        "tip": lambda: TIPS[event],
+    }
+
+
+def _goods(order):
+    names = [line.name for line in order.lines]
+    if not names:
+        return ""
+    return names[0] if len(names) == 1 else f"{names[0]}等{len(names)}种商品"
+
+
+# --- WeChat's field rules --------------------------------------------------------------------
+# subscribeMessage.send: thing ≤ 20 characters; number ≤ 32 digits (decimals allowed);
+# letter ≤ 32 letters; symbol ≤ 5 symbols; character_string ≤ 32 digits, letters or
+# symbols; time/date 24-hour time with optional date; amount a currency symbol and ≤ 10
+# digits, decimals allowed, optionally ending in 元; phone_number ≤ 17 digits and symbols;
+# car_number ≤ 8; name ≤ 10 Chinese characters (or ≤ 20 letters); phrase ≤ 5 Chinese
+# characters. A value WeChat refuses anyway fails the delivery with 47003, which is recorded.
+
+_KIND = re.compile(r"([a-z_]+?)[0-9]+")
+_SPACE = re.compile(r"\s+")
+_ASCII_VISIBLE = re.compile(r"[!-~]")
+_ASCII_SYMBOL = re.compile(r"[!-/:-@\[-`{-~]")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+
+
+def field_kind(key):
+    """`thing3` -> `thing`, `character_string12` -> `character_string`."""
+    match = _KIND.fullmatch(key)
+    return match.group(1) if match else "thing"
+
+
+def _text(raw, kind):
+    if isinstance(raw, Fen):
+        yuan, fen = divmod(abs(int(raw)), 100)
+        number = f"{'-' if raw < 0 else ''}{yuan}.{fen:02d}"
+        return number if kind == "number" else f"{number}元"
+    if isinstance(raw, datetime):
+        return raw.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
+    if isinstance(raw, date):
+        return raw.strftime("%Y-%m-%d")
+    return _SPACE.sub(" ", str(raw)).strip()
+
+
+def _cut(text, limit):
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def field_value(kind, raw):
+    """`raw` (text, Fen, datetime or date) as WeChat accepts it in a field of this kind."""
+    text = _text(raw, kind)
+    if kind == "character_string":
+        text = "".join(_ASCII_VISIBLE.findall(text))[:32]
+    elif kind == "number":
+        found = _NUMBER.search(text)
+        text = found.group(0)[:32] if found else ""
+    elif kind == "letter":
+        text = "".join(c for c in text if c.isascii() and c.isalpha())[:32]
+    elif kind == "symbol":
+        text = "".join(_ASCII_SYMBOL.findall(text))[:5]
+    elif kind == "amount":
+        found = _NUMBER.search(text)
+        text = f"{found.group(0)}元" if found else ""
+    elif kind == "phone_number":
+        text = "".join(c for c in text if c.isdigit() or c in "+-")[:17]
+    elif kind == "car_number":
+        text = text.replace(" ", "")[:8]
+    elif kind == "phrase":
+        text = "".join(_CJK.findall(text))[:5]
+    elif kind == "name":
+        text = text[:20] if text.isascii() else text[:10]
+    elif kind in ("time", "date"):
+        pass
+    else:  # thing, and any kind WeChat adds later
+        text = _cut(text, 20)
+    return text or {"phrase": "无", "name": "无", "number": "0", "amount": "0元", "letter": "N"}.get(kind, "-")

@@ -8,5 +8,7 @@ from app.notify import dealer_alerts, rep_alerts
 
 
 def order_changed(session, order, *, from_status, to_status, actor=None, reason=None):
-    dealer_alerts.order_changed(session, order, from_status=from_status, to_status=to_status, reason=reason)
+    dealer_alerts.order_changed(
+        session, order, from_status=from_status, to_status=to_status, reason=reason, actor=actor
+    )
     rep_alerts.order_changed(session, order, from_status=from_status, to_status=to_status, actor=actor, reason=reason)
