@@ -1,5 +1,6 @@
 """Flask CLI commands: `flask --app wsgi demo seed`, `dealers invite D001 --role buyer`, ..."""
 import json
+import os
 
 import click
 from flask import current_app
@@ -11,6 +12,7 @@ from app.errors import DomainError
 
 demo_cli = AppGroup("demo", help="演示数据与本地演示环境")
 dealers_cli = AppGroup("dealers", help="经销商管理")
+settings_cli = AppGroup("settings", help="品牌设置")
 
 
 @demo_cli.command("seed")
@@ -46,7 +48,11 @@ def demo_serve(host, port, standin_port):
         app_id=current_app.config["WECHAT_APP_ID"],
         secret=current_app.config["WECHAT_APP_SECRET"],
     )
-    app = create_app({"WECHAT_API_BASE": standin.base_url})
+    overrides = {"WECHAT_API_BASE": standin.base_url}
+    if not os.environ.get("WECHAT_MINIPROGRAM_STATE"):
+        # Subscribe messages from the demo open the developer build of the mini-program.
+        overrides["WECHAT_MINIPROGRAM_STATE"] = "developer"
+    app = create_app(overrides)
     click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code）")
     click.echo(f"小程序 API：http://{host}:{port}/api/mp/v1  （接口文档 /api/mp/v1/openapi.json）")
     # Flask refuses app.run() inside a CLI command; serve with werkzeug directly.
@@ -97,6 +103,27 @@ def dealers_show(dealer_code):
     click.echo(json.dumps(out, ensure_ascii=False, indent=2))
 
 
+@settings_cli.command("auto-approval")
+@click.option("--on/--off", "enabled", default=None, help="开启或关闭自动审批；都不写则只显示当前设置")
+@click.option("--max-total-fen", type=click.IntRange(min=1), default=None,
+              help="单笔订单金额上限（分）；开启时不写表示不限金额")
+def settings_auto_approval(enabled, max_total_fen):
+    """自动审批：经销商正常、信用额度内、未超上限且均为系统价格的订单提交即通过。"""
+    from app.orders.approval_rules import get_auto_approval, set_auto_approval
+
+    if enabled is None:
+        if max_total_fen is not None:
+            raise click.ClickException("设置上限时请同时写 --on（或 --off）")
+        click.echo(get_auto_approval().describe())
+        return
+    try:
+        setting = set_auto_approval(enabled=enabled, max_total_fen=max_total_fen)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo("已保存。" + setting.describe())
+
+
 def register(app):
     app.cli.add_command(demo_cli)
     app.cli.add_command(dealers_cli)
+    app.cli.add_command(settings_cli)

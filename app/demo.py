@@ -23,6 +23,9 @@ from app.funds.models import CreditAccount
 from app.inventory.models import Stock, Warehouse
 from app.models_base import utcnow
 from app.money import apply_bp
+from app.notify import settings
+from app.orders import approval_rules
+from app.orders.approval_rules import AutoApproval
 from app.pricing.models import PriceList, PriceListItem
 from app.staff.models import Staff
 
@@ -272,6 +275,8 @@ def seed_demo(*, reset=False) -> dict:
         seeded["price_lists"] = _seed_price_lists(session, today, seeded["tiers"], seeded["dealers"], seeded["skus"])
         seeded["rules"] = _seed_visibility(session, seeded["categories"], seeded["skus"])
         seeded["invites"] = _seed_invites(session, seeded["dealers"], ttl_days)
+        # Off, so every demo order shows the rep's approval step.
+        settings.write(session, approval_rules.KEY, AutoApproval(enabled=False).as_value())
         lines = _summary_lines(brand, seeded)
     return {"lines": lines}
 
@@ -497,4 +502,5 @@ def _summary_lines(brand, seeded):
         *_invite_lines(seeded),
         "",
         f"登录测试：{LOGIN_HINT}，再用上面的邀请码绑定经销商。",
+        AutoApproval(enabled=False).describe() + "；开启：.venv/bin/flask --app wsgi settings auto-approval --on",
     ]

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,7 @@ from app.funds import service as funds
 from app.inventory import service as inventory
 from app.models_base import utcnow
 from app.notify import events as notify_events
+from app.orders import approval_rules
 from app.orders.models import (
     STATUS_LABELS,
     CartItem,
@@ -149,6 +151,8 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
                     "order_id": order.id, "created_at": order.created_at,
                 },
             )
+            # Auto-approval (a brand setting): a separate step after the order exists.
+            _auto_approve(session, order, dealer_status=standing.dealer_status, account=account)
     except IntegrityError:
         # Only a concurrent twin with the same key can get here (the account lock
         # serialises a dealer's submissions on PostgreSQL); answer with its order.
@@ -440,6 +444,31 @@ def reject_order(*, staff, order_no, reason):
             order.credit_held_fen = 0
         _transition(session, order, "rejected", actor=staff, reason=reason)
     return order
+
+
+SYSTEM_ACTOR = SimpleNamespace(id=None, name="自动审批")
+
+
+def _auto_approve(session, order, *, dealer_status, account):
+    """Approve a just-placed order, in the transaction that placed it, when the brand's auto-approval
+    rules allow it (`app.orders.approval_rules`); otherwise leave it for the rep."""
+    setting = approval_rules.read_setting(session)
+    if approval_rules.refusal(setting, dealer_status=dealer_status, account=account, order=order):
+        return
+    now = utcnow()
+    orders = Order.__table__
+    session.connection().execute(
+        update(orders).where(orders.c.id == order.id).values(status="approved", updated_at=now)
+    )
+    order.status = "approved"
+    reason = "符合自动审批规则"
+    order.events.append(_record_event(
+        session, order.id, "pending_approval", "approved", actor=SYSTEM_ACTOR, reason=reason, at=now,
+        actor_type="system",
+    ))
+    notify_events.order_changed(
+        session, order, from_status="pending_approval", to_status="approved", actor=SYSTEM_ACTOR, reason=reason
+    )
 
 
 def _transition(session, order, to_status, *, actor, reason):
