@@ -7,7 +7,7 @@
     客户 鑫达 / 客户 DA01      credit and the last 5 orders of one of my dealers
     帮助                      the list above; also the answer to anything unrecognised
 
-Forgiving by design: full-width characters and spaces are folded (NFKC), order numbers
+Forgiving by design: full-width letters, digits and spaces are folded, order numbers
 match in any case and with or without spaces around them, the earliest command word in
 the message wins, and extra words are ignored. A rep sees and acts only on dealers
 assigned to them; admins on every dealer; other roles get a polite refusal.
@@ -51,7 +51,7 @@ KEYWORDS = (
     ("approve", ("通过", "同意", "批准")),
     ("customer", ("客户", "经销商")),
     ("order", ("订单", "查单", "查询")),
-    ("help", ("帮助", "help", "菜单", "?")),
+    ("help", ("帮助", "help", "菜单", "?", "？")),
 )
 ORDER_NO_RE = re.compile(r"(?<![a-z0-9])so\s*(\d{12,16})(?!\d)", re.IGNORECASE)
 SEPARATORS = " \t\r\n,，、。.:：;；!！?？\"'“”‘’()（）[]【】<>《》-—~～"
@@ -65,8 +65,14 @@ class Parsed:
 
 
 def normalize(text):
-    """Fold full-width forms to half-width (NFKC) and collapse whitespace."""
-    text = unicodedata.normalize("NFKC", text or "")
+    """Fold full-width letters, digits and spaces to half-width and collapse whitespace.
+
+    Chinese punctuation is kept as typed: a reject reason reaches the dealer unchanged.
+    """
+    text = "".join(
+        unicodedata.normalize("NFKC", ch) if ch.isalnum() and "\uff01" <= ch <= "\uff5e" else ch
+        for ch in text or ""
+    )
     return " ".join(text.split())
 
 
@@ -92,7 +98,7 @@ def parse(content):
     else:
         # A bare order number is a lookup.
         command = "order" if order_no else "unknown"
-    return Parsed(command, order_no, rest.strip(SEPARATORS + " "))
+    return Parsed(command, order_no, " ".join(rest.split()).strip(SEPARATORS))
 
 
 def handle_text(message):
