@@ -7,7 +7,7 @@ the robot's 4096-byte limit: whole lines are dropped from the end and a note say
 It writes one outbox row (channel wecom_robot, recipient "default", dedupe key per day),
 so running the job twice posts once; the robot's 20-a-minute window is the sender's job.
 """
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 from sqlalchemy import case, func, select
 
@@ -30,7 +30,8 @@ TRUNCATED = "\n> ……内容过长，其余已省略"
 
 
 def _day_bounds(day):
-    start = datetime.combine(day, time.min, tzinfo=BUSINESS_TZ)
+    """[start, end) of a China business day, in UTC (how timestamps are stored and compared)."""
+    start = datetime.combine(day, time.min, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
     return start, start + timedelta(days=1)
 
 
