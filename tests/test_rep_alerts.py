@@ -280,3 +280,15 @@ def test_card_tap_and_bot_command_racing_approve_once(pg_app, pg_world):
     answers = [r.payload["text"]["content"] for r in rows(event="bot_reply")]
     assert sum(a.startswith("已审批通过订单") for a in answers) == 5
     assert sum("当前状态为「已审批」" in a for a in answers) == 5
+
+
+def test_cli_writes_the_digest_once(runner, world):
+    r = runner.invoke(args=["notify", "digest", "--day", "2026-11-20"])
+    assert r.exit_code == 0 and "已写入发送队列" in r.output
+    r = runner.invoke(args=["notify", "digest", "--day", "2026-11-20"])
+    assert r.exit_code == 0 and "不重复发送" in r.output
+    [row] = rows(channel="wecom_robot")
+    assert row.dedupe_key == "digest:2026-11-20:wecom_robot:default"
+    assert "销售日报 2026-11-20" in row.payload["markdown"]["content"]
+    r = runner.invoke(args=["notify", "digest", "--day", "20-11-2026"])
+    assert r.exit_code != 0 and "日期格式应为 YYYY-MM-DD" in r.output
