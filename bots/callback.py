@@ -9,7 +9,7 @@ what WeCom expects when there is no passive reply.
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import delete
 
 from app.database import dialect_insert, write_transaction
@@ -31,9 +31,19 @@ def _crypto():
     return WeComCallbackCrypto.from_config(current_app.config)
 
 
+def _error(status, code, message, reason=None):
+    body = {"error": {"code": code, "message": message, "details": {"reason": reason} if reason else {}}}
+    return jsonify(body), status
+
+
 def _forbidden(reason):
     log.warning("WeCom callback refused (%s) from %s", reason, request.remote_addr)
-    return Response("forbidden", status=403, mimetype="text/plain")
+    return _error(403, "forbidden", "企业微信回调校验失败", reason)
+
+
+def _misconfigured(exc):
+    log.error("WeCom callback cannot run: %s (check WECOM_TOKEN / WECOM_AES_KEY / WECOM_CORP_ID)", exc)
+    return _error(503, "wecom_not_configured", "企业微信回调配置有误，请检查 WECOM_AES_KEY 等设置")
 
 
 def _signed_params():
@@ -57,6 +67,8 @@ def verify_url():
         return _forbidden(reason or "missing_echostr")
     try:
         plain = _crypto().verify_url(*params, echostr)
+    except ValueError as exc:
+        return _misconfigured(exc)
     except WeComCallbackError as exc:
         return _forbidden(exc.reason)
     # WeCom wants the decrypted echostr as-is: no quotes, no newline.
@@ -93,7 +105,11 @@ def receive():
     if params is None:
         return _forbidden(reason)
     try:
-        message = _crypto().decrypt_message(request.get_data(cache=False), *params)
+        crypto = _crypto()
+    except ValueError as exc:
+        return _misconfigured(exc)
+    try:
+        message = crypto.decrypt_message(request.get_data(cache=False), *params)
     except WeComCallbackError as exc:
         return _forbidden(exc.reason)
 
@@ -115,5 +131,5 @@ def receive():
         log.exception("WeCom callback %s could not be queued", key)
         db.session.rollback()
         _forget(key)
-        return Response("", status=503)
+        return _error(503, "busy", "暂时无法处理，请稍后重试")
     return Response("", status=200)

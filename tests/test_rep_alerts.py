@@ -292,3 +292,31 @@ def test_cli_writes_the_digest_once(runner, world):
     assert "销售日报 2026-11-20" in row.payload["markdown"]["content"]
     r = runner.invoke(args=["notify", "digest", "--day", "20-11-2026"])
     assert r.exit_code != 0 and "日期格式应为 YYYY-MM-DD" in r.output
+
+
+@pytest.mark.postgres
+def test_commands_alerts_and_digest_on_postgresql(pg_app, pg_world):
+    """The same SQL (scoping, fuzzy dealer search, aggregates, day bounds) on PostgreSQL."""
+    w = pg_world
+    client = pg_app.test_client()
+    wecom = WeCom(client, pg_app.config)
+    first = place(client, w, qty=2)
+    second = place(client, w, user=w.b_owner, qty=1)
+    assert [r.event for r in rows(channel="wecom_app")] == ["order_pending_approval"] * 2
+
+    def ask(text):
+        assert wecom.say(text).status_code == 200
+        return rows(event="bot_reply")[-1].payload["text"]["content"]
+
+    assert ask(f"订单 {first.lower()}").startswith(f"订单 {first}【待审批】")
+    assert ask("待审批").startswith("待审批订单 2 笔，合计 ¥125.00")
+    assert ask("客户 da01").startswith("广州鑫达商贸有限公司（DA01")
+    assert ask("客户 有限公司").startswith("找到 2 个经销商")
+    assert ask(f"驳回 {second} 缺货").startswith(f"已驳回订单 {second}")
+    age_orders(1)
+    content = digest.compose_digest(business_today() - timedelta(days=1))
+    assert "有效订单：<font color=\"info\">1</font> 笔，金额 <font color=\"info\">¥80.00</font>" in content
+    assert "1. 广州鑫达商贸有限公司：1 笔 ¥80.00" in content
+    age_orders(40)
+    assert rep_alerts.remind_inactive_dealers() == 2
+    assert rep_alerts.remind_inactive_dealers() == 0

@@ -173,3 +173,20 @@ def test_with_redis_the_work_goes_to_the_high_queue(app, client, world, redis_ur
     finally:
         queue.empty()
         app.config["REDIS_URL"] = None
+
+
+def test_refusals_use_the_one_error_shape(wecom):
+    r = wecom.post(wecom.text_xml("帮助"), token="forged-token")
+    assert r.status_code == 403
+    assert r.json["error"]["code"] == "forbidden" and r.json["error"]["details"] == {"reason": "bad_signature"}
+
+
+@pytest.mark.parametrize("bad_key", ["short", "!" * 43])
+def test_a_misconfigured_aes_key_is_a_503_not_a_crash(app, wecom, bad_key):
+    app.config["WECOM_AES_KEY"] = bad_key
+    r = wecom.client.get("/wecom/callback", query_string={
+        "msg_signature": "x", "timestamp": str(int(time.time())), "nonce": "n", "echostr": "e"})
+    assert r.status_code == 503 and r.json["error"]["code"] == "wecom_not_configured"
+    r = wecom.client.post("/wecom/callback", query_string={
+        "msg_signature": "x", "timestamp": str(int(time.time())), "nonce": "n"}, data=b"<xml/>")
+    assert r.status_code == 503

@@ -210,7 +210,10 @@ class WeComCallbackCrypto:
 
         if len(encoding_aes_key or "") != 43:
             raise ValueError("WECOM_AES_KEY (EncodingAESKey) must be 43 characters")
-        self._crypto = WeChatCrypto(token, encoding_aes_key, corp_id)
+        try:
+            self._crypto = WeChatCrypto(token, encoding_aes_key, corp_id)
+        except Exception as exc:  # wechatpy asserts on a key that is not base64 of 32 bytes
+            raise ValueError("WECOM_AES_KEY (EncodingAESKey) is not a valid key") from exc
         self.corp_id = corp_id
 
     @classmethod

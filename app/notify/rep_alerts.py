@@ -117,19 +117,38 @@ def _key(*parts):
 
 # --- who gets it -------------------------------------------------------------------
 
-def rep_of(session, dealer_id):
-    """(dealer, rep userid) or (dealer, None) when there is nobody to tell (logged)."""
-    from app.dealers.models import Dealer
+@dataclass(frozen=True)
+class DealerRep:
+    """What an alert needs of a dealer and its rep (one query)."""
 
-    dealer = session.get(Dealer, dealer_id)
-    rep = dealer.rep if dealer is not None else None
-    if rep is None:
-        log.info("dealer %s has no rep: no WeCom alert written", dealer_id)
-        return dealer, None, None
-    if not rep.wecom_userid or not rep.active:
-        log.info("rep %s of dealer %s has no WeCom user id or is inactive: no WeCom alert written", rep.id, dealer_id)
-        return dealer, rep, None
-    return dealer, rep, rep.wecom_userid
+    dealer_id: int
+    code: str
+    name: str
+    rep_id: int | None
+    rep_userid: str | None
+    rep_active: bool | None
+
+
+def rep_of(session, dealer_id):
+    """(dealer, rep userid), the userid None when there is nobody to tell (logged)."""
+    from app.dealers.models import Dealer
+    from app.staff.models import Staff
+
+    row = session.execute(
+        select(Dealer.id, Dealer.code, Dealer.name, Staff.id, Staff.wecom_userid, Staff.active)
+        .outerjoin(Staff, Staff.id == Dealer.rep_id).where(Dealer.id == dealer_id)
+    ).first()
+    if row is None:
+        return None, None
+    dealer = DealerRep(*row)
+    if dealer.rep_id is None:
+        log.info("dealer %s has no rep: no WeCom alert written", dealer.code)
+        return dealer, None
+    if not dealer.rep_userid or not dealer.rep_active:
+        log.info("rep %s of dealer %s has no WeCom user id or is inactive: no WeCom alert written",
+                 dealer.rep_id, dealer.code)
+        return dealer, None
+    return dealer, dealer.rep_userid
 
 
 # --- card taps: the decision that came from the card updates the card -----------------
@@ -168,7 +187,7 @@ def order_changed(session, order, *, from_status, to_status, actor=None, reason=
 def _new_order(session, order, placed_by):
     from flask import current_app
 
-    dealer, rep, userid = rep_of(session, order.dealer_id)
+    dealer, userid = rep_of(session, order.dealer_id)
     if userid is None:
         return
     card = approval_card(
@@ -178,18 +197,18 @@ def _new_order(session, order, placed_by):
     )
     outbox.add(
         session, channel="wecom_app", event="order_pending_approval", recipient=userid, payload=card,
-        dedupe_key=_key("order", order.id, "pending_approval", "wecom_app", rep.id),
+        dedupe_key=_key("order", order.id, "pending_approval", "wecom_app", dealer.rep_id),
         queue="high", ref_type="order", ref_id=order.id,
     )
-    _credit_check(session, order, dealer, rep, userid)
+    _credit_check(session, order, dealer, userid)
 
 
-def _credit_check(session, order, dealer, rep, userid):
+def _credit_check(session, order, dealer, userid):
     from app.funds.models import CreditAccount
 
     row = session.execute(
         select(CreditAccount.credit_limit_fen, CreditAccount.receivable_fen, CreditAccount.held_fen)
-        .where(CreditAccount.dealer_id == dealer.id)
+        .where(CreditAccount.dealer_id == dealer.dealer_id)
     ).first()
     if row is None or row.credit_limit_fen <= 0:
         return
@@ -204,7 +223,7 @@ def _credit_check(session, order, dealer, rep, userid):
     )
     outbox.add(
         session, channel="wecom_app", event="credit_near_limit", recipient=userid,
-        payload=text_message(content), dedupe_key=_key("order", order.id, "credit90", "wecom_app", rep.id),
+        payload=text_message(content), dedupe_key=_key("order", order.id, "credit90", "wecom_app", dealer.rep_id),
         queue="high", ref_type="order", ref_id=order.id,
     )
 
@@ -222,10 +241,10 @@ def _decided(session, order, to_status, actor, reason):
             queue="high", ref_type="order", ref_id=order.id,
         )
         return
-    dealer, rep, userid = rep_of(session, order.dealer_id)
+    dealer, userid = rep_of(session, order.dealer_id)
     if userid is None:
         return
-    if isinstance(actor, Staff) and actor.id == rep.id:
+    if isinstance(actor, Staff) and actor.id == dealer.rep_id:
         # The rep decided through the bot, which answers them itself.
         return
     if to_status == "cancelled":
@@ -238,7 +257,7 @@ def _decided(session, order, to_status, actor, reason):
         content = f"订单 {order.order_no}（{dealer.name}，{format_yuan(order.total_fen)}）已被 {actor_name or '系统'} 驳回。原因：{reason or '—'}"
     outbox.add(
         session, channel="wecom_app", event=f"order_{to_status}", recipient=userid,
-        payload=text_message(content), dedupe_key=_key("order", order.id, to_status, "wecom_app", rep.id),
+        payload=text_message(content), dedupe_key=_key("order", order.id, to_status, "wecom_app", dealer.rep_id),
         queue="high", ref_type="order", ref_id=order.id,
     )
 
@@ -247,7 +266,7 @@ def _decided(session, order, to_status, actor, reason):
 
 def shipment_sent(session, order, carrier, tracking_no):
     """Tell the dealer's rep that (part of) an order shipped; one message per tracking number."""
-    dealer, rep, userid = rep_of(session, order.dealer_id)
+    dealer, userid = rep_of(session, order.dealer_id)
     if userid is None:
         return None
     content = (
@@ -256,7 +275,7 @@ def shipment_sent(session, order, carrier, tracking_no):
     )
     return outbox.add(
         session, channel="wecom_app", event="order_shipped", recipient=userid, payload=text_message(content),
-        dedupe_key=_key("order", order.id, "shipped", tracking_no or "-", "wecom_app", rep.id),
+        dedupe_key=_key("order", order.id, "shipped", tracking_no or "-", "wecom_app", dealer.rep_id),
         queue="high", ref_type="order", ref_id=order.id,
     )
 
@@ -300,7 +319,7 @@ def remind_inactive_dealers(today=None):
             days = (today - since_day).days
             if days < INACTIVE_DAYS:
                 continue
-            _, rep, userid = rep_of(session, dealer.id)
+            rep, userid = rep_of(session, dealer.id)
             if userid is None:
                 continue
             window = days // INACTIVE_DAYS
@@ -311,7 +330,7 @@ def remind_inactive_dealers(today=None):
             if outbox.add(
                 session, channel="wecom_app", event="dealer_inactive", recipient=userid,
                 payload=text_message(content),
-                dedupe_key=_key("dealer", dealer.id, "inactive", f"{since_day:%Y%m%d}", window, "wecom_app", rep.id),
+                dedupe_key=_key("dealer", dealer.id, "inactive", f"{since_day:%Y%m%d}", window, "wecom_app", rep.rep_id),
                 queue="default", ref_type="dealer", ref_id=dealer.id,
             ) is not None:
                 written += 1
