@@ -133,3 +133,14 @@ def receive():
         _forget(key)
         return _error(503, "busy", "暂时无法处理，请稍后重试")
     return Response("", status=200)
+
+
+def forget_old_inbound_events(days=3):
+    """Delete dedupe records older than `days` (a periodic job). WeCom retries a message
+    within seconds, so a few days of memory is plenty. Returns how many were deleted."""
+    from datetime import timedelta
+
+    with write_transaction() as session:
+        return session.execute(
+            delete(InboundEvent).where(InboundEvent.received_at < utcnow() - timedelta(days=days))
+        ).rowcount

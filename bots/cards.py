@@ -5,7 +5,8 @@ The card (built by `app.notify.rep_alerts.approval_card`) carries buttons with k
 CardType and a ResponseCode that may update the card once (within 72 h).
 
 - 通过: approve through the order service; the same transaction writes the card update
-  ("已通过 · 王业务") with this tap's ResponseCode (`rep_alerts.answering_card_tap`).
+  ("已通过 · 王业务") with this tap's ResponseCode (`rep_alerts.answering_card_tap`), which
+  is the whole answer (no text on top).
 - 驳回: a card cannot ask for a reason, and the reason is what the dealer reads; a
   canned one would leave them guessing, so the tap does not reject: it asks the rep to
   send `驳回 SO… 原因`. The card keeps its buttons (the rep may still approve from it).
@@ -62,9 +63,11 @@ def _approve(message, staff, order_no):
             with rep_alerts.answering_card_tap(
                 order_no=order_no, response_code=response_code, userid=message["FromUserName"]
             ):
-                order = orders.approve_order(staff=staff, order_no=order_no)
-        else:
-            order = orders.approve_order(staff=staff, order_no=order_no)
+                orders.approve_order(staff=staff, order_no=order_no)
+            # The greyed-out "已通过 · 姓名" button is the confirmation; no extra message
+            # (WeCom allows a member only 30 app messages a minute).
+            return
+        order = orders.approve_order(staff=staff, order_no=order_no)
     except DomainError as exc:
         _refused(message, staff, order_no, exc)
         return

@@ -31,7 +31,7 @@ def test_approve_tap_approves_and_updates_the_card_with_the_taps_response_code(w
     assert card_updates() == [
         ("WangYeWu", {"response_code": "RESPCODE-abc", "button": {"replace_name": "已通过 · 王业务"}})
     ]
-    assert last_reply().startswith(f"已审批通过订单 {order_no}")
+    assert replies() == []  # the greyed-out button is the answer
     # The card path updated the card: no extra "approved by" text to the rep.
     texts = db.session.execute(select(Outbox).where(Outbox.event == "order_approved", Outbox.channel == "wecom_app")).all()
     assert texts == []
@@ -96,3 +96,11 @@ def test_unknown_button_keys_are_ignored(wecom, client, world):
     wecom.tap("approve:SO2026;DROP", create_time=1764000010)
     assert replies() == []
     assert status(order_no) == "pending_approval"
+
+
+def test_a_tap_without_response_code_approves_and_answers_in_text(wecom, client, world):
+    order_no = place(client, world)
+    wecom.tap(f"approve:{order_no}", response_code="", create_time=1764000011)
+    assert status(order_no) == "approved"
+    assert last_reply().startswith(f"已审批通过订单 {order_no}")
+    assert card_updates() == []

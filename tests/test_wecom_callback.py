@@ -190,3 +190,19 @@ def test_a_misconfigured_aes_key_is_a_503_not_a_crash(app, wecom, bad_key):
     r = wecom.client.post("/wecom/callback", query_string={
         "msg_signature": "x", "timestamp": str(int(time.time())), "nonce": "n"}, data=b"<xml/>")
     assert r.status_code == 503
+
+
+def test_old_dedupe_records_are_forgotten(wecom, world):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.models_base import utcnow
+    from bots.callback import forget_old_inbound_events
+
+    wecom.say("帮助")
+    wecom.say("待审批")
+    db.session.execute(update(InboundEvent).where(InboundEvent.id == 1).values(received_at=utcnow() - timedelta(days=4)))
+    db.session.commit()
+    assert forget_old_inbound_events() == 1
+    assert inbound_count() == 1
