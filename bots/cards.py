@@ -19,14 +19,14 @@ import logging
 
 from sqlalchemy import select
 
+from app.database import write_transaction
 from app.errors import DomainError
 from app.extensions import db
 from app.notify import rep_alerts
 from app.notify import service as outbox
-from app.database import write_transaction
 from app.orders import service as orders
 from app.orders.models import STATUS_LABELS, Order
-from bots.inbound import NOT_STAFF_REPLY, reply, reply_key, staff_for
+from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def _already_decided(message, order_no, status):
         outbox.add(
             session, channel="wecom_card", event="card_refresh", recipient=message["FromUserName"],
             payload=rep_alerts.card_button_update(response_code, rep_alerts.decision_label(status, decided_by)),
-            dedupe_key=reply_key(message, "card"), queue="high",
+            dedupe_key=rep_alerts.card_update_key(response_code), queue="high",
         )
 
 

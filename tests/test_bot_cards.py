@@ -104,3 +104,19 @@ def test_a_tap_without_response_code_approves_and_answers_in_text(wecom, client,
     assert status(order_no) == "approved"
     assert last_reply().startswith(f"已审批通过订单 {order_no}")
     assert card_updates() == []
+
+
+def test_a_replayed_tap_job_never_spends_a_response_code_twice(app, client, world):
+    from bots.inbound import handle_inbound
+
+    order_no = place(client, world)
+    message = {
+        "ToUserName": app.config["WECOM_CORP_ID"], "FromUserName": "WangYeWu", "CreateTime": "1764000012",
+        "MsgType": "event", "Event": "template_card_event", "EventKey": f"approve:{order_no}",
+        "TaskId": f"order-{order_no}", "CardType": "button_interaction", "ResponseCode": "RC-once",
+        "AgentID": "1000002", "dedupe_key": "wecom:evt:WangYeWu:1764000012:template_card_event",
+    }
+    handle_inbound(message)
+    handle_inbound(message)  # the worker died after committing; RQ ran it again
+    assert [code for _, payload in card_updates() for code in [payload["response_code"]]] == ["RC-once"]
+    assert status(order_no) == "approved"

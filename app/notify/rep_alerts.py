@@ -101,6 +101,12 @@ def card_button_update(response_code, replace_name):
     return {"response_code": response_code, "button": {"replace_name": clip(replace_name, 10)}}
 
 
+def card_update_key(response_code):
+    """One update per ResponseCode: WeCom accepts each code once, so a second row for the
+    same code (a replayed job) must not be written."""
+    return "wecom_card:" + hashlib.sha1(response_code.encode()).hexdigest()
+
+
 def decision_label(status, actor_name=None):
     from app.orders.models import STATUS_LABELS
 
@@ -237,7 +243,7 @@ def _decided(session, order, to_status, actor, reason):
         outbox.add(
             session, channel="wecom_card", event=f"order_{to_status}", recipient=tap.userid,
             payload=card_button_update(tap.response_code, decision_label(to_status, actor_name)),
-            dedupe_key=_key("order", order.id, to_status, "wecom_card"),
+            dedupe_key=card_update_key(tap.response_code),
             queue="high", ref_type="order", ref_id=order.id,
         )
         return
