@@ -57,6 +57,9 @@ def create_app(config=None):
 
     app.register_blueprint(health_bp)
     register_miniprogram_api(app, api)
+    from bots.callback import bp as wecom_callback_bp  # WeCom callback at /wecom/callback
+
+    app.register_blueprint(wecom_callback_bp)
 
     from app.cli import register as register_cli
 

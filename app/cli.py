@@ -127,3 +127,29 @@ def register(app):
     app.cli.add_command(demo_cli)
     app.cli.add_command(dealers_cli)
     app.cli.add_command(settings_cli)
+    app.cli.add_command(notify_cli)
+
+
+# --- notify: the daily sales digest (bots/digest.py) ------------------------------------
+
+notify_cli = AppGroup("notify", help="通知与企业微信")
+
+
+@notify_cli.command("digest")
+@click.option("--day", default=None, help="统计日期 YYYY-MM-DD（默认昨天，北京时间）")
+def notify_digest(day):
+    """生成销售日报，写入企业微信群机器人的发送队列（同一天只发一次）。"""
+    from datetime import date
+
+    from bots.digest import send_daily_digest
+
+    if day:
+        try:
+            day = date.fromisoformat(day)
+        except ValueError:
+            raise click.ClickException(f"日期格式应为 YYYY-MM-DD，例如 2026-11-25，收到的是 {day!r}") from None
+    outbox_id = send_daily_digest(day)
+    if outbox_id is None:
+        click.echo("该日的销售日报已经生成过，不重复发送。")
+    else:
+        click.echo(f"销售日报已写入发送队列（outbox #{outbox_id}）。")

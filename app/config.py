@@ -67,6 +67,14 @@ def from_env():
         # Request bodies above this size answer 413 before any parsing.
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
         **_subscribe_settings(env),
+        # WeCom (企业微信): the self-built app that sends rep messages and receives the
+        # callback (Token + EncodingAESKey from 接收消息 → 设置API接收), and the internal
+        # group robot's webhook key.
+        "WECOM_CORP_ID": env("WECOM_CORP_ID") or "ww-demo-corpid",
+        "WECOM_AGENT_ID": _env_int("WECOM_AGENT_ID", 1000002),
+        "WECOM_TOKEN": env("WECOM_TOKEN") or "demo-wecom-token",
+        "WECOM_AES_KEY": env("WECOM_AES_KEY") or "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        "WECOM_ROBOT_KEY": env("WECOM_ROBOT_KEY") or "demo-robot-key",
     }
 
 

@@ -1,5 +1,6 @@
-"""WeCom (企业微信): outbound senders and the inbound callback.
+"""WeCom (企业微信): the inbound callback (/wecom/callback), the bot reps chat with, the
+approval card's button events and the daily sales digest.
 
-Reps' alerts, approval cards and the bot arrive with the notifications issue; the order
-service already records every transition they will announce.
+Outbound delivery of what these write (outbox rows) is `app.notify.delivery`'s job.
 """
+

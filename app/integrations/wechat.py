@@ -181,3 +181,93 @@ class MiniProgramGateway:
         """Forget the cached token (call after WeChat answers 40001/42001)."""
         self._client.session.delete(self._client.access_token_key)
         self._client.session.delete(self._client.access_token_expires_at_key)
+
+
+# =============================================================================
+# WeCom callback crypto (used by bots/callback.py)
+#
+# WeCom signs and encrypts what it pushes to the app's callback URL: msg_signature =
+# sha1 of the sorted (Token, timestamp, nonce, Encrypt); Encrypt = base64 of AES-256-CBC
+# (key = base64(EncodingAESKey + "="), IV = key[:16], PKCS#7 to 32 bytes) over
+# random16 + msg_len (4 bytes, network order) + msg + CorpID. wechatpy's
+# `wechatpy.work.crypto.WeChatCrypto` implements it; this section wraps it so callers
+# see one exception type. wechatpy names are imported here, not at the top of the module.
+# =============================================================================
+
+class WeComCallbackError(Exception):
+    """The callback request is not from our WeCom app (bad signature, wrong CorpID, garbage)."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class WeComCallbackCrypto:
+    """Verify, decrypt (and, for tests and passive replies, encrypt) WeCom callback payloads."""
+
+    def __init__(self, token, encoding_aes_key, corp_id):
+        from wechatpy.work.crypto import WeChatCrypto
+
+        if len(encoding_aes_key or "") != 43:
+            raise ValueError("WECOM_AES_KEY (EncodingAESKey) must be 43 characters")
+        try:
+            self._crypto = WeChatCrypto(token, encoding_aes_key, corp_id)
+        except Exception as exc:  # wechatpy asserts on a key that is not base64 of 32 bytes
+            raise ValueError("WECOM_AES_KEY (EncodingAESKey) is not a valid key") from exc
+        self.corp_id = corp_id
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config["WECOM_TOKEN"], config["WECOM_AES_KEY"], config["WECOM_CORP_ID"])
+
+    def _guard(self, call):
+        import binascii
+        import struct
+
+        from wechatpy.exceptions import InvalidSignatureException
+        from wechatpy.work.exceptions import InvalidCorpIdException
+
+        try:
+            return call()
+        except InvalidSignatureException:
+            raise WeComCallbackError("bad_signature") from None
+        except InvalidCorpIdException:
+            raise WeComCallbackError("wrong_corp_id") from None
+        except (binascii.Error, struct.error, ValueError, TypeError, KeyError, IndexError, UnicodeDecodeError) as exc:
+            # Right signature but undecryptable content: treat as not ours.
+            raise WeComCallbackError(f"undecryptable:{exc.__class__.__name__}") from None
+
+    def verify_url(self, msg_signature, timestamp, nonce, echostr):
+        """URL verification (GET): check the signature over echostr and return its plain text."""
+        return self._guard(lambda: self._crypto.check_signature(msg_signature, timestamp, nonce, echostr))
+
+    def decrypt_message(self, body, msg_signature, timestamp, nonce):
+        """Decrypt a POSTed callback body; returns the inner message as a flat dict of strings.
+
+        Raises WeComCallbackError for a bad signature, another corp's payload or garbage.
+        """
+        import xmltodict
+        from xml.parsers.expat import ExpatError
+
+        def run():
+            try:
+                outer = xmltodict.parse(body, disable_entities=True)["xml"]
+            except (ExpatError, TypeError, KeyError) as exc:
+                raise ValueError("malformed outer XML") from exc
+            if not isinstance(outer, dict) or not isinstance(outer.get("Encrypt"), str):
+                raise ValueError("no Encrypt element")
+            plain = self._crypto.decrypt_message({"Encrypt": outer["Encrypt"]}, msg_signature, timestamp, nonce)
+            try:
+                inner = xmltodict.parse(plain, disable_entities=True)["xml"]
+            except (ExpatError, TypeError, KeyError) as exc:
+                raise ValueError("malformed inner XML") from exc
+            if not isinstance(inner, dict):
+                raise ValueError("empty inner XML")
+            return inner
+
+        return self._guard(run)
+
+    def encrypt_message(self, xml, nonce, timestamp):
+        """Encrypt and sign `xml` as WeCom does; returns the outer XML
+        (<Encrypt>, <MsgSignature>, <TimeStamp>, <Nonce>)."""
+        return self._crypto.encrypt_message(xml, nonce, str(timestamp))

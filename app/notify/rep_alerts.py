@@ -1,5 +1,354 @@
-"""Rep-facing notifications in WeCom: approval cards, credit and shipment alerts."""
+"""Rep-facing notifications in WeCom: approval cards, credit, shipment and inactivity alerts.
 
+Every function writes outbox rows (`app.notify.service.add`) in the caller's open
+transaction; delivery to WeCom happens after commit. Payloads are the documented
+`/cgi-bin/message/send` body without `touser`/`agentid` (channel `wecom_app`) or the
+`/cgi-bin/message/update_template_card` body without `userids`/`agentid` (`wecom_card`).
+
+A dealer without a rep, or a rep without a WeCom user id (or no longer active), gets no
+row; a log line says so.
+
+Updating an approval card needs a `response_code`: WeCom returns one when the card is sent
+and one with every button tap, each usable once within 72 h. Only the tap's code reaches
+us (`answering_card_tap`), so a decision taken on the card updates the card itself; a
+decision taken elsewhere (bot, console, the dealer cancelling) is announced to the rep as
+a text message, and a later tap on the stale card answers with the order's status and
+updates that card with the tap's own code (bots/cards.py).
+"""
+import contextlib
+import hashlib
+import logging
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import func, select
+
+from app.money import format_yuan
+from app.notify import service as outbox
+
+log = logging.getLogger(__name__)
+
+# WeCom drops an identical message to the same member within this window (seconds, ≤ 4 h).
+DUPLICATE_CHECK_INTERVAL = 1800
+CREDIT_ALERT_BP = 9000  # alert when exposure reaches 90 % of the limit
+INACTIVE_DAYS = 30
+DECIDED = ("approved", "rejected", "cancelled")
+DECISION_LABELS = {"approved": "已通过", "rejected": "已驳回", "cancelled": "已取消"}
+MAX_KEY = 160
+
+
+# --- payload shapes --------------------------------------------------------------
+
+def text_message(content):
+    """A /cgi-bin/message/send text body (without touser/agentid)."""
+    return {
+        "msgtype": "text",
+        "text": {"content": content},
+        "enable_duplicate_check": 1,
+        "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL,
+    }
+
+
+def markdown_message(content):
+    """A /cgi-bin/message/send markdown body (without touser/agentid)."""
+    return {
+        "msgtype": "markdown",
+        "markdown": {"content": content},
+        "enable_duplicate_check": 1,
+        "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL,
+    }
+
+
+def clip(text, limit):
+    """Shorten to `limit` characters (WeCom's recommended field lengths), marking the cut."""
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def card_task_id(order_no):
+    """Unique per card; WeCom allows ≤ 128 bytes of [0-9a-zA-Z_-@] (order numbers fit)."""
+    return f"order-{order_no}"
+
+
+def approval_card(*, order_no, dealer_name, total_fen, line_count, placed_by, brand):
+    """The button_interaction template card a rep approves from."""
+    return {
+        "msgtype": "template_card",
+        "template_card": {
+            "card_type": "button_interaction",
+            "source": {"desc": clip(f"{brand}订货", 20), "desc_color": 0},
+            "main_title": {"title": "新订单待审批", "desc": f"订单号 {order_no}"},
+            "horizontal_content_list": [
+                {"keyname": "经销商", "value": clip(dealer_name, 30)},
+                {"keyname": "金额", "value": format_yuan(total_fen)},
+                {"keyname": "商品行数", "value": f"{line_count} 行"},
+                {"keyname": "下单人", "value": clip(placed_by or "—", 30)},
+            ],
+            "task_id": card_task_id(order_no),
+            "button_list": [
+                {"text": "通过", "style": 1, "key": f"approve:{order_no}"},
+                {"text": "驳回", "style": 2, "key": f"reject:{order_no}"},
+            ],
+        },
+        "enable_duplicate_check": 1,
+        "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL,
+    }
+
+
+def card_button_update(response_code, replace_name):
+    """An update_template_card body that greys out the card's buttons with a new label."""
+    return {"response_code": response_code, "button": {"replace_name": clip(replace_name, 10)}}
+
+
+def card_update_key(response_code):
+    """One update per ResponseCode: WeCom accepts each code once, so a second row for the
+    same code (a replayed job) must not be written."""
+    return "wecom_card:" + hashlib.sha1(response_code.encode()).hexdigest()
+
+
+def decision_label(status, actor_name=None):
+    from app.orders.models import STATUS_LABELS
+
+    label = DECISION_LABELS.get(status) or STATUS_LABELS.get(status, "已处理")
+    return f"{label} · {clip(actor_name, 4)}" if actor_name else label
+
+
+def _key(*parts):
+    key = ":".join(str(p) for p in parts)
+    if len(key) > MAX_KEY:
+        key = key[:100] + ":" + hashlib.sha1(key.encode()).hexdigest()
+    return key
+
+
+# --- who gets it -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DealerRep:
+    """What an alert needs of a dealer and its rep (one query)."""
+
+    dealer_id: int
+    code: str
+    name: str
+    rep_id: int | None
+    rep_userid: str | None
+    rep_active: bool | None
+
+
+def rep_of(session, dealer_id):
+    """(dealer, rep userid), the userid None when there is nobody to tell (logged)."""
+    from app.dealers.models import Dealer
+    from app.staff.models import Staff
+
+    row = session.execute(
+        select(Dealer.id, Dealer.code, Dealer.name, Staff.id, Staff.wecom_userid, Staff.active)
+        .outerjoin(Staff, Staff.id == Dealer.rep_id).where(Dealer.id == dealer_id)
+    ).first()
+    if row is None:
+        return None, None
+    dealer = DealerRep(*row)
+    if dealer.rep_id is None:
+        log.info("dealer %s has no rep: no WeCom alert written", dealer.code)
+        return dealer, None
+    if not dealer.rep_userid or not dealer.rep_active:
+        log.info("rep %s of dealer %s has no WeCom user id or is inactive: no WeCom alert written",
+                 dealer.rep_id, dealer.code)
+        return dealer, None
+    return dealer, dealer.rep_userid
+
+
+# --- card taps: the decision that came from the card updates the card -----------------
+
+@dataclass(frozen=True)
+class CardTap:
+    order_no: str
+    response_code: str
+    userid: str
+
+
+_card_tap = ContextVar("dinghuo_card_tap", default=None)
+
+
+@contextlib.contextmanager
+def answering_card_tap(*, order_no, response_code, userid):
+    """While active, a decision on `order_no` updates the tapped card (its ResponseCode)
+    in the decision's own transaction instead of sending the rep a text."""
+    token = _card_tap.set(CardTap(order_no, response_code, userid))
+    try:
+        yield
+    finally:
+        _card_tap.reset(token)
+
+
+# --- the hook ------------------------------------------------------------------------
 
 def order_changed(session, order, *, from_status, to_status, actor=None, reason=None):
     """Write the rep's WeCom notifications for an order transition (outbox rows)."""
+    if to_status == "pending_approval" and from_status is None:
+        _new_order(session, order, actor)
+    elif to_status in DECIDED:
+        _decided(session, order, to_status, actor, reason)
+
+
+def _new_order(session, order, placed_by):
+    from flask import current_app
+
+    dealer, userid = rep_of(session, order.dealer_id)
+    if userid is None:
+        return
+    card = approval_card(
+        order_no=order.order_no, dealer_name=dealer.name, total_fen=order.total_fen,
+        line_count=len(order.lines), placed_by=getattr(placed_by, "name", None),
+        brand=current_app.config.get("BRAND_NAME", ""),
+    )
+    outbox.add(
+        session, channel="wecom_app", event="order_pending_approval", recipient=userid, payload=card,
+        dedupe_key=_key("order", order.id, "pending_approval", "wecom_app", dealer.rep_id),
+        queue="high", ref_type="order", ref_id=order.id,
+    )
+    _credit_check(session, order, dealer, userid)
+
+
+def _credit_check(session, order, dealer, userid):
+    from app.funds.models import CreditAccount
+
+    row = session.execute(
+        select(CreditAccount.credit_limit_fen, CreditAccount.receivable_fen, CreditAccount.held_fen)
+        .where(CreditAccount.dealer_id == dealer.dealer_id)
+    ).first()
+    if row is None or row.credit_limit_fen <= 0:
+        return
+    used = row.receivable_fen + row.held_fen
+    if used * 10_000 < row.credit_limit_fen * CREDIT_ALERT_BP:
+        return
+    percent = used * 100 // row.credit_limit_fen
+    content = (
+        f"【信用额度预警】经销商 {dealer.name}（{dealer.code}）下单 {order.order_no} 后，"
+        f"已用额度 {format_yuan(used)}，占额度 {format_yuan(row.credit_limit_fen)} 的 {percent}%，"
+        f"剩余可用 {format_yuan(max(row.credit_limit_fen - used, 0))}。请关注回款。"
+    )
+    outbox.add(
+        session, channel="wecom_app", event="credit_near_limit", recipient=userid,
+        payload=text_message(content), dedupe_key=_key("order", order.id, "credit90", "wecom_app", dealer.rep_id),
+        queue="high", ref_type="order", ref_id=order.id,
+    )
+
+
+def _decided(session, order, to_status, actor, reason):
+    from app.staff.models import Staff
+
+    actor_name = getattr(actor, "name", None)
+    tap = _card_tap.get()
+    if tap is not None and tap.order_no == order.order_no:
+        outbox.add(
+            session, channel="wecom_card", event=f"order_{to_status}", recipient=tap.userid,
+            payload=card_button_update(tap.response_code, decision_label(to_status, actor_name)),
+            dedupe_key=card_update_key(tap.response_code),
+            queue="high", ref_type="order", ref_id=order.id,
+        )
+        return
+    dealer, userid = rep_of(session, order.dealer_id)
+    if userid is None:
+        return
+    if isinstance(actor, Staff) and actor.id == dealer.rep_id:
+        # The rep decided through the bot, which answers them itself.
+        return
+    if to_status == "cancelled":
+        content = f"经销商 {dealer.name} 已取消订单 {order.order_no}（{format_yuan(order.total_fen)}）。"
+        if reason:
+            content += f"原因：{reason}"
+    elif to_status == "approved":
+        content = f"订单 {order.order_no}（{dealer.name}，{format_yuan(order.total_fen)}）已由 {actor_name or '系统'} 审批通过。"
+    else:
+        content = f"订单 {order.order_no}（{dealer.name}，{format_yuan(order.total_fen)}）已被 {actor_name or '系统'} 驳回。原因：{reason or '—'}"
+    outbox.add(
+        session, channel="wecom_app", event=f"order_{to_status}", recipient=userid,
+        payload=text_message(content), dedupe_key=_key("order", order.id, to_status, "wecom_app", dealer.rep_id),
+        queue="high", ref_type="order", ref_id=order.id,
+    )
+
+
+# --- shipment (called by the shipment service in its transaction) ------------------------
+
+def shipment_sent(session, order, carrier, tracking_no):
+    """Tell the dealer's rep that (part of) an order shipped; one message per tracking number."""
+    dealer, userid = rep_of(session, order.dealer_id)
+    if userid is None:
+        return None
+    content = (
+        f"订单 {order.order_no}（{dealer.name}）已发货：{carrier or '承运商未填'}，"
+        f"运单号 {tracking_no or '—'}。"
+    )
+    return outbox.add(
+        session, channel="wecom_app", event="order_shipped", recipient=userid, payload=text_message(content),
+        dedupe_key=_key("order", order.id, "shipped", tracking_no or "-", "wecom_app", dealer.rep_id),
+        queue="high", ref_type="order", ref_id=order.id,
+    )
+
+
+# --- dealers gone quiet (a scheduler job) ------------------------------------------------
+
+def remind_inactive_dealers(today=None):
+    """Alert reps about their active dealers with no order in the last 30 days.
+
+    Silence is counted from the dealer's last order (or from when the dealer was created,
+    if it never ordered); each full 30 days of silence alerts once (dedupe key per dealer
+    per window), so running the job daily, twice, or on several workers sends one reminder
+    at 30, 60, 90 … days. Returns how many rows were written.
+    """
+    from app.database import write_transaction
+    from app.dealers.models import Dealer
+    from app.orders.models import Order
+    from app.pricing.service import BUSINESS_TZ, business_today
+
+    today = today or business_today()
+    # Midnight (China time) at the start of `today`, as UTC.
+    day_start = datetime.combine(today, time.min, tzinfo=BUSINESS_TZ)
+    cutoff = day_start - timedelta(days=INACTIVE_DAYS)
+    written = 0
+    with write_transaction() as session:
+        last_order = (
+            select(Order.dealer_id, func.max(Order.created_at).label("last_at"))
+            .group_by(Order.dealer_id).subquery()
+        )
+        rows = session.execute(
+            select(Dealer, last_order.c.last_at)
+            .outerjoin(last_order, last_order.c.dealer_id == Dealer.id)
+            .where(Dealer.status == "active", Dealer.rep_id.is_not(None))
+            .order_by(Dealer.id)
+        ).all()
+        for dealer, last_at in rows:
+            since = _as_utc(last_at) if last_at is not None else _as_utc(dealer.created_at)
+            if since is None or since >= cutoff:
+                continue
+            since_day = since.astimezone(BUSINESS_TZ).date()
+            days = (today - since_day).days
+            if days < INACTIVE_DAYS:
+                continue
+            rep, userid = rep_of(session, dealer.id)
+            if userid is None:
+                continue
+            window = days // INACTIVE_DAYS
+            if last_at is not None:
+                content = f"经销商 {dealer.name}（{dealer.code}）已 {days} 天没有下单（最近一次下单：{since_day:%Y-%m-%d}），请及时跟进。"
+            else:
+                content = f"经销商 {dealer.name}（{dealer.code}）开户 {days} 天以来还没有下过单，请及时跟进。"
+            if outbox.add(
+                session, channel="wecom_app", event="dealer_inactive", recipient=userid,
+                payload=text_message(content),
+                dedupe_key=_key("dealer", dealer.id, "inactive", f"{since_day:%Y%m%d}", window, "wecom_app", rep.rep_id),
+                queue="default", ref_type="dealer", ref_id=dealer.id,
+            ) is not None:
+                written += 1
+    return written
+
+
+def _as_utc(value):
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite aggregates come back as naive UTC
+        from datetime import timezone
+
+        return value.replace(tzinfo=timezone.utc)
+    return value
+
