@@ -3,6 +3,7 @@
 Web processes, workers and the CLI all build their config here, so they agree.
 `create_app(config)` accepts a mapping of overrides (tests use it).
 """
+import json
 import os
 from pathlib import Path
 
@@ -13,7 +14,9 @@ OFFICIAL_WECOM_API_BASE = "https://qyapi.weixin.qq.com"
 OFFICIAL_WECHATPAY_API_BASE = "https://api.mch.weixin.qq.com"
 
 # Settings that must be real in production; the demo/test defaults are not secret.
-REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET")
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY",
+)
 DEV_SECRET_KEY = "dev-only-not-secret"
 
 
@@ -40,6 +43,28 @@ def _database_url(url):
     return url
 
 
+def _env_json_object(name, default):
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return dict(default)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise ConfigError(f"环境变量 {name} 必须是 JSON 对象，例如 {json.dumps(default, ensure_ascii=False)}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+        raise ConfigError(f"环境变量 {name} 必须是 JSON 对象，值为非空字符串") from None
+    return value
+
+
+# Mini-program subscribe message template id per notification event (demo ids are fake).
+DEMO_SUBSCRIBE_TEMPLATES = {
+    "order_approved": "demo-tmpl-order-approved",
+    "order_rejected": "demo-tmpl-order-rejected",
+    "order_shipped": "demo-tmpl-order-shipped",
+    "payment_due": "demo-tmpl-payment-due",
+}
+
+
 def from_env():
     """Read every setting from the environment (defaults suit the embedded demo)."""
     env = os.environ.get
@@ -55,6 +80,15 @@ def from_env():
         "WECHAT_APP_ID": env("WECHAT_APP_ID") or "wx-demo-appid",
         "WECHAT_APP_SECRET": env("WECHAT_APP_SECRET") or "demo-app-secret",
         "WECHAT_HTTP_TIMEOUT": _env_int("WECHAT_HTTP_TIMEOUT", 5),
+        # WeCom self-built app, its callback Token/EncodingAESKey, the internal group
+        # robot, and the mini-program's subscribe templates (see README 「微信与企业微信设置」).
+        "WECOM_CORP_ID": env("WECOM_CORP_ID") or "ww-demo-corpid",
+        "WECOM_AGENT_ID": _env_int("WECOM_AGENT_ID", 1000002),
+        "WECOM_SECRET": env("WECOM_SECRET") or "demo-wecom-secret",
+        "WECOM_TOKEN": env("WECOM_TOKEN") or "demo-wecom-token",
+        "WECOM_AES_KEY": env("WECOM_AES_KEY") or "ZGluZ2h1by1kZW1vLXdlY29tLWFlcy1rZXktMzJieXQ",
+        "WECOM_ROBOT_KEY": env("WECOM_ROBOT_KEY") or "demo-robot-key",
+        "WECHAT_SUBSCRIBE_TEMPLATES": _env_json_object("WECHAT_SUBSCRIBE_TEMPLATES", DEMO_SUBSCRIBE_TEMPLATES),
         "TOKEN_TTL_SECONDS": _env_int("TOKEN_TTL_SECONDS", 7200),
         "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 7),
         "BRAND_NAME": env("BRAND_NAME") or "鼎禾食品",
@@ -82,3 +116,5 @@ def validate(config):
         )
     if len(config["SECRET_KEY"]) < 32:
         raise ConfigError("SECRET_KEY 太短：生产模式至少需要 32 个字符的随机字符串。")
+    if len(config.get("WECOM_AES_KEY") or "") != 43:
+        raise ConfigError("WECOM_AES_KEY 必须是企业微信后台生成的 43 个字符的 EncodingAESKey。")

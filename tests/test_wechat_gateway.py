@@ -9,7 +9,7 @@ import pytest
 
 from app.integrations import wechat
 from app.integrations.standin import StandinServer
-from app.integrations.wechat import MiniProgramGateway, WeChatError, WeChatUnavailable
+from app.integrations.wechat import MiniProgramGateway, WeChatError, WeChatRateLimited, WeChatUnavailable
 
 APP_ID = "wx-test-appid"
 SECRET = "test-app-secret"
@@ -117,12 +117,13 @@ def test_system_busy_is_unavailable(standin):
     assert gateway.code_to_session(code)["openid"]
 
 
-def test_rate_limit_is_a_plain_wechat_error(standin):
+def test_rate_limit_is_rate_limited_not_unavailable(standin):
     standin.fail_next("/sns/jscode2session", errcode=45009)
-    with pytest.raises(WeChatError) as info:
+    with pytest.raises(WeChatRateLimited) as info:
         make_gateway(standin).code_to_session(standin.mint_code())
     assert info.value.errcode == 45009
     assert not isinstance(info.value, WeChatUnavailable)
+    assert info.value.permanent is False
 
 
 def test_http_500_is_unavailable(standin):
@@ -188,30 +189,30 @@ def test_access_token_errors_are_translated(standin):
         make_gateway(standin).access_token()
 
 
-class FakeRedis:
-    def __init__(self):
-        self.data = {}
-
-    def get(self, key):
-        return self.data.get(key)
-
-    def set(self, key, value, ex=None):
-        self.data[key] = value
-
-    def delete(self, key):
-        self.data.pop(key, None)
-
-
-def test_token_is_shared_through_redis(standin, monkeypatch):
+@pytest.fixture
+def shared_redis(redis_url):
+    """Real Redis (TEST_REDIS_URL) with this app's token key cleared before and after."""
     import redis
 
-    fake = FakeRedis()
-    monkeypatch.setattr(redis.Redis, "from_url", classmethod(lambda cls, url, **kw: fake))
-    first = make_gateway(standin, redis_url="redis://localhost:6379/0")
+    client = redis.Redis.from_url(redis_url)
+    keys = [TOKEN_KEY, TOKEN_KEY + ":lock"]
+    client.delete(*keys)
+    yield redis_url
+    client.delete(*keys)
+
+
+TOKEN_KEY = f"dinghuo:wechat:mp:{APP_ID}:access_token"
+
+
+@pytest.mark.redis
+def test_token_is_shared_through_redis(standin, shared_redis):
+    import redis
+
+    first = make_gateway(standin, redis_url=shared_redis)
     token = first.access_token()
-    assert f"dinghuo:wechat:{APP_ID}_access_token" in fake.data
+    assert redis.Redis.from_url(shared_redis).get(TOKEN_KEY).decode() == token
     # Another process (another gateway) sees the same token without fetching.
-    second = make_gateway(standin, redis_url="redis://localhost:6379/0")
+    second = make_gateway(standin, redis_url=shared_redis)
     assert second.access_token() == token
     assert len(standin.requests) == 1
 
