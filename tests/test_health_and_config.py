@@ -58,7 +58,7 @@ def test_production_refuses_to_start_without_secrets(monkeypatch):
     assert all(name in message for name in PRODUCTION_WECOM)
 
 
-def test_production_refuses_a_malformed_encoding_aes_key(monkeypatch, tmp_path):
+def test_production_refuses_a_malformed_encoding_aes_key(monkeypatch):
     monkeypatch.setenv("DINGHUO_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("WECHAT_APP_ID", "wx123")

@@ -191,3 +191,18 @@ def test_fault_route_accepts_wecom_paths_and_index_lists_deliveries_in_chinese(s
 def test_index_escapes_message_content(standin):
     app_message(standin, text("<script>alert(1)</script>"))
     assert "<script>alert(1)</script>" not in requests.get(f"{standin.base_url}/", timeout=3).text
+
+
+def test_limits_can_be_turned_off_for_benchmarks():
+    server = StandinServer.start(corp_id=CORP_ID, corp_secret=CORP_SECRET, agent_id=AGENT_ID, robot_keys=("k1",),
+                                 member_limit=None, robot_limit=None)
+    try:
+        token = wecom_token(server)
+        for i in range(35):
+            assert app_message(server, text(f"第 {i} 条"), token)["errcode"] == 0
+        for i in range(25):
+            assert post(server, "/cgi-bin/webhook/send", {"msgtype": "text", "text": {"content": str(i)}},
+                        key="k1")["errcode"] == 0
+        assert len(server.delivered) == 60 and server.dropped == []
+    finally:
+        server.stop()

@@ -304,3 +304,21 @@ def test_wecom_token_is_shared_through_redis(standin, redis_url):
         assert redis.Redis.from_url(redis_url).get(key).decode() == token
     finally:
         redis.Redis.from_url(redis_url).delete(key)
+
+
+def test_app_gateways_are_built_once_per_app_and_keep_their_token(standin):
+    from flask import Flask
+
+    from app.integrations.wechat import MiniProgramGateway, mini_program_gateway, wecom_gateway
+
+    app = Flask(__name__)
+    app.config.update({
+        "WECOM_CORP_ID": CORP_ID, "WECOM_AGENT_ID": AGENT_ID, "WECOM_SECRET": CORP_SECRET,
+        "WECOM_API_BASE": standin.base_url, "WECHAT_HTTP_TIMEOUT": 2, "REDIS_URL": None,
+        "WECHAT_APP_ID": "wx-demo-appid", "WECHAT_APP_SECRET": "demo-app-secret", "WECHAT_API_BASE": standin.base_url,
+    })
+    assert wecom_gateway(app) is wecom_gateway(app)
+    assert isinstance(mini_program_gateway(app), MiniProgramGateway)
+    wecom_gateway(app).send_app_message(REP, TEXT)
+    wecom_gateway(app).send_app_message(REP, {**TEXT, "text": {"content": "第二条"}})
+    assert paths(standin) == [GETTOKEN, SEND, SEND]

@@ -194,7 +194,10 @@ def _summary(channel, body):
 class StandinState:
     """Everything the stand-in remembers; all access goes through the lock."""
 
-    def __init__(self, app_id, secret, corp_id, corp_secret, agent_id, robot_keys):
+    def __init__(self, app_id, secret, corp_id, corp_secret, agent_id, robot_keys,
+                 member_limit=WECOM_MEMBER_LIMIT_PER_MINUTE, robot_limit=ROBOT_LIMIT_PER_MINUTE):
+        self.member_limit = member_limit
+        self.robot_limit = robot_limit
         self.app_id = app_id
         self.secret = secret
         self.corp_id = corp_id
@@ -218,7 +221,8 @@ class StandinState:
             self._delivered = []
             self._dropped = []
             self._invalid = set()  # openids / userids the platforms do not know
-            self._duplicates = []  # (canonical body, sent_at, result) for WeCom's duplicate check
+            self._duplicates = {}  # canonical body -> (sent_at, result), for WeCom's duplicate check
+            self._member_sends = {}  # userid -> deque of delivery times (last minute)
             self._response_codes = {}  # response_code -> {"expires_at", "used"}
             self._task_ids = set()
             self._robot_sends = {}  # key -> deque of send times
@@ -323,31 +327,33 @@ class StandinState:
     def deliver_app_message(self, users, body, result):
         """Deliver to each user, dropping what exceeds WeCom's 30 a minute per member."""
         now = time.time()
+        summary = _summary("wecom_app", body)
         with self._lock:
             for user in users:
-                recent = sum(
-                    1 for d in self._delivered
-                    if d["channel"] == "wecom_app" and d["to"] == user and d["at"] > now - 60
-                )
+                sends = self._member_sends.setdefault(user, deque())
+                while sends and sends[0] <= now - 60:
+                    sends.popleft()
                 entry = {
                     "channel": "wecom_app", "to": user, "body": body, "at": now,
-                    "msgid": result["msgid"], "summary": _summary("wecom_app", body),
+                    "msgid": result["msgid"], "summary": summary,
                 }
-                (self._dropped if recent >= WECOM_MEMBER_LIMIT_PER_MINUTE else self._delivered).append(entry)
+                if self.member_limit is not None and len(sends) >= self.member_limit:
+                    self._dropped.append(entry)
+                else:
+                    sends.append(now)
+                    self._delivered.append(entry)
 
     def find_duplicate(self, body, interval):
         """The earlier result of an identical message sent within `interval` seconds, if any."""
-        key = _canonical(body)
-        now = time.time()
         with self._lock:
-            for canonical, sent_at, result in reversed(self._duplicates):
-                if canonical == key and sent_at > now - interval:
-                    return result
+            earlier = self._duplicates.get(_canonical(body))
+        if earlier and earlier[0] > time.time() - interval:
+            return earlier[1]
         return None
 
     def remember_sent(self, body, result):
         with self._lock:
-            self._duplicates.append((_canonical(body), time.time(), result))
+            self._duplicates[_canonical(body)] = (time.time(), result)
 
     def claim_task_id(self, task_id):
         with self._lock:
@@ -378,7 +384,7 @@ class StandinState:
             sends = self._robot_sends.setdefault(key, deque())
             while sends and sends[0] <= now - 60:
                 sends.popleft()
-            if len(sends) >= ROBOT_LIMIT_PER_MINUTE:
+            if self.robot_limit is not None and len(sends) >= self.robot_limit:
                 return False
             sends.append(now)
             return True
@@ -493,15 +499,22 @@ def create_standin_app(
     corp_secret="demo-wecom-secret",
     agent_id=1000002,
     robot_keys=("demo-robot-key",),
+    member_limit=WECOM_MEMBER_LIMIT_PER_MINUTE,
+    robot_limit=ROBOT_LIMIT_PER_MINUTE,
 ):
     """A small Flask app impersonating api.weixin.qq.com and qyapi.weixin.qq.com.
 
-    Defaults match the demo configuration (app/config.py). Its state (a
-    `StandinState`) is at `app.extensions["wechat_standin"]`.
+    Defaults match the demo configuration (app/config.py). `member_limit` (WeCom
+    app messages a member receives a minute; the rest are silently dropped) and
+    `robot_limit` (robot messages a minute, then 45009) follow WeCom; None turns
+    a limit off, e.g. for a throughput benchmark. Its state (a `StandinState`)
+    is at `app.extensions["wechat_standin"]`.
     """
     app = Flask("wechat_standin")
     app.json.ensure_ascii = False
-    state = StandinState(app_id, secret, corp_id, corp_secret, agent_id, robot_keys)
+    state = StandinState(
+        app_id, secret, corp_id, corp_secret, agent_id, robot_keys, member_limit=member_limit, robot_limit=robot_limit,
+    )
     app.extensions["wechat_standin"] = state
 
     @app.before_request
