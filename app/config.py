@@ -3,7 +3,6 @@
 Web processes, workers and the CLI all build their config here, so they agree.
 `create_app(config)` accepts a mapping of overrides (tests use it).
 """
-import json
 import os
 from pathlib import Path
 
@@ -43,28 +42,6 @@ def _database_url(url):
     return url
 
 
-def _env_json_object(name, default):
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return dict(default)
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        raise ConfigError(f"环境变量 {name} 必须是 JSON 对象，例如 {json.dumps(default, ensure_ascii=False)}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
-        raise ConfigError(f"环境变量 {name} 必须是 JSON 对象，值为非空字符串") from None
-    return value
-
-
-# Mini-program subscribe message template id per notification event (demo ids are fake).
-DEMO_SUBSCRIBE_TEMPLATES = {
-    "order_approved": "demo-tmpl-order-approved",
-    "order_rejected": "demo-tmpl-order-rejected",
-    "order_shipped": "demo-tmpl-order-shipped",
-    "payment_due": "demo-tmpl-payment-due",
-}
-
-
 def from_env():
     """Read every setting from the environment (defaults suit the embedded demo)."""
     env = os.environ.get
@@ -80,15 +57,6 @@ def from_env():
         "WECHAT_APP_ID": env("WECHAT_APP_ID") or "wx-demo-appid",
         "WECHAT_APP_SECRET": env("WECHAT_APP_SECRET") or "demo-app-secret",
         "WECHAT_HTTP_TIMEOUT": _env_int("WECHAT_HTTP_TIMEOUT", 5),
-        # WeCom self-built app, its callback Token/EncodingAESKey, the internal group
-        # robot, and the mini-program's subscribe templates (see README 「微信与企业微信设置」).
-        "WECOM_CORP_ID": env("WECOM_CORP_ID") or "ww-demo-corpid",
-        "WECOM_AGENT_ID": _env_int("WECOM_AGENT_ID", 1000002),
-        "WECOM_SECRET": env("WECOM_SECRET") or "demo-wecom-secret",
-        "WECOM_TOKEN": env("WECOM_TOKEN") or "demo-wecom-token",
-        "WECOM_AES_KEY": env("WECOM_AES_KEY") or "ZGluZ2h1by1kZW1vLXdlY29tLWFlcy1rZXktMzJieXQ",
-        "WECOM_ROBOT_KEY": env("WECOM_ROBOT_KEY") or "demo-robot-key",
-        "WECHAT_SUBSCRIBE_TEMPLATES": _env_json_object("WECHAT_SUBSCRIBE_TEMPLATES", DEMO_SUBSCRIBE_TEMPLATES),
         "TOKEN_TTL_SECONDS": _env_int("TOKEN_TTL_SECONDS", 7200),
         "INVITE_TTL_DAYS": _env_int("INVITE_TTL_DAYS", 7),
         "BRAND_NAME": env("BRAND_NAME") or "鼎禾食品",
@@ -98,6 +66,15 @@ def from_env():
         "CALLER_CACHE_SECONDS": _env_int("CALLER_CACHE_SECONDS", 5),
         # Request bodies above this size answer 413 before any parsing.
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        # WeCom (企业微信): the self-built app that sends rep messages and receives the
+        # callback (Token + EncodingAESKey from 接收消息 → 设置API接收), and the internal
+        # group robot's webhook key. Where to find each: README 「微信与企业微信设置」.
+        "WECOM_CORP_ID": env("WECOM_CORP_ID") or "ww-demo-corpid",
+        "WECOM_AGENT_ID": _env_int("WECOM_AGENT_ID", 1000002),
+        "WECOM_SECRET": env("WECOM_SECRET") or "demo-wecom-secret",
+        "WECOM_TOKEN": env("WECOM_TOKEN") or "demo-wecom-token",
+        "WECOM_AES_KEY": env("WECOM_AES_KEY") or "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        "WECOM_ROBOT_KEY": env("WECOM_ROBOT_KEY") or "demo-robot-key",
     }
 
 

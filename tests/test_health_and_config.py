@@ -69,20 +69,11 @@ def test_production_refuses_a_malformed_encoding_aes_key(monkeypatch):
         create_app()
 
 
-def test_subscribe_templates_come_from_json(monkeypatch):
-    monkeypatch.setenv("WECHAT_SUBSCRIBE_TEMPLATES", '{"order_approved": "tmpl-A"}')
-    assert create_app().config["WECHAT_SUBSCRIBE_TEMPLATES"] == {"order_approved": "tmpl-A"}
-    monkeypatch.setenv("WECHAT_SUBSCRIBE_TEMPLATES", "not json")
-    with pytest.raises(ConfigError, match="WECHAT_SUBSCRIBE_TEMPLATES"):
-        create_app()
-
-
 def test_wecom_demo_defaults():
     config = create_app().config
     assert config["WECOM_AGENT_ID"] == 1000002
     assert len(config["WECOM_AES_KEY"]) == 43
-    assert set(config["WECHAT_SUBSCRIBE_TEMPLATES"]) == {
-        "order_approved", "order_rejected", "order_shipped", "payment_due"}
+    assert config["WECOM_ROBOT_KEY"] and config["WECOM_SECRET"]
 
 
 def test_production_refuses_a_short_secret_key(monkeypatch):
