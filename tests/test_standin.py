@@ -206,3 +206,19 @@ def test_limits_can_be_turned_off_for_benchmarks():
         assert len(server.delivered) == 60 and server.dropped == []
     finally:
         server.stop()
+
+
+def test_enforced_subscriptions_allow_one_message_per_acceptance(standin):
+    data = {"thing1": value("订单已通过")}
+    assert subscribe(standin, data)["errcode"] == 0  # not enforced: anything goes
+    standin.require_subscriptions()
+    assert subscribe(standin, data)["errcode"] == 43101
+    accepted = post(standin, "/_standin/wx/subscribe", {"openid": "o-1", "template_ids": ["t-1"]})
+    assert accepted == {"t-1": "accept"}
+    standin.grant_subscription("o-1", "t-1")
+    assert subscribe(standin, data)["errcode"] == 0
+    assert subscribe(standin, data)["errcode"] == 0
+    assert subscribe(standin, data)["errcode"] == 43101
+    assert len(standin.delivered) == 3
+    standin.reset()  # back to not enforced
+    assert subscribe(standin, data)["errcode"] == 0

@@ -504,3 +504,14 @@ def test_unreachable_redis_is_unavailable(standin):
     with pytest.raises(WeChatUnavailable):
         gateway.send_subscribe_message(OPENID, approved_payload())
     assert sends(standin) == []
+
+
+def test_no_subscription_left_is_43101_permanent(standin):
+    standin.require_subscriptions()
+    standin.grant_subscription(OPENID, "tmpl-order-approved")
+    gateway = make_gateway(standin)
+    gateway.send_subscribe_message(OPENID, approved_payload())
+    with pytest.raises(WeChatError) as info:
+        gateway.send_subscribe_message(OPENID, approved_payload())
+    assert info.value.errcode == 43101 and info.value.permanent
+    assert len(standin.delivered) == 1

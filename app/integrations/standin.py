@@ -17,6 +17,8 @@ WeCom routes:
 
 Control routes (not part of WeChat):
     POST /_standin/wx/login    {"openid": optional} -> {"code": ...}; what wx.login() does on a phone
+    POST /_standin/wx/subscribe {"openid", "template_ids"}: the user accepted wx.requestSubscribeMessage
+                               (counted only after require_subscriptions(); then no quota -> 43101)
     POST /_standin/faults      script failures for a path (errcode / http_status / delay_seconds, times)
     GET  /_standin/requests    recorded WeChat/WeCom-route requests
     GET  /_standin/delivered   messages that reached a (pretend) phone, newest last
@@ -221,6 +223,10 @@ class StandinState:
             self._delivered = []
             self._dropped = []
             self._invalid = set()  # openids / userids the platforms do not know
+            # One-time subscriptions: (openid, template_id) -> messages still allowed. Only
+            # enforced after require_subscriptions(), so tests that do not care need no setup.
+            self._subscriptions = {}
+            self._subscriptions_required = False
             self._duplicates = {}  # canonical body -> (sent_at, result), for WeCom's duplicate check
             self._member_sends = {}  # userid -> deque of delivery times (last minute)
             self._response_codes = {}  # response_code -> {"expires_at", "used"}
@@ -307,6 +313,28 @@ class StandinState:
     def mark_invalid(self, recipient):
         with self._lock:
             self._invalid.add(recipient.lower())
+
+    def require_subscriptions(self, required=True):
+        with self._lock:
+            self._subscriptions_required = required
+
+    def grant_subscription(self, openid, template_ids):
+        """What tapping 允许 in wx.requestSubscribeMessage does: one more message per template."""
+        with self._lock:
+            for template_id in template_ids:
+                key = (openid, template_id)
+                self._subscriptions[key] = self._subscriptions.get(key, 0) + 1
+
+    def use_subscription(self, openid, template_id):
+        """False when subscriptions are enforced and the user has none left for the template."""
+        with self._lock:
+            if not self._subscriptions_required:
+                return True
+            key = (openid, template_id)
+            if self._subscriptions.get(key, 0) <= 0:
+                return False
+            self._subscriptions[key] -= 1
+            return True
 
     def is_invalid(self, recipient):
         with self._lock:
@@ -620,6 +648,8 @@ def create_standin_app(
             return _error(47003, "argument invalid! miniprogram_state invalid")
         if body.get("lang", "zh_CN") not in LANGS:
             return _error(47003, "argument invalid! lang invalid")
+        if not state.use_subscription(touser, template_id):
+            return _error(43101)
         msgid = state.next_msgid()
         state.deliver("mp_subscribe", touser, body, msgid=msgid)
         return _ok(msgid=msgid)
@@ -753,6 +783,15 @@ def create_standin_app(
 
     # --- control ---------------------------------------------------------------------
 
+    @app.post("/_standin/wx/subscribe")
+    def wx_subscribe():
+        body = json_body() or {}
+        openid, template_ids = body.get("openid"), body.get("template_ids")
+        if not isinstance(openid, str) or not openid or not isinstance(template_ids, list):
+            return jsonify({"error": "需要 openid（字符串）和 template_ids（数组）"}), 400
+        state.grant_subscription(openid, [str(t) for t in template_ids])
+        return jsonify({t: "accept" for t in template_ids})
+
     @app.post("/_standin/wx/login")
     def wx_login():
         body = json_body() or {}
@@ -860,6 +899,14 @@ class StandinServer:
         """An openid, template id or WeCom userid the platform does not know (40003/40037/81013)."""
         self._state.mark_invalid(recipient)
 
+    def require_subscriptions(self, required=True):
+        """From now on (until reset) a subscribe message needs a granted subscription, else 43101."""
+        self._state.require_subscriptions(required)
+
+    def grant_subscription(self, openid, *template_ids):
+        """The user accepted these templates in wx.requestSubscribeMessage: one message each."""
+        self._state.grant_subscription(openid, template_ids)
+
     def expire_tokens(self):
         """All issued access tokens expire now: the next call with one answers 42001."""
         self._state.expire_tokens()
@@ -889,7 +936,7 @@ class StandinServer:
         return self._state.dropped
 
     def reset(self):
-        """Forget codes, faults, invalid marks, recorded requests and deliveries (tokens stay valid)."""
+        """Forget codes, faults, invalid marks, subscriptions, recorded requests and deliveries (tokens stay valid)."""
         self._state.reset()
 
     def stop(self):
