@@ -64,6 +64,12 @@ def from_env():
         "CALLER_CACHE_SECONDS": _env_int("CALLER_CACHE_SECONDS", 5),
         # Request bodies above this size answer 413 before any parsing.
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        # Notification delivery (app.notify.delivery): the periodic outbox sweep, how long a
+        # worker may hold a row it is sending before the sweep takes it back, and the first
+        # back-off wait after a transient WeChat failure (doubled for the next try).
+        "OUTBOX_SWEEP_SECONDS": _env_int("OUTBOX_SWEEP_SECONDS", 60),
+        "OUTBOX_LEASE_SECONDS": _env_int("OUTBOX_LEASE_SECONDS", 90),
+        "OUTBOX_RETRY_BASE_SECONDS": _env_int("OUTBOX_RETRY_BASE_SECONDS", 30),
     }
 
 
