@@ -173,5 +173,5 @@ def notify_sweep():
     from app.notify.delivery import sweep
 
     result = sweep(grace_seconds=0)
-    click.echo(f"收回中断的投递 {result['reclaimed']} 条（其中重试用尽转为失败 {result['failed']} 条），"
+    click.echo(f"收回中断的投递 {result['reclaimed']} 条，中断次数用尽转为失败 {result['failed']} 条，"
                f"重新排队 {result['enqueued']} 条。")

@@ -403,6 +403,19 @@ def test_sweep_leaves_a_live_lease_and_rows_not_yet_due(rq_app, wechat):
 
 @pytest.mark.postgres
 @pytest.mark.redis
+def test_sweep_waits_for_a_queue_backlog_before_enqueueing_again(rq_app, wechat):
+    ids = add_rows([{"channel": "mp_subscribe", "recipient": f"o-{n}", "payload": subscribe_payload()}
+                    for n in range(3)])
+    assert sorted(queued_ids(rq_app)) == ids
+    assert delivery.sweep(grace_seconds=0)["enqueued"] == 0  # their jobs are still waiting
+    conn = redis.Redis.from_url(rq_app.config["REDIS_URL"])
+    Queue("high", connection=conn).empty()  # Redis lost them (e.g. restarted without persistence)
+    assert delivery.sweep(grace_seconds=0)["enqueued"] == 3
+    assert sorted(queued_ids(rq_app)) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
 def test_periodic_sweep_is_booked_once_however_many_workers_start(rq_app):
     from app.jobs import schedule_periodic
 

@@ -18,7 +18,8 @@ Life of a row (`Outbox.status`):
   claim's fencing token).
 * `sweep()` runs every OUTBOX_SWEEP_SECONDS on RQ's scheduler: rows a worker left in
   `sending` past their lease go back to pending (the interrupted try counts), and rows
-  pending and due for a whole sweep interval are enqueued again.
+  pending and due for a whole sweep interval are enqueued again (when their queue has
+  no backlog in which their jobs could still be waiting).
 
 Delivery is at-least-once: a worker killed after WeChat accepted a message but before
 the row was marked sent resends it. WeCom app messages carry `enable_duplicate_check`,
@@ -344,9 +345,12 @@ def rate_limiter():
 def sweep(grace_seconds=None):
     """Take back expired leases and enqueue rows left pending; returns counts.
 
-    A row counts as left behind when it has been due for `grace_seconds` (default: one
-    sweep interval), long enough for the job the relay or the scheduler queued to have
-    run; re-enqueueing one that is merely slow is harmless (the claim sends it once).
+    A `sending` row past its lease lost its worker: it goes back to pending (the
+    interrupted try counts; the third fails it) and is enqueued. A pending row counts as
+    left behind when it has been due for `grace_seconds` (default: one sweep interval) and
+    its queue has no jobs waiting: while a queue has a backlog its rows' jobs are most
+    likely still in it, and enqueueing them again would only double the backlog (a
+    duplicate job is harmless, the claim sends once, but it costs a worker's time).
     """
     config = current_app.config
     grace = config["OUTBOX_SWEEP_SECONDS"] if grace_seconds is None else grace_seconds
@@ -358,24 +362,40 @@ def sweep(grace_seconds=None):
             update(outbox).where(expired, outbox.c.attempts + 1 >= MAX_TRIES)
             .values(status="failed", attempts=outbox.c.attempts + 1, last_errmsg=note, updated_at=now)
         ).rowcount
-        reclaimed = conn.execute(
+        reclaimed = [tuple(r) for r in conn.execute(
             update(outbox).where(expired)
             .values(status="pending", attempts=outbox.c.attempts + 1, next_attempt_at=now, last_errmsg=note,
                     updated_at=now)
-        ).rowcount
-    with db.engine.connect() as conn:
-        rows = conn.execute(
-            select(outbox.c.queue, outbox.c.id)
-            .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now - timedelta(seconds=grace))
-            .order_by(outbox.c.id).limit(SWEEP_BATCH)
-        ).all()
-    due = [(queue, outbox_id) for queue, outbox_id in rows]
-    if due:
-        enqueue_rows(due)
-    result = {"reclaimed": reclaimed, "failed": gave_up, "enqueued": len(due)}
-    if reclaimed or gave_up or due:
+            .returning(outbox.c.queue, outbox.c.id)
+        )]
+    idle_queues = _idle_queues()
+    due = []
+    if idle_queues:
+        with db.engine.connect() as conn:
+            due = [tuple(r) for r in conn.execute(
+                select(outbox.c.queue, outbox.c.id)
+                .where(outbox.c.status == "pending", outbox.c.queue.in_(idle_queues),
+                       outbox.c.next_attempt_at <= now - timedelta(seconds=grace))
+                .order_by(outbox.c.id).limit(SWEEP_BATCH)
+            )]
+    taken_back = {outbox_id for _, outbox_id in reclaimed}
+    items = reclaimed + [item for item in due if item[1] not in taken_back]
+    if items:
+        enqueue_rows(items)
+    result = {"reclaimed": len(reclaimed), "failed": gave_up, "enqueued": len(items)}
+    if reclaimed or gave_up or items:
         log.info("outbox sweep: %s", result)
     return result
+
+
+def _idle_queues():
+    """Queues with no jobs waiting (all of them in-process, where there is no queue)."""
+    connection = jobs.redis_connection()
+    if connection is None:
+        return list(jobs.QUEUE_NAMES)
+    from rq import Queue
+
+    return [name for name in jobs.QUEUE_NAMES if Queue(name, connection=connection).count == 0]
 
 
 def deliver_due(limit=INPROCESS_DUE_BATCH):
