@@ -484,6 +484,17 @@ def test_without_redis_a_retry_goes_out_after_a_later_commit(app, wechat):
     assert sorted(d["to"] for d in wechat.delivered) == ["o-first", "o-second", "o-third"]
 
 
+def test_without_redis_a_transient_failure_leaves_the_rest_of_the_batch_for_later(app, wechat):
+    wechat.fail_next(SUBSCRIBE, http_status=500)
+    ids = add_rows([{"channel": "mp_subscribe", "recipient": f"o-{n}", "payload": subscribe_payload()}
+                    for n in range(3)])
+    assert [(row(oid).status, row(oid).attempts) for oid in ids] == [("pending", 1), ("pending", 0), ("pending", 0)]
+    assert len(sends(wechat, SUBSCRIBE)) == 1  # the request spent one timeout on WeChat, not three
+    add_rows([{"channel": "mp_subscribe", "recipient": "o-next", "payload": subscribe_payload(),
+               "dedupe_key": "next"}])
+    assert [row(oid).status for oid in ids] == ["pending", "sent", "sent"]  # due ones went out with it
+
+
 def test_cli_sweep_without_redis_delivers_due_rows(app, wechat, runner):
     wechat.fail_next(SUBSCRIBE, http_status=500)
     (oid,) = add_rows([{"channel": "mp_subscribe", "recipient": "o-a", "payload": subscribe_payload()}])

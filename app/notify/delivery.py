@@ -84,9 +84,12 @@ def relay_committed(items):
     # No Redis (the embedded default): deliver now, in the committing thread. There is no
     # queue or scheduler to hand rows to, and a background thread could outlive its app;
     # rows waiting for a retry are picked up after the next commit or by `flask notify sweep`.
+    # After a transient failure (WeChat slow or unreachable) the rest wait too, so one
+    # request never spends more than one timeout on WeChat.
     try:
         for _, outbox_id in items:
-            deliver(outbox_id)
+            if deliver(outbox_id) == "retry":
+                return
         deliver_due(limit=INPROCESS_DUE_BATCH)
     except Exception:
         log.exception("in-process delivery failed; the rows stay pending for the sweep")
@@ -441,7 +444,8 @@ def deliver_due(limit=INPROCESS_DUE_BATCH):
             .order_by(outbox.c.id).limit(limit)
         ).scalars().all()
     for outbox_id in ids:
-        deliver(outbox_id)
+        if deliver(outbox_id) == "retry":
+            break
     return len(ids)
 
 
