@@ -40,14 +40,19 @@ def demo_serve(host, port, standin_port):
     from app import create_app
     from app.integrations.standin import StandinServer
 
+    config = current_app.config
     standin = StandinServer.start(
         host="127.0.0.1",
         port=standin_port,
-        app_id=current_app.config["WECHAT_APP_ID"],
-        secret=current_app.config["WECHAT_APP_SECRET"],
+        app_id=config["WECHAT_APP_ID"],
+        secret=config["WECHAT_APP_SECRET"],
+        corp_id=config["WECOM_CORP_ID"],
+        corp_secret=config["WECOM_SECRET"],
+        agent_id=config["WECOM_AGENT_ID"],
+        robot_keys=(config["WECOM_ROBOT_KEY"],),
     )
-    app = create_app({"WECHAT_API_BASE": standin.base_url})
-    click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code）")
+    app = create_app({"WECHAT_API_BASE": standin.base_url, "WECOM_API_BASE": standin.base_url})
+    click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code、查看送达的通知）")
     click.echo(f"小程序 API：http://{host}:{port}/api/mp/v1  （接口文档 /api/mp/v1/openapi.json）")
     # Flask refuses app.run() inside a CLI command; serve with werkzeug directly.
     from werkzeug.serving import run_simple

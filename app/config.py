@@ -13,7 +13,9 @@ OFFICIAL_WECOM_API_BASE = "https://qyapi.weixin.qq.com"
 OFFICIAL_WECHATPAY_API_BASE = "https://api.mch.weixin.qq.com"
 
 # Settings that must be real in production; the demo/test defaults are not secret.
-REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET")
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET", "WECOM_SECRET", "WECOM_TOKEN", "WECOM_AES_KEY",
+)
 DEV_SECRET_KEY = "dev-only-not-secret"
 
 
@@ -64,6 +66,15 @@ def from_env():
         "CALLER_CACHE_SECONDS": _env_int("CALLER_CACHE_SECONDS", 5),
         # Request bodies above this size answer 413 before any parsing.
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        # WeCom (企业微信): the self-built app that sends rep messages and receives the
+        # callback (Token + EncodingAESKey from 接收消息 → 设置API接收), and the internal
+        # group robot's webhook key. Where to find each: README 「微信与企业微信设置」.
+        "WECOM_CORP_ID": env("WECOM_CORP_ID") or "ww-demo-corpid",
+        "WECOM_AGENT_ID": _env_int("WECOM_AGENT_ID", 1000002),
+        "WECOM_SECRET": env("WECOM_SECRET") or "demo-wecom-secret",
+        "WECOM_TOKEN": env("WECOM_TOKEN") or "demo-wecom-token",
+        "WECOM_AES_KEY": env("WECOM_AES_KEY") or "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        "WECOM_ROBOT_KEY": env("WECOM_ROBOT_KEY") or "demo-robot-key",
         # Notification delivery (app.notify.delivery): the periodic outbox sweep, how long a
         # worker may hold a row it is sending before the sweep takes it back, and the first
         # back-off wait after a transient WeChat failure (doubled for the next try).
@@ -88,3 +99,5 @@ def validate(config):
         )
     if len(config["SECRET_KEY"]) < 32:
         raise ConfigError("SECRET_KEY 太短：生产模式至少需要 32 个字符的随机字符串。")
+    if len(config.get("WECOM_AES_KEY") or "") != 43:
+        raise ConfigError("WECOM_AES_KEY 必须是企业微信后台生成的 43 个字符的 EncodingAESKey。")

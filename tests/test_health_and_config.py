@@ -35,14 +35,45 @@ def test_healthz_on_postgresql(pg_client):
     assert r.json["checks"]["database"]["backend"] == "postgresql"
 
 
+PRODUCTION_WECOM = {
+    "WECOM_SECRET": "wecom-app-secret",
+    "WECOM_TOKEN": "callbacktoken",
+    "WECOM_AES_KEY": "a" * 43,
+}
+
+
+def set_production_wecom(monkeypatch):
+    for name, value in PRODUCTION_WECOM.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_production_refuses_to_start_without_secrets(monkeypatch):
-    for name in ("SECRET_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET"):
+    for name in ("SECRET_KEY", "WECHAT_APP_ID", "WECHAT_APP_SECRET", *PRODUCTION_WECOM):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DINGHUO_ENV", "production")
     with pytest.raises(ConfigError) as exc:
         create_app()
     message = str(exc.value)
     assert "SECRET_KEY" in message and "WECHAT_APP_SECRET" in message and "缺少" in message
+    assert all(name in message for name in PRODUCTION_WECOM)
+
+
+def test_production_refuses_a_malformed_encoding_aes_key(monkeypatch):
+    monkeypatch.setenv("DINGHUO_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("WECHAT_APP_ID", "wx123")
+    monkeypatch.setenv("WECHAT_APP_SECRET", "s")
+    set_production_wecom(monkeypatch)
+    monkeypatch.setenv("WECOM_AES_KEY", "too-short")
+    with pytest.raises(ConfigError, match="WECOM_AES_KEY"):
+        create_app()
+
+
+def test_wecom_demo_defaults():
+    config = create_app().config
+    assert config["WECOM_AGENT_ID"] == 1000002
+    assert len(config["WECOM_AES_KEY"]) == 43
+    assert config["WECOM_ROBOT_KEY"] and config["WECOM_SECRET"]
 
 
 def test_production_refuses_a_short_secret_key(monkeypatch):
@@ -50,6 +81,7 @@ def test_production_refuses_a_short_secret_key(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "short")
     monkeypatch.setenv("WECHAT_APP_ID", "wx123")
     monkeypatch.setenv("WECHAT_APP_SECRET", "s")
+    set_production_wecom(monkeypatch)
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         create_app()
 
@@ -59,6 +91,7 @@ def test_production_starts_with_everything_set(monkeypatch, tmp_path):
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("WECHAT_APP_ID", "wx123")
     monkeypatch.setenv("WECHAT_APP_SECRET", "s")
+    set_production_wecom(monkeypatch)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/p.sqlite3")
     app = create_app()
     assert app.config["WECHAT_API_BASE"] == "https://api.weixin.qq.com"

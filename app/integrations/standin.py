@@ -1,51 +1,113 @@
-"""A local stand-in for WeChat's mini-program servers.
+"""A local stand-in for WeChat's and WeCom's servers.
 
-Used by the demo and the tests: real HTTP on 127.0.0.1, speaking WeChat's
-documented JSON (including its error codes), so the gateway code under test is
-exactly the code that runs against api.weixin.qq.com.
+Used by the demo and the tests: real HTTP on 127.0.0.1, speaking the documented
+JSON (including error codes), so the gateway code under test is exactly the
+code that runs against api.weixin.qq.com / qyapi.weixin.qq.com.
 
-WeChat routes:
-    GET  /sns/jscode2session   auth.code2Session
-    POST /cgi-bin/stable_token getStableAccessToken
-    GET  /cgi-bin/token        getAccessToken
+WeChat (mini-program) routes:
+    GET  /sns/jscode2session              auth.code2Session
+    POST /cgi-bin/stable_token            getStableAccessToken
+    GET  /cgi-bin/token                   getAccessToken
+    POST /cgi-bin/message/subscribe/send  subscribeMessage.send
+WeCom routes:
+    GET  /cgi-bin/gettoken                access token for one app (corpid + corpsecret)
+    POST /cgi-bin/message/send            app message (text, markdown, template_card...)
+    POST /cgi-bin/message/update_template_card
+    POST /cgi-bin/webhook/send?key=       group robot
 
 Control routes (not part of WeChat):
     POST /_standin/wx/login    {"openid": optional} -> {"code": ...}; what wx.login() does on a phone
+    POST /_standin/wx/subscribe {"openid", "template_ids"}: the user accepted wx.requestSubscribeMessage
+                               (counted only after require_subscriptions(); then no quota -> 43101)
     POST /_standin/faults      script failures for a path (errcode / http_status / delay_seconds, times)
-    GET  /_standin/requests    recorded WeChat-route requests
-    POST /_standin/reset       forget codes, faults, tokens and recorded requests
+    GET  /_standin/requests    recorded WeChat/WeCom-route requests
+    GET  /_standin/delivered   messages that reached a (pretend) phone, newest last
+    POST /_standin/reset       forget codes, faults, recorded requests and deliveries
+
+Where WeChat documents a rule the stand-in enforces it (token validity, recipients,
+template data types and lengths, robot key, content sizes, the robot's 20 messages
+a minute, WeCom's duplicate check and its silent drop beyond 30 messages a minute
+per member). Where a rule exists but its errcode is not documented, the stand-in
+answers 40058 (WeCom) / 47003 (WeChat) "argument invalid" so bad input never
+passes silently; those places say so.
 
 This module must not import wechatpy: it plays the other side.
 """
+import html
+import json
+import re
 import secrets
 import threading
 import time
+from collections import deque
 
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 CODE_TTL_SECONDS = 5 * 60
 TOKEN_TTL_SECONDS = 7200
+RESPONSE_CODE_TTL_SECONDS = 72 * 3600
+WECOM_MEMBER_LIMIT_PER_MINUTE = 30
+ROBOT_LIMIT_PER_MINUTE = 20
+DEFAULT_DUPLICATE_CHECK_INTERVAL = 1800
 
-# errcode -> errmsg, as WeChat spells them.
+# errcode -> errmsg, as WeChat/WeCom spell them.
 ERRMSG = {
     -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
+    40003: "invalid openid",
+    40008: "invalid message type",
     40013: "invalid appid",
+    40014: "invalid access_token",
     40029: "invalid code",
+    40037: "invalid template_id",
+    40056: "invalid agentid",
+    40058: "invalid Request Parameter",
     40125: "invalid appsecret",
     40163: "code been used",
+    41001: "access_token missing",
     41002: "appid missing",
     41004: "appsecret missing",
     41008: "missing code",
-    45009: "reach max api daily quota limit",
+    42001: "access_token expired",
+    43101: "user refuse to accept the msg",
+    44002: "empty post data",
+    44004: "empty content",
+    45009: "api freq out of limit",
     45011: "api minute-quota reach limit  mustslower  retry next minute",
+    47001: "data format error",
+    47003: "argument invalid!",
+    81013: "user & party & tag all invalid",
+    93000: "invalid webhook url",
 }
 
-WECHAT_PATHS = ("/sns/jscode2session", "/cgi-bin/stable_token", "/cgi-bin/token")
+WECHAT_PATHS = ("/sns/jscode2session", "/cgi-bin/stable_token", "/cgi-bin/token", "/cgi-bin/message/subscribe/send")
+WECOM_PATHS = (
+    "/cgi-bin/gettoken", "/cgi-bin/message/send", "/cgi-bin/message/update_template_card", "/cgi-bin/webhook/send",
+)
+STANDIN_PATHS = WECHAT_PATHS + WECOM_PATHS
+
+CHANNEL_LABELS = {
+    "mp_subscribe": "小程序订阅消息",
+    "wecom_app": "企业微信应用消息",
+    "wecom_card": "企业微信卡片更新",
+    "wecom_robot": "企业微信群机器人",
+}
+
+MINIPROGRAM_STATES = ("developer", "trial", "formal")
+LANGS = ("zh_CN", "en_US", "zh_HK", "zh_TW")
+CARD_TYPES = ("text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction")
+INTERACTIVE_CARD_TYPES = ("button_interaction", "vote_interaction", "multiple_interaction")
+TASK_ID_RE = re.compile(r"^[0-9A-Za-z_\-@]{1,128}$")
+ROBOT_CONTENT_MAX_BYTES = {"text": 2048, "markdown": 4096, "markdown_v2": 4096}
 
 
-def _error(errcode, errmsg=None):
-    return jsonify({"errcode": errcode, "errmsg": errmsg or ERRMSG.get(errcode, "error")})
+def _error(errcode, errmsg=None, **extra):
+    return jsonify({"errcode": errcode, "errmsg": errmsg or ERRMSG.get(errcode, "error"), **extra})
+
+
+def _ok(**extra):
+    return jsonify({"errcode": 0, "errmsg": "ok", **extra})
 
 
 def _random_openid():
@@ -53,13 +115,104 @@ def _random_openid():
     return "o" + secrets.token_urlsafe(21)[:27]
 
 
+# --- subscribe message data rules (WeChat's 订阅消息参数值内容限制说明) -----------------
+
+_CJK = r"\u4e00-\u9fff"
+
+
+def _is_cjk(text):
+    return bool(re.fullmatch(f"[{_CJK}]+", text))
+
+
+def _subscribe_value_ok(kind, value):
+    """Whether `value` fits WeChat's rule for a data key of type `kind` (thing, number...)."""
+    n = len(value)
+    if kind == "thing":  # 20 characters: Chinese, digits, letters or symbols
+        return n <= 20
+    if kind == "number":  # up to 32 digits, may have decimals
+        return n <= 32 and re.fullmatch(r"-?\d+(\.\d+)?", value) is not None
+    if kind == "letter":
+        return n <= 32 and re.fullmatch(r"[A-Za-z]+", value) is not None
+    if kind == "symbol":
+        return n <= 5 and re.fullmatch(rf"[^0-9A-Za-z{_CJK}\s]+", value) is not None
+    if kind == "character_string":  # up to 32 digits, letters or symbols
+        return n <= 32 and re.fullmatch(rf"[^{_CJK}\s]+", value) is not None
+    if kind in ("time", "date"):  # 24h time and/or a date; a range joined by "~"
+        return re.search(r"\d", value) is not None and n <= 64
+    if kind == "amount":  # one currency sign + up to 10 digits, decimals, may end in 元
+        return re.fullmatch(r"[¥￥$€£]?\d{1,10}(\.\d{1,2})?元?", value) is not None
+    if kind == "phone_number":
+        return n <= 17 and re.fullmatch(r"[\d+\-() ]+", value) is not None
+    if kind == "car_number":
+        return n <= 8
+    if kind == "name":  # 10 Chinese characters, or 20 letters/symbols
+        return n <= 10 if re.search(f"[{_CJK}]", value) else n <= 20
+    if kind == "phrase":  # up to 5 Chinese characters
+        return n <= 5 and _is_cjk(value)
+    return True
+
+
+def _subscribe_data_error(data):
+    """None, or the errmsg WeChat gives with 47003 for the first bad data value."""
+    if not isinstance(data, dict) or not data:
+        return "argument invalid! data is empty"
+    for key, entry in data.items():
+        value = entry.get("value") if isinstance(entry, dict) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or value == "":
+            return f"argument invalid! data.{key}.value is empty"
+        kind = key.rstrip("0123456789")
+        if not _subscribe_value_ok(kind, value):
+            return f"argument invalid! data.{key}.value invalid"
+    return None
+
+
+def _canonical(body):
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _summary(channel, body):
+    """One line in Chinese describing a delivered message, for the index page."""
+    if channel == "mp_subscribe":
+        values = "，".join(
+            f"{key}：{entry.get('value')}" for key, entry in (body.get("data") or {}).items() if isinstance(entry, dict)
+        )
+        return f"模板 {body.get('template_id')}｜{values}｜点击打开 {body.get('page') or '（无跳转）'}"
+    if channel == "wecom_card":
+        button = (body.get("button") or {}).get("replace_name")
+        return f"按钮更新为「{button}」" if button else "卡片内容已更新"
+    msgtype = body.get("msgtype")
+    if msgtype in ("text", "markdown", "markdown_v2"):
+        return (body.get(msgtype) or {}).get("content") or ""
+    if msgtype == "template_card":
+        card = body.get("template_card") or {}
+        title = (card.get("main_title") or {}).get("title") or ""
+        buttons = "、".join(b.get("text", "") for b in card.get("button_list") or [])
+        return f"卡片「{title}」" + (f"（按钮：{buttons}）" if buttons else "")
+    return f"{msgtype} 消息"
+
+
 class StandinState:
     """Everything the stand-in remembers; all access goes through the lock."""
 
-    def __init__(self, app_id, secret):
+    def __init__(self, app_id, secret, corp_id, corp_secret, agent_id, robot_keys,
+                 member_limit=WECOM_MEMBER_LIMIT_PER_MINUTE, robot_limit=ROBOT_LIMIT_PER_MINUTE):
+        self.member_limit = member_limit
+        self.robot_limit = robot_limit
         self.app_id = app_id
         self.secret = secret
+        self.corp_id = corp_id
+        self.corp_secret = corp_secret
+        self.agent_id = int(agent_id)
+        self.robot_keys = set(robot_keys)
         self._lock = threading.Lock()
+        # Issued access tokens outlive reset(), as real ones outlive a test: a
+        # gateway holding one keeps working. expire_tokens() ends them.
+        self._mp_tokens = {}  # token -> expires_at (stable and classic tokens)
+        self._stable = None  # the current stable token
+        self._wecom_tokens = {}  # token -> expires_at
+        self._wecom_current = None
         self.reset()
 
     def reset(self):
@@ -67,7 +220,19 @@ class StandinState:
             self._codes = {}  # js_code -> {"openid", "expires_at", "used"}
             self._faults = {}  # path -> list of fault dicts, applied in order
             self._requests = []
-            self._token = None  # (access_token, expires_at)
+            self._delivered = []
+            self._dropped = []
+            self._invalid = set()  # openids / userids the platforms do not know
+            # One-time subscriptions: (openid, template_id) -> messages still allowed. Only
+            # enforced after require_subscriptions(), so tests that do not care need no setup.
+            self._subscriptions = {}
+            self._subscriptions_required = False
+            self._duplicates = {}  # canonical body -> (sent_at, result), for WeCom's duplicate check
+            self._member_sends = {}  # userid -> deque of delivery times (last minute)
+            self._response_codes = {}  # response_code -> {"expires_at", "used"}
+            self._task_ids = set()
+            self._robot_sends = {}  # key -> deque of send times
+            self._msgid = 0
 
     # --- login codes -------------------------------------------------------
 
@@ -92,16 +257,175 @@ class StandinState:
             entry["used"] = True
             return entry["openid"], None
 
-    # --- access token ------------------------------------------------------
+    # --- access tokens -----------------------------------------------------
 
     def stable_token(self, force_refresh=False):
         """Same token while valid (like WeChat), a new one when forced or expired."""
         with self._lock:
             now = time.time()
-            if force_refresh or self._token is None or self._token[1] <= now:
-                self._token = (secrets.token_urlsafe(48), now + TOKEN_TTL_SECONDS)
-            token, expires_at = self._token
-            return token, max(0, int(expires_at - now))
+            current = self._stable
+            if force_refresh or current is None or self._mp_tokens.get(current, 0) <= now:
+                if current and force_refresh:
+                    self._mp_tokens.pop(current, None)  # a forced refresh ends the old token
+                current = self._stable = secrets.token_urlsafe(48)
+                self._mp_tokens[current] = now + TOKEN_TTL_SECONDS
+            return current, max(0, int(self._mp_tokens[current] - now))
+
+    def classic_token(self):
+        with self._lock:
+            token = secrets.token_urlsafe(48)
+            self._mp_tokens[token] = time.time() + TOKEN_TTL_SECONDS
+            return token, TOKEN_TTL_SECONDS
+
+    def wecom_token(self):
+        """WeCom hands out the same token while it is valid."""
+        with self._lock:
+            now = time.time()
+            current = self._wecom_current
+            if current is None or self._wecom_tokens.get(current, 0) <= now:
+                current = self._wecom_current = secrets.token_urlsafe(48)
+                self._wecom_tokens[current] = now + TOKEN_TTL_SECONDS
+            return current, max(0, int(self._wecom_tokens[current] - now))
+
+    def check_token(self, token, platform):
+        """None when `token` is valid now, else the errcode the platform answers."""
+        tokens = self._mp_tokens if platform == "mp" else self._wecom_tokens
+        with self._lock:
+            if not token:
+                return 41001
+            expires_at = tokens.get(token)
+            if expires_at is None:
+                return 40001 if platform == "mp" else 40014
+            if expires_at <= time.time():
+                return 42001
+            return None
+
+    def expire_tokens(self):
+        """Every issued token expires now (calls answer 42001); the next fetch gets a new one."""
+        with self._lock:
+            now = time.time()
+            for tokens in (self._mp_tokens, self._wecom_tokens):
+                for token in tokens:
+                    tokens[token] = now
+
+    # --- recipients and deliveries -------------------------------------------
+
+    def mark_invalid(self, recipient):
+        with self._lock:
+            self._invalid.add(recipient.lower())
+
+    def require_subscriptions(self, required=True):
+        with self._lock:
+            self._subscriptions_required = required
+
+    def grant_subscription(self, openid, template_ids):
+        """What tapping 允许 in wx.requestSubscribeMessage does: one more message per template."""
+        with self._lock:
+            for template_id in template_ids:
+                key = (openid, template_id)
+                self._subscriptions[key] = self._subscriptions.get(key, 0) + 1
+
+    def use_subscription(self, openid, template_id):
+        """False when subscriptions are enforced and the user has none left for the template."""
+        with self._lock:
+            if not self._subscriptions_required:
+                return True
+            key = (openid, template_id)
+            if self._subscriptions.get(key, 0) <= 0:
+                return False
+            self._subscriptions[key] -= 1
+            return True
+
+    def is_invalid(self, recipient):
+        with self._lock:
+            return recipient.lower() in self._invalid
+
+    def next_msgid(self):
+        with self._lock:
+            self._msgid += 1
+            return self._msgid
+
+    def deliver(self, channel, to, body, **extra):
+        entry = {"channel": channel, "to": to, "body": body, "at": time.time(), **extra}
+        entry["summary"] = _summary(channel, body)
+        with self._lock:
+            self._delivered.append(entry)
+        return entry
+
+    def deliver_app_message(self, users, body, result):
+        """Deliver to each user, dropping what exceeds WeCom's 30 a minute per member."""
+        now = time.time()
+        summary = _summary("wecom_app", body)
+        with self._lock:
+            for user in users:
+                sends = self._member_sends.setdefault(user, deque())
+                while sends and sends[0] <= now - 60:
+                    sends.popleft()
+                entry = {
+                    "channel": "wecom_app", "to": user, "body": body, "at": now,
+                    "msgid": result["msgid"], "summary": summary,
+                }
+                if self.member_limit is not None and len(sends) >= self.member_limit:
+                    self._dropped.append(entry)
+                else:
+                    sends.append(now)
+                    self._delivered.append(entry)
+
+    def find_duplicate(self, body, interval):
+        """The earlier result of an identical message sent within `interval` seconds, if any."""
+        with self._lock:
+            earlier = self._duplicates.get(_canonical(body))
+        if earlier and earlier[0] > time.time() - interval:
+            return earlier[1]
+        return None
+
+    def remember_sent(self, body, result):
+        with self._lock:
+            self._duplicates[_canonical(body)] = (time.time(), result)
+
+    def claim_task_id(self, task_id):
+        with self._lock:
+            if task_id in self._task_ids:
+                return False
+            self._task_ids.add(task_id)
+            return True
+
+    def issue_response_code(self):
+        code = secrets.token_urlsafe(32)
+        with self._lock:
+            self._response_codes[code] = {"expires_at": time.time() + RESPONSE_CODE_TTL_SECONDS, "used": False}
+        return code
+
+    def use_response_code(self, code):
+        """True once per issued, unexpired response_code (WeCom: usable once)."""
+        with self._lock:
+            entry = self._response_codes.get(code)
+            if entry is None or entry["used"] or entry["expires_at"] <= time.time():
+                return False
+            entry["used"] = True
+            return True
+
+    def robot_allowed(self, key):
+        """Count one robot send; False when the robot already sent 20 in the last minute."""
+        now = time.time()
+        with self._lock:
+            sends = self._robot_sends.setdefault(key, deque())
+            while sends and sends[0] <= now - 60:
+                sends.popleft()
+            if self.robot_limit is not None and len(sends) >= self.robot_limit:
+                return False
+            sends.append(now)
+            return True
+
+    @property
+    def delivered(self):
+        with self._lock:
+            return [dict(d) for d in self._delivered]
+
+    @property
+    def dropped(self):
+        with self._lock:
+            return [dict(d) for d in self._dropped]
 
     # --- faults and recording ----------------------------------------------
 
@@ -141,19 +465,25 @@ class StandinState:
 INDEX_HTML = """<!doctype html>
 <html lang="zh-CN">
 <head><meta charset="utf-8"><title>微信接口模拟服务</title>
-<style>body{font-family:sans-serif;max-width:40em;margin:2em auto;line-height:1.6}
-code{background:#f3f3f3;padding:0 .3em}#out{font-size:1.2em;word-break:break-all}</style>
+<style>body{font-family:sans-serif;max-width:48em;margin:2em auto;line-height:1.6}
+code{background:#f3f3f3;padding:0 .3em}#out{font-size:1.2em;word-break:break-all}
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.3em;text-align:left;
+vertical-align:top;word-break:break-all}th{white-space:nowrap}</style>
 </head>
 <body>
 <h1>微信接口模拟服务（本地替身）</h1>
-<p>这不是微信。它在本机模拟微信服务器的小程序登录接口（code2Session）和
-access_token 接口，返回与微信文档一致的 JSON 和错误码，供演示和自动化测试使用。</p>
+<p>这不是微信。它在本机模拟微信与企业微信的服务器：小程序登录（code2Session）、access_token、
+小程序订阅消息、企业微信应用消息与模板卡片、群机器人，返回与官方文档一致的 JSON 和错误码，供演示和自动化测试使用。</p>
+<h2>模拟小程序登录</h2>
 <p>小程序在手机上调用 <code>wx.login()</code> 会得到一个一次性登录码（5 分钟内有效，只能用一次）。
 点下面的按钮即可模拟这一步，然后把登录码交给订货系统的登录接口。</p>
 <p><label>openid（可留空，留空则随机生成一个新用户）：<br>
 <input id="openid" size="40"></label></p>
 <p><button id="mint">生成登录码</button></p>
 <p id="out"></p>
+<h2>最近送达的通知</h2>
+<p>经销商收到的小程序订阅消息、业务员收到的企业微信消息和卡片、内部群机器人消息都会出现在这里（每 3 秒刷新）。</p>
+<div id="delivered">{delivered}</div>
 <script>
 document.getElementById("mint").onclick = async function () {
   var openid = document.getElementById("openid").value.trim();
@@ -164,30 +494,67 @@ document.getElementById("mint").onclick = async function () {
   var data = await res.json();
   document.getElementById("out").textContent = "登录码：" + data.code;
 };
+setInterval(async function () {
+  var res = await fetch("/_standin/delivered?format=html");
+  if (res.ok) { document.getElementById("delivered").innerHTML = await res.text(); }
+}, 3000);
 </script>
 </body>
 </html>
 """
 
 
-def create_standin_app(app_id="wx-demo-appid", secret="demo-app-secret"):
-    """A small Flask app impersonating api.weixin.qq.com for one mini-program.
+def _delivered_html(entries):
+    if not entries:
+        return "<p>还没有收到任何通知。</p>"
+    rows = []
+    for entry in reversed(entries):
+        at = time.strftime("%H:%M:%S", time.localtime(entry["at"]))
+        to = entry["to"] if isinstance(entry["to"], str) else "、".join(entry["to"])
+        rows.append(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                at, CHANNEL_LABELS.get(entry["channel"], entry["channel"]), html.escape(to),
+                html.escape(entry["summary"]).replace("\n", "<br>"),
+            )
+        )
+    return "<table><tr><th>时间</th><th>渠道</th><th>接收人</th><th>内容</th></tr>" + "".join(rows) + "</table>"
 
-    Its state (a `StandinState`) is at `app.extensions["wechat_standin"]`.
+
+def create_standin_app(
+    app_id="wx-demo-appid",
+    secret="demo-app-secret",
+    corp_id="ww-demo-corpid",
+    corp_secret="demo-wecom-secret",
+    agent_id=1000002,
+    robot_keys=("demo-robot-key",),
+    member_limit=WECOM_MEMBER_LIMIT_PER_MINUTE,
+    robot_limit=ROBOT_LIMIT_PER_MINUTE,
+):
+    """A small Flask app impersonating api.weixin.qq.com and qyapi.weixin.qq.com.
+
+    Defaults match the demo configuration (app/config.py). `member_limit` (WeCom
+    app messages a member receives a minute; the rest are silently dropped) and
+    `robot_limit` (robot messages a minute, then 45009) follow WeCom; None turns
+    a limit off, e.g. for a throughput benchmark. Its state (a `StandinState`)
+    is at `app.extensions["wechat_standin"]`.
     """
     app = Flask("wechat_standin")
-    state = StandinState(app_id, secret)
+    app.json.ensure_ascii = False
+    state = StandinState(
+        app_id, secret, corp_id, corp_secret, agent_id, robot_keys, member_limit=member_limit, robot_limit=robot_limit,
+    )
     app.extensions["wechat_standin"] = state
 
     @app.before_request
     def record_and_fault():
-        if request.path not in WECHAT_PATHS:
+        if request.path not in STANDIN_PATHS:
             return None
         state.record({
             "method": request.method,
             "path": request.path,
             "query": request.args.to_dict(),
             "json": request.get_json(force=True, silent=True),
+            "at": time.time(),
         })
         fault = state.take_fault(request.path)
         if fault is None:
@@ -211,6 +578,12 @@ def create_standin_app(app_id="wx-demo-appid", secret="demo-app-secret"):
             return 40125
         return None
 
+    def json_body():
+        body = request.get_json(force=True, silent=True)
+        return body if isinstance(body, dict) else None
+
+    # --- WeChat ------------------------------------------------------------------
+
     @app.get("/sns/jscode2session")
     def jscode2session():
         args = request.args
@@ -232,7 +605,7 @@ def create_standin_app(app_id="wx-demo-appid", secret="demo-app-secret"):
 
     @app.post("/cgi-bin/stable_token")
     def stable_token():
-        body = request.get_json(force=True, silent=True) or {}
+        body = json_body() or {}
         if body.get("grant_type") != "client_credential":
             return _error(40002, "invalid grant_type")
         errcode = check_credentials(body.get("appid"), body.get("secret"))
@@ -249,20 +622,186 @@ def create_standin_app(app_id="wx-demo-appid", secret="demo-app-secret"):
         errcode = check_credentials(args.get("appid"), args.get("secret"))
         if errcode:
             return _error(errcode)
-        # The classic endpoint hands out a fresh token on every call; it is
-        # kept apart from the stable token, as on WeChat.
-        return jsonify({"access_token": secrets.token_urlsafe(48), "expires_in": TOKEN_TTL_SECONDS})
+        # The classic endpoint hands out a fresh token on every call, apart from the stable token.
+        token, expires_in = state.classic_token()
+        return jsonify({"access_token": token, "expires_in": expires_in})
+
+    @app.post("/cgi-bin/message/subscribe/send")
+    def subscribe_send():
+        errcode = state.check_token(request.args.get("access_token"), "mp")
+        if errcode:
+            return _error(errcode)
+        body = json_body()
+        if body is None:
+            return _error(44002)
+        touser = body.get("touser")
+        if not isinstance(touser, str) or not touser or state.is_invalid(touser):
+            return _error(40003)
+        template_id = body.get("template_id")
+        if not isinstance(template_id, str) or not template_id or state.is_invalid(template_id):
+            return _error(40037)
+        problem = _subscribe_data_error(body.get("data"))
+        if problem:
+            return _error(47003, problem)
+        # WeChat documents the allowed values but not the errcode for others; 47003 here.
+        if body.get("miniprogram_state", "formal") not in MINIPROGRAM_STATES:
+            return _error(47003, "argument invalid! miniprogram_state invalid")
+        if body.get("lang", "zh_CN") not in LANGS:
+            return _error(47003, "argument invalid! lang invalid")
+        if not state.use_subscription(touser, template_id):
+            return _error(43101)
+        msgid = state.next_msgid()
+        state.deliver("mp_subscribe", touser, body, msgid=msgid)
+        return _ok(msgid=msgid)
+
+    # --- WeCom -------------------------------------------------------------------
+
+    @app.get("/cgi-bin/gettoken")
+    def gettoken():
+        args = request.args
+        if not args.get("corpid"):
+            return _error(41002, "corpid missing")
+        if args.get("corpid") != state.corp_id:
+            return _error(40013, "invalid corpid")
+        if not args.get("corpsecret"):
+            return _error(41004, "corpsecret missing")
+        if args.get("corpsecret") != state.corp_secret:
+            return _error(40001, "invalid credential")
+        token, expires_in = state.wecom_token()
+        return _ok(access_token=token, expires_in=expires_in)
+
+    def wecom_common(body):
+        """Token, body and agentid checks shared by the app-message routes."""
+        errcode = state.check_token(request.args.get("access_token"), "wecom")
+        if errcode:
+            return _error(errcode)
+        if body is None:
+            return _error(44002)
+        if body.get("agentid") != state.agent_id:
+            return _error(40056)
+        return None
+
+    def message_shape_error(body):
+        msgtype = body.get("msgtype")
+        if msgtype in ("text", "markdown"):
+            content = (body.get(msgtype) or {}).get("content")
+            if not isinstance(content, str) or not content.strip():
+                return _error(44004)
+            return None
+        if msgtype == "template_card":
+            card = body.get("template_card")
+            if not isinstance(card, dict) or card.get("card_type") not in CARD_TYPES:
+                return _error(40058, "template_card.card_type invalid")
+            if card["card_type"] in INTERACTIVE_CARD_TYPES:
+                # Documented: task_id is required, unique per app, <= 128 of [0-9a-zA-Z_-@].
+                if not TASK_ID_RE.fullmatch(str(card.get("task_id") or "")):
+                    return _error(40058, "template_card.task_id invalid")
+            if card["card_type"] == "button_interaction" and not card.get("button_list"):
+                return _error(40058, "template_card.button_list invalid")
+            if not (card.get("main_title") or {}).get("title") and not card.get("sub_title_text"):
+                return _error(40058, "template_card.main_title invalid")
+            return None
+        if msgtype in ("textcard", "news", "mpnews", "image", "voice", "video", "file", "miniprogram_notice"):
+            return None if isinstance(body.get(msgtype), dict) else _error(40058, f"{msgtype} invalid")
+        return _error(40008)
+
+    @app.post("/cgi-bin/message/send")
+    def message_send():
+        body = json_body()
+        problem = wecom_common(body)
+        if problem:
+            return problem
+        users = [u for u in str(body.get("touser") or "").split("|") if u]
+        invalid = [u.lower() for u in users if state.is_invalid(u)]
+        valid = [u for u in users if not state.is_invalid(u)]
+        if not valid:
+            return _error(81013, invaliduser="|".join(invalid))
+        problem = message_shape_error(body)
+        if problem:
+            return problem
+        if body.get("enable_duplicate_check") == 1:
+            interval = body.get("duplicate_check_interval") or DEFAULT_DUPLICATE_CHECK_INTERVAL
+            earlier = state.find_duplicate(body, interval)
+            if earlier is not None:
+                # WeCom: the same content within the interval is not received again.
+                return _ok(**earlier)
+        result = {"invaliduser": "|".join(invalid), "msgid": f"standin-msg-{state.next_msgid()}"}
+        if body["msgtype"] == "template_card":
+            card = body["template_card"]
+            if card["card_type"] in INTERACTIVE_CARD_TYPES:
+                if not state.claim_task_id(card["task_id"]):
+                    # Undocumented errcode for a reused task_id; the rule itself is documented.
+                    return _error(40058, "template_card.task_id duplicated")
+                result["response_code"] = state.issue_response_code()
+        state.remember_sent(body, result)
+        state.deliver_app_message(valid, body, result)
+        return _ok(**result)
+
+    @app.post("/cgi-bin/message/update_template_card")
+    def update_template_card():
+        body = json_body()
+        problem = wecom_common(body)
+        if problem:
+            return problem
+        users = body.get("userids") or []
+        if not isinstance(users, list):
+            return _error(40058, "userids invalid")
+        invalid = [str(u).lower() for u in users if state.is_invalid(str(u))]
+        valid = [str(u) for u in users if not state.is_invalid(str(u))]
+        if not valid and not body.get("atall"):
+            return _error(81013, invaliduser=invalid)
+        if not (body.get("button") or {}).get("replace_name") and not isinstance(body.get("template_card"), dict):
+            return _error(40058, "button.replace_name invalid")
+        if not state.use_response_code(body.get("response_code")):
+            # Documented: a response_code is valid 72 h and usable once; its errcode is not.
+            return _error(40058, "response_code invalid")
+        state.deliver("wecom_card", valid, body)
+        return _ok(invaliduser=invalid)
+
+    @app.post("/cgi-bin/webhook/send")
+    def webhook_send():
+        key = request.args.get("key")
+        if not key or key not in state.robot_keys:
+            return _error(93000)
+        body = json_body()
+        if body is None:
+            return _error(44002)
+        msgtype = body.get("msgtype")
+        if msgtype in ROBOT_CONTENT_MAX_BYTES:
+            content = (body.get(msgtype) or {}).get("content")
+            if not isinstance(content, str) or not content:
+                return _error(44004)
+            limit = ROBOT_CONTENT_MAX_BYTES[msgtype]
+            if len(content.encode("utf-8")) > limit:
+                return _error(40058, f"{msgtype}.content exceed max length {limit}")
+        elif msgtype not in ("image", "news", "file", "voice", "template_card"):
+            return _error(40008)
+        if not state.robot_allowed(key):
+            return _error(45009)
+        state.deliver("wecom_robot", key, body)
+        return _ok()
+
+    # --- control ---------------------------------------------------------------------
+
+    @app.post("/_standin/wx/subscribe")
+    def wx_subscribe():
+        body = json_body() or {}
+        openid, template_ids = body.get("openid"), body.get("template_ids")
+        if not isinstance(openid, str) or not openid or not isinstance(template_ids, list):
+            return jsonify({"error": "需要 openid（字符串）和 template_ids（数组）"}), 400
+        state.grant_subscription(openid, [str(t) for t in template_ids])
+        return jsonify({t: "accept" for t in template_ids})
 
     @app.post("/_standin/wx/login")
     def wx_login():
-        body = request.get_json(force=True, silent=True) or {}
+        body = json_body() or {}
         return jsonify({"code": state.mint_code(body.get("openid") or None)})
 
     @app.post("/_standin/faults")
     def faults():
-        body = request.get_json(force=True, silent=True) or {}
-        if body.get("path") not in WECHAT_PATHS:
-            return jsonify({"error": "path 必须是以下之一：" + "、".join(WECHAT_PATHS)}), 400
+        body = json_body() or {}
+        if body.get("path") not in STANDIN_PATHS:
+            return jsonify({"error": "path 必须是以下之一：" + "、".join(STANDIN_PATHS)}), 400
         fault = state.add_fault(
             body["path"],
             errcode=body.get("errcode"),
@@ -276,6 +815,13 @@ def create_standin_app(app_id="wx-demo-appid", secret="demo-app-secret"):
     def recorded_requests():
         return jsonify(state.requests)
 
+    @app.get("/_standin/delivered")
+    def delivered():
+        entries = state.delivered[-50:]
+        if request.args.get("format") == "html":
+            return _delivered_html(entries)
+        return jsonify(entries)
+
     @app.post("/_standin/reset")
     def reset():
         state.reset()
@@ -283,7 +829,7 @@ def create_standin_app(app_id="wx-demo-appid", secret="demo-app-secret"):
 
     @app.get("/")
     def index():
-        return INDEX_HTML
+        return INDEX_HTML.replace("{delivered}", _delivered_html(state.delivered[-50:]))
 
     return app
 
@@ -299,7 +845,8 @@ class StandinServer:
     """The stand-in served on a real port in a daemon thread.
 
     Use `StandinServer.start()`; state is reachable directly (no HTTP needed)
-    through `mint_code`, `fail_next`, `requests` and `reset`.
+    through `mint_code`, `fail_next`, `mark_invalid`, `expire_tokens`,
+    `requests`, `delivered`, `dropped` and `reset`.
     """
 
     def __init__(self, server, state):
@@ -328,6 +875,18 @@ class StandinServer:
     def secret(self):
         return self._state.secret
 
+    @property
+    def corp_id(self):
+        return self._state.corp_id
+
+    @property
+    def corp_secret(self):
+        return self._state.corp_secret
+
+    @property
+    def agent_id(self):
+        return self._state.agent_id
+
     def mint_code(self, openid=None):
         """What wx.login() yields on a phone: a one-time code for openid."""
         return self._state.mint_code(openid)
@@ -336,12 +895,48 @@ class StandinServer:
         """Script the next `times` requests to `path` to fail or be slow."""
         self._state.add_fault(path, errcode, http_status, times, delay_seconds)
 
+    def mark_invalid(self, recipient):
+        """An openid, template id or WeCom userid the platform does not know (40003/40037/81013)."""
+        self._state.mark_invalid(recipient)
+
+    def require_subscriptions(self, required=True):
+        """From now on (until reset) a subscribe message needs a granted subscription, else 43101."""
+        self._state.require_subscriptions(required)
+
+    def grant_subscription(self, openid, *template_ids):
+        """The user accepted these templates in wx.requestSubscribeMessage: one message each."""
+        self._state.grant_subscription(openid, template_ids)
+
+    def expire_tokens(self):
+        """All issued access tokens expire now: the next call with one answers 42001."""
+        self._state.expire_tokens()
+
     @property
     def requests(self):
-        """Snapshot of recorded WeChat-route requests (method, path, query, json)."""
+        """Snapshot of recorded WeChat/WeCom-route requests (method, path, query, json, at)."""
         return self._state.requests
 
+    @property
+    def delivered(self):
+        """Messages that reached someone: dicts with channel (mp_subscribe, wecom_app,
+        wecom_card, wecom_robot), to, body, at, summary (and msgid where there is one)."""
+        return self._state.delivered
+
+    def delivered_to(self, to, channel=None):
+        """Delivered messages for one recipient (openid, userid or robot key)."""
+        return [
+            d for d in self._state.delivered
+            if (d["to"] == to or (isinstance(d["to"], list) and to in d["to"]))
+            and (channel is None or d["channel"] == channel)
+        ]
+
+    @property
+    def dropped(self):
+        """WeCom app messages silently dropped (over 30 a minute for one member)."""
+        return self._state.dropped
+
     def reset(self):
+        """Forget codes, faults, invalid marks, subscriptions, recorded requests and deliveries (tokens stay valid)."""
         self._state.reset()
 
     def stop(self):
