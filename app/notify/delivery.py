@@ -278,16 +278,12 @@ def _trim(text):
 
 # --- sending --------------------------------------------------------------------------------
 
-def _gateway(config, kind):
-    """One gateway per app and kind (it holds the HTTP session and the token cache)."""
-    from app.integrations.wechat import MiniProgramGateway, WeComGateway
+def _gateway(kind):
+    """The app's gateway (built once per app: it holds the HTTP session and token cache)."""
+    from app.integrations.wechat import mini_program_gateway, wecom_gateway
 
-    cache = current_app.extensions.setdefault("dinghuo_gateways", {})
-    gateway = cache.get(kind)
-    if gateway is None:
-        gateway = (MiniProgramGateway if kind == "mp" else WeComGateway).from_config(config)
-        cache[kind] = gateway
-    return gateway
+    app = current_app._get_current_object()
+    return mini_program_gateway(app) if kind == "mp" else wecom_gateway(app)
 
 
 def _robot_key(config, name):
@@ -301,13 +297,13 @@ def _robot_key(config, name):
 def _send(config, row):
     channel, recipient, payload = row.channel, row.recipient, row.payload
     if channel == "mp_subscribe":
-        return _gateway(config, "mp").send_subscribe_message(recipient, payload)
+        return _gateway("mp").send_subscribe_message(recipient, payload)
     if channel == "wecom_app":
-        return _gateway(config, "wecom").send_app_message(recipient, payload)
+        return _gateway("wecom").send_app_message(recipient, payload)
     if channel == "wecom_card":
-        return _gateway(config, "wecom").update_template_card(recipient, payload)
+        return _gateway("wecom").update_template_card(recipient, payload)
     if channel == "wecom_robot":
-        return _gateway(config, "wecom").send_robot_message(_robot_key(config, recipient), payload)
+        return _gateway("wecom").send_robot_message(_robot_key(config, recipient), payload)
     from app.integrations.wechat import WeChatError
 
     raise WeChatError(None, f"未知的通知渠道 {channel}")
