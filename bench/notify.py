@@ -16,23 +16,32 @@ processes (the production command, `--no-scheduler`), then in the same run:
 It prints jobs/s and deliveries/s side by side, the total drain time, the workers' CPU
 per job, and checks that every row is `sent` and the stand-in received each message exactly
 once. PostgreSQL gets its own database (dropped afterwards unless --keep), Redis its own
-database (flushed before and after). The stand-in runs in this process on 127.0.0.1.
+database (flushed before and after). The stand-in (bench/notify_standin.py) runs in a
+process of its own on 127.0.0.1, with HTTP keep-alive as WeChat's servers have.
 """
 import argparse
-import collections
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import requests
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def parse_args():
@@ -106,21 +115,27 @@ class Bench:
         import psycopg
         import redis
 
-        from app.integrations.standin import StandinServer
-
         with psycopg.connect(f"{self.args.pg}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{self.args.database}"')
         self.redis = redis.Redis.from_url(self.args.redis_url)
         self.redis.flushdb()
-        self.standin = StandinServer.start()
+        self.standin_port = free_port()
+        self.standin_url = f"http://127.0.0.1:{self.standin_port}"
+        self.standin = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "notify_standin.py"), str(self.standin_port)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=open(self.results_dir / "standin.log", "ab"),
+            start_new_session=True,
+        )
+        if self.standin.stdout.readline().strip() != b"ready":
+            raise SystemExit(f"the stand-in did not start; see {self.results_dir}/standin.log")
         self.env = {
             **os.environ,
             "DINGHUO_ENV": "development",
             "DATABASE_URL": f"{self.args.pg}/{self.args.database}",
             "REDIS_URL": self.args.redis_url,
-            "WECHAT_API_BASE": self.standin.base_url,
-            "WECOM_API_BASE": self.standin.base_url,
+            "WECHAT_API_BASE": self.standin_url,
+            "WECOM_API_BASE": self.standin_url,
             "WECHAT_APP_ID": "wx-demo-appid",
             "WECHAT_APP_SECRET": "demo-app-secret",
         }
@@ -137,7 +152,8 @@ class Bench:
         import psycopg
 
         self.redis.flushdb()
-        self.standin.stop()
+        os.killpg(self.standin.pid, signal.SIGTERM)
+        self.standin.wait(10)
         if not self.args.keep:
             from app.extensions import db
 
@@ -221,7 +237,7 @@ class Bench:
         from app.notify.delivery import enqueue_rows
 
         ids = self.make_rows(count)
-        self.standin.reset()
+        requests.post(f"{self.standin_url}/_standin/reset", timeout=10).raise_for_status()
         cpu0 = sum(proc_cpu_seconds(p.pid) for p in procs)
         t0 = time.perf_counter()
         with self.app.app_context():
@@ -236,19 +252,13 @@ class Bench:
             time.sleep(0.2)
         elapsed = time.perf_counter() - t0
         cpu = sum(proc_cpu_seconds(p.pid) for p in procs) - cpu0
-        delivered = self.standin.delivered
-        markers = collections.Counter()
-        for entry in delivered:
-            body = entry["body"]
-            if entry["channel"] == "mp_subscribe":
-                markers[body["data"]["character_string1"]["value"]] += 1
-            else:
-                markers[body["text"]["content"].rsplit("（", 1)[1].rstrip("）")] += 1
+        seen = requests.get(f"{self.standin_url}/_bench/markers", timeout=60).json()
+        markers = seen["delivered"]
         expected = {f"N{n:06d}" for n in range(len(ids))}
         exactly_once = set(markers) == expected and all(v == 1 for v in markers.values())
         return {"rows": len(ids), "seconds": elapsed, "enqueue_seconds": enqueued,
                 "rate": counts.get("sent", 0) / elapsed, "counts": counts,
-                "delivered": len(delivered), "dropped": len(self.standin.dropped),
+                "delivered": sum(markers.values()), "dropped": seen["dropped"],
                 "exactly_once": exactly_once, "cpu_ms_per_delivery": 1000 * cpu / len(ids)}
 
     def run(self):
