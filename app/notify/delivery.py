@@ -27,6 +27,7 @@ so WeCom drops that resend; subscribe messages have no such check (see README).
 """
 import contextlib
 import logging
+import math
 import threading
 import time
 import uuid
@@ -34,7 +35,7 @@ from collections import deque
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, create_engine, event, select, update
+from sqlalchemy import and_, bindparam, create_engine, event, select, update
 
 from app import jobs
 from app.extensions import db
@@ -109,8 +110,11 @@ def _schedule_retry(row, seconds):
     """Book the row's next try on RQ's scheduler; the sweep is the fallback."""
     if not current_app.config.get("REDIS_URL"):
         return
+    # RQ's scheduler keeps whole seconds (truncated): book a second later, or the job could
+    # run just before next_attempt_at, find the row not yet due and leave it to the sweep.
     try:
-        jobs.enqueue_in(seconds, deliver, row.id, queue=row.queue, timeout=DELIVER_TIMEOUT, result_ttl=0)
+        jobs.enqueue_in(math.ceil(seconds) + 1, deliver, row.id, queue=row.queue, timeout=DELIVER_TIMEOUT,
+                        result_ttl=0)
     except Exception as exc:
         log.warning("could not schedule retry of outbox row %s (%s); the sweep will", row.id,
                     exc.__class__.__name__)
@@ -131,17 +135,16 @@ def deliver(outbox_id):
         return "skipped"
     claim = now
 
-    limit = RATE_LIMITS.get(row.channel)
-    if limit is not None:
-        wait = rate_limiter().acquire(f"{row.channel}:{row.recipient}", *limit)
-        if wait > 0:
-            _record(row, claim, status="pending", next_attempt_at=utcnow() + timedelta(seconds=wait))
-            _schedule_retry(row, wait)
-            return "held"
-
     from app.integrations.wechat import WeChatError, WeChatRateLimited
 
     try:
+        limit = RATE_LIMITS.get(row.channel)
+        if limit is not None:
+            wait = rate_limiter().acquire(f"{row.channel}:{row.recipient}", *limit)
+            if wait > 0:  # held back, not failed: the recipient's window is full
+                _record(row, claim, status="pending", next_attempt_at=utcnow() + timedelta(seconds=wait))
+                _schedule_retry(row, wait)
+                return "held"
         _send(config, row)
     except WeChatRateLimited as exc:
         return _after_rate_limit(row, claim, exc)
@@ -149,7 +152,7 @@ def deliver(outbox_id):
         if exc.permanent:
             return _fail(row, claim, exc.errcode, exc.errmsg)
         return _after_transient(row, claim, exc.errcode, exc.errmsg, config)
-    except Exception as exc:  # a bug or an unexpected library error: retry like a transient one
+    except Exception as exc:  # Redis gone, a job timeout, a bug: retry like a transient failure
         log.exception("delivering outbox row %s raised", row.id)
         return _after_transient(row, claim, None, f"内部错误：{exc.__class__.__name__}", config)
     _record(row, claim, status="sent", sent_at=utcnow(), last_errcode=None, last_errmsg=None)
@@ -190,29 +193,36 @@ def _delivery_transaction():
         yield conn
 
 
+# Built once: every delivery runs these two (the other outcomes are rare and built per call).
+_CLAIM = (
+    update(outbox)
+    .where(outbox.c.id == bindparam("oid"), outbox.c.status == "pending",
+           outbox.c.next_attempt_at <= bindparam("now"))
+    .values(status="sending", next_attempt_at=bindparam("lease_until"), updated_at=bindparam("now"))
+    .returning(outbox.c.id, outbox.c.queue, outbox.c.channel, outbox.c.recipient, outbox.c.payload,
+               outbox.c.attempts, outbox.c.created_at)
+)
+_OURS = (outbox.c.id == bindparam("oid")) & (outbox.c.status == "sending") & (outbox.c.updated_at == bindparam("claim"))
+_MARK_SENT = update(outbox).where(_OURS).values(
+    status="sent", sent_at=bindparam("at"), updated_at=bindparam("at"), last_errcode=None, last_errmsg=None)
+
+
 def _claim(outbox_id, now, lease_seconds):
     """pending and due -> sending, atomically; None when someone else has it or it is not due."""
-    stmt = (
-        update(outbox)
-        .where(outbox.c.id == outbox_id, outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
-        .values(status="sending", next_attempt_at=now + timedelta(seconds=lease_seconds), updated_at=now)
-        .returning(outbox.c.id, outbox.c.queue, outbox.c.channel, outbox.c.recipient, outbox.c.payload,
-                   outbox.c.attempts, outbox.c.created_at)
-    )
+    params = {"oid": outbox_id, "now": now, "lease_until": now + timedelta(seconds=lease_seconds)}
     with _delivery_transaction() as conn:
-        return conn.execute(stmt).first()
+        return conn.execute(_CLAIM, params).first()
 
 
 def _record(row, claim, **values):
     """Write the outcome, only while the row is still ours (status sending, our claim time)."""
-    values.setdefault("updated_at", utcnow())
-    stmt = (
-        update(outbox)
-        .where(outbox.c.id == row.id, outbox.c.status == "sending", outbox.c.updated_at == claim)
-        .values(**values)
-    )
+    if values.get("status") == "sent":
+        stmt, params = _MARK_SENT, {"oid": row.id, "claim": claim, "at": values["sent_at"]}
+    else:
+        values.setdefault("updated_at", utcnow())
+        stmt, params = update(outbox).where(_OURS).values(**values), {"oid": row.id, "claim": claim}
     with _delivery_transaction() as conn:
-        if conn.execute(stmt).rowcount != 1:
+        if conn.execute(stmt, params).rowcount != 1:
             log.warning("outbox row %s was taken back (lease expired) before its outcome was recorded", row.id)
             return False
     return True
