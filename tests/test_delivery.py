@@ -299,6 +299,25 @@ def test_worker_drains_duplicate_jobs_with_one_delivery_each(rq_app, wechat):
     assert sorted(d["to"] for d in wechat.delivered) == sorted(f"o-user-{n}" for n in range(5))
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_forking_worker_runs_jobs_in_the_app_context_too(rq_app, wechat):
+    from app.jobs import run_worker
+
+    ids = add_rows([{"channel": "mp_subscribe", "recipient": f"o-fork-{n}", "payload": subscribe_payload()}
+                    for n in range(3)])
+    run_worker(["high"], kind="fork", burst=True, with_scheduler=False)
+    assert {row(oid).status for oid in ids} == {"sent"}
+    assert sorted(d["to"] for d in wechat.delivered) == [f"o-fork-{n}" for n in range(3)]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_rq_worker_refuses_an_unknown_queue(rq_app):
+    out = rq_app.test_cli_runner().invoke(args=["rq", "worker", "high", "urgent"])
+    assert out.exit_code != 0 and "未知队列：urgent" in out.output
+
+
 # --- per-recipient rate limits ----------------------------------------------------------
 
 @pytest.mark.postgres
