@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: demo test lint install install-dev migrate seed serve bench clean
+.PHONY: demo test lint install install-dev migrate seed serve bench bench-notify clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ lint: install-dev
 
 bench: install-dev
 	bench/run.sh
+
+bench-notify: install-dev
+	$(BIN)/python bench/notify.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

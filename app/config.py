@@ -78,6 +78,12 @@ def from_env():
         "WECOM_TOKEN": env("WECOM_TOKEN") or "demo-wecom-token",
         "WECOM_AES_KEY": env("WECOM_AES_KEY") or "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
         "WECOM_ROBOT_KEY": env("WECOM_ROBOT_KEY") or "demo-robot-key",
+        # Notification delivery (app.notify.delivery): the periodic outbox sweep, how long a
+        # worker may hold a row it is sending before the sweep takes it back, and the first
+        # back-off wait after a transient WeChat failure (doubled for the next try).
+        "OUTBOX_SWEEP_SECONDS": _env_int("OUTBOX_SWEEP_SECONDS", 60),
+        "OUTBOX_LEASE_SECONDS": _env_int("OUTBOX_LEASE_SECONDS", 90),
+        "OUTBOX_RETRY_BASE_SECONDS": _env_int("OUTBOX_RETRY_BASE_SECONDS", 30),
     }
 
 

@@ -1,22 +1,186 @@
 """Background jobs on RQ, or in-process when no REDIS_URL is configured (the embedded default).
 
 Job functions are module-level functions (RQ imports them by name) that run inside an
-app context; `flask --app wsgi rq worker` provides it for RQ workers.
+app context; `flask --app wsgi rq worker` provides it for RQ workers (`AppContextWorker`).
+
+Periodic jobs live in one table (`PERIODIC_JOBS`) and run on RQ's scheduler: every
+worker started with the scheduler books the next run, and each run books the one after.
 """
+import importlib
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+
 from flask import current_app
+
+log = logging.getLogger(__name__)
 
 QUEUE_NAMES = ("high", "default", "low")
 
+# name -> (dotted function, config key holding the interval in seconds, job timeout in seconds)
+PERIODIC_JOBS = {
+    "outbox-sweep": ("app.notify.delivery.sweep", "OUTBOX_SWEEP_SECONDS", 300),
+}
 
-def enqueue(func, *args, queue="default", job_id=None, timeout=30):
+_EXTENSION_KEY = "dinghuo_redis"
+
+
+def redis_connection(app=None):
+    """The app's Redis client (one connection pool per app), or None without REDIS_URL.
+
+    Short connect/read timeouts: a request that enqueues after its commit must not hang
+    when Redis is down (the caller logs and the outbox sweep delivers later).
+    """
+    app = app or current_app._get_current_object()
+    url = app.config.get("REDIS_URL")
+    if not url:
+        return None
+    conn = app.extensions.get(_EXTENSION_KEY)
+    if conn is None:
+        import redis
+
+        conn = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30)
+        app.extensions[_EXTENSION_KEY] = conn
+    return conn
+
+
+def _queue(name, connection):
+    from rq import Queue
+
+    if name not in QUEUE_NAMES:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=connection)
+
+
+def enqueue(func, *args, queue="default", job_id=None, timeout=30, result_ttl=None):
     """Run `func(*args)` as a job on `queue`; `timeout` (seconds) bounds one run."""
     if queue not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {queue!r}")
-    redis_url = current_app.config.get("REDIS_URL")
-    if not redis_url:
+    connection = redis_connection()
+    if connection is None:
         return func(*args)
-    import redis
+    return _queue(queue, connection).enqueue(
+        func, *args, job_id=job_id, job_timeout=timeout, result_ttl=result_ttl
+    )
+
+
+def enqueue_in(seconds, func, *args, queue="default", timeout=30, result_ttl=None):
+    """Schedule `func(*args)` on `queue` no sooner than `seconds` from now (RQ's scheduler).
+
+    Returns the job, or None without Redis: in-process there is no scheduler, so the
+    caller must leave the work findable (the outbox sweep re-runs due rows).
+    """
+    connection = redis_connection()
+    if connection is None:
+        return None
+    return _queue(queue, connection).enqueue_in(
+        timedelta(seconds=max(0, seconds)), func, *args, job_timeout=timeout, result_ttl=result_ttl
+    )
+
+
+def enqueue_each(func, items, *, timeout=30, result_ttl=None):
+    """Enqueue `func(*args)` for each `(queue, args)` in one Redis round trip.
+
+    Raises redis.RedisError when Redis cannot be reached (nothing is enqueued then).
+    """
     from rq import Queue
 
-    connection = redis.Redis.from_url(redis_url)
-    return Queue(queue, connection=connection).enqueue(func, *args, job_id=job_id, job_timeout=timeout)
+    connection = redis_connection()
+    by_queue = {}
+    for queue, args in items:
+        by_queue.setdefault(queue, []).append(
+            Queue.prepare_data(func, args=args, timeout=timeout, result_ttl=result_ttl)
+        )
+    with connection.pipeline() as pipe:
+        for queue, datas in by_queue.items():
+            _queue(queue, connection).enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+
+
+# --- periodic jobs ------------------------------------------------------------------------
+
+def _import(dotted):
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def schedule_periodic(name, queue="default", connection=None):
+    """Book the next run of periodic job `name` on RQ's scheduler, once for all workers.
+
+    Runs fall on multiples of the interval; the job id names the slot, so however many
+    workers start (or a run books its successor while a worker starts) there is one job
+    per slot (`unique=True` refuses the second).
+    """
+    from rq.exceptions import DuplicateJobError
+
+    _, interval_key, timeout = PERIODIC_JOBS[name]
+    interval = max(1, int(current_app.config[interval_key]))
+    connection = connection or redis_connection()
+    slot = int(time.time() // interval) + 1
+    at = datetime.fromtimestamp(slot * interval, timezone.utc)
+    try:
+        return _queue(queue, connection).enqueue_at(
+            at, run_periodic, name, job_id=f"dinghuo-periodic-{name}-{slot}", unique=True,
+            job_timeout=timeout, result_ttl=interval * 2,
+        )
+    except DuplicateJobError:
+        return None
+
+
+def run_periodic(name):
+    """The job RQ's scheduler runs for a periodic job: do the work, then book the next run."""
+    from rq import get_current_job
+
+    dotted, _, _ = PERIODIC_JOBS[name]
+    try:
+        return _import(dotted)()
+    finally:
+        job = get_current_job()
+        try:
+            schedule_periodic(name, queue=job.origin if job else "default")
+        except Exception:
+            log.exception("could not book the next run of periodic job %s", name)
+
+
+# --- workers --------------------------------------------------------------------------------
+
+def worker_class(kind):
+    """An RQ worker class whose jobs run inside the Flask app context.
+
+    `simple` runs jobs in the worker process (RQ's SimpleWorker); `fork` forks a work
+    horse per job (RQ's default Worker, ~15 ms a job on these machines; see bench/notify.py).
+    """
+    from rq import SimpleWorker, Worker
+
+    base = {"simple": SimpleWorker, "fork": Worker}[kind]
+
+    class AppContextWorker(base):
+        flask_app = None
+
+        def perform_job(self, job, queue, execution):
+            if self._is_horse:
+                # A forked horse must not share the parent's pooled database sockets.
+                from app.extensions import db
+
+                with self.flask_app.app_context():
+                    db.engine.dispose(close=False)
+            with self.flask_app.app_context():
+                return super().perform_job(job, queue, execution)
+
+    AppContextWorker.__name__ = f"AppContext{base.__name__}"
+    return AppContextWorker
+
+
+def run_worker(queues, *, kind="simple", burst=False, with_scheduler=True, name=None):
+    """Run an RQ worker on `queues` for the current app (blocks until stopped)."""
+    app = current_app._get_current_object()
+    connection = redis_connection(app)
+    if connection is None:
+        raise RuntimeError("REDIS_URL is not set")
+    cls = worker_class(kind)
+    cls.flask_app = app
+    queue_objects = [_queue(q, connection) for q in queues]
+    for periodic in PERIODIC_JOBS:
+        schedule_periodic(periodic, queue=queues[0], connection=connection)
+    worker = cls(queue_objects, connection=connection, name=name)
+    return worker.work(burst=burst, with_scheduler=with_scheduler)

@@ -75,7 +75,7 @@ def china_minutes_around(action):
 
 # --- order approved -------------------------------------------------------------------------
 
-def test_approval_messages_every_consenting_user_and_uses_one_consent_each(client, world):
+def test_approval_messages_every_consenting_user_and_uses_one_consent_each(client, world, wechat):
     order_no = place(client, world.a_buyer, world=world)
     consent(world.a_buyer, APPROVED, 2)
     consent(world.a_viewer, APPROVED, 1)  # viewers receive messages too
@@ -93,7 +93,10 @@ def test_approval_messages_every_consenting_user_and_uses_one_consent_each(clien
     rows = subscribe_rows()
     assert sorted(r.recipient for r in rows) == sorted([world.a_buyer.openid, world.a_viewer.openid])
     for row in rows:
-        assert (row.queue, row.event, row.status, row.ref_type, row.ref_id) == ("high", "order_approved", "pending", "order", order.id)
+        # Without REDIS_URL the rows are delivered in-process right after the commit.
+        assert (row.queue, row.event, row.status, row.ref_type, row.ref_id) == ("high", "order_approved", "sent", "order", order.id)
+        [delivered] = wechat.delivered_to(row.recipient, channel="mp_subscribe")
+        assert delivered["body"]["template_id"] == APPROVED and delivered["body"]["touser"] == row.recipient
         user_id = world.a_buyer.id if row.recipient == world.a_buyer.openid else world.a_viewer.id
         assert row.dedupe_key == f"order:{order.id}:approved:mp:{user_id}"
         data = row.payload.pop("data")

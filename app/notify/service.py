@@ -1,7 +1,11 @@
 """Writing notifications: `add` puts one outbox row in the caller's transaction.
 
-Delivery (`app.notify.delivery`) happens after commit; nothing here talks to WeChat.
+Delivery (`app.notify.delivery`) starts after the commit (the relay below); nothing here
+talks to WeChat.
 """
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
 from app.database import dialect_insert
 from app.models_base import utcnow
 from app.notify.models import CHANNELS, QUEUES, Outbox
@@ -28,3 +32,20 @@ def add(session, *, channel, event, recipient, payload, dedupe_key, queue="high"
     if outbox_id is not None:
         session.info.setdefault("outbox_ids", []).append((queue, outbox_id))
     return outbox_id
+
+
+# --- relay: after the transaction commits, hand its rows to delivery --------------------
+
+@event.listens_for(Session, "after_commit")
+def _relay_after_commit(session):
+    items = session.info.pop("outbox_ids", None)
+    if items:
+        from app.notify.delivery import relay_committed
+
+        relay_committed(items)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session):
+    # The rows are gone with the transaction; nothing to deliver.
+    session.info.pop("outbox_ids", None)
