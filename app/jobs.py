@@ -17,9 +17,15 @@ log = logging.getLogger(__name__)
 
 QUEUE_NAMES = ("high", "default", "low")
 
-# name -> (dotted function, config key holding the interval in seconds, job timeout in seconds)
+DAY = 86400
+# name -> (dotted function, interval: seconds or the config key holding them, job timeout in
+# seconds, queue). Runs fall on multiples of the interval since the epoch, so the daily jobs
+# run at 00:00 UTC = 08:00 China time.
 PERIODIC_JOBS = {
-    "outbox-sweep": ("app.notify.delivery.sweep", "OUTBOX_SWEEP_SECONDS", 300),
+    "outbox-sweep": ("app.notify.delivery.sweep", "OUTBOX_SWEEP_SECONDS", 300, "high"),
+    "daily-digest": ("bots.digest.send_daily_digest", DAY, 120, "low"),
+    "inactive-dealers": ("app.notify.rep_alerts.remind_inactive_dealers", DAY, 300, "low"),
+    "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"
@@ -104,7 +110,7 @@ def _import(dotted):
     return getattr(importlib.import_module(module), name)
 
 
-def schedule_periodic(name, queue="default", connection=None):
+def schedule_periodic(name, queue=None, connection=None):
     """Book the next run of periodic job `name` on RQ's scheduler, once for all workers.
 
     Runs fall on multiples of the interval; the job id names the slot, so however many
@@ -113,8 +119,11 @@ def schedule_periodic(name, queue="default", connection=None):
     """
     from rq.exceptions import DuplicateJobError
 
-    _, interval_key, timeout = PERIODIC_JOBS[name]
-    interval = max(1, int(current_app.config[interval_key]))
+    _, interval, timeout, default_queue = PERIODIC_JOBS[name]
+    if isinstance(interval, str):
+        interval = current_app.config[interval]
+    interval = max(1, int(interval))
+    queue = queue or default_queue
     connection = connection or redis_connection()
     slot = int(time.time() // interval) + 1
     at = datetime.fromtimestamp(slot * interval, timezone.utc)
@@ -131,13 +140,13 @@ def run_periodic(name):
     """The job RQ's scheduler runs for a periodic job: do the work, then book the next run."""
     from rq import get_current_job
 
-    dotted, _, _ = PERIODIC_JOBS[name]
+    dotted = PERIODIC_JOBS[name][0]
     try:
         return _import(dotted)()
     finally:
         job = get_current_job()
         try:
-            schedule_periodic(name, queue=job.origin if job else "default")
+            schedule_periodic(name, queue=job.origin if job else None)
         except Exception:
             log.exception("could not book the next run of periodic job %s", name)
 
@@ -181,6 +190,6 @@ def run_worker(queues, *, kind="simple", burst=False, with_scheduler=True, name=
     cls.flask_app = app
     queue_objects = [_queue(q, connection) for q in queues]
     for periodic in PERIODIC_JOBS:
-        schedule_periodic(periodic, queue=queues[0], connection=connection)
+        schedule_periodic(periodic, connection=connection)
     worker = cls(queue_objects, connection=connection, name=name)
     return worker.work(burst=burst, with_scheduler=with_scheduler)

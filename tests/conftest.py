@@ -12,6 +12,7 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 import requests
 
 from app import create_app
@@ -226,3 +227,29 @@ def pytest_sessionfinish(session, exitstatus):
             red=True,
         )
         session.exitstatus = 1
+
+
+# --- PostgreSQL + Redis app, as a worker runs it ---------------------------------------
+
+@pytest.fixture
+def rq_app(_pg_schema_url, standin, redis_url):
+    """PostgreSQL + Redis (the test's Redis database, flushed), like a worker's app."""
+    redis.Redis.from_url(redis_url).flushdb()
+    app = create_app({
+        **_base_config(standin),
+        "SQLALCHEMY_DATABASE_URI": _pg_schema_url,
+        "REDIS_URL": redis_url,
+    })
+    with app.app_context():
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture
+def rq_world(rq_app):
+    return factories.build_world()

@@ -19,7 +19,6 @@ from app.extensions import db
 from app.models_base import utcnow
 from app.notify import delivery, service
 from app.notify.models import Outbox, SubscribeConsent
-from tests import factories
 from tests.conftest import _base_config
 
 SUBSCRIBE = "/cgi-bin/message/subscribe/send"
@@ -66,30 +65,6 @@ def sends(standin, path):
 
 
 # --- fixtures -------------------------------------------------------------------------
-
-@pytest.fixture
-def rq_app(_pg_schema_url, standin, redis_url):
-    """PostgreSQL + Redis (the test's Redis database, flushed), like a worker's app."""
-    redis.Redis.from_url(redis_url).flushdb()
-    app = create_app({
-        **_base_config(standin),
-        "SQLALCHEMY_DATABASE_URI": _pg_schema_url,
-        "REDIS_URL": redis_url,
-    })
-    with app.app_context():
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.session.commit()
-        yield app
-        db.session.remove()
-        db.engine.dispose()
-    redis.Redis.from_url(redis_url).flushdb()
-
-
-@pytest.fixture
-def rq_world(rq_app):
-    return factories.build_world()
-
 
 def scheduled_in(app, queue="high"):
     """Seconds from now until each deliver job RQ's scheduler holds on `queue`."""
