@@ -234,3 +234,26 @@ def test_concurrent_retries_with_one_key_approve_once(pg_app, pg_world):
     assert count(Order) == 1
     assert count(OrderEvent, OrderEvent.to_status == "approved") == 1
     assert count(DealerMessage) == 1
+
+
+def test_auto_approved_order_sends_the_rep_a_note_instead_of_an_approval_card(client, world, wechat):
+    set_auto_approval(enabled=True)
+    r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}])
+    assert r.status_code == 201 and r.json["status"] == "approved"
+    db.session.expire_all()
+    rows = db.session.execute(
+        select(Outbox.channel, Outbox.event, Outbox.payload).where(Outbox.recipient == world.rep.wecom_userid)
+    ).all()
+    assert [(channel, event) for channel, event, _ in rows] == [("wecom_app", "order_approved")]
+    assert rows[0].payload["msgtype"] == "text"
+    assert rows[0].payload["text"]["content"].startswith(f"新订单 {r.json['order_no']}")
+    assert "自动审批通过，无需处理" in rows[0].payload["text"]["content"]
+    # What reached WeCom: one text, no card with buttons.
+    assert [d["body"]["msgtype"] for d in wechat.delivered_to(world.rep.wecom_userid)] == ["text"]
+
+
+def test_order_left_for_the_rep_still_gets_the_card(client, world, wechat):
+    set_auto_approval(enabled=True, max_total_fen=1)  # over the limit: the rep decides
+    r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}])
+    assert r.json["status"] == "pending_approval"
+    assert [d["body"]["msgtype"] for d in wechat.delivered_to(world.rep.wecom_userid)] == ["template_card"]

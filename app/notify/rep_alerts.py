@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.money import format_yuan
 from app.notify import service as outbox
@@ -253,7 +253,14 @@ def _decided(session, order, to_status, actor, reason):
     if isinstance(actor, Staff) and actor.id == dealer.rep_id:
         # The rep decided through the bot, which answers them itself.
         return
-    if to_status == "cancelled":
+    if _withdraw_unsent_card(session, order, dealer):
+        # Decided in the transaction that placed it (auto-approval): the rep never sees
+        # buttons for an order that needs nothing from them.
+        content = (
+            f"新订单 {order.order_no}（{dealer.name}，{format_yuan(order.total_fen)}）"
+            f"已{'自动审批通过' if to_status == 'approved' else decision_label(to_status, actor_name)}，无需处理。"
+        )
+    elif to_status == "cancelled":
         content = f"经销商 {dealer.name} 已取消订单 {order.order_no}（{format_yuan(order.total_fen)}）。"
         if reason:
             content += f"原因：{reason}"
@@ -266,6 +273,20 @@ def _decided(session, order, to_status, actor, reason):
         payload=text_message(content), dedupe_key=_key("order", order.id, to_status, "wecom_app", dealer.rep_id),
         queue="high", ref_type="order", ref_id=order.id,
     )
+
+
+def _withdraw_unsent_card(session, order, dealer):
+    """Drop the order's approval card if this very transaction wrote it (not yet sent)."""
+    from app.notify.models import Outbox
+
+    written = session.info.get("outbox_ids") or []
+    key = _key("order", order.id, "pending_approval", "wecom_app", dealer.rep_id)
+    card_id = session.execute(select(Outbox.id).where(Outbox.dedupe_key == key)).scalar_one_or_none()
+    if card_id is None or card_id not in {oid for _, oid in written}:
+        return False
+    session.execute(delete(Outbox).where(Outbox.id == card_id))
+    session.info["outbox_ids"] = [(queue, oid) for queue, oid in written if oid != card_id]
+    return True
 
 
 # --- shipment (called by the shipment service in its transaction) ------------------------
