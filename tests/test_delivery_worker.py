@@ -14,10 +14,8 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models_base import utcnow
 from app.notify.models import Outbox
-from tests import test_delivery
 from tests.test_delivery import APP_MESSAGE, add_rows, app_message_payload, row, sends, subscribe_payload
 
-rq_app = test_delivery.rq_app  # the fixture: PostgreSQL + the test's Redis database
 
 ROOT = Path(__file__).resolve().parent.parent
 
