@@ -1,5 +1,34 @@
 """Turn service results into the dicts the response schemas describe."""
+import json
+import weakref
+
+from app.catalog.service import stock_of
 from app.orders.models import STATUS_LABELS
+
+# A cached priced page's items rendered once as JSON, each split where its live stock goes.
+_rendered_pages = weakref.WeakKeyDictionary()
+
+
+def product_page_json(priced, available, *, page, page_size):
+    """The ProductPage document (see app/catalog/schemas.py) as UTF-8 JSON bytes.
+
+    The catalogue is the hottest read: a page's priced items stay the same while the
+    service caches the page, so they are rendered once and only each item's stock is
+    formatted per request (`tests/test_openapi_schemathesis.py` checks the result
+    against the schema).
+    """
+    heads = _rendered_pages.get(priced)
+    if heads is None:
+        heads = _rendered_pages[priced] = [
+            json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1].encode() + b',"stock":'
+            for fields, _ in priced.items
+        ]
+    items = []
+    for head, (fields, low_stock_qty) in zip(heads, priced.items):
+        stock = stock_of(available.get(fields["id"], 0), low_stock_qty)
+        items.append(head + b'{"available":%d,"level":"%s"}}' % (stock["available"], stock["level"].encode()))
+    return b'{"items":[%s],"page":%d,"page_size":%d,"total":%d}\n' % (
+        b",".join(items), page, page_size, priced.total)
 
 
 def priced_line(line):

@@ -7,6 +7,7 @@ import functools
 
 from sqlalchemy import BigInteger, bindparam, cast, delete, func, insert, select, update
 
+from app.extensions import db
 from app.inventory.models import Reservation, Stock, Warehouse
 
 STOCK = Stock.__table__
@@ -104,9 +105,39 @@ def _available_statement():
     )
 
 
-def available_by_sku(session, sku_ids):
-    """{sku_id: units available across warehouses}, read now (no locks; for display)."""
+# PostgreSQL: the same sums as `_available_statement` for `sku_id = ANY(array)`. One array
+# parameter keeps the text constant, so the server plans it once (a prepared statement).
+_AVAILABLE_ANY_SQL = (
+    "SELECT sku_id, CAST(sum(on_hand - reserved) AS BIGINT) FROM stock"
+    " WHERE sku_id = ANY(%s) GROUP BY sku_id"
+)
+
+
+def available_now(sku_ids):
+    """{sku_id: units available across warehouses}: the latest committed figures, read
+    outside the caller's transaction. For display only (the catalogue); never decide a
+    write on them.
+
+    On PostgreSQL this is the catalogue's one per-request query, so it skips SQLAlchemy's
+    Connection and transaction: a pooled connection in autocommit runs one prepared
+    statement (one round trip, no BEGIN or ROLLBACK; a third of the Python time).
+    """
     if not sku_ids:
         return {}
-    rows = session.connection().execute(_available_statement(), {"sku_ids": list(sku_ids)})
-    return {row.sku_id: row.available for row in rows}
+    if db.engine.dialect.name != "postgresql":
+        rows = db.session.connection().execute(_available_statement(), {"sku_ids": list(sku_ids)})
+        return {sku_id: available for sku_id, available in rows}
+    pooled = db.engine.raw_connection()
+    try:
+        conn = pooled.driver_connection
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(_AVAILABLE_ANY_SQL, (list(sku_ids),), prepare=True)
+            available = dict(cursor.fetchall())
+        conn.autocommit = False
+    except BaseException:
+        pooled.invalidate()  # never hand an autocommit (or broken) connection back to the pool
+        raise
+    finally:
+        pooled.close()
+    return available
