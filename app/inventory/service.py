@@ -28,10 +28,23 @@ def _lock_statement():
 def lock_stock(session, sku_ids):
     """{sku_id: [(warehouse_id, available), ...]} with the rows locked, warehouses by priority."""
     rows = session.connection().execute(_lock_statement(), {"sku_ids": sorted(set(sku_ids))}).all()
+    return locked_by_sku(rows)
+
+
+def locked_by_sku(rows):
+    """`lock_stock`'s answer from rows with sku_id, warehouse_id, on_hand, reserved, priority."""
     by_sku = {}
     for row in sorted(rows, key=lambda r: (r.priority, r.warehouse_id)):
         by_sku.setdefault(row.sku_id, []).append((row.warehouse_id, row.on_hand - row.reserved))
     return by_sku
+
+
+@functools.cache
+def locked_stock_cte():
+    """`lock_stock`'s statement (binds :sku_ids) as a CTE named `locked_stock`, for a
+    statement that locks the stock rows and reads something beside them; the rows are
+    locked in the same (sku_id, warehouse_id) order."""
+    return _lock_statement().cte("locked_stock")
 
 
 def total_available(locked, sku_id):
