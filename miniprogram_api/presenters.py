@@ -67,6 +67,17 @@ def order(o):
     }
 
 
+def order_json(o):
+    """`order(o)` as UTF-8 JSON bytes, datetimes as ISO 8601 (as the OrderOut schema dumps
+    them). The submit route answers with it: marshmallow's dump of the nested lines and
+    events was a tenth of a submission's Python time (see README, 性能)."""
+    body = order(o)
+    body["created_at"] = o.created_at.isoformat()
+    for event in body["events"]:
+        event["at"] = event["at"].isoformat()
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
 def order_summary(o):
     return {
         "order_no": o.order_no, "status": o.status, "status_label": STATUS_LABELS[o.status],

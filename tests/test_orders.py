@@ -78,6 +78,17 @@ def test_same_key_with_another_body_is_409_and_changes_nothing(client, world):
     assert reserved(world.cola) == 2
 
 
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_same_key_with_only_unknown_skus_is_still_409(request, database):
+    client, world = (request.getfixturevalue(name) for name in
+                     {"sqlite": ("client", "world"), "postgres": ("pg_client", "pg_world")}[database])
+    headers = auth(world.a_buyer)
+    assert submit(client, headers, [{"sku_id": world.cola.id, "qty": 2}], key="retry-key-0003").status_code == 201
+    r = submit(client, headers, [{"sku_id": 999_999_999, "qty": 1}], key="retry-key-0003")
+    assert r.status_code == 409 and r.json["error"]["code"] == "idempotency_conflict"
+    assert order_count() == 1
+
+
 def test_same_key_from_another_dealer_is_a_different_order(client, world):
     lines = [{"sku_id": world.cola.id, "qty": 1}]
     a = submit(client, auth(world.a_buyer), lines, key="shared-key-0001")

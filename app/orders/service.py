@@ -142,10 +142,11 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     another body, 409 `insufficient_stock` / `credit_limit_exceeded`, 422 `order_invalid`
     (unavailable SKU, MOQ, step) with every problem in `details.problems`.
 
-    Four statements and a COMMIT (each round trip costs more Python time than PostgreSQL
+    Three statements and a COMMIT (each round trip costs more Python time than PostgreSQL
     time, see README 性能): lock the credit account and read the user's standing and the
-    ship-to address; look the key up (after the lock, so a twin's commit is seen); lock
-    the stock rows and price the SKUs; write everything (one statement on PostgreSQL).
+    ship-to address; lock the stock rows, price the SKUs and look the key up (after the
+    account lock, so a twin that committed meanwhile is seen); write everything (one
+    statement on PostgreSQL).
     """
     dealer = user.dealer
     fingerprint = request_fingerprint(
@@ -155,13 +156,15 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     try:
         with write_transaction() as session:
             account, standing, opened = _open_submission(session, user, address_id)
-            replay = _find_replay(session, dealer.id, idempotency_key, fingerprint)
+            pairs = merge_lines(lines)
+            priced, locked, key_row = _lock_and_price(session, standing.buyer, pairs, idempotency_key)
+            replay = _replay_of(session, key_row, fingerprint)
             if replay is not None:
                 return replay, True
             standing.require_dealer_active()
             address = ship_to_from_row(opened, address_id)
             order = _create_order(
-                session, user=user, buyer=standing.buyer, account=account, lines=lines, address=address,
+                session, user=user, account=account, pairs=pairs, priced=priced, locked=locked, address=address,
                 remark=remark, payment_method=payment_method,
                 key={"key": idempotency_key, "request_hash": fingerprint}, numbering=numbering,
             )
@@ -219,7 +222,13 @@ def _replay_statement():
 
 def _find_replay(session, dealer_id, key, fingerprint):
     row = session.connection().execute(_replay_statement(), {"dealer_id": dealer_id, "key": key}).first()
-    if row is None:
+    return _replay_of(session, row, fingerprint)
+
+
+def _replay_of(session, row, fingerprint):
+    """The order a stored key (a row with request_hash, order_id; None: no such key) made
+    for this very request; 409 if the key was used for another one."""
+    if row is None or row.request_hash is None:
         return None
     if row.request_hash != fingerprint:
         raise DomainError(
@@ -246,39 +255,47 @@ def _clear_cart_statement():
 
 @functools.cache
 def _lock_and_price_statement():
-    """Lock the SKUs' stock rows (as `inventory.lock_stock` does) and price the SKUs (as
-    `pricing.priced_skus` does, visibility as a column): one row per SKU and warehouse."""
+    """Lock the SKUs' stock rows (as `inventory.lock_stock` does), price the SKUs (as
+    `pricing.priced_skus` does, visibility as a column) and look the Idempotency-Key up
+    (as `_replay_statement` does): one row per SKU and warehouse."""
     locked = inventory.locked_stock_cte()
+    key = _replay_statement().subquery("idempotency_key")
     return (
-        select(*priced_columns(), locked.c.sku_id, locked.c.warehouse_id, locked.c.on_hand, locked.c.reserved,
-               locked.c.priority)
+        select(
+            *priced_columns(), locked.c.sku_id, locked.c.warehouse_id, locked.c.on_hand, locked.c.reserved,
+            locked.c.priority, select(key.c.request_hash).scalar_subquery().label("request_hash"),
+            select(key.c.order_id).scalar_subquery().label("order_id"),
+        )
         .select_from(Sku.__table__.outerjoin(locked, locked.c.sku_id == Sku.id))
         .where(Sku.id.in_(bindparam("sku_ids", expanding=True)))
     )
 
 
-def _lock_and_price(session, buyer, sku_ids):
-    """({sku_id: priced row} of the visible SKUs, `inventory.lock_stock`'s answer)."""
-    params = {**buyer.params(), "sku_ids": sorted(set(sku_ids))}
+def _lock_and_price(session, buyer, pairs, key):
+    """({sku_id: priced row} of the visible SKUs, `inventory.lock_stock`'s answer, the
+    stored key's row or None) for merged (sku_id, qty) `pairs`, in one statement."""
+    params = {**buyer.params(), "sku_ids": sorted({sku_id for sku_id, _ in pairs}), "key": key}
     rows = session.connection().execute(_lock_and_price_statement(), params).all()
+    if not rows:  # none of the SKUs exists: the key still needs looking up
+        key_row = session.connection().execute(_replay_statement(), params).first()
+        return {}, {}, key_row
     locked = inventory.locked_by_sku([r for r in rows if r.warehouse_id is not None])
     priced = {
         row.id: SimpleNamespace(**row._mapping, available=inventory.total_available(locked, row.id))
         for row in rows if row.visible
     }
-    return priced, locked
+    return priced, locked, rows[0]
 
 
-def _create_order(session, *, user, buyer, account, lines, address, remark, payment_method, key, numbering):
-    """`buyer` is the dealer as it is now (from its standing), not as a cached caller remembers it."""
+def _create_order(session, *, user, account, pairs, priced, locked, address, remark, payment_method, key, numbering):
+    """`priced` comes from `_lock_and_price` for the dealer as it is now (its standing),
+    not as a cached caller remembers it."""
     dealer_id = user.dealer_id
-    pairs = merge_lines(lines)
-    rows, locked = _lock_and_price(session, buyer, [sku_id for sku_id, _ in pairs])
-    quote = quote_rows(pairs, rows, check_stock=False)
-    priced = {line.sku_id: line for line in quote.lines}
+    quote = quote_rows(pairs, priced, check_stock=False)
+    quoted = {line.sku_id: line for line in quote.lines}
     problems = list(quote.problems)
     for sku_id, qty in pairs:
-        line = priced.get(sku_id)
+        line = quoted.get(sku_id)
         available = inventory.total_available(locked, sku_id)
         if line is not None and qty > available:
             problems.append(shortage(sku_id=sku_id, name=line.name, unit=line.unit, qty=qty, available=available))
