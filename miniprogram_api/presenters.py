@@ -2,7 +2,8 @@
 import json
 import weakref
 
-from app.catalog.service import stock_of
+from app.catalog.schemas import STOCK_LEVELS
+from app.catalog.service import stock_figures
 from app.orders.models import STATUS_LABELS
 
 # A cached priced page's items rendered once as JSON, each split where its live stock goes.
@@ -17,18 +18,22 @@ def product_page_json(priced, available, *, page, page_size):
     formatted per request (`tests/test_openapi_schemathesis.py` checks the result
     against the schema).
     """
-    heads = _rendered_pages.get(priced)
-    if heads is None:
-        heads = _rendered_pages[priced] = [
-            json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1].encode() + b',"stock":'
-            for fields, _ in priced.items
+    rendered = _rendered_pages.get(priced)
+    if rendered is None:
+        rendered = _rendered_pages[priced] = [
+            (json.dumps(fields, ensure_ascii=False, separators=(",", ":"))[:-1].encode() + b',"stock":{"available":',
+             fields["id"], low_stock_qty)
+            for fields, low_stock_qty in priced.items
         ]
-    items = []
-    for head, (fields, low_stock_qty) in zip(heads, priced.items):
-        stock = stock_of(available.get(fields["id"], 0), low_stock_qty)
-        items.append(head + b'{"available":%d,"level":"%s"}}' % (stock["available"], stock["level"].encode()))
+    parts = []
+    for head, sku_id, low_stock_qty in rendered:
+        units, level = stock_figures(available.get(sku_id, 0), low_stock_qty)
+        parts.append(b'%s%d,"level":"%s"}}' % (head, units, _LEVELS[level]))
     return b'{"items":[%s],"page":%d,"page_size":%d,"total":%d}\n' % (
-        b",".join(items), page, page_size, priced.total)
+        b",".join(parts), page, page_size, priced.total)
+
+
+_LEVELS = {level: level.encode() for level in STOCK_LEVELS}
 
 
 def priced_line(line):

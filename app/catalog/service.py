@@ -37,8 +37,14 @@ def _priced(row):
 
 def stock_of(available, low_stock_qty):
     """What a dealer is told about a SKU's stock: {available (never below 0), level}."""
-    available = max(available, 0)
-    return {"available": available, "level": stock_level(available, low_stock_qty)}
+    available, level = stock_figures(available, low_stock_qty)
+    return {"available": available, "level": level}
+
+
+def stock_figures(available, low_stock_qty):
+    """`stock_of` as an (available, level) pair."""
+    available = available if available > 0 else 0
+    return available, stock_level(available, low_stock_qty)
 
 
 def _with_stock(priced, available):
