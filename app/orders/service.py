@@ -11,6 +11,7 @@ decided once, in Python, whichever database writes them.
 import functools
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
@@ -510,13 +511,26 @@ def _order_numbering(day):
     known = current_app.extensions.setdefault("dinghuo_order_no_sequences", set())
     if name in known:
         return name, _order_no_prefix(day)
+    with _NUMBERING_LOCK:  # threads of one process create it once, on one extra connection
+        if name not in known:
+            _create_order_no_sequence(name, day)
+            known.add(name)
+    return name, _order_no_prefix(day)
+
+
+_NUMBERING_LOCK = threading.Lock()
+
+
+def _create_order_no_sequence(name, day):
     counters = OrderNoCounter.__table__
     # A connection of its own, in autocommit and outside the pool (the request may hold a
     # pooled one already, and a full pool would then wait on itself): DDL inside the order
     # transaction would hold catalog locks until COMMIT, or vanish with a ROLLBACK.
     engine = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        if conn.execute(select(func.to_regclass(name))).scalar() is None:
+    try:
+        with engine.connect() as conn:
+            if conn.execute(select(func.to_regclass(name))).scalar() is not None:
+                return
             last = conn.execute(select(counters.c.last).where(counters.c.day == day)).scalar() or 0
             try:
                 conn.exec_driver_sql(
@@ -526,9 +540,8 @@ def _order_numbering(day):
                 # Another process created it at the same moment (a unique violation in the catalog).
                 if conn.execute(select(func.to_regclass(name))).scalar() is None:
                     raise
-    engine.dispose()
-    known.add(name)
-    return name, _order_no_prefix(day)
+    finally:
+        engine.dispose()
 
 
 def _event_values(order_id, from_status, to_status, *, actor, reason=None, at=None, actor_type="dealer_user"):
