@@ -3,11 +3,22 @@ import logging
 from pathlib import Path
 
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 
 from app import config as config_module
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 TEMPLATES_DIR = str(Path(__file__).resolve().parent.parent / "templates")
+
+
+class ApiWithoutSessions(SecureCookieSessionInterface):
+    """The JSON API authenticates with bearer tokens and never uses Flask's session, so
+    requests under /api/ skip opening (and signing) the session cookie."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/api/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
 
 
 def create_app(config=None):
@@ -25,6 +36,7 @@ def create_app(config=None):
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.json.ensure_ascii = False
     app.json.sort_keys = False
+    app.session_interface = ApiWithoutSessions()
 
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
         # The services' locking assumes READ COMMITTED; don't inherit a server default.

@@ -13,7 +13,7 @@
 -- Every NOT NULL column gets a value: the schema has no server defaults.
 --
 -- It deliberately leaves out what the app also writes per order (stock_reservations,
--- order_events, credit_entries, idempotency_keys, the daily order-number counter row,
+-- order_events, credit_entries, idempotency_keys, the daily order-number sequence,
 -- the price/visibility lookups): it is the floor the database needs, not a replica.
 \set i random(0, :nd - 1)
 \set did :did0 + :i

@@ -160,3 +160,24 @@ def test_write_transactions_do_not_nest(app):
         with write_transaction():
             with write_transaction():
                 pass
+
+
+def test_a_token_whose_signature_was_already_checked_still_expires(app, client, world):
+    from tests.factories import auth
+
+    headers = auth(world.a_buyer)
+    assert client.get(f"{MP}/products", headers=headers).status_code == 200  # checked, remembered
+    app.config["TOKEN_TTL_SECONDS"] = -1  # from now on every token is too old
+    r = client.get(f"{MP}/products", headers=headers)
+    assert r.status_code == 401 and r.json["error"]["code"] == "token_expired"
+
+
+def test_a_tampered_token_is_refused_even_after_the_real_one_was_accepted(client, world):
+    from tests.factories import auth
+
+    headers = auth(world.a_buyer)
+    assert client.get(f"{MP}/products", headers=headers).status_code == 200
+    token = headers["Authorization"]
+    tampered = token[:-1] + ("B" if token.endswith("A") else "A")  # last character of the signature
+    r = client.get(f"{MP}/products", headers={"Authorization": tampered})
+    assert r.status_code == 401 and r.json["error"]["code"] == "token_invalid"

@@ -127,7 +127,7 @@ def test_an_order_over_the_limit_waits_and_one_at_the_limit_passes(client, world
 
 def test_a_manually_priced_line_waits_for_the_rep(client, world, monkeypatch):
     set_auto_approval(enabled=True)
-    real_quote = orders.quote_lines
+    real_quote = orders.quote_rows
 
     def staff_typed_price(*args, **kwargs):
         quote = real_quote(*args, **kwargs)
@@ -135,7 +135,7 @@ def test_a_manually_priced_line_waits_for_the_rep(client, world, monkeypatch):
             line.price_source = "manual"
         return quote
 
-    monkeypatch.setattr(orders, "quote_lines", staff_typed_price)
+    monkeypatch.setattr(orders, "quote_rows", staff_typed_price)
     assert place(client, world).get_json()["status"] == "pending_approval"
 
 

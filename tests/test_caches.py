@@ -1,5 +1,6 @@
 """The per-process caches: what may be seconds stale, and what never is."""
 import pytest
+from sqlalchemy import event
 
 from app.cache import TTLCache, app_cache
 from app.dealers.models import DealerUser
@@ -25,6 +26,12 @@ def cached(app):
     app_cache("catalogue_pages", "CATALOGUE_CACHE_SECONDS").clock = clock
     app_cache("callers", "CALLER_CACHE_SECONDS").clock = clock
     return clock
+
+
+@pytest.fixture
+def pg_cached(pg_app):
+    pg_app.config.update(CATALOGUE_CACHE_SECONDS=5, CALLER_CACHE_SECONDS=5)
+    pg_app.extensions.pop("dinghuo_caches", None)
 
 
 def cola(client, user):
@@ -106,3 +113,27 @@ def test_a_cached_caller_demoted_to_viewer_cannot_change_anything(client, world,
     assert client.put(f"{MP}/cart/items/{world.cola.id}", headers=h, json={"qty": 1}).status_code == 403
     address = {"contact_name": "王五", "phone": "13900000000", "region_code": "440100", "detail": "x"}
     assert client.post(f"{MP}/addresses", headers=h, json=address).status_code == 403
+
+
+@pytest.mark.postgres
+def test_cached_catalogue_reads_live_stock_on_postgresql_and_returns_connections_clean(pg_client, pg_world, pg_cached):
+    autocommit_at_checkin = []
+
+    def on_checkin(dbapi_connection, _record):
+        autocommit_at_checkin.append(dbapi_connection.autocommit)
+
+    event.listen(db.engine, "checkin", on_checkin)
+    try:
+        assert cola(pg_client, pg_world.a_buyer)["stock"]["available"] == 150  # page now cached
+        set_stock(pg_world.cola, pg_world.wh_south, 7)
+        set_stock(pg_world.cola, pg_world.wh_east, 0)
+        db.session.commit()
+        assert cola(pg_client, pg_world.a_buyer)["stock"] == {"available": 7, "level": "low"}
+        r = submit(pg_client, auth(pg_world.a_buyer), [{"sku_id": pg_world.cola.id, "qty": 1}])
+        assert r.status_code == 201, r.json
+        assert cola(pg_client, pg_world.a_buyer)["stock"]["available"] == 6
+    finally:
+        event.remove(db.engine, "checkin", on_checkin)
+    # The live stock read borrows a pooled connection in autocommit; it must go back
+    # transactional, or a later write on it would run without a transaction.
+    assert autocommit_at_checkin and not any(autocommit_at_checkin)

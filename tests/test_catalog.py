@@ -144,3 +144,9 @@ def test_catalogue_numbers_are_json_integers_on_postgresql(pg_client, pg_world):
         assert type(item["stock"]["available"]) is int
     one = pg_client.get(f"{MP}/products/{pg_world.cola.id}", headers=auth(pg_world.a_buyer)).json
     assert one["stock"] == {"available": 150, "level": "in_stock"}
+
+
+def test_api_answers_never_touch_the_flask_session(client, world):
+    r = client.get(f"{MP}/products", headers=auth(world.a_buyer))
+    assert r.status_code == 200
+    assert "Set-Cookie" not in r.headers and "Cookie" not in r.headers.get("Vary", "")

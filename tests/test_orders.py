@@ -1,10 +1,11 @@
 """Submitting, reading and cancelling orders through the mini-program API."""
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 
 from app.extensions import db
 from app.funds.models import CreditAccount, CreditEntry
-from app.orders.models import Order, OrderEvent, OrderLine
+from app.orders.models import Order, OrderEvent, OrderLine, OrderNoCounter
+from app.pricing.service import business_today
 from tests.factories import auth, set_stock
 from tests.helpers import MP, available, credit, new_key, reserved, submit
 
@@ -75,6 +76,17 @@ def test_same_key_with_another_body_is_409_and_changes_nothing(client, world):
     assert r.json["error"]["code"] == "idempotency_conflict"
     assert order_count() == 1
     assert reserved(world.cola) == 2
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_same_key_with_only_unknown_skus_is_still_409(request, database):
+    client, world = (request.getfixturevalue(name) for name in
+                     {"sqlite": ("client", "world"), "postgres": ("pg_client", "pg_world")}[database])
+    headers = auth(world.a_buyer)
+    assert submit(client, headers, [{"sku_id": world.cola.id, "qty": 2}], key="retry-key-0003").status_code == 201
+    r = submit(client, headers, [{"sku_id": 999_999_999, "qty": 1}], key="retry-key-0003")
+    assert r.status_code == 409 and r.json["error"]["code"] == "idempotency_conflict"
+    assert order_count() == 1
 
 
 def test_same_key_from_another_dealer_is_a_different_order(client, world):
@@ -225,6 +237,38 @@ def test_order_numbers_count_up_per_day(client, world):
     numbers = [submit(client, headers, [{"sku_id": world.cola.id, "qty": 1}]).json["order_no"] for _ in range(3)]
     assert [int(n[-4:]) for n in numbers] == [1, 2, 3]
     assert len({n[2:10] for n in numbers}) == 1
+
+
+def _fresh_order_no_sequence(counter_last=None):
+    """Forget today's PostgreSQL order-number sequence; optionally leave a counter row
+    (numbers handed out before sequences) for the new sequence to continue from."""
+    day = business_today()
+    db.session.execute(text(f"DROP SEQUENCE IF EXISTS order_no_{day:%Y%m%d}"))
+    db.session.execute(delete(OrderNoCounter))
+    if counter_last is not None:
+        db.session.add(OrderNoCounter(day=day, last=counter_last))
+    db.session.commit()
+    return f"SO{day:%Y%m%d}"
+
+
+@pytest.mark.postgres
+def test_order_numbers_count_up_per_day_on_postgresql(pg_client, pg_world):
+    prefix = _fresh_order_no_sequence()
+    headers = auth(pg_world.a_buyer)
+    numbers = [submit(pg_client, headers, [{"sku_id": pg_world.cola.id, "qty": 1}]).json["order_no"] for _ in range(2)]
+    numbers.append(submit(pg_client, auth(pg_world.b_owner), [{"sku_id": pg_world.cola.id, "qty": 1}]).json["order_no"])
+    assert numbers == [prefix + "0001", prefix + "0002", prefix + "0003"]
+    # A refused submission uses no number.
+    assert submit(pg_client, headers, [{"sku_id": pg_world.soy.id, "qty": 500}]).status_code == 409
+    assert submit(pg_client, headers, [{"sku_id": pg_world.soy.id, "qty": 1}]).json["order_no"] == prefix + "0004"
+
+
+@pytest.mark.postgres
+def test_postgresql_order_numbers_continue_the_days_counter_and_grow_past_9999(pg_client, pg_world):
+    prefix = _fresh_order_no_sequence(counter_last=9998)
+    headers = auth(pg_world.a_buyer)
+    numbers = [submit(pg_client, headers, [{"sku_id": pg_world.cola.id, "qty": 1}]).json["order_no"] for _ in range(2)]
+    assert numbers == [prefix + "9999", prefix + "10000"]
 
 
 def test_order_rows_are_consistent(client, world):

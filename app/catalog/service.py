@@ -1,5 +1,6 @@
 """The catalogue as one dealer sees it: only visible SKUs, at its own price, with stock."""
 import functools
+from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, or_, over, select
 
@@ -34,10 +35,21 @@ def _priced(row):
     }, row.low_stock_qty
 
 
+def stock_of(available, low_stock_qty):
+    """What a dealer is told about a SKU's stock: {available (never below 0), level}."""
+    available, level = stock_figures(available, low_stock_qty)
+    return {"available": available, "level": level}
+
+
+def stock_figures(available, low_stock_qty):
+    """`stock_of` as an (available, level) pair."""
+    available = available if available > 0 else 0
+    return available, stock_level(available, low_stock_qty)
+
+
 def _with_stock(priced, available):
     fields, low_stock_qty = priced
-    available = max(available, 0)
-    return {**fields, "stock": {"available": available, "level": stock_level(available, low_stock_qty)}}
+    return {**fields, "stock": stock_of(available, low_stock_qty)}
 
 
 def _as_product(row):
@@ -77,8 +89,37 @@ def _page_statement(by_category, by_text):
     )
 
 
+@dataclass(eq=False)
+class PricedPage:
+    """One page of the catalogue as a dealer sees it, without stock: what may be cached.
+
+    `items` are (fields, low-stock threshold) pairs in page order; compared by identity,
+    so an interface may keep its own rendering of a page beside it (see miniprogram_api).
+    """
+
+    items: tuple
+    total: int
+
+    @property
+    def sku_ids(self):
+        return [fields["id"] for fields, _ in self.items]
+
+    def with_stock(self, available):
+        """The page's products with `available` ({sku_id: units}) as their stock."""
+        return [_with_stock(p, available.get(p[0]["id"], 0)) for p in self.items]
+
+
+EMPTY_PAGE = PricedPage(items=(), total=0)
+
+
 def list_products(*, dealer, category_id=None, q=None, page=1, page_size=20):
-    """One page of SKUs visible to `dealer`, at its prices, with live stock: (items, total).
+    """One page of SKUs visible to `dealer`, at its prices, with live stock: (items, total)."""
+    priced, available = catalogue_page(dealer=dealer, category_id=category_id, q=q, page=page, page_size=page_size)
+    return priced.with_stock(available), priced.total
+
+
+def catalogue_page(*, dealer, category_id=None, q=None, page=1, page_size=20):
+    """One page of SKUs visible to `dealer` at its prices: (PricedPage, {sku_id: available}).
 
     The priced page (visibility, prices, order) may come from a per-process cache for
     CATALOGUE_CACHE_SECONDS; stock is always read now. Checkout re-prices from the database.
@@ -90,9 +131,7 @@ def list_products(*, dealer, category_id=None, q=None, page=1, page_size=20):
     key = (buyer, params["today"], category_id, q, page, page_size)
     cached = cache.get(key)
     if cached is not None:
-        priced, total = cached
-        live = inventory.available_by_sku(db.session, [fields["id"] for fields, _ in priced])
-        return [_with_stock(p, live.get(p[0]["id"], 0)) for p in priced], total
+        return cached, inventory.available_now(cached.sku_ids)
 
     params.update(limit=page_size, offset=(page - 1) * page_size)
     if category_id is not None:
@@ -101,14 +140,15 @@ def list_products(*, dealer, category_id=None, q=None, page=1, page_size=20):
         params["pattern"] = f"%{_escape_like(q)}%"
     rows = db.session.connection().execute(_page_statement(category_id is not None, bool(q)), params).all()
     if rows:
-        cache.put(key, ([_priced(r) for r in rows], rows[0].total))
-        return [_as_product(r) for r in rows], rows[0].total
+        priced = PricedPage(items=tuple(_priced(r) for r in rows), total=rows[0].total)
+        cache.put(key, priced)
+        return priced, {r.id: r.available for r in rows}
     if page == 1:
-        return [], 0
+        return EMPTY_PAGE, {}
     # Past the last page: the window count has no row to ride on; count separately.
     first = dict(params, limit=1, offset=0)
     row = db.session.connection().execute(_page_statement(category_id is not None, bool(q)), first).first()
-    return [], row.total if row else 0
+    return PricedPage(items=(), total=row.total if row else 0), {}
 
 
 @functools.cache

@@ -44,13 +44,12 @@ def credit_summary(dealer_id, account=None):
     }
 
 
+ACCOUNT_COLUMNS = (ACCOUNTS.c.credit_limit_fen, ACCOUNTS.c.receivable_fen, ACCOUNTS.c.held_fen)
+
+
 @functools.cache
 def _lock_statement():
-    return (
-        select(ACCOUNTS.c.credit_limit_fen, ACCOUNTS.c.receivable_fen, ACCOUNTS.c.held_fen)
-        .where(ACCOUNTS.c.dealer_id == bindparam("dealer_id"))
-        .with_for_update()
-    )
+    return select(*ACCOUNT_COLUMNS).where(ACCOUNTS.c.dealer_id == bindparam("dealer_id")).with_for_update()
 
 
 def lock_account(session, dealer_id):
@@ -63,6 +62,11 @@ def lock_account(session, dealer_id):
         )
         session.execute(empty.on_conflict_do_nothing(index_elements=[ACCOUNTS.c.dealer_id]))
         row = session.connection().execute(_lock_statement(), {"dealer_id": dealer_id}).first()
+    return account_from_row(dealer_id, row)
+
+
+def account_from_row(dealer_id, row):
+    """An `Account` from a row with `ACCOUNT_COLUMNS` that a statement locked `FOR UPDATE`."""
     return Account(dealer_id, row.credit_limit_fen, row.receivable_fen, row.held_fen)
 
 
@@ -90,26 +94,29 @@ def _held_statement():
     )
 
 
-def hold_credit(session, account, *, amount_fen, order_id):
-    """Hold credit for an order; the caller has locked `account` and checked `credit_problem`."""
+def hold_entry(account, amount_fen, *, order_id=None, at=None):
+    """The ledger entry (column values) that holds `amount_fen` of `account` for an order.
+    Raises 409 if it does not fit under the limit (the caller checked `credit_problem`)."""
     if account.used_fen + amount_fen > account.credit_limit_fen:
         raise DomainError("credit_limit_exceeded", "信用额度不足", 409)
-    _move_held(session, account, amount_fen, "hold", order_id, None)
+    return _entry(account, amount_fen, "hold", order_id, None, at)
 
 
 def release_credit(session, account, *, amount_fen, order_id, note=None):
-    _move_held(session, account, -amount_fen, "release", order_id, note)
+    write_entry(session, account, _entry(account, -amount_fen, "release", order_id, note))
 
 
-def _move_held(session, account, delta, kind, order_id, note):
-    session.connection().execute(_held_statement(), {"account_dealer_id": account.dealer_id, "delta": delta})
-    account.held_fen += delta
-    session.connection().execute(
-        insert(ENTRIES),
-        {
-            "dealer_id": account.dealer_id, "kind": kind, "amount_fen": delta,
-            "held_after_fen": account.held_fen, "receivable_after_fen": account.receivable_fen,
-            "limit_after_fen": account.credit_limit_fen, "order_id": order_id, "note": note,
-            "created_at": utcnow(),
-        },
-    )
+def _entry(account, delta, kind, order_id, note, at=None):
+    return {
+        "dealer_id": account.dealer_id, "kind": kind, "amount_fen": delta,
+        "held_after_fen": account.held_fen + delta, "receivable_after_fen": account.receivable_fen,
+        "limit_after_fen": account.credit_limit_fen, "order_id": order_id, "note": note,
+        "created_at": at or utcnow(),
+    }
+
+
+def write_entry(session, account, entry):
+    """Move the account's held credit by the entry's amount and append the entry."""
+    session.connection().execute(_held_statement(), {"account_dealer_id": account.dealer_id, "delta": entry["amount_fen"]})
+    account.held_fen = entry["held_after_fen"]
+    session.connection().execute(insert(ENTRIES), entry)

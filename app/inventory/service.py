@@ -7,6 +7,7 @@ import functools
 
 from sqlalchemy import BigInteger, bindparam, cast, delete, func, insert, select, update
 
+from app.extensions import db
 from app.inventory.models import Reservation, Stock, Warehouse
 
 STOCK = Stock.__table__
@@ -27,10 +28,23 @@ def _lock_statement():
 def lock_stock(session, sku_ids):
     """{sku_id: [(warehouse_id, available), ...]} with the rows locked, warehouses by priority."""
     rows = session.connection().execute(_lock_statement(), {"sku_ids": sorted(set(sku_ids))}).all()
+    return locked_by_sku(rows)
+
+
+def locked_by_sku(rows):
+    """`lock_stock`'s answer from rows with sku_id, warehouse_id, on_hand, reserved, priority."""
     by_sku = {}
     for row in sorted(rows, key=lambda r: (r.priority, r.warehouse_id)):
         by_sku.setdefault(row.sku_id, []).append((row.warehouse_id, row.on_hand - row.reserved))
     return by_sku
+
+
+@functools.cache
+def locked_stock_cte():
+    """`lock_stock`'s statement (binds :sku_ids) as a CTE named `locked_stock`, for a
+    statement that locks the stock rows and reads something beside them; the rows are
+    locked in the same (sku_id, warehouse_id) order."""
+    return _lock_statement().cte("locked_stock")
 
 
 def total_available(locked, sku_id):
@@ -104,9 +118,40 @@ def _available_statement():
     )
 
 
-def available_by_sku(session, sku_ids):
-    """{sku_id: units available across warehouses}, read now (no locks; for display)."""
+# PostgreSQL: the same sums as `_available_statement` for `sku_id = ANY(array)`. One array
+# parameter keeps the text constant, so the server plans it once (a prepared statement).
+_AVAILABLE_ANY_SQL = (
+    "SELECT sku_id, CAST(sum(on_hand - reserved) AS BIGINT) FROM stock"
+    " WHERE sku_id = ANY(CAST(%s AS bigint[])) GROUP BY sku_id"
+)
+
+
+def available_now(sku_ids):
+    """{sku_id: units available across warehouses}: the latest committed figures, read
+    outside the caller's transaction. For display only (the catalogue); never decide a
+    write on them.
+
+    On PostgreSQL this is the catalogue's one per-request query, so it skips SQLAlchemy's
+    Connection and transaction: a pooled connection in autocommit runs one prepared
+    statement (one round trip, no BEGIN or ROLLBACK; a third of the Python time).
+    """
     if not sku_ids:
         return {}
-    rows = session.connection().execute(_available_statement(), {"sku_ids": list(sku_ids)})
-    return {row.sku_id: row.available for row in rows}
+    if db.engine.dialect.name != "postgresql":
+        rows = db.session.connection().execute(_available_statement(), {"sku_ids": list(sku_ids)})
+        return {sku_id: available for sku_id, available in rows}
+    pooled = db.engine.raw_connection()
+    try:
+        conn = pooled.driver_connection
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            ids = "{" + ",".join(str(int(sku_id)) for sku_id in sku_ids) + "}"  # cheaper to send than a list
+            cursor.execute(_AVAILABLE_ANY_SQL, (ids,), prepare=True)
+            available = dict(cursor.fetchall())
+        conn.autocommit = False
+    except BaseException:
+        pooled.invalidate()  # never hand an autocommit (or broken) connection back to the pool
+        raise
+    finally:
+        pooled.close()
+    return available

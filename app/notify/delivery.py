@@ -371,16 +371,14 @@ class LocalRateLimiter:
             return stamps[0] + window - now + 0.05
 
 
-_local_limiter = LocalRateLimiter()
-
-
 def rate_limiter():
-    connection = jobs.redis_connection()
-    if connection is None:
-        return _local_limiter
+    """The app's limiter: Redis-backed (shared by every process) or, without Redis, its own
+    in-process counter (one per app, so separate apps in one process never share windows)."""
     limiter = current_app.extensions.get("dinghuo_rate_limiter")
     if limiter is None:
-        limiter = current_app.extensions["dinghuo_rate_limiter"] = RedisRateLimiter(connection)
+        connection = jobs.redis_connection()
+        limiter = LocalRateLimiter() if connection is None else RedisRateLimiter(connection)
+        limiter = current_app.extensions.setdefault("dinghuo_rate_limiter", limiter)
     return limiter
 
 

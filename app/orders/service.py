@@ -4,21 +4,29 @@
 serialises a dealer's submissions, making the Idempotency-Key check race-free), lock the
 SKUs' stock rows, re-price from the server's own prices, check MOQ/step/visibility/stock/
 credit, then write the order, its lines, reservations, credit hold, first event and key.
-Any problem raises before anything is written.
+Any problem raises before anything is written. The reads are folded into few statements
+and, on PostgreSQL, the writes into one (`_write_order_postgresql`); the rules are
+decided once, in Python, whichever database writes them.
 """
 import functools
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from flask import current_app
+from sqlalchemy import bindparam, create_engine, delete, func, insert, select, text, true, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import selectinload
+from sqlalchemy.pool import NullPool
 
+from app.catalog.models import Sku
 from app.database import dialect_insert, write_transaction
-from app.dealers.service import SUSPENDED_MESSAGE, check_may_act, lock_dealer, ship_to
+from app.dealers import service as dealers
+from app.dealers.models import DealerUser
+from app.dealers.service import SUSPENDED_MESSAGE, check_may_act, lock_dealer, ship_to, ship_to_from_row
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import service as funds
@@ -35,7 +43,16 @@ from app.orders.models import (
     OrderLine,
     OrderNoCounter,
 )
-from app.pricing.service import Buyer, business_today, merge_lines, priced_skus, quote_lines, shortage
+from app.pricing.service import (
+    Buyer,
+    business_today,
+    merge_lines,
+    priced_columns,
+    priced_skus,
+    quote_lines,
+    quote_rows,
+    shortage,
+)
 
 CANCELLABLE = ("pending_approval",)
 MAX_CART_ITEMS = 200
@@ -127,29 +144,32 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     Returns (order, replayed). Raises 409 `idempotency_conflict` for a reused key with
     another body, 409 `insufficient_stock` / `credit_limit_exceeded`, 422 `order_invalid`
     (unavailable SKU, MOQ, step) with every problem in `details.problems`.
+
+    Three statements and a COMMIT (each round trip costs more Python time than PostgreSQL
+    time, see README 性能): lock the credit account and read the user's standing and the
+    ship-to address; lock the stock rows, price the SKUs and look the key up (after the
+    account lock, so a twin that committed meanwhile is seen); write everything (one
+    statement on PostgreSQL).
     """
     dealer = user.dealer
     fingerprint = request_fingerprint(
         lines=lines, address_id=address_id, remark=remark, payment_method=payment_method
     )
+    numbering = _order_numbering(business_today())
     try:
         with write_transaction() as session:
-            account = funds.lock_account(session, dealer.id)
-            standing = check_may_act(session, user)
-            replay = _find_replay(session, dealer.id, idempotency_key, fingerprint)
+            account, standing, opened = _open_submission(session, user, address_id)
+            pairs = merge_lines(lines)
+            priced, locked, key_row = _lock_and_price(session, standing.buyer, pairs, idempotency_key)
+            replay = _replay_of(session, key_row, fingerprint)
             if replay is not None:
                 return replay, True
             standing.require_dealer_active()
+            address = ship_to_from_row(opened, address_id)
             order = _create_order(
-                session, user=user, buyer=standing.buyer, account=account, lines=lines,
-                address_id=address_id, remark=remark, payment_method=payment_method,
-            )
-            session.connection().execute(
-                _insert_statement(IdempotencyKey),
-                {
-                    "dealer_id": dealer.id, "key": idempotency_key, "request_hash": fingerprint,
-                    "order_id": order.id, "created_at": order.created_at,
-                },
+                session, user=user, account=account, pairs=pairs, priced=priced, locked=locked, address=address,
+                remark=remark, payment_method=payment_method,
+                key={"key": idempotency_key, "request_hash": fingerprint}, numbering=numbering,
             )
             # Auto-approval (a brand setting): a separate step after the order exists.
             _auto_approve(session, order, dealer_status=standing.dealer_status, account=account)
@@ -165,6 +185,39 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 
 
 @functools.cache
+def _open_statement(address_id_given):
+    """Lock the dealer's credit account; read the user's standing and the ship-to address."""
+    standing, source = dealers.standing_columns()
+    address_columns, address = dealers.ship_to_columns(1 if address_id_given else None)
+    accounts = funds.ACCOUNTS
+    return (
+        select(*funds.ACCOUNT_COLUMNS, *standing, *address_columns)
+        .select_from(
+            accounts.join(source, DealerUser.__table__.c.id == bindparam("user_id"))
+            .outerjoin(address, true())
+        )
+        .where(accounts.c.dealer_id == bindparam("dealer_id"))
+        .with_for_update(of=accounts)
+    )
+
+
+def _open_submission(session, user, address_id):
+    """(locked account, fresh standing, row with the ship-to columns) in one statement:
+    the account lock of `funds.lock_account` and the checks of `check_may_act`."""
+    params = {"dealer_id": user.dealer_id, "user_id": user.id}
+    if address_id is not None:
+        params["address_id"] = address_id
+    statement = _open_statement(address_id is not None)
+    row = session.connection().execute(statement, params).first()
+    if row is None:
+        # No credit account yet (create it empty, as `lock_account` does), or no such user.
+        funds.lock_account(session, user.dealer_id)
+        row = session.connection().execute(statement, params).first()
+    standing = dealers.standing_from_row(row, user)
+    return funds.account_from_row(user.dealer_id, row), standing, row
+
+
+@functools.cache
 def _replay_statement():
     keys = IdempotencyKey.__table__
     return select(keys.c.request_hash, keys.c.order_id).where(
@@ -174,7 +227,13 @@ def _replay_statement():
 
 def _find_replay(session, dealer_id, key, fingerprint):
     row = session.connection().execute(_replay_statement(), {"dealer_id": dealer_id, "key": key}).first()
-    if row is None:
+    return _replay_of(session, row, fingerprint)
+
+
+def _replay_of(session, row, fingerprint):
+    """The order a stored key (a row with request_hash, order_id; None: no such key) made
+    for this very request; 409 if the key was used for another one."""
+    if row is None or row.request_hash is None:
         return None
     if row.request_hash != fingerprint:
         raise DomainError(
@@ -199,17 +258,49 @@ def _clear_cart_statement():
     )
 
 
-def _create_order(session, *, user, buyer, account, lines, address_id, remark, payment_method):
-    """`buyer` is the dealer as it is now (from `check_may_act`), not as a cached caller remembers it."""
-    dealer = user.dealer
-    address = ship_to(session, dealer_id=dealer.id, address_id=address_id)
-    pairs = merge_lines(lines)
-    locked = inventory.lock_stock(session, [sku_id for sku_id, _ in pairs])
-    quote = quote_lines(session, buyer, lines, check_stock=False)
-    priced = {line.sku_id: line for line in quote.lines}
+@functools.cache
+def _lock_and_price_statement():
+    """Lock the SKUs' stock rows (as `inventory.lock_stock` does), price the SKUs (as
+    `pricing.priced_skus` does, visibility as a column) and look the Idempotency-Key up
+    (as `_replay_statement` does): one row per SKU and warehouse."""
+    locked = inventory.locked_stock_cte()
+    key = _replay_statement().subquery("idempotency_key")
+    return (
+        select(
+            *priced_columns(), locked.c.sku_id, locked.c.warehouse_id, locked.c.on_hand, locked.c.reserved,
+            locked.c.priority, select(key.c.request_hash).scalar_subquery().label("request_hash"),
+            select(key.c.order_id).scalar_subquery().label("order_id"),
+        )
+        .select_from(Sku.__table__.outerjoin(locked, locked.c.sku_id == Sku.id))
+        .where(Sku.id.in_(bindparam("sku_ids", expanding=True)))
+    )
+
+
+def _lock_and_price(session, buyer, pairs, key):
+    """({sku_id: priced row} of the visible SKUs, `inventory.lock_stock`'s answer, the
+    stored key's row or None) for merged (sku_id, qty) `pairs`, in one statement."""
+    params = {**buyer.params(), "sku_ids": sorted({sku_id for sku_id, _ in pairs}), "key": key}
+    rows = session.connection().execute(_lock_and_price_statement(), params).all()
+    if not rows:  # none of the SKUs exists: the key still needs looking up
+        key_row = session.connection().execute(_replay_statement(), params).first()
+        return {}, {}, key_row
+    locked = inventory.locked_by_sku([r for r in rows if r.warehouse_id is not None])
+    priced = {
+        row.id: SimpleNamespace(**row._mapping, available=inventory.total_available(locked, row.id))
+        for row in rows if row.visible
+    }
+    return priced, locked, rows[0]
+
+
+def _create_order(session, *, user, account, pairs, priced, locked, address, remark, payment_method, key, numbering):
+    """`priced` comes from `_lock_and_price` for the dealer as it is now (its standing),
+    not as a cached caller remembers it."""
+    dealer_id = user.dealer_id
+    quote = quote_rows(pairs, priced, check_stock=False)
+    quoted = {line.sku_id: line for line in quote.lines}
     problems = list(quote.problems)
     for sku_id, qty in pairs:
-        line = priced.get(sku_id)
+        line = quoted.get(sku_id)
         available = inventory.total_available(locked, sku_id)
         if line is not None and qty > available:
             problems.append(shortage(sku_id=sku_id, name=line.name, unit=line.unit, qty=qty, available=available))
@@ -217,36 +308,158 @@ def _create_order(session, *, user, buyer, account, lines, address_id, remark, p
 
     now = utcnow()
     values = {
-        "order_no": _next_order_no(session), "dealer_id": dealer.id, "placed_by_id": user.id,
+        "dealer_id": dealer_id, "placed_by_id": user.id,
         "status": "pending_approval", "payment_method": payment_method,
         "credit_held_fen": quote.total_fen, **quote.totals(),
         "ship_contact": address["contact_name"], "ship_phone": address["phone"],
         "ship_region_code": address["region_code"], "ship_address": address["full_text"],
         "remark": remark or "", "created_at": now, "updated_at": now,
     }
-    order_id = session.connection().execute(_insert_statement(Order, returning_id=True), values).scalar_one()
+    event = _event_values(None, None, "pending_approval", actor=user, reason="经销商提交订单", at=now)
+    entry = funds.hold_entry(account, quote.total_fen, at=now)  # order_id: filled in by the writer
+    write = OrderWrite(
+        order=values, lines=[_line_values(line) for line in quote.lines],
+        allocations=sorted(inventory.allocate(locked, pairs)), credit_entry=entry, event=event,
+        key={**key, "dealer_id": dealer_id, "created_at": now}, user_id=user.id,
+    )
+    if numbering is not None:
+        order_id, order_no = _write_order_postgresql(session, write, numbering)
+    else:
+        order_id, order_no = _write_order(session, write, account)
     values.pop("updated_at")
-    order = PlacedOrder(id=order_id, **values, lines=quote.lines)
-    session.connection().execute(
-        _insert_statement(OrderLine),
-        [
-            {
-                "order_id": order.id, "sku_id": l.sku_id, "sku_code": l.sku_code, "name": l.name,
-                "spec": l.spec, "unit": l.unit, "qty": l.qty, "list_price_fen": l.list_price_fen,
-                "unit_price_fen": l.unit_price_fen, "amount_fen": l.amount_fen,
-                "price_source": l.price_source,
-            }
-            for l in quote.lines
-        ],
-    )
-    inventory.reserve(session, order.id, inventory.allocate(locked, pairs))
-    funds.hold_credit(session, account, amount_fen=quote.total_fen, order_id=order.id)
-    order.events.append(
-        _record_event(session, order.id, None, "pending_approval", actor=user, reason="经销商提交订单", at=now)
-    )
+    event["order_id"] = order_id
+    order = PlacedOrder(id=order_id, order_no=order_no, **values, lines=quote.lines, events=[OrderEvent(**event)])
     notify_events.order_changed(session, order, from_status=None, to_status="pending_approval", actor=user)
-    session.connection().execute(_clear_cart_statement(), {"user_id": user.id, "sku_ids": [s for s, _ in pairs]})
     return order
+
+
+@dataclass
+class OrderWrite:
+    """Every row a submission writes, decided: the order (without id and number), its
+    lines, stock allocations [(sku_id, warehouse_id, qty)], the credit hold's ledger
+    entry, the first event and the Idempotency-Key (all without the order id)."""
+
+    order: dict
+    lines: list
+    allocations: list
+    credit_entry: dict
+    event: dict
+    key: dict
+    user_id: int
+
+
+def _line_values(line):
+    return {
+        "sku_id": line.sku_id, "sku_code": line.sku_code, "name": line.name, "spec": line.spec,
+        "unit": line.unit, "qty": line.qty, "list_price_fen": line.list_price_fen,
+        "unit_price_fen": line.unit_price_fen, "amount_fen": line.amount_fen, "price_source": line.price_source,
+    }
+
+
+def _write_order(session, write, account):
+    """Write an `OrderWrite` statement by statement (any database): (order id, number)."""
+    conn = session.connection()
+    order_no = _next_order_no(session)
+    order_id = conn.execute(_insert_statement(Order, returning_id=True), {**write.order, "order_no": order_no}).scalar_one()
+    conn.execute(_insert_statement(OrderLine), [{**line, "order_id": order_id} for line in write.lines])
+    inventory.reserve(session, order_id, write.allocations)
+    funds.write_entry(session, account, {**write.credit_entry, "order_id": order_id})
+    conn.execute(_insert_statement(OrderEvent), {**write.event, "order_id": order_id})
+    conn.execute(_clear_cart_statement(), {"user_id": write.user_id, "sku_ids": [line["sku_id"] for line in write.lines]})
+    conn.execute(_insert_statement(IdempotencyKey), {**write.key, "order_id": order_id})
+    return order_id, order_no
+
+
+# PostgreSQL writes an `OrderWrite` in one statement: the same rows `_write_order` writes
+# (the order numbered from the day's sequence, lines, stock reserved and the reservations,
+# the credit hold and its ledger entry, the first event, the cart cleared, the key), with
+# the lines and allocations passed as arrays so the text never changes (prepared once).
+_WRITE_ORDER_SQL = text("""
+WITH number AS (
+    SELECT nextval(CAST(:sequence AS regclass)) AS n
+), new_order AS (
+    INSERT INTO orders (order_no, dealer_id, placed_by_id, status, payment_method, subtotal_fen,
+                        discount_fen, shipping_fen, total_fen, credit_held_fen, ship_contact, ship_phone,
+                        ship_region_code, ship_address, remark, created_at, updated_at)
+    SELECT :order_no_prefix || CASE WHEN n < 10000 THEN lpad(CAST(n AS text), 4, '0') ELSE CAST(n AS text) END,
+           :dealer_id, :placed_by_id, :status, :payment_method, :subtotal_fen,
+           :discount_fen, :shipping_fen, :total_fen, :credit_held_fen, :ship_contact, :ship_phone,
+           :ship_region_code, :ship_address, :remark, :created_at, :updated_at
+    FROM number
+    RETURNING id, order_no
+), lines AS (
+    INSERT INTO order_lines (order_id, sku_id, sku_code, name, spec, unit, qty, list_price_fen,
+                             unit_price_fen, amount_fen, price_source)
+    SELECT new_order.id, l.sku_id, l.sku_code, l.name, l.spec, l.unit, l.qty, l.list_price_fen,
+           l.unit_price_fen, l.amount_fen, l.price_source
+    FROM new_order, unnest(CAST(:line_sku_id AS bigint[]), CAST(:line_sku_code AS text[]),
+                           CAST(:line_name AS text[]), CAST(:line_spec AS text[]), CAST(:line_unit AS text[]),
+                           CAST(:line_qty AS integer[]), CAST(:line_list_price_fen AS bigint[]),
+                           CAST(:line_unit_price_fen AS bigint[]), CAST(:line_amount_fen AS bigint[]),
+                           CAST(:line_price_source AS text[]))
+         WITH ORDINALITY AS l(sku_id, sku_code, name, spec, unit, qty, list_price_fen, unit_price_fen,
+                              amount_fen, price_source, position)
+    ORDER BY l.position
+), allocations AS (
+    SELECT * FROM unnest(CAST(:alloc_sku_id AS bigint[]), CAST(:alloc_warehouse_id AS bigint[]),
+                         CAST(:alloc_qty AS bigint[])) AS a(sku_id, warehouse_id, qty)
+), reserved AS (
+    UPDATE stock SET reserved = stock.reserved + allocations.qty
+    FROM allocations
+    WHERE stock.sku_id = allocations.sku_id AND stock.warehouse_id = allocations.warehouse_id
+    RETURNING 1
+), reservations AS (
+    INSERT INTO stock_reservations (order_id, sku_id, warehouse_id, qty)
+    SELECT new_order.id, allocations.sku_id, allocations.warehouse_id, allocations.qty FROM new_order, allocations
+), held AS (
+    UPDATE credit_accounts SET held_fen = credit_accounts.held_fen + :entry_amount_fen
+    WHERE credit_accounts.dealer_id = :dealer_id
+    RETURNING 1
+), entry AS (
+    INSERT INTO credit_entries (dealer_id, kind, amount_fen, held_after_fen, receivable_after_fen,
+                                limit_after_fen, order_id, note, created_at)
+    SELECT :dealer_id, :entry_kind, :entry_amount_fen, :entry_held_after_fen, :entry_receivable_after_fen,
+           :entry_limit_after_fen, new_order.id, :entry_note, :entry_created_at
+    FROM new_order
+), event AS (
+    INSERT INTO order_events (order_id, from_status, to_status, actor_type, actor_id, actor_name, reason, created_at)
+    SELECT new_order.id, :event_from_status, :event_to_status, :event_actor_type, :event_actor_id,
+           :event_actor_name, :event_reason, :event_created_at
+    FROM new_order
+), cart AS (
+    DELETE FROM cart_items WHERE cart_items.user_id = :user_id AND cart_items.sku_id = ANY(CAST(:line_sku_id AS bigint[]))
+), idempotency AS (
+    INSERT INTO idempotency_keys (dealer_id, key, request_hash, order_id, created_at)
+    SELECT :dealer_id, :key, :request_hash, new_order.id, :key_created_at FROM new_order
+)
+SELECT new_order.id, new_order.order_no,
+       (SELECT count(*) FROM reserved) AS reserved_rows, (SELECT count(*) FROM held) AS held_rows
+FROM new_order
+""")
+
+
+def _write_order_postgresql(session, write, numbering):
+    """Write an `OrderWrite` in one statement on PostgreSQL: (order id, number)."""
+    sequence, prefix = numbering
+    params = {
+        **write.order, "sequence": sequence, "order_no_prefix": prefix,
+        "user_id": write.user_id, "key": write.key["key"], "request_hash": write.key["request_hash"],
+        "key_created_at": write.key["created_at"],
+        **{f"line_{name}": [line[name] for line in write.lines] for name in _LINE_COLUMNS},
+        "alloc_sku_id": [s for s, _, _ in write.allocations],
+        "alloc_warehouse_id": [w for _, w, _ in write.allocations],
+        "alloc_qty": [q for _, _, q in write.allocations],
+        **{f"entry_{name}": value for name, value in write.credit_entry.items() if name not in ("dealer_id", "order_id")},
+        **{f"event_{name}": value for name, value in write.event.items() if name != "order_id"},
+    }
+    row = session.connection().execute(_WRITE_ORDER_SQL, params).one()
+    if row.reserved_rows != len(write.allocations) or row.held_rows != 1:
+        raise RuntimeError("stock or credit rows locked for this order were not all updated")
+    return row.id, row.order_no
+
+
+_LINE_COLUMNS = ("sku_id", "sku_code", "name", "spec", "unit", "qty", "list_price_fen", "unit_price_fen",
+                 "amount_fen", "price_source")
 
 
 def _raise_for_problems(problems, account, total_fen):
@@ -260,6 +473,10 @@ def _raise_for_problems(problems, account, total_fen):
         raise DomainError("credit_limit_exceeded", credit["message"], 409, {"problems": [credit]})
 
 
+def _order_no_prefix(day):
+    return f"SO{day:%Y%m%d}"
+
+
 @functools.cache
 def _bump_counter_statement():
     counters = OrderNoCounter.__table__
@@ -270,7 +487,8 @@ def _bump_counter_statement():
 
 
 def _next_order_no(session):
-    """`SO` + China date + 4-digit daily sequence (more digits past 9999)."""
+    """`SO` + China date + 4-digit daily sequence (more digits past 9999), from the day's
+    counter row (SQLite, where writers are serialised anyway)."""
     day = business_today()
     bumped = session.connection().execute(_bump_counter_statement(), {"for_day": day}).scalar_one_or_none()
     if bumped is None:
@@ -280,17 +498,70 @@ def _next_order_no(session):
             bumped = 1
         except IntegrityError:
             bumped = session.connection().execute(_bump_counter_statement(), {"for_day": day}).scalar_one()
-    return f"SO{day:%Y%m%d}{bumped:04d}"
+    return f"{_order_no_prefix(day)}{bumped:04d}"
+
+
+def _order_numbering(day):
+    """PostgreSQL: (`day`'s order-number sequence, created on first use, and the number
+    prefix of that day); None elsewhere (SQLite counts in `order_no_counters`).
+
+    A counter row bumped inside the order transaction stays locked until COMMIT, so every
+    dealer's submissions would queue on it; a sequence hands out numbers without locking
+    (a number taken by a transaction that then fails is skipped, never reused). The
+    sequence continues the day's counter row if one exists (orders numbered before this
+    change), and is owned by `order_no_counters.last`, so it goes with that table.
+    """
+    if db.engine.dialect.name != "postgresql":
+        return None
+    name = f"order_no_{day:%Y%m%d}"
+    known = current_app.extensions.setdefault("dinghuo_order_no_sequences", set())
+    if name in known:
+        return name, _order_no_prefix(day)
+    with _NUMBERING_LOCK:  # threads of one process create it once, on one extra connection
+        if name not in known:
+            _create_order_no_sequence(name, day)
+            known.add(name)
+    return name, _order_no_prefix(day)
+
+
+_NUMBERING_LOCK = threading.Lock()
+
+
+def _create_order_no_sequence(name, day):
+    counters = OrderNoCounter.__table__
+    # A connection of its own, in autocommit and outside the pool (the request may hold a
+    # pooled one already, and a full pool would then wait on itself): DDL inside the order
+    # transaction would hold catalog locks until COMMIT, or vanish with a ROLLBACK.
+    engine = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if conn.execute(select(func.to_regclass(name))).scalar() is not None:
+                return
+            last = conn.execute(select(counters.c.last).where(counters.c.day == day)).scalar() or 0
+            try:
+                conn.exec_driver_sql(
+                    f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {int(last) + 1} OWNED BY order_no_counters.last"
+                )
+            except DBAPIError:
+                # Another process created it at the same moment (a unique violation in the catalog).
+                if conn.execute(select(func.to_regclass(name))).scalar() is None:
+                    raise
+    finally:
+        engine.dispose()
+
+
+def _event_values(order_id, from_status, to_status, *, actor, reason=None, at=None, actor_type="dealer_user"):
+    return {
+        "order_id": order_id, "from_status": from_status, "to_status": to_status,
+        "actor_type": actor_type, "actor_id": actor.id, "actor_name": actor.name,
+        "reason": reason, "created_at": at or utcnow(),
+    }
 
 
 def _record_event(session, order_id, from_status, to_status, *, actor, reason=None, at=None,
                   actor_type="dealer_user"):
     """Write one state change of an order (who, when, from, to, why); returns it."""
-    values = {
-        "order_id": order_id, "from_status": from_status, "to_status": to_status,
-        "actor_type": actor_type, "actor_id": actor.id, "actor_name": actor.name,
-        "reason": reason, "created_at": at or utcnow(),
-    }
+    values = _event_values(order_id, from_status, to_status, actor=actor, reason=reason, at=at, actor_type=actor_type)
     session.connection().execute(_insert_statement(OrderEvent), values)
     return OrderEvent(**values)
 

@@ -141,6 +141,12 @@ def stock_level(available, sku_low_qty):
     return "in_stock"
 
 
+def priced_columns():
+    """What `priced_skus` reads of each SKU (plus `available`): its fields, the list
+    prices and whether the buyer in the bind parameters may see it (`visible`)."""
+    return (*SKU_COLUMNS, *price_columns(), visible_condition().label("visible"))
+
+
 def priced_skus(session, buyer, sku_ids, today=None):
     """{sku_id: row} for the requested ids that are visible to the buyer.
 
@@ -209,6 +215,13 @@ def quote_lines(session, buyer, lines, *, check_stock=True, today=None):
     """
     pairs = merge_lines(lines)
     rows = priced_skus(session, buyer, [sku_id for sku_id, _ in pairs], today)
+    return quote_rows(pairs, rows, check_stock=check_stock)
+
+
+def quote_rows(pairs, rows, *, check_stock=True):
+    """`quote_lines` for merged (sku_id, qty) `pairs` and rows already read: {sku_id: row}
+    of the visible SKUs, each with the columns of `priced_skus` (a write that reads them
+    in a statement of its own, together with its stock locks, prices through here too)."""
     quote = Quote(lines=[], problems=[])
     for sku_id, qty in pairs:
         row = rows.get(sku_id)
