@@ -58,6 +58,8 @@ def demo_serve(host, port, standin_port):
         # Subscribe messages from the demo open the developer build of the mini-program.
         overrides["WECHAT_MINIPROGRAM_STATE"] = "developer"
     app = create_app(overrides)
+    # The stand-in pushes simulated rep taps and messages to our WeCom callback.
+    standin.connect_callback(f"http://127.0.0.1:{port}/wecom/callback", config["WECOM_TOKEN"], config["WECOM_AES_KEY"])
     click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code、查看送达的通知）")
     click.echo(f"小程序 API：http://{host}:{port}/api/mp/v1  （接口文档 /api/mp/v1/openapi.json）")
     # Flask refuses app.run() inside a CLI command; serve with werkzeug directly.

@@ -41,6 +41,8 @@ import threading
 import time
 from collections import deque
 
+import requests
+
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -206,6 +208,8 @@ class StandinState:
         self.corp_secret = corp_secret
         self.agent_id = int(agent_id)
         self.robot_keys = set(robot_keys)
+        # Where to push simulated rep actions: {"url", "token", "aes_key"} (see connect_callback).
+        self.callback = None
         self._lock = threading.Lock()
         # Issued access tokens outlive reset(), as real ones outlive a test: a
         # gateway holding one keeps working. expire_tokens() ends them.
@@ -481,10 +485,27 @@ vertical-align:top;word-break:break-all}th{white-space:nowrap}</style>
 <input id="openid" size="40"></label></p>
 <p><button id="mint">生成登录码</button></p>
 <p id="out"></p>
+<h2>模拟业务员（企业微信）</h2>
+<p>企业微信把业务员的操作加密后推送到订货系统的回调地址 <code>/wecom/callback</code>。
+在下方卡片上点“通过/驳回”，或以业务员身份给“订单助手”发消息（如 <code>待审批</code>、<code>订单 SO…</code>、<code>帮助</code>），
+本服务会像企业微信一样加密、签名后推送过去；助手的回复稍后出现在通知列表里。</p>
+<p><label>业务员 UserID：<input id="rep" size="16" value="ZhangWei"></label>
+<label>消息：<input id="say" size="28" value="待审批"></label> <button id="send">发送</button></p>
+<p id="cbout"></p>
 <h2>最近送达的通知</h2>
 <p>经销商收到的小程序订阅消息、业务员收到的企业微信消息和卡片、内部群机器人消息都会出现在这里（每 3 秒刷新）。</p>
 <div id="delivered">{delivered}</div>
 <script>
+async function pushCallback(path, payload) {
+  var res = await fetch(path, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(payload)});
+  var data = await res.json();
+  document.getElementById("cbout").textContent = data.message;
+}
+function tap(user, key) { pushCallback("/_standin/wecom/tap", {user: user, key: key}); }
+document.getElementById("send").onclick = function () {
+  pushCallback("/_standin/wecom/say", {user: document.getElementById("rep").value.trim(),
+                                       content: document.getElementById("say").value});
+};
 document.getElementById("mint").onclick = async function () {
   var openid = document.getElementById("openid").value.trim();
   var res = await fetch("/_standin/wx/login", {
@@ -512,12 +533,61 @@ def _delivered_html(entries):
         at = time.strftime("%H:%M:%S", time.localtime(entry["at"]))
         to = entry["to"] if isinstance(entry["to"], str) else "、".join(entry["to"])
         rows.append(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>".format(
                 at, CHANNEL_LABELS.get(entry["channel"], entry["channel"]), html.escape(to),
-                html.escape(entry["summary"]).replace("\n", "<br>"),
+                html.escape(entry["summary"]).replace("\n", "<br>"), _card_buttons(entry),
             )
         )
     return "<table><tr><th>时间</th><th>渠道</th><th>接收人</th><th>内容</th></tr>" + "".join(rows) + "</table>"
+
+
+def _card_buttons(entry):
+    """Buttons that play the rep tapping a delivered button card (through the callback)."""
+    card = (entry.get("body") or {}).get("template_card") if entry["channel"] == "wecom_app" else None
+    if not isinstance(card, dict) or not isinstance(entry["to"], str):
+        return ""
+    buttons = [
+        "<button onclick='tap({}, {})'>{}</button>".format(
+            html.escape(json.dumps(entry["to"])), html.escape(json.dumps(b.get("key", ""))), html.escape(b.get("text", ""))
+        )
+        for b in card.get("button_list") or [] if isinstance(b, dict)
+    ]
+    return "<br>" + " ".join(buttons) if buttons else ""
+
+
+def _push_callback(state, inner_xml):
+    """POST `inner_xml` to the app's callback URL encrypted and signed as WeCom does."""
+    import xmltodict
+
+    from app.integrations.wechat import WeComCallbackCrypto
+
+    callback = state.callback
+    if not callback:
+        return 503, "模拟服务不知道订货系统的回调地址（由 demo serve 设置）"
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
+    crypto = WeComCallbackCrypto(callback["token"], callback["aes_key"], state.corp_id)
+    outer = xmltodict.parse(crypto.encrypt_message(inner_xml, nonce, timestamp))["xml"]
+    body = (
+        f"<xml><ToUserName><![CDATA[{state.corp_id}]]></ToUserName>"
+        f"<Encrypt><![CDATA[{outer['Encrypt']}]]></Encrypt>"
+        f"<AgentID><![CDATA[{state.agent_id}]]></AgentID></xml>"
+    )
+    try:
+        resp = requests.post(
+            callback["url"], params={"msg_signature": outer["MsgSignature"], "timestamp": timestamp, "nonce": nonce},
+            data=body.encode(), headers={"Content-Type": "text/xml"}, timeout=10,
+        )
+    except requests.RequestException as exc:
+        return 502, f"推送到回调地址失败：{exc.__class__.__name__}"
+    return resp.status_code, f"已推送到 {callback['url']}，回调应答 HTTP {resp.status_code}"
+
+
+def _rep_event_xml(state, user, fields):
+    inner = "".join(f"<{k}><![CDATA[{v}]]></{k}>" if isinstance(v, str) else f"<{k}>{v}</{k}>" for k, v in fields.items())
+    return (
+        f"<xml><ToUserName><![CDATA[{state.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"<CreateTime>{int(time.time())}</CreateTime>{inner}<AgentID>{state.agent_id}</AgentID></xml>"
+    )
 
 
 def create_standin_app(
@@ -827,6 +897,34 @@ def create_standin_app(
         state.reset()
         return jsonify({"ok": True})
 
+    @app.post("/_standin/wecom/tap")
+    def rep_taps_card():
+        """Play a rep tapping a button card: a template_card_event with a fresh ResponseCode."""
+        data = request.get_json(force=True, silent=True) or {}
+        user, key = str(data.get("user") or ""), str(data.get("key") or "")
+        if not user or not key:
+            return jsonify({"message": "需要 user 和 key"}), 400
+        xml = _rep_event_xml(state, user, {
+            "MsgType": "event", "Event": "template_card_event", "EventKey": key,
+            "TaskId": "order-" + key.partition(":")[2], "CardType": "button_interaction",
+            "ResponseCode": state.issue_response_code(),
+        })
+        status, message = _push_callback(state, xml)
+        return jsonify({"message": message}), 200 if status < 400 else 502
+
+    @app.post("/_standin/wecom/say")
+    def rep_says():
+        """Play a rep typing a text message to the app (e.g. 待审批)."""
+        data = request.get_json(force=True, silent=True) or {}
+        user, content = str(data.get("user") or ""), str(data.get("content") or "")
+        if not user or not content.strip():
+            return jsonify({"message": "需要业务员 UserID 和消息内容"}), 400
+        xml = _rep_event_xml(state, user, {
+            "MsgType": "text", "Content": content, "MsgId": secrets.randbelow(10**18) + 10**18,
+        })
+        status, message = _push_callback(state, xml)
+        return jsonify({"message": message}), 200 if status < 400 else 502
+
     @app.get("/")
     def index():
         return INDEX_HTML.replace("{delivered}", _delivered_html(state.delivered[-50:]))
@@ -894,6 +992,11 @@ class StandinServer:
     def fail_next(self, path, errcode=None, http_status=None, times=1, delay_seconds=None):
         """Script the next `times` requests to `path` to fail or be slow."""
         self._state.add_fault(path, errcode, http_status, times, delay_seconds)
+
+    def connect_callback(self, url, token, aes_key):
+        """Where simulated rep taps and messages are pushed: the app's /wecom/callback with
+        its Token and EncodingAESKey (the corp id is the stand-in's own)."""
+        self._state.callback = {"url": url, "token": token, "aes_key": aes_key}
 
     def mark_invalid(self, recipient):
         """An openid, template id or WeCom userid the platform does not know (40003/40037/81013)."""
