@@ -22,6 +22,7 @@ One command (`bench/run.sh`, which runs this file with the project's venv):
 Only 127.0.0.1 is ever contacted. See bench/README.md.
 """
 import argparse
+import base64
 import datetime
 import glob
 import json
@@ -330,6 +331,10 @@ class Bench:
             "SECRET_KEY": self.secret_key,
             "WECHAT_APP_ID": "wx-bench-appid",
             "WECHAT_APP_SECRET": "bench-app-secret",
+            # Production refuses to start without the WeCom app's secrets; any valid values do.
+            "WECOM_SECRET": "bench-wecom-secret",
+            "WECOM_TOKEN": "bench-wecom-token",
+            "WECOM_AES_KEY": base64.b64encode(b"b" * 32).decode().rstrip("="),
             "WECHAT_API_BASE": blackhole,
             "WECOM_API_BASE": blackhole,
             "WECHATPAY_API_BASE": blackhole,

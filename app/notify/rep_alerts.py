@@ -16,13 +16,14 @@ a text message, and a later tap on the stale card answers with the order's statu
 updates that card with the tap's own code (bots/cards.py).
 """
 import contextlib
+import functools
 import hashlib
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from app.money import format_yuan
 from app.notify import service as outbox
@@ -135,18 +136,37 @@ class DealerRep:
     rep_active: bool | None
 
 
-def rep_of(session, dealer_id):
-    """(dealer, rep userid), the userid None when there is nobody to tell (logged)."""
+@functools.cache
+def _rep_statement():
+    """The dealer, its rep and its credit account (for the 90 % alert), in one prebuilt query."""
     from app.dealers.models import Dealer
+    from app.funds.models import CreditAccount
     from app.staff.models import Staff
 
-    row = session.execute(
-        select(Dealer.id, Dealer.code, Dealer.name, Staff.id, Staff.wecom_userid, Staff.active)
-        .outerjoin(Staff, Staff.id == Dealer.rep_id).where(Dealer.id == dealer_id)
-    ).first()
+    return (
+        select(Dealer.id, Dealer.code, Dealer.name, Staff.id, Staff.wecom_userid, Staff.active,
+               CreditAccount.credit_limit_fen, CreditAccount.receivable_fen, CreditAccount.held_fen)
+        .outerjoin(Staff, Staff.id == Dealer.rep_id)
+        .outerjoin(CreditAccount, CreditAccount.dealer_id == Dealer.id)
+        .where(Dealer.id == bindparam("dealer_id"))
+    )
+
+
+def rep_of(session, dealer_id, *, with_credit=False):
+    """(dealer, rep userid), the userid None when there is nobody to tell (logged).
+    With `with_credit`, also the account row (limit, receivable, held) or None."""
+    row = session.connection().execute(_rep_statement(), {"dealer_id": dealer_id}).first()
     if row is None:
-        return None, None
-    dealer = DealerRep(*row)
+        return (None, None, None) if with_credit else (None, None)
+    dealer, userid = _rep_from_row(row)
+    if with_credit:
+        credit = None if row.credit_limit_fen is None else (row.credit_limit_fen, row.receivable_fen, row.held_fen)
+        return dealer, userid, credit
+    return dealer, userid
+
+
+def _rep_from_row(row):
+    dealer = DealerRep(*row[:6])
     if dealer.rep_id is None:
         log.info("dealer %s has no rep: no WeCom alert written", dealer.code)
         return dealer, None
@@ -193,7 +213,7 @@ def order_changed(session, order, *, from_status, to_status, actor=None, reason=
 def _new_order(session, order, placed_by):
     from flask import current_app
 
-    dealer, userid = rep_of(session, order.dealer_id)
+    dealer, userid, credit = rep_of(session, order.dealer_id, with_credit=True)
     if userid is None:
         return
     card = approval_card(
@@ -206,26 +226,22 @@ def _new_order(session, order, placed_by):
         dedupe_key=_key("order", order.id, "pending_approval", "wecom_app", dealer.rep_id),
         queue="high", ref_type="order", ref_id=order.id,
     )
-    _credit_check(session, order, dealer, userid)
+    _credit_check(session, order, dealer, userid, credit)
 
 
-def _credit_check(session, order, dealer, userid):
-    from app.funds.models import CreditAccount
-
-    row = session.execute(
-        select(CreditAccount.credit_limit_fen, CreditAccount.receivable_fen, CreditAccount.held_fen)
-        .where(CreditAccount.dealer_id == dealer.dealer_id)
-    ).first()
-    if row is None or row.credit_limit_fen <= 0:
+def _credit_check(session, order, dealer, userid, credit):
+    """`credit` is (limit, receivable, held) as read after this order's hold, or None."""
+    if credit is None or credit[0] <= 0:
         return
-    used = row.receivable_fen + row.held_fen
-    if used * 10_000 < row.credit_limit_fen * CREDIT_ALERT_BP:
+    limit_fen, receivable_fen, held_fen = credit
+    used = receivable_fen + held_fen
+    if used * 10_000 < limit_fen * CREDIT_ALERT_BP:
         return
-    percent = used * 100 // row.credit_limit_fen
+    percent = used * 100 // limit_fen
     content = (
         f"【信用额度预警】经销商 {dealer.name}（{dealer.code}）下单 {order.order_no} 后，"
-        f"已用额度 {format_yuan(used)}，占额度 {format_yuan(row.credit_limit_fen)} 的 {percent}%，"
-        f"剩余可用 {format_yuan(max(row.credit_limit_fen - used, 0))}。请关注回款。"
+        f"已用额度 {format_yuan(used)}，占额度 {format_yuan(limit_fen)} 的 {percent}%，"
+        f"剩余可用 {format_yuan(max(limit_fen - used, 0))}。请关注回款。"
     )
     outbox.add(
         session, channel="wecom_app", event="credit_near_limit", recipient=userid,

@@ -3,10 +3,11 @@
 Delivery (`app.notify.delivery`) starts after the commit (the relay below); nothing here
 talks to WeChat.
 """
+import functools
+
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.database import dialect_insert
 from app.models_base import utcnow
 from app.notify.models import CHANNELS, QUEUES, Outbox
 
@@ -22,16 +23,26 @@ def add(session, *, channel, event, recipient, payload, dedupe_key, queue="high"
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
     now = utcnow()
-    table = Outbox.__table__
-    stmt = dialect_insert(session, table).values(
-        dedupe_key=dedupe_key, queue=queue, channel=channel, event=event, recipient=recipient,
-        payload=payload, ref_type=ref_type, ref_id=ref_id, status="pending", attempts=0,
-        next_attempt_at=now, created_at=now, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.id)
-    outbox_id = session.execute(stmt).scalar_one_or_none()
+    conn = session.connection()
+    outbox_id = conn.execute(_insert_statement(conn.dialect.name), {
+        "dedupe_key": dedupe_key, "queue": queue, "channel": channel, "event": event, "recipient": recipient,
+        "payload": payload, "ref_type": ref_type, "ref_id": ref_id, "status": "pending", "attempts": 0,
+        "next_attempt_at": now, "created_at": now, "updated_at": now,
+    }).scalar_one_or_none()
     if outbox_id is not None:
         session.info.setdefault("outbox_ids", []).append((queue, outbox_id))
     return outbox_id
+
+
+@functools.cache
+def _insert_statement(dialect_name):
+    """INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, built once per database."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = Outbox.__table__
+    return insert(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key]).returning(table.c.id)
 
 
 # --- relay: after the transaction commits, hand its rows to delivery --------------------
