@@ -61,3 +61,59 @@ def test_order_to_card_tap_to_subscribe_message(client, app, world, wechat, weco
     db.session.expire_all()
     statuses = db.session.execute(select(Outbox.channel, Outbox.status).order_by(Outbox.id)).all()
     assert statuses == [("wecom_app", "sent"), ("mp_subscribe", "sent"), ("wecom_card", "sent")]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_orders_committed_while_redis_is_down_notify_once_it_is_back(_pg_schema_url, standin, wechat, redis_url):
+    """Real orders (and an approval) while Redis is unreachable: every request succeeds, the
+    notifications wait in the outbox, and once Redis is back the sweep and a worker send
+    each of them exactly once."""
+    import redis
+
+    from app import create_app
+    from app.jobs import run_worker
+    from app.notify import delivery
+    from app.orders import service as orders
+    from tests import factories
+    from tests.conftest import _base_config, free_port
+
+    redis.Redis.from_url(redis_url).flushdb()
+    config = {**_base_config(standin), "SQLALCHEMY_DATABASE_URI": _pg_schema_url}
+    down = create_app({**config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    with down.app_context():
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+        world = factories.build_world()
+        template = down.config["WECHAT_SUBSCRIBE_TEMPLATES"]["order_approved"]
+        client = down.test_client()
+        r = client.post(f"{MP}/subscriptions", json={"template_ids_accepted": [template]}, headers=auth(world.a_buyer))
+        assert r.status_code == 200
+        placed = []
+        for _ in range(3):
+            r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}])
+            assert r.status_code == 201, r.json
+            placed.append(r.json["order_no"])
+        orders.approve_order(staff=world.rep, order_no=placed[0])
+        db.session.expire_all()
+        rows = db.session.execute(select(Outbox.channel, Outbox.status)).all()
+        assert sorted(c for c, _ in rows) == ["mp_subscribe"] + ["wecom_app"] * 3
+        assert {s for _, s in rows} == {"pending"}
+        buyer_openid = world.a_buyer.openid
+        db.session.remove()
+        db.engine.dispose()
+    assert wechat.delivered == []
+
+    back = create_app({**config, "REDIS_URL": redis_url})
+    with back.app_context():
+        assert delivery.sweep(grace_seconds=0)["enqueued"] == 4
+        run_worker(["high"], burst=True, with_scheduler=False)
+        db.session.expire_all()
+        assert {s for s, in db.session.execute(select(Outbox.status)).all()} == {"sent"}
+        assert delivery.sweep(grace_seconds=0)["enqueued"] == 0
+        db.session.remove()
+        db.engine.dispose()
+    cards = wechat.delivered_to("WangYeWu", channel="wecom_app")
+    assert sorted(c["body"]["template_card"]["task_id"] for c in cards) == sorted(f"order-{n}" for n in placed)
+    assert len(wechat.delivered_to(buyer_openid, channel="mp_subscribe")) == 1
