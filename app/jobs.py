@@ -58,15 +58,24 @@ def _queue(name, connection):
     return Queue(name, connection=connection)
 
 
-def enqueue(func, *args, queue="default", job_id=None, timeout=30, result_ttl=None):
-    """Run `func(*args)` as a job on `queue`; `timeout` (seconds) bounds one run."""
+def enqueue(func, *args, queue="default", job_id=None, timeout=30, result_ttl=None, retry_intervals=None):
+    """Run `func(*args)` as a job on `queue`; `timeout` (seconds) bounds one run.
+
+    `retry_intervals` (seconds, e.g. (5, 30, 60)) lets RQ run a failed job again that many
+    times; only for jobs that are safe to repeat. In-process the job runs once, inline.
+    """
     if queue not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {queue!r}")
     connection = redis_connection()
     if connection is None:
         return func(*args)
+    retry = None
+    if retry_intervals:
+        from rq import Retry
+
+        retry = Retry(max=len(retry_intervals), interval=list(retry_intervals))
     return _queue(queue, connection).enqueue(
-        func, *args, job_id=job_id, job_timeout=timeout, result_ttl=result_ttl
+        func, *args, job_id=job_id, job_timeout=timeout, result_ttl=result_ttl, retry=retry
     )
 
 

@@ -52,7 +52,7 @@ def _signed_params():
     signature, timestamp, nonce = args.get("msg_signature"), args.get("timestamp"), args.get("nonce")
     if not signature or not timestamp or not nonce:
         return None, "missing_params"
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return None, "bad_timestamp"
     if abs(time.time() - int(timestamp)) > MAX_CLOCK_SKEW_SECONDS:
         return None, "stale_timestamp"
@@ -76,12 +76,18 @@ def verify_url():
 
 
 def dedupe_key(message):
-    """WeCom's documented dedupe: MsgId for messages, FromUserName + CreateTime for events."""
+    """WeCom's documented dedupe: MsgId for messages, FromUserName + CreateTime for events.
+
+    A card tap also carries its ResponseCode (unique per tap, repeated by WeCom's retry),
+    so two taps on different cards within the same second are both taken.
+    """
     msg_id = message.get("MsgId")
     if msg_id:
         key = f"wecom:msg:{msg_id}"
     else:
         key = f"wecom:evt:{message.get('FromUserName', '')}:{message.get('CreateTime', '')}:{message.get('Event', '')}"
+        if message.get("ResponseCode"):
+            key += f":{message['ResponseCode']}"
     return key[:MAX_DEDUPE_KEY]
 
 
@@ -125,7 +131,10 @@ def receive():
     from bots.inbound import handle_inbound
 
     try:
-        enqueue(handle_inbound, parsed, queue="high", timeout=30)
+        # Handlers are safe to repeat (decisions answer 409 the second time, replies are
+        # deduped per inbound message), so a failed run is retried rather than lost: WeCom's
+        # own retry would be ignored as a duplicate.
+        enqueue(handle_inbound, parsed, queue="high", timeout=30, retry_intervals=(5, 30, 60))
     except Exception:
         # Could not hand it over (e.g. Redis down): forget it so WeCom's retry is taken.
         log.exception("WeCom callback %s could not be queued", key)

@@ -92,6 +92,9 @@ def parse(content):
         rest = rest[: match.start()] + " " + rest[match.end():]
     if found:
         command, at, word = found
+        if command in DECISIONS and _not_plainly_meant(lowered, at, word, command):
+            # "不通过 SO…", "SO… 通过了吗": never decide on a guess.
+            command = "unclear_decision"
         at = rest.lower().find(word)
         if at >= 0:
             rest = rest[:at] + " " + rest[at + len(word):]
@@ -99,6 +102,24 @@ def parse(content):
         # A bare order number is a lookup.
         command = "order" if order_no else "unknown"
     return Parsed(command, order_no, " ".join(rest.split()).strip(SEPARATORS))
+
+
+DECISIONS = ("approve", "reject")
+
+
+def _not_plainly_meant(lowered, at, word, command):
+    """A decision counts only when its word starts the message (no 不/没/别/SO… before it)
+    and, for an approval, the message is not a question."""
+    if lowered[:at].strip(SEPARATORS):
+        return True
+    return command == "approve" and ("吗" in lowered or lowered.rstrip().endswith(("?", "？")))
+
+
+UNCLEAR_DECISION_REPLY = (
+    "这条消息没有执行审批，以免误操作。\n"
+    "审批通过请发送：通过 SO202611260001\n"
+    "驳回请发送：驳回 SO202611260001 原因"
+)
 
 
 def handle_text(message):
@@ -111,6 +132,9 @@ def handle_text(message):
         "pending": cmd_pending, "reject": cmd_reject, "approve": cmd_approve,
         "customer": cmd_customer, "order": cmd_order, "help": cmd_help,
     }.get(parsed.command)
+    if parsed.command == "unclear_decision":
+        reply(message, UNCLEAR_DECISION_REPLY)
+        return
     if handler is None:
         reply(message, "没有看懂这条消息。\n" + HELP)
         return

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 # WeCom cuts text app messages beyond 2048 bytes; we cut first, at a character boundary.
 TEXT_LIMIT_BYTES = 2048
-NOT_STAFF_REPLY = "你好！你的企业微信账号还没有关联订货系统的员工账号，暂时不能使用订单助手。请联系管理员开通。"
+NOT_STAFF_REPLY = "你好！你的企业微信账号没有关联可用的订货系统员工账号（尚未开通或已停用），暂时不能使用订单助手。请联系管理员。"
 NON_TEXT_REPLY = "订单助手目前只看得懂文字消息。发送「帮助」查看可用命令。"
 
 

@@ -85,7 +85,7 @@ def test_help_and_unrecognised_text_list_the_commands(wecom, world):
 def test_unknown_wecom_user_gets_a_polite_reply_and_nothing_changes(wecom, client, world):
     order_no = place(client, world)
     answer = ask(wecom, f"通过 {order_no}", user="Stranger")
-    assert "还没有关联订货系统" in answer
+    assert "没有关联可用的订货系统员工账号" in answer
     assert status(order_no) == "pending_approval"
 
 
@@ -93,7 +93,7 @@ def test_inactive_staff_is_treated_as_unknown(wecom, client, world):
     order_no = place(client, world)
     world.rep.active = False
     db.session.commit()
-    assert "还没有关联订货系统" in ask(wecom, f"通过 {order_no}")
+    assert "已停用" in ask(wecom, f"通过 {order_no}")
     assert status(order_no) == "pending_approval"
 
 
@@ -166,6 +166,17 @@ def test_reject_needs_a_reason_and_keeps_it(wecom, client, world):
     assert credit(world.dealer_a)["held"] == 0
     event = db.session.execute(select(OrderEvent).order_by(OrderEvent.id.desc()).limit(1)).scalar_one()
     assert event.reason == "资质未通过审核"
+
+
+@pytest.mark.parametrize("text", [
+    "不通过 {no} 价格不对", "不同意 {no}", "没通过 {no}", "别通过{no}", "暂不批准 {no}",
+    "{no} 通过了吗", "通过 {no} 吗？", "{no} 通过", "不要驳回 {no} 缺货",
+])
+def test_a_decision_that_is_not_plainly_meant_changes_nothing(wecom, client, world, text):
+    order_no = place(client, world)
+    answer = ask(wecom, text.format(no=order_no))
+    assert answer.startswith("这条消息没有执行审批") and "通过 SO" in answer
+    assert status(order_no) == "pending_approval"
 
 
 def test_approve_without_number_asks_for_it(wecom, world):

@@ -86,7 +86,7 @@ def test_another_reps_tap_is_refused(wecom, client, world):
 def test_unknown_user_tap_gets_a_polite_reply(wecom, client, world):
     order_no = place(client, world)
     wecom.tap(f"approve:{order_no}", user="Stranger", create_time=1764000008)
-    assert "还没有关联订货系统" in last_reply("Stranger")
+    assert "没有关联可用的订货系统员工账号" in last_reply("Stranger")
     assert status(order_no) == "pending_approval"
 
 

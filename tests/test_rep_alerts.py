@@ -322,3 +322,16 @@ def test_commands_alerts_and_digest_on_postgresql(pg_app, pg_world):
     age_orders(40)
     assert rep_alerts.remind_inactive_dealers() == 2
     assert rep_alerts.remind_inactive_dealers() == 0
+
+
+def test_dealer_cancel_without_a_reason_does_not_echo_the_default_as_a_reason(client, world):
+    from app.orders import service as orders_service
+    from tests.factories import auth
+    from tests.helpers import submit
+
+    order_no = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}]).json["order_no"]
+    orders_service.cancel_order(user=world.a_buyer, order_no=order_no)
+    db.session.expire_all()
+    [row] = db.session.execute(select(Outbox).where(Outbox.event == "order_cancelled")).scalars().all()
+    assert row.payload["text"]["content"].endswith("）。")
+    assert "原因" not in row.payload["text"]["content"]

@@ -126,8 +126,24 @@ def test_events_dedupe_by_sender_and_create_time(wecom, world):
     wecom.post(xml)
     wecom.post(xml)
     rows = db.session.execute(select(InboundEvent.dedupe_key)).scalars().all()
-    assert rows == ["wecom:evt:WangYeWu:1764000000:template_card_event"]
+    assert rows == ["wecom:evt:WangYeWu:1764000000:template_card_event:RC-1"]
     assert len(outbox_rows()) == 1  # one "not found" reply, not two
+
+
+def test_two_taps_in_the_same_second_are_both_taken(wecom, world):
+    # Two different cards tapped within one second: same sender and CreateTime, but each
+    # tap has its own ResponseCode.
+    wecom.post(wecom.card_event_xml("approve:SO202601010001", create_time=1764000000, response_code="RC-a"))
+    wecom.post(wecom.card_event_xml("approve:SO202601010002", create_time=1764000000, response_code="RC-b"))
+    assert inbound_count() == 2
+    assert len(outbox_rows()) == 2
+
+
+@pytest.mark.parametrize("timestamp", ["²", "¹²³", "１２３", "-5", "12a"])
+def test_a_timestamp_that_is_not_ascii_digits_is_refused(wecom, timestamp):
+    query = {"msg_signature": "x", "timestamp": timestamp, "nonce": "n"}
+    assert wecom.client.post("/wecom/callback", query_string=query, data=b"<xml/>").status_code == 403
+    assert wecom.client.get("/wecom/callback", query_string={**query, "echostr": "e"}).status_code == 403
 
 
 def test_failed_handover_forgets_the_message_so_wecoms_retry_is_taken(wecom, world, monkeypatch):
@@ -164,6 +180,8 @@ def test_with_redis_the_work_goes_to_the_high_queue(app, client, world, redis_ur
         job = jobs[0]
         assert job.func_name == "bots.inbound.handle_inbound"
         assert job.timeout == 30
+        # A failed run is retried (WeCom's own retry would be ignored as a duplicate).
+        assert (job.retries_left, job.retry_intervals) == (3, [5, 30, 60])
         message = job.args[0]
         assert message["Content"] == "帮助" and message["dedupe_key"] == "wecom:msg:7330000000000012345"
         job.perform()  # what a worker does, in this app context

@@ -402,7 +402,8 @@ def sweep(grace_seconds=None):
     with db.engine.begin() as conn:
         gave_up = conn.execute(
             update(outbox).where(expired, outbox.c.attempts + 1 >= MAX_TRIES)
-            .values(status="failed", attempts=outbox.c.attempts + 1, last_errmsg=note, updated_at=now)
+            .values(status="failed", attempts=outbox.c.attempts + 1, updated_at=now,
+                    last_errmsg=f"投递中断（worker 退出或超时）已达 {MAX_TRIES} 次，不再重试")
         ).rowcount
         reclaimed = [tuple(r) for r in conn.execute(
             update(outbox).where(expired)

@@ -278,7 +278,7 @@ def _decided(session, order, to_status, actor, reason):
         )
     elif to_status == "cancelled":
         content = f"经销商 {dealer.name} 已取消订单 {order.order_no}（{format_yuan(order.total_fen)}）。"
-        if reason:
+        if reason and reason != DEALER_CANCEL_DEFAULT_REASON:
             content += f"原因：{reason}"
     elif to_status == "approved":
         content = f"订单 {order.order_no}（{dealer.name}，{format_yuan(order.total_fen)}）已由 {actor_name or '系统'} 审批通过。"
@@ -289,6 +289,10 @@ def _decided(session, order, to_status, actor, reason):
         payload=text_message(content), dedupe_key=_key("order", order.id, to_status, "wecom_app", dealer.rep_id),
         queue="high", ref_type="order", ref_id=order.id,
     )
+
+
+# What app.orders.service.cancel_order records when a dealer cancels without typing a reason.
+DEALER_CANCEL_DEFAULT_REASON = "经销商取消订单"
 
 
 def _withdraw_unsent_card(session, order, dealer):
