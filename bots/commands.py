@@ -115,11 +115,9 @@ def _not_plainly_meant(lowered, at, word, command):
     return command == "approve" and ("吗" in lowered or lowered.rstrip().endswith(("?", "？")))
 
 
-UNCLEAR_DECISION_REPLY = (
-    "这条消息没有执行审批，以免误操作。\n"
-    "审批通过请发送：通过 SO202611260001\n"
-    "驳回请发送：驳回 SO202611260001 原因"
-)
+def unclear_decision_reply(order_no=None):
+    order_no = order_no or "SO202611260001"
+    return f"这条消息没有执行审批，以免误操作。\n审批通过请发送：通过 {order_no}\n驳回请发送：驳回 {order_no} 原因"
 
 
 def handle_text(message):
@@ -133,7 +131,7 @@ def handle_text(message):
         "customer": cmd_customer, "order": cmd_order, "help": cmd_help,
     }.get(parsed.command)
     if parsed.command == "unclear_decision":
-        reply(message, UNCLEAR_DECISION_REPLY)
+        reply(message, unclear_decision_reply(parsed.order_no))
         return
     if handler is None:
         reply(message, "没有看懂这条消息。\n" + HELP)

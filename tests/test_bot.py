@@ -175,7 +175,7 @@ def test_reject_needs_a_reason_and_keeps_it(wecom, client, world):
 def test_a_decision_that_is_not_plainly_meant_changes_nothing(wecom, client, world, text):
     order_no = place(client, world)
     answer = ask(wecom, text.format(no=order_no))
-    assert answer.startswith("这条消息没有执行审批") and "通过 SO" in answer
+    assert answer.startswith("这条消息没有执行审批") and f"通过 {order_no}" in answer and f"驳回 {order_no} 原因" in answer
     assert status(order_no) == "pending_approval"
 
 
