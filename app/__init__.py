@@ -1,5 +1,6 @@
 """Dinghuo application factory."""
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -29,6 +30,8 @@ def create_app(config=None):
         settings.update(config)
     config_module.validate(settings)
     app.config.update(settings)
+    # Console sign-ins (the only use of Flask's session) expire after CONSOLE_SESSION_HOURS.
+    app.permanent_session_lifetime = timedelta(hours=app.config["CONSOLE_SESSION_HOURS"])
     app.config.setdefault("API_TITLE", "订货 Dinghuo 小程序 API")
     app.config.setdefault("API_VERSION", "v1")
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")
@@ -69,6 +72,9 @@ def create_app(config=None):
 
     app.register_blueprint(health_bp)
     register_miniprogram_api(app, api)
+    from app.console.views import bp as console_bp
+
+    app.register_blueprint(console_bp)  # after the API: it uses the order_no URL converter
     from bots.callback import bp as wecom_callback_bp  # WeCom callback at /wecom/callback
 
     app.register_blueprint(wecom_callback_bp)

@@ -134,6 +134,7 @@ def register(app):
     app.cli.add_command(demo_cli)
     app.cli.add_command(dealers_cli)
     app.cli.add_command(settings_cli)
+    app.cli.add_command(staff_cli)
     app.cli.add_command(rq_cli)
     app.cli.add_command(notify_cli)
 
@@ -229,3 +230,25 @@ def notify_digest(day):
         click.echo("该日的销售日报已经生成过，不重复发送。")
     else:
         click.echo(f"销售日报已写入发送队列（outbox #{outbox_id}）。")
+
+
+# --- staff: console accounts ------------------------------------------------------------
+
+staff_cli = AppGroup("staff", help="员工账号（管理后台）")
+
+
+@staff_cli.command("create")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "sales", "finance", "warehouse", "marketing"]), required=True)
+@click.option("--name", default=None, help="姓名（默认同用户名）")
+@click.option("--wecom-userid", default=None, help="企业微信 UserID（业务员收消息、用订单助手需要）")
+@click.password_option("--password", prompt="密码", confirmation_prompt="再输入一次密码", help="不给则交互输入")
+def staff_create(username, role, name, wecom_userid, password):
+    """创建员工账号（第一个管理员：staff create admin --role admin）。"""
+    from app.staff.service import ROLE_LABELS, create_staff
+
+    try:
+        staff = create_staff(username=username, name=name, role=role, password=password, wecom_userid=wecom_userid)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"已创建{ROLE_LABELS[staff.role]}账号 {staff.username}，登录地址 /console/login")

@@ -66,6 +66,10 @@ def from_env():
         # read live; checkout always re-prices) and a token's dealer user. 0 disables.
         "CATALOGUE_CACHE_SECONDS": _env_int("CATALOGUE_CACHE_SECONDS", 5),
         "CALLER_CACHE_SECONDS": _env_int("CALLER_CACHE_SECONDS", 5),
+        # Console sign-ins expire after this many hours; the cookie is HttpOnly and SameSite=Lax.
+        "CONSOLE_SESSION_HOURS": _env_int("CONSOLE_SESSION_HOURS", 8),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
         # Request bodies above this size answer 413 before any parsing.
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
         **_subscribe_settings(env),

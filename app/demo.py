@@ -28,6 +28,7 @@ from app.orders import approval_rules
 from app.orders.approval_rules import AutoApproval
 from app.pricing.models import PriceList, PriceListItem
 from app.staff.models import Staff
+from app.staff.service import ROLE_LABELS as STAFF_ROLE_LABELS
 
 # --- regions (GB/T 2260): province, then the cities dealers and warehouses use ---------
 
@@ -275,6 +276,7 @@ def seed_demo(*, reset=False) -> dict:
         seeded["price_lists"] = _seed_price_lists(session, today, seeded["tiers"], seeded["dealers"], seeded["skus"])
         seeded["rules"] = _seed_visibility(session, seeded["categories"], seeded["skus"])
         seeded["invites"] = _seed_invites(session, seeded["dealers"], ttl_days)
+        seeded["console"] = _seed_console_staff(session, seeded["reps"])
         # Off, so every demo order shows the rep's approval step.
         settings.write(session, approval_rules.KEY, AutoApproval(enabled=False).as_value())
         lines = _summary_lines(brand, seeded)
@@ -317,6 +319,28 @@ def _seed_reps(session):
         for username, name, phone, wecom_userid in REPS
     ])
     return {rep.username: rep for rep in rows}
+
+
+CONSOLE_STAFF = (  # username, name, role (the first rep signs in as the sales role)
+    ("admin", "系统管理员", "admin"),
+    ("caiwu", "财务 周敏", "finance"),
+    ("cangku", "仓库 郭强", "warehouse"),
+    ("shichang", "市场 何静", "marketing"),
+)
+
+
+def _seed_console_staff(session, reps):
+    """One console account per role, each with a fresh random password: [(username, role, password)]."""
+    from werkzeug.security import generate_password_hash
+
+    accounts = []
+    rows = [Staff(username=username, name=name, role=role) for username, name, role in CONSOLE_STAFF]
+    for staff in [*rows, reps[REPS[0][0]]]:
+        password = secrets.token_urlsafe(9)
+        staff.password_hash = generate_password_hash(password)
+        accounts.append((staff.username, staff.role, password))
+    _add_all(session, rows)
+    return accounts
 
 
 def _seed_dealers(session, tiers, reps):
@@ -502,5 +526,9 @@ def _summary_lines(brand, seeded):
         *_invite_lines(seeded),
         "",
         f"登录测试：{LOGIN_HINT}，再用上面的邀请码绑定经销商。",
+        "",
+        "管理后台 http://127.0.0.1:5000/console/ 的员工账号（密码只显示这一次）：",
+        *_table(("用户名", "角色", "密码"), [(u, STAFF_ROLE_LABELS[r], p) for u, r, p in seeded["console"]]),
+        "",
         AutoApproval(enabled=False).describe() + "；开启：.venv/bin/flask --app wsgi settings auto-approval --on",
     ]

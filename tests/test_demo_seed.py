@@ -51,7 +51,9 @@ def test_seed_creates_the_demo_brand(runner):
     assert dealer("D020").status == "suspended"
     assert all(d.status == "active" for d in dealers if d.code != "D020")
     assert all(d.rep is not None and d.rep.role == "sales" for d in dealers)
-    assert count(Staff) == 4
+    assert count(Staff) == 8  # 4 reps + admin, finance, warehouse, marketing
+    roles = {s.role for s in db.session.execute(select(Staff).where(Staff.password_hash.is_not(None))).scalars()}
+    assert roles == {"admin", "sales", "finance", "warehouse", "marketing"}
     assert 55 <= count(Sku) <= 65
     assert count(Warehouse) == 2
     assert count(Stock) == count(Sku) * 2

@@ -751,3 +751,19 @@ def _transition(session, order, to_status, *, actor, reason):
     event = _record_event(session, order.id, previous, to_status, actor=actor, reason=reason, actor_type=actor_type)
     notify_events.order_changed(session, order, from_status=previous, to_status=to_status, actor=actor, reason=reason)
     return event
+
+
+def list_pending_for_staff(*, staff, limit=200):
+    """Orders waiting for approval that `staff` may decide on, oldest first:
+    [(order, dealer_code, dealer_name)]. Reps see their own dealers' orders; admins all."""
+    from app.dealers.models import Dealer
+
+    if not staff.active or staff.role not in APPROVER_ROLES:
+        raise DomainError("forbidden", "你没有审批订单的权限", 403)
+    query = (
+        select(Order, Dealer.code, Dealer.name).join(Dealer, Dealer.id == Order.dealer_id)
+        .where(Order.status.in_(APPROVABLE))
+    )
+    if staff.role == "sales":
+        query = query.where(Dealer.rep_id == staff.id)
+    return db.session.execute(query.order_by(Order.id).limit(limit)).all()

@@ -1,0 +1,53 @@
+"""Staff accounts: creation with a hashed password, and sign-in for the console."""
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.database import write_transaction
+from app.errors import DomainError
+from app.extensions import db
+from app.staff.models import STAFF_ROLES, Staff
+
+MIN_PASSWORD_LENGTH = 8
+ROLE_LABELS = {"admin": "管理员", "sales": "业务员", "finance": "财务", "warehouse": "仓库", "marketing": "市场"}
+# Compared against when the username is unknown, so a wrong name takes as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def check_password_rules(password):
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        raise DomainError("weak_password", f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符", 422)
+
+
+def create_staff(*, username, name, role, password, wecom_userid=None, phone=None):
+    """A new staff member with a hashed password; 409 if the username is taken."""
+    username = (username or "").strip()
+    if not username or len(username) > 64:
+        raise DomainError("invalid_username", "用户名不能为空，且不超过 64 个字符", 422)
+    if role not in STAFF_ROLES:
+        raise DomainError("invalid_role", f"角色必须是 {'、'.join(STAFF_ROLES)} 之一", 422)
+    check_password_rules(password)
+    with write_transaction() as session:
+        if session.execute(select(Staff.id).where(Staff.username == username)).first():
+            raise DomainError("username_taken", f"用户名 {username} 已被使用", 409)
+        staff = Staff(
+            username=username, name=(name or username).strip()[:64], role=role, phone=phone,
+            wecom_userid=wecom_userid, password_hash=generate_password_hash(password), active=True,
+        )
+        session.add(staff)
+    return staff
+
+
+def set_password(staff, password):
+    check_password_rules(password)
+    with write_transaction() as session:
+        session.get(Staff, staff.id).password_hash = generate_password_hash(password)
+
+
+def authenticate(username, password):
+    """The active staff member with this username and password, or None."""
+    staff = db.session.execute(select(Staff).where(Staff.username == (username or "").strip())).scalar_one_or_none()
+    stored = staff.password_hash if staff is not None and staff.password_hash else _DUMMY_HASH
+    ok = check_password_hash(stored, password or "")
+    if staff is None or not staff.password_hash or not ok or not staff.active:
+        return None
+    return staff

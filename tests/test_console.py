@@ -1,0 +1,174 @@
+"""The brand console: staff sign-in with hashed passwords, CSRF on every form, expiring
+sessions, role checks, and order approval through the order service."""
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.orders.models import Order, OrderEvent
+from app.staff.models import Staff
+from app.staff.service import create_staff, set_password
+from tests.factories import auth
+from tests.helpers import available, credit, submit
+
+PASSWORD = "correct-horse-9"
+HTML = {"Accept": "text/html"}
+
+
+@pytest.fixture
+def staff(world):
+    set_password(world.rep, PASSWORD)
+    admin = create_staff(username="boss", name="管理员", role="admin", password=PASSWORD)
+    finance = create_staff(username="money", name="财务", role="finance", password=PASSWORD)
+    other_rep = create_staff(username="rep2", name="李业务", role="sales", password=PASSWORD)
+    return {"rep": world.rep, "admin": admin, "finance": finance, "other_rep": other_rep}
+
+
+def csrf(client, path="/console/login"):
+    page = client.get(path, headers=HTML).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def login(client, username, password=PASSWORD):
+    return client.post("/console/login", data={"username": username, "password": password,
+                                                "csrf_token": csrf(client)}, headers=HTML)
+
+
+def place(client, world):
+    r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}])
+    assert r.status_code == 201, r.json
+    return r.json["order_no"]
+
+
+def status(order_no):
+    db.session.expire_all()
+    return db.session.execute(select(Order.status).where(Order.order_no == order_no)).scalar_one()
+
+
+def test_passwords_are_hashed_and_sign_in_works(client, world, staff):
+    stored = db.session.execute(select(Staff.password_hash).where(Staff.username == "boss")).scalar_one()
+    assert PASSWORD not in stored and stored.startswith(("scrypt:", "pbkdf2:"))
+    r = login(client, "boss")
+    assert r.status_code == 302 and r.headers["Location"].endswith("/console/")
+    assert client.get("/console/", headers=HTML).headers["Location"].endswith("/console/orders/pending")
+    page = client.get("/console/orders/pending", headers=HTML).get_data(as_text=True)
+    assert "待审批订单" in page and "管理员" in page
+
+
+@pytest.mark.parametrize("username,password", [("boss", "wrong-password"), ("nobody", PASSWORD), ("", "")])
+def test_wrong_credentials_are_refused_in_chinese(client, world, staff, username, password):
+    r = login(client, username, password)
+    assert r.status_code == 401 and "用户名或密码错误" in r.get_data(as_text=True)
+    assert client.get("/console/orders/pending", headers=HTML).status_code == 302  # still signed out
+
+
+def test_deactivated_staff_cannot_sign_in_and_open_sessions_end(client, world, staff):
+    login(client, "boss")
+    staff["admin"].active = False
+    db.session.commit()
+    assert client.get("/console/orders/pending", headers=HTML).status_code == 302
+    assert login(client, "boss").status_code == 401
+
+
+def test_a_password_change_ends_open_sessions(client, world, staff):
+    login(client, "boss")
+    set_password(staff["admin"], "another-password-1")
+    assert client.get("/console/orders/pending", headers=HTML).status_code == 302
+
+
+def test_every_post_needs_the_csrf_token(client, world, staff):
+    order_no = place(client, world)
+    login(client, "boss")
+    r = client.post(f"/console/orders/{order_no}/approve", data={}, headers=HTML)
+    assert r.status_code == 400 and "CSRF" in r.get_data(as_text=True)
+    r = client.post(f"/console/orders/{order_no}/approve", data={"csrf_token": "forged"}, headers=HTML)
+    assert r.status_code == 400
+    assert client.post("/console/login", data={"username": "boss", "password": PASSWORD}).status_code == 400
+    assert status(order_no) == "pending_approval"
+
+
+def test_sessions_expire(client, app, world, staff):
+    from email.utils import parsedate_to_datetime
+
+    r = login(client, "boss")
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1))
+    left = expires - datetime.now(timezone.utc)
+    assert timedelta(hours=7, minutes=55) < left <= timedelta(hours=8)  # CONSOLE_SESSION_HOURS=8
+
+
+def test_session_lifetime_comes_from_the_setting(standin, tmp_path):
+    from app import create_app
+    from tests.conftest import _base_config
+
+    app = create_app({**_base_config(standin), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db",
+                      "CONSOLE_SESSION_HOURS": 2})
+    assert app.permanent_session_lifetime == timedelta(hours=2)
+
+
+def test_sign_out(client, world, staff):
+    login(client, "boss")
+    token = csrf(client, "/console/orders/pending")
+    assert client.post("/console/logout", data={"csrf_token": token}, headers=HTML).status_code == 302
+    assert client.get("/console/orders/pending", headers=HTML).status_code == 302
+
+
+def test_next_only_redirects_inside_the_console(client, world, staff):
+    r = client.post("/console/login?next=https://evil.example/", headers=HTML,
+                    data={"username": "boss", "password": PASSWORD, "csrf_token": csrf(client)})
+    assert r.headers["Location"].endswith("/console/")
+
+
+def test_roles_are_checked(client, world, staff):
+    login(client, "money")
+    r = client.get("/console/orders/pending", headers=HTML)
+    assert r.status_code == 403 and "无权访问" in r.get_data(as_text=True)
+    assert "欢迎" in client.get("/console/", headers=HTML).get_data(as_text=True)
+
+
+def test_rep_sees_and_decides_only_their_own_dealers_orders(client, world, staff):
+    order_no = place(client, world)
+    login(client, "rep2")
+    assert order_no not in client.get("/console/orders/pending", headers=HTML).get_data(as_text=True)
+    token = csrf(client, "/console/orders/pending")
+    client.post(f"/console/orders/{order_no}/approve", data={"csrf_token": token}, headers=HTML)
+    assert status(order_no) == "pending_approval"
+    page = client.get("/console/orders/pending", headers=HTML).get_data(as_text=True)
+    assert "不是你负责的经销商的订单" in page
+
+
+def test_approve_and_reject_from_the_console(client, world, staff):
+    before = available(world.cola)
+    first, second = place(client, world), place(client, world)
+    login(client, world.rep.username)
+    page = client.get("/console/orders/pending", headers=HTML).get_data(as_text=True)
+    assert first in page and second in page
+    token = csrf(client, "/console/orders/pending")
+    r = client.post(f"/console/orders/{first}/approve", data={"csrf_token": token}, headers=HTML, follow_redirects=True)
+    assert f"订单 {first} 已审批通过" in r.get_data(as_text=True)
+    assert status(first) == "approved"
+
+    r = client.post(f"/console/orders/{second}/reject", data={"csrf_token": token, "reason": " "}, headers=HTML,
+                    follow_redirects=True)
+    assert "驳回订单需要填写原因" in r.get_data(as_text=True) and status(second) == "pending_approval"
+    client.post(f"/console/orders/{second}/reject", data={"csrf_token": token, "reason": "价格有误，请重新下单"},
+                headers=HTML)
+    assert status(second) == "rejected"
+    assert available(world.cola) == before - 2  # the rejected order's stock is back
+    event = db.session.execute(select(OrderEvent).order_by(OrderEvent.id.desc()).limit(1)).scalar_one()
+    assert (event.to_status, event.actor_type, event.actor_name, event.reason) == (
+        "rejected", "staff", world.rep.name, "价格有误，请重新下单")
+    assert credit(world.dealer_a)["held"] > 0  # only the approved order holds credit
+
+
+def test_cli_creates_the_first_admin(runner, world):
+    out = runner.invoke(args=["staff", "create", "root", "--role", "admin", "--name", "总管"],
+                        input="short\nshort\n")
+    assert out.exit_code != 0 and "至少需要 8 个字符" in out.output
+    out = runner.invoke(args=["staff", "create", "root", "--role", "admin", "--password", "long-enough-1"])
+    assert out.exit_code == 0 and "已创建管理员账号 root" in out.output
+    out = runner.invoke(args=["staff", "create", "root", "--role", "admin", "--password", "long-enough-1"])
+    assert out.exit_code != 0 and "已被使用" in out.output
