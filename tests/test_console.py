@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
+from app.money import format_yuan
 from app.orders.models import Order, OrderEvent
 from app.staff.models import Staff
 from app.staff.service import create_staff, set_password
@@ -172,3 +173,52 @@ def test_cli_creates_the_first_admin(runner, world):
     assert out.exit_code == 0 and "已创建管理员账号 root" in out.output
     out = runner.invoke(args=["staff", "create", "root", "--role", "admin", "--password", "long-enough-1"])
     assert out.exit_code != 0 and "已被使用" in out.output
+
+
+# --- dealers ------------------------------------------------------------------------------
+
+def dealer_page(client, **query):
+    return client.get("/console/dealers", query_string=query, headers=HTML)
+
+
+def test_dealer_list_with_search_and_filters(client, world, staff):
+    login(client, "boss")
+    page = dealer_page(client).get_data(as_text=True)
+    assert "经销商（2）" in page and "DA01" in page and "DB01" in page and "王业务" in page
+    assert "DB01" not in dealer_page(client, q="鑫达").get_data(as_text=True)
+    assert "DA01" in dealer_page(client, q="da0").get_data(as_text=True)  # code, any case
+    assert "经销商（0）" in dealer_page(client, q="%").get_data(as_text=True)  # LIKE wildcards are literal
+    only_gold = dealer_page(client, tier=world.gold.code).get_data(as_text=True)
+    assert "DA01" in only_gold and "DB01" not in only_gold
+    in_guangdong = dealer_page(client, region="440000").get_data(as_text=True)  # province includes its cities
+    assert "DA01" in in_guangdong and "DB01" not in in_guangdong
+    world.dealer_b.status = "suspended"
+    db.session.commit()
+    suspended = dealer_page(client, status="suspended").get_data(as_text=True)
+    assert "DB01" in suspended and "DA01" not in suspended and "暂停" in suspended
+    assert "经销商（0）" in dealer_page(client, rep=str(staff["other_rep"].id)).get_data(as_text=True)
+
+
+def test_dealer_list_shows_credit_in_yuan(client, world, staff):
+    place(client, world)
+    login(client, "money")  # finance may look
+    page = dealer_page(client, q="DA01").get_data(as_text=True)
+    held = credit(world.dealer_a)["held"]
+    assert held > 0 and format_yuan(held) in page
+
+
+@pytest.mark.parametrize("query", [{"page": "0"}, {"page": "²"}, {"page": "x"}, {"status": "deleted"}, {"rep": "-1"}])
+def test_dealer_list_bad_filters_answer_400_in_chinese(client, world, staff, query):
+    login(client, "boss")
+    r = dealer_page(client, **query)
+    assert r.status_code == 400 and re.search(r"[\u4e00-\u9fff]", r.get_data(as_text=True))
+
+
+def test_reps_see_only_their_dealers_and_others_may_not_look(client, world, staff):
+    login(client, "rep2")
+    assert "经销商（0）" in dealer_page(client).get_data(as_text=True)
+    login(client, world.rep.username)
+    assert "经销商（2）" in dealer_page(client).get_data(as_text=True)
+    create_staff(username="wh", name="仓库", role="warehouse", password=PASSWORD)
+    login(client, "wh")
+    assert dealer_page(client).status_code == 403

@@ -12,13 +12,23 @@ from types import SimpleNamespace
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app.cache import app_cache
 from app.database import write_transaction
-from app.dealers.models import ORDERING_ROLES, USER_ROLES, Address, Dealer, DealerUser, InviteCode, Region, Tier
+from app.dealers.models import (
+    DEALER_STATUSES,
+    ORDERING_ROLES,
+    USER_ROLES,
+    Address,
+    Dealer,
+    DealerUser,
+    InviteCode,
+    Region,
+    Tier,
+)
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds.service import credit_summary
@@ -481,3 +491,49 @@ def region_path(region_code):
     rows = db.session.execute(select(Region.code, Region.name).where(Region.code.in_(codes))).all()
     names = dict(rows)
     return readable_region_names([names.get(c) for c in codes])
+
+
+# --- console: the dealer list -------------------------------------------------------------
+
+DEALER_LIST_PAGE_SIZE = 50
+
+
+def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None, status=None, page=1):
+    """One page of dealers with tier, region, rep and credit, filtered: (rows, total).
+
+    Reps see only their own dealers; admins and finance see all. `q` matches code or name,
+    `region` a province or city code (a province includes its cities).
+    """
+    from app.funds.models import CreditAccount
+    from app.staff.models import Staff
+
+    if not staff.active or staff.role not in ("admin", "sales", "finance"):
+        raise DomainError("forbidden", "你没有查看经销商的权限", 403)
+    if status is not None and status not in DEALER_STATUSES:
+        raise DomainError("invalid_filter", "状态只能是“正常”或“暂停”", 400)
+    where = []
+    if staff.role == "sales":
+        where.append(Dealer.rep_id == staff.id)
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(or_(Dealer.code.ilike(like, escape="\\"), Dealer.name.ilike(like, escape="\\")))
+    if tier:
+        where.append(Tier.code == tier)
+    if region:
+        where.append(or_(Dealer.region_code == region, Region.parent_code == region))
+    if rep_id is not None:
+        where.append(Dealer.rep_id == rep_id)
+    if status:
+        where.append(Dealer.status == status)
+    base = (
+        select(Dealer, Tier.name.label("tier_name"), Region.name.label("region_name"), Staff.name.label("rep_name"),
+               CreditAccount.credit_limit_fen, CreditAccount.receivable_fen, CreditAccount.held_fen)
+        .join(Tier, Tier.id == Dealer.tier_id).join(Region, Region.code == Dealer.region_code)
+        .outerjoin(Staff, Staff.id == Dealer.rep_id).outerjoin(CreditAccount, CreditAccount.dealer_id == Dealer.id)
+        .where(*where)
+    )
+    total = db.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    rows = db.session.execute(
+        base.order_by(Dealer.code).limit(DEALER_LIST_PAGE_SIZE).offset((page - 1) * DEALER_LIST_PAGE_SIZE)
+    ).all()
+    return rows, total
