@@ -123,3 +123,10 @@ def regexp(pattern, message):
 
 def id_field(**kwargs):
     return Int(validate=int_range(1, MAX_ID), **kwargs)
+
+
+class PageQuery(Schema):
+    """`page` and `page_size` of a paged list (?page=&page_size=)."""
+
+    page = QueryInt(load_default=1, validate=int_range(1, 10_000))
+    page_size = QueryInt(load_default=20, validate=int_range(1, 100))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from app.dealers.models import Dealer
+from app.dealers.service import scope_to_staff
 from app.errors import DomainError
 from app.extensions import db
 from app.funds.service import credit_summary
@@ -145,13 +146,6 @@ def may_use(staff):
     return staff.role in ("admin", "sales")
 
 
-def dealer_scope(query, staff):
-    """Limit a query that involves Dealer to the dealers `staff` may see."""
-    if staff.role == "admin":
-        return query
-    return query.where(Dealer.rep_id == staff.id)
-
-
 ROLE_REFUSAL = "订单助手目前只对业务员和管理员开放。"
 
 
@@ -165,7 +159,7 @@ def _cst(dt):
 
 def _find_order(staff, order_no):
     query = select(Order, Dealer).join(Dealer, Dealer.id == Order.dealer_id).where(Order.order_no == order_no)
-    return db.session.execute(dealer_scope(query, staff)).first()
+    return db.session.execute(scope_to_staff(query, staff)).first()
 
 
 # --- commands -------------------------------------------------------------------
@@ -211,9 +205,9 @@ def cmd_pending(staff, parsed):
     if not may_use(staff):
         return ROLE_REFUSAL
     base = select(Order, Dealer).join(Dealer, Dealer.id == Order.dealer_id).where(Order.status == "pending_approval")
-    base = dealer_scope(base, staff)
+    base = scope_to_staff(base, staff)
     count, total = db.session.execute(
-        dealer_scope(
+        scope_to_staff(
             select(func.count(Order.id), func.coalesce(func.sum(Order.total_fen), 0))
             .join(Dealer, Dealer.id == Order.dealer_id).where(Order.status == "pending_approval"),
             staff,
@@ -274,11 +268,11 @@ def find_dealers(staff, query):
     (the query's characters appear in order in the name, e.g. 鑫达公司 → 广州鑫达商贸有限公司)."""
     q = query.strip()
     code_match = db.session.execute(
-        dealer_scope(select(Dealer).where(func.upper(Dealer.code) == q.upper()), staff)
+        scope_to_staff(select(Dealer).where(func.upper(Dealer.code) == q.upper()), staff)
     ).scalars().all()
     if code_match:
         return code_match
-    mine = db.session.execute(dealer_scope(select(Dealer).order_by(Dealer.id), staff)).scalars().all()
+    mine = db.session.execute(scope_to_staff(select(Dealer).order_by(Dealer.id), staff)).scalars().all()
     needle = q.lower()
     contains = [d for d in mine if needle in d.name.lower()]
     if contains:

@@ -148,6 +148,13 @@ def _pg_schema_url(standin):
     admin.dispose()
 
 
+def truncate_all():
+    """Empty every table of the app's PostgreSQL schema (ids restart), committed."""
+    tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+    db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.session.commit()
+
+
 @pytest.fixture
 def pg_app(_pg_schema_url, standin):
     app = create_app(
@@ -158,9 +165,7 @@ def pg_app(_pg_schema_url, standin):
         }
     )
     with app.app_context():
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        truncate_all()
         yield app
         db.session.remove()
         db.engine.dispose()
@@ -241,9 +246,7 @@ def rq_app(_pg_schema_url, standin, redis_url):
         "REDIS_URL": redis_url,
     })
     with app.app_context():
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        truncate_all()
         yield app
         db.session.remove()
         db.engine.dispose()

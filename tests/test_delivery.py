@@ -19,7 +19,7 @@ from app.extensions import db
 from app.models_base import utcnow
 from app.notify import delivery, service
 from app.notify.models import Outbox, SubscribeConsent
-from tests.conftest import _base_config
+from tests.conftest import _base_config, truncate_all
 
 SUBSCRIBE = "/cgi-bin/message/subscribe/send"
 APP_MESSAGE = "/cgi-bin/message/send"
@@ -345,9 +345,7 @@ def test_rows_committed_while_redis_is_down_stay_pending_and_the_sweep_delivers_
     config = {**_base_config(standin), "SQLALCHEMY_DATABASE_URI": _pg_schema_url}
     down = create_app({**config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     with down.app_context():
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        truncate_all()
         with caplog.at_level(logging.WARNING, logger="app.notify.delivery"):
             ids = add_rows([{"channel": "mp_subscribe", "recipient": f"o-down-{n}", "payload": subscribe_payload()}
                             for n in range(3)])  # commits without an error

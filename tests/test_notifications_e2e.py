@@ -76,15 +76,13 @@ def test_orders_committed_while_redis_is_down_notify_once_it_is_back(_pg_schema_
     from app.notify import delivery
     from app.orders import service as orders
     from tests import factories
-    from tests.conftest import _base_config, free_port
+    from tests.conftest import _base_config, free_port, truncate_all
 
     redis.Redis.from_url(redis_url).flushdb()
     config = {**_base_config(standin), "SQLALCHEMY_DATABASE_URI": _pg_schema_url}
     down = create_app({**config, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     with down.app_context():
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-        db.session.execute(db.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        db.session.commit()
+        truncate_all()
         world = factories.build_world()
         template = down.config["WECHAT_SUBSCRIBE_TEMPLATES"]["order_approved"]
         client = down.test_client()

@@ -1,4 +1,4 @@
-from app.validation import Int, Nested, QueryInt, Schema, Str, id_field, int_range, length, one_of
+from app.validation import Int, Nested, PageQuery, QueryInt, Schema, Str, id_field, int_range, length, one_of
 
 STOCK_LEVELS = ("in_stock", "low", "out")
 
@@ -13,11 +13,9 @@ class CategoryList(Schema):
     items = Nested(CategoryOut, many=True, required=True)
 
 
-class ProductQuery(Schema):
+class ProductQuery(PageQuery):
     category_id = QueryInt(validate=int_range(1, 2**53 - 1))
     q = Str(validate=length(1, 50), metadata={"description": "按名称、编码或规格搜索"})
-    page = QueryInt(load_default=1, validate=int_range(1, 10_000))
-    page_size = QueryInt(load_default=20, validate=int_range(1, 100))
 
 
 class StockOut(Schema):

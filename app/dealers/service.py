@@ -493,6 +493,16 @@ def region_path(region_code):
     return readable_region_names([names.get(c) for c in codes])
 
 
+# --- which dealers a staff member may see ------------------------------------------------
+
+def scope_to_staff(query, staff):
+    """Limit a query that involves `Dealer` to the dealers `staff` may see: a sales rep only
+    the dealers assigned to them, other roles every dealer (callers check the role may act)."""
+    if staff.role == "sales":
+        return query.where(Dealer.rep_id == staff.id)
+    return query
+
+
 # --- console: the dealer list -------------------------------------------------------------
 
 DEALER_LIST_PAGE_SIZE = 50
@@ -512,8 +522,6 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
     if status is not None and status not in DEALER_STATUSES:
         raise DomainError("invalid_filter", "状态只能是“正常”或“暂停”", 400)
     where = []
-    if staff.role == "sales":
-        where.append(Dealer.rep_id == staff.id)
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(or_(Dealer.code.ilike(like, escape="\\"), Dealer.name.ilike(like, escape="\\")))
@@ -525,12 +533,13 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
         where.append(Dealer.rep_id == rep_id)
     if status:
         where.append(Dealer.status == status)
-    base = (
+    base = scope_to_staff(
         select(Dealer, Tier.name.label("tier_name"), Region.name.label("region_name"), Staff.name.label("rep_name"),
                CreditAccount.credit_limit_fen, CreditAccount.receivable_fen, CreditAccount.held_fen)
         .join(Tier, Tier.id == Dealer.tier_id).join(Region, Region.code == Dealer.region_code)
         .outerjoin(Staff, Staff.id == Dealer.rep_id).outerjoin(CreditAccount, CreditAccount.dealer_id == Dealer.id)
-        .where(*where)
+        .where(*where),
+        staff,
     )
     total = db.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
     rows = db.session.execute(

@@ -1,4 +1,4 @@
-from app.validation import DateTime, Int, List, Nested, QueryInt, Schema, Str, int_range, items, regexp
+from app.validation import DateTime, Int, List, Nested, PageQuery, Schema, Str, items, regexp
 
 MAX_ACCEPTED = 20
 
@@ -30,9 +30,8 @@ class ConsentsOut(Schema):
     consents = Nested(ConsentOut, many=True, required=True)
 
 
-class MessageListQuery(Schema):
-    page = QueryInt(load_default=1, validate=int_range(1, 10_000))
-    page_size = QueryInt(load_default=20, validate=int_range(1, 100))
+class MessageListQuery(PageQuery):
+    """The dealer's messages, a page at a time."""
 
 
 class MessageOut(Schema):

@@ -6,7 +6,7 @@ from app.validation import (
     Int,
     List,
     Nested,
-    QueryInt,
+    PageQuery,
     Schema,
     Str,
     id_field,
@@ -43,10 +43,8 @@ class CancelIn(Schema):
     reason = Str(validate=length(max=200), metadata={"description": "取消原因（可选）"})
 
 
-class OrderListQuery(Schema):
+class OrderListQuery(PageQuery):
     status = Str(validate=one_of(ORDER_STATUSES))
-    page = QueryInt(load_default=1, validate=int_range(1, 10_000))
-    page_size = QueryInt(load_default=20, validate=int_range(1, 100))
 
 
 class PricedLineOut(Schema):

@@ -26,7 +26,7 @@ from app.catalog.models import Sku
 from app.database import dialect_insert, write_transaction
 from app.dealers import service as dealers
 from app.dealers.models import DealerUser
-from app.dealers.service import SUSPENDED_MESSAGE, check_may_act, lock_dealer, ship_to, ship_to_from_row
+from app.dealers.service import SUSPENDED_MESSAGE, check_may_act, lock_dealer, scope_to_staff, ship_to, ship_to_from_row
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import service as funds
@@ -655,12 +655,14 @@ def _staff_order_query(staff, order_no):
     """
     from app.dealers.models import Dealer
 
+    _require_approver(staff)
+    query = select(Order).join(Dealer, Dealer.id == Order.dealer_id).where(Order.order_no == order_no)
+    return scope_to_staff(query, staff)
+
+
+def _require_approver(staff):
     if not staff.active or staff.role not in APPROVER_ROLES:
         raise DomainError("forbidden", "你没有审批订单的权限", 403)
-    query = select(Order).where(Order.order_no == order_no)
-    if staff.role == "sales":
-        query = query.join(Dealer, Dealer.id == Order.dealer_id).where(Dealer.rep_id == staff.id)
-    return query
 
 
 def _lock_order_for_staff(session, staff, order_no, *, lock_account=False):
@@ -758,12 +760,10 @@ def list_pending_for_staff(*, staff, limit=200):
     [(order, dealer_code, dealer_name)]. Reps see their own dealers' orders; admins all."""
     from app.dealers.models import Dealer
 
-    if not staff.active or staff.role not in APPROVER_ROLES:
-        raise DomainError("forbidden", "你没有审批订单的权限", 403)
-    query = (
+    _require_approver(staff)
+    query = scope_to_staff(
         select(Order, Dealer.code, Dealer.name).join(Dealer, Dealer.id == Order.dealer_id)
-        .where(Order.status.in_(APPROVABLE))
+        .where(Order.status.in_(APPROVABLE)),
+        staff,
     )
-    if staff.role == "sales":
-        query = query.where(Dealer.rep_id == staff.id)
     return db.session.execute(query.order_by(Order.id).limit(limit)).all()
