@@ -72,7 +72,7 @@ def create_app(config=None):
 
     app.register_blueprint(health_bp)
     register_miniprogram_api(app, api)
-    from app.console.views import bp as console_bp
+    from app.console import bp as console_bp
 
     app.register_blueprint(console_bp)  # after the API: it uses the order_no URL converter
     from bots.callback import bp as wecom_callback_bp  # WeCom callback at /wecom/callback

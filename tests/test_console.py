@@ -222,3 +222,50 @@ def test_reps_see_only_their_dealers_and_others_may_not_look(client, world, staf
     create_staff(username="wh", name="仓库", role="warehouse", password=PASSWORD)
     login(client, "wh")
     assert dealer_page(client).status_code == 403
+
+
+# --- audit log -------------------------------------------------------------------------
+
+def test_approvals_and_rejections_are_audited_and_shown_to_admins(client, world, staff):
+    from app.audit.models import AuditEntry
+
+    approved, rejected = place(client, world), place(client, world)
+    rep_client = client.application.test_client()
+    login(rep_client, world.rep.username)
+    token = csrf(rep_client, "/console/orders/pending")
+    rep_client.post(f"/console/orders/{approved}/approve", data={"csrf_token": token}, headers=HTML)
+    rep_client.post(f"/console/orders/{rejected}/reject", data={"csrf_token": token, "reason": "价格有误"}, headers=HTML)
+    entries = db.session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars().all()
+    assert [(e.action, e.entity_id, e.staff_id, e.before, e.after) for e in entries] == [
+        ("order.approve", approved, world.rep.id, {"status": "pending_approval"}, {"status": "approved"}),
+        ("order.reject", rejected, world.rep.id, {"status": "pending_approval"}, {"status": "rejected"}),
+    ]
+    assert entries[1].reason == "价格有误"
+
+    login(client, "boss")
+    page = client.get("/console/audit", headers=HTML).get_data(as_text=True)
+    assert "审计日志（2）" in page and "驳回订单" in page and "价格有误" in page and approved in page
+    only = client.get(f"/console/audit?entity_type=order&entity_id={approved}", headers=HTML).get_data(as_text=True)
+    assert "审计日志（1）" in only and rejected not in only
+
+
+def test_dealer_cancel_is_not_a_staff_change_and_is_not_audited(client, world, staff):
+    from app.audit.models import AuditEntry
+
+    order_no = place(client, world)
+    assert client.post(f"/api/mp/v1/orders/{order_no}/cancel", headers=auth(world.a_buyer)).status_code == 200
+    assert db.session.execute(select(AuditEntry)).first() is None
+
+
+@pytest.mark.parametrize("who,expected", [("rep2", 403), ("money", 200), ("boss", 200)])
+def test_only_admin_and_finance_read_the_audit_log(client, world, staff, who, expected):
+    login(client, who)
+    assert client.get("/console/audit", headers=HTML).status_code == expected
+
+
+@pytest.mark.parametrize("query", ["page=0", "page=x", "staff=abc", "entity_type=nope", "action=drop", "from=2026-13-01"])
+def test_bad_audit_filters_answer_400_in_chinese(client, world, staff, query):
+    login(client, "boss")
+    r = client.get(f"/console/audit?{query}", headers=HTML)
+    text = r.get_data(as_text=True)
+    assert r.status_code == 400 and ("有误" in text or "格式" in text or "页码" in text)

@@ -1,1 +1,7 @@
-"""The brand console (web pages for staff): sign-in, sessions, CSRF, role checks."""
+"""The brand console (web pages for staff): sign-in, sessions, CSRF, role checks.
+
+`auth` owns the blueprint, sessions, CSRF and `login_required`; every other module adds the
+pages of one area. Importing the package registers them all on `bp`.
+"""
+from app.console import audit, auth, dealers, orders  # noqa: F401
+from app.console.auth import bp  # noqa: F401

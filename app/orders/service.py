@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.pool import NullPool
 
+from app.audit import service as audit
 from app.catalog.models import Sku
 from app.database import dialect_insert, write_transaction
 from app.dealers import service as dealers
@@ -744,12 +745,27 @@ def _auto_approve(session, order, *, dealer_status, account):
     )
 
 
+_AUDIT_ACTIONS = {
+    "approved": "order.approve",
+    "rejected": "order.reject",
+    "cancelled": "order.cancel",
+    "partially_shipped": "order.ship",
+    "shipped": "order.ship",
+    "completed": "order.complete",
+}
+
+
 def _transition(session, order, to_status, *, actor, reason):
     previous = order.status
     order.status = to_status
     order.updated_at = utcnow()
     session.flush()
     actor_type = "staff" if actor.__class__.__name__ == "Staff" else "dealer_user"
+    if actor_type == "staff":
+        audit.record(
+            session, actor=actor, action=_AUDIT_ACTIONS[to_status], entity_type="order", entity_id=order.order_no,
+            label=order.order_no, before={"status": previous}, after={"status": to_status}, reason=reason,
+        )
     event = _record_event(session, order.id, previous, to_status, actor=actor, reason=reason, actor_type=actor_type)
     notify_events.order_changed(session, order, from_status=previous, to_status=to_status, actor=actor, reason=reason)
     return event

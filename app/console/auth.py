@@ -10,6 +10,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.money import format_yuan
 from app.orders import service as orders
+from app.pricing.service import BUSINESS_TZ
 from app.staff.models import Staff
 from app.staff.service import ROLE_LABELS, authenticate
 
@@ -65,9 +66,36 @@ def login_required(*roles):
     return decorate
 
 
+# The header's menu: (label, path, roles that may open it). A page's own view still checks
+# the role; the menu only hides what would answer 403.
+NAV = (
+    ("仪表盘", "/console/", None),
+    ("订单", "/console/orders", ("admin", "sales", "finance", "warehouse")),
+    ("待审批", "/console/orders/pending", ("admin", "sales")),
+    ("经销商", "/console/dealers", ("admin", "sales", "finance")),
+    ("商品", "/console/products", ("admin", "sales", "marketing", "warehouse")),
+    ("价格", "/console/prices", ("admin", "sales", "finance")),
+    ("库存", "/console/stock", ("admin", "sales", "warehouse")),
+    ("退货", "/console/returns", ("admin", "sales", "warehouse", "finance")),
+    ("审计日志", "/console/audit", ("admin", "finance")),
+)
+
+
+def nav_for(staff):
+    return [(label, path) for label, path, roles in NAV if roles is None or staff.role in roles]
+
+
+@bp.app_template_filter("china_time")
+def china_time(value, fmt="%Y-%m-%d %H:%M"):
+    """Timestamps are stored in UTC; staff read them in China time."""
+    if value is None:
+        return ""
+    return value.astimezone(BUSINESS_TZ).strftime(fmt)
+
+
 @bp.app_context_processor
 def _template_globals():
-    return {"csrf_token": csrf_token, "yuan": format_yuan, "role_labels": ROLE_LABELS}
+    return {"csrf_token": csrf_token, "yuan": format_yuan, "role_labels": ROLE_LABELS, "nav_for": nav_for}
 
 
 # --- sign in / out -------------------------------------------------------------------
@@ -107,75 +135,3 @@ def home():
     return render_template("console/home.html")
 
 
-# --- approvals -----------------------------------------------------------------------
-
-@bp.get("/orders/pending")
-@login_required(*orders.APPROVER_ROLES)
-def pending_orders():
-    rows = orders.list_pending_for_staff(staff=g.staff)
-    return render_template("console/pending.html", rows=rows)
-
-
-@bp.post("/orders/<order_no:order_no>/approve")
-@login_required(*orders.APPROVER_ROLES)
-def approve(order_no):
-    return _decide(lambda: orders.approve_order(staff=g.staff, order_no=order_no), f"订单 {order_no} 已审批通过")
-
-
-@bp.post("/orders/<order_no:order_no>/reject")
-@login_required(*orders.APPROVER_ROLES)
-def reject(order_no):
-    reason = request.form.get("reason", "").strip()[:200]
-    return _decide(
-        lambda: orders.reject_order(staff=g.staff, order_no=order_no, reason=reason),
-        f"订单 {order_no} 已驳回，库存和信用额度已释放",
-    )
-
-
-def _decide(action, done_message):
-    try:
-        action()
-    except DomainError as exc:
-        flash(exc.message, "error")
-    else:
-        flash(done_message)
-    return redirect(url_for("console.pending_orders"))
-
-
-# --- dealers -------------------------------------------------------------------------
-
-DEALER_STATUS_LABELS = {"active": "正常", "suspended": "暂停"}
-
-
-@bp.get("/dealers")
-@login_required("admin", "sales", "finance")
-def dealers():
-    from app.dealers.models import Region, Tier
-    from app.dealers.service import DEALER_LIST_PAGE_SIZE, list_dealers_for_staff
-
-    args = request.args
-    q = args.get("q", "").strip()[:64] or None
-    page = args.get("page", "1")
-    if not (page.isascii() and page.isdigit()) or not 1 <= int(page) <= 100_000:
-        raise DomainError("invalid_filter", "页码必须是正整数", 400)
-    rep = args.get("rep", "")
-    if rep and not (rep.isascii() and rep.isdigit() and len(rep) <= 15):
-        raise DomainError("invalid_filter", "业务员参数有误", 400)
-    filters = {
-        "q": q, "tier": args.get("tier") or None, "region": args.get("region") or None,
-        "rep_id": int(rep) if rep else None, "status": args.get("status") or None,
-    }
-    rows, total = list_dealers_for_staff(staff=g.staff, page=int(page), **filters)
-    options = {
-        "tiers": db.session.execute(db.select(Tier).order_by(Tier.rank.desc())).scalars().all(),
-        "provinces": db.session.execute(db.select(Region).where(Region.parent_code.is_(None)).order_by(Region.code)).scalars().all(),
-        "reps": db.session.execute(db.select(Staff).where(Staff.role == "sales").order_by(Staff.name)).scalars().all(),
-    }
-    page, pages = int(page), max(1, -(-total // DEALER_LIST_PAGE_SIZE))
-    kept = {k: v for k, v in args.items() if k != "page" and v}
-    return render_template(
-        "console/dealers.html", rows=rows, total=total, page=page, pages=pages,
-        prev_url=url_for("console.dealers", **kept, page=page - 1) if page > 1 else None,
-        next_url=url_for("console.dealers", **kept, page=page + 1) if page < pages else None,
-        filters={**filters, "rep_id": rep}, status_labels=DEALER_STATUS_LABELS, **options,
-    )

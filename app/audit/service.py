@@ -1,0 +1,113 @@
+"""The audit log: every change staff make to prices, credit limits, dealer status, stock and
+orders is recorded here — who, when, what, and the values before and after.
+
+Services call `record(...)` inside their own write transaction, so the entry commits or rolls
+back with the change it describes. Values must be JSON-friendly (ints, strings, bools, None,
+ISO dates); money stays integer fen.
+"""
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+
+from app.audit.models import AuditEntry
+from app.extensions import db
+
+AUDIT_PAGE_SIZE = 50
+
+# What each action means, for people reading the log.
+ACTION_LABELS = {
+    "order.approve": "审批通过订单",
+    "order.reject": "驳回订单",
+    "order.cancel": "取消订单",
+    "order.ship": "订单发货",
+    "order.complete": "订单完成",
+    "return.approve": "同意退货",
+    "return.reject": "拒绝退货",
+    "return.receive": "退货入库",
+    "dealer.create": "新建经销商",
+    "dealer.update": "修改经销商",
+    "dealer.suspend": "暂停经销商",
+    "dealer.reactivate": "恢复经销商",
+    "credit.limit": "调整信用额度",
+    "price.set": "设置价格",
+    "price.delete": "删除价格",
+    "price_list.save": "保存价格表",
+    "sku.create": "新建商品",
+    "sku.update": "修改商品",
+    "visibility.save": "修改可见性规则",
+    "stock.adjust": "库存调整",
+    "stock.threshold": "修改低库存阈值",
+    "settings.auto_approval": "修改自动审批规则",
+    "import": "Excel 导入",
+}
+
+ENTITY_LABELS = {
+    "order": "订单",
+    "return": "退货单",
+    "dealer": "经销商",
+    "credit": "信用额度",
+    "price_list": "价格表",
+    "sku": "商品",
+    "stock": "库存",
+    "settings": "系统设置",
+}
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+def changed(before, after):
+    """Only the keys whose values differ: (before, after) dicts for the log."""
+    before, after = before or {}, after or {}
+    keys = [k for k in {**before, **after} if before.get(k) != after.get(k)]
+    return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
+
+
+def record(session, *, actor, action, entity_type, entity_id, label="", before=None, after=None, reason=None):
+    """Add an audit entry to `session`'s transaction (the caller commits). `actor` is a Staff
+    row, or anything with `id` and `name` (the system actor has id None)."""
+    if action not in ACTION_LABELS:
+        raise ValueError(f"unknown audit action {action!r}")
+    entry = AuditEntry(
+        staff_id=getattr(actor, "id", None) if actor.__class__.__name__ == "Staff" else None,
+        actor_name=(getattr(actor, "name", None) or "系统")[:64],
+        action=action,
+        entity_type=entity_type,
+        entity_id=str(entity_id)[:64],
+        entity_label=(label or "")[:128],
+        before=_plain(before),
+        after=_plain(after),
+        reason=(reason or None) and reason[:200],
+    )
+    session.add(entry)
+    return entry
+
+
+def list_entries(*, entity_type=None, entity_id=None, staff_id=None, action=None, day_from=None, day_to=None,
+                 page=1, page_size=AUDIT_PAGE_SIZE):
+    """Newest first, with the total: ([AuditEntry], total). `day_from`/`day_to` are UTC datetimes."""
+    query = select(AuditEntry)
+    if entity_type:
+        query = query.where(AuditEntry.entity_type == entity_type)
+    if entity_id:
+        query = query.where(AuditEntry.entity_id == str(entity_id))
+    if staff_id:
+        query = query.where(AuditEntry.staff_id == staff_id)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if day_from:
+        query = query.where(AuditEntry.created_at >= day_from)
+    if day_to:
+        query = query.where(AuditEntry.created_at < day_to)
+    total = db.session.execute(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)).scalar_one()
+    rows = db.session.execute(
+        query.order_by(AuditEntry.id.desc()).limit(page_size).offset((page - 1) * page_size)
+    ).scalars().all()
+    return rows, total
