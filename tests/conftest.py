@@ -256,3 +256,21 @@ def rq_app(_pg_schema_url, standin, redis_url):
 @pytest.fixture
 def rq_world(rq_app):
     return factories.build_world()
+
+
+@pytest.fixture
+def staff(world):
+    """Console accounts beside the world's rep (password `tests.helpers.PASSWORD`): boss (admin),
+    money (finance), rep2 (another rep, no dealers), cang (warehouse), shi (marketing)."""
+    from app.staff.service import create_staff, set_password
+    from tests.helpers import PASSWORD
+
+    set_password(world.rep, PASSWORD)
+    return {
+        "rep": world.rep,
+        "admin": create_staff(username="boss", name="管理员", role="admin", password=PASSWORD),
+        "finance": create_staff(username="money", name="财务", role="finance", password=PASSWORD),
+        "other_rep": create_staff(username="rep2", name="李业务", role="sales", password=PASSWORD),
+        "warehouse": create_staff(username="cang", name="仓管", role="warehouse", password=PASSWORD),
+        "marketing": create_staff(username="shi", name="市场", role="marketing", password=PASSWORD),
+    }

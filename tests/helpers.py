@@ -1,4 +1,5 @@
-"""Small helpers the API tests share."""
+"""Small helpers the API and console tests share."""
+import re
 import uuid
 
 from sqlalchemy import func, select
@@ -8,6 +9,21 @@ from app.funds.models import CreditAccount
 from app.inventory.models import Stock
 
 MP = "/api/mp/v1"
+
+# Console tests: staff made in tests use this password; pages are asked for as a browser would.
+PASSWORD = "correct-horse-9"
+HTML = {"Accept": "text/html"}
+
+
+def csrf(client, path="/console/login"):
+    """The CSRF token from a console page's form (the session's token)."""
+    page = client.get(path, headers=HTML).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def console_login(client, username, password=PASSWORD):
+    return client.post("/console/login", data={"username": username, "password": password,
+                                                "csrf_token": csrf(client)}, headers=HTML)
 
 
 def new_key():

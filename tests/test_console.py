@@ -12,29 +12,8 @@ from app.orders.models import Order, OrderEvent
 from app.staff.models import Staff
 from app.staff.service import create_staff, set_password
 from tests.factories import auth
-from tests.helpers import available, credit, submit
-
-PASSWORD = "correct-horse-9"
-HTML = {"Accept": "text/html"}
-
-
-@pytest.fixture
-def staff(world):
-    set_password(world.rep, PASSWORD)
-    admin = create_staff(username="boss", name="管理员", role="admin", password=PASSWORD)
-    finance = create_staff(username="money", name="财务", role="finance", password=PASSWORD)
-    other_rep = create_staff(username="rep2", name="李业务", role="sales", password=PASSWORD)
-    return {"rep": world.rep, "admin": admin, "finance": finance, "other_rep": other_rep}
-
-
-def csrf(client, path="/console/login"):
-    page = client.get(path, headers=HTML).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def login(client, username, password=PASSWORD):
-    return client.post("/console/login", data={"username": username, "password": password,
-                                                "csrf_token": csrf(client)}, headers=HTML)
+from tests.helpers import HTML, PASSWORD, available, credit, csrf, submit
+from tests.helpers import console_login as login
 
 
 def place(client, world):
