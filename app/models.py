@@ -11,6 +11,8 @@ from app.orders.models import (  # noqa: F401
     OrderEvent,
     OrderLine,
     OrderNoCounter,
+    Shipment,
+    ShipmentLine,
 )
 from app.notify.models import (  # noqa: F401
     BrandSetting,

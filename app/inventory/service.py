@@ -155,3 +155,87 @@ def available_now(sku_ids):
     finally:
         pooled.close()
     return available
+
+
+# --- shipments: reserved units leave the warehouse ------------------------------------------
+
+@functools.cache
+def _reservations_statement():
+    return (
+        select(RESERVATIONS.c.sku_id, RESERVATIONS.c.warehouse_id, RESERVATIONS.c.qty)
+        .join(Warehouse, Warehouse.id == RESERVATIONS.c.warehouse_id)
+        .where(RESERVATIONS.c.order_id == bindparam("order_id"))
+        .order_by(RESERVATIONS.c.sku_id, Warehouse.priority, RESERVATIONS.c.warehouse_id)
+    )
+
+
+def plan_shipment(session, order_id, wanted, warehouse_id=None):
+    """Where the units of a shipment come from: the warehouses holding this order's
+    reservations (by warehouse priority, or only `warehouse_id`).
+
+    `wanted` is {sku_id: qty}. Locks the SKUs' stock rows (in the usual order) and returns
+    ([(sku_id, warehouse_id, qty)], {sku_id: units reserved where allowed} for every SKU
+    whose reservation there is short). Writes nothing; `deduct_shipped` does.
+    """
+    if not wanted:
+        return [], {}
+    lock_stock(session, list(wanted))
+    held = session.connection().execute(_reservations_statement(), {"order_id": order_id}).all()
+    takes, short = [], {}
+    for sku_id, qty in sorted(wanted.items()):
+        rows = [r for r in held if r.sku_id == sku_id and (warehouse_id is None or r.warehouse_id == warehouse_id)]
+        remaining = qty
+        for row in rows:
+            take = min(remaining, row.qty)
+            if take > 0:
+                takes.append((sku_id, row.warehouse_id, take))
+                remaining -= take
+        if remaining:
+            short[sku_id] = sum(r.qty for r in rows)
+    return takes, short
+
+
+@functools.cache
+def _deduct_statement():
+    return (
+        update(STOCK)
+        .where(STOCK.c.sku_id == bindparam("s"), STOCK.c.warehouse_id == bindparam("w"))
+        .values(on_hand=STOCK.c.on_hand - bindparam("q"), reserved=STOCK.c.reserved - bindparam("q"))
+    )
+
+
+@functools.cache
+def _consume_reservation_statement():
+    return (
+        update(RESERVATIONS)
+        .where(RESERVATIONS.c.order_id == bindparam("o"), RESERVATIONS.c.sku_id == bindparam("s"),
+               RESERVATIONS.c.warehouse_id == bindparam("w"))
+        .values(qty=RESERVATIONS.c.qty - bindparam("q"))
+    )
+
+
+@functools.cache
+def _drop_reservation_statement():
+    return delete(RESERVATIONS).where(
+        RESERVATIONS.c.order_id == bindparam("o"), RESERVATIONS.c.sku_id == bindparam("s"),
+        RESERVATIONS.c.warehouse_id == bindparam("w"),
+    )
+
+
+def deduct_shipped(session, order_id, takes):
+    """Units of `plan_shipment`'s answer leave: on_hand and reserved drop together in each
+    warehouse (available stays as it was) and the order's reservations shrink (a used-up
+    one is deleted). The stock rows were locked by `plan_shipment`."""
+    if not takes:
+        return
+    ordered = sorted(takes)
+    conn = session.connection()
+    conn.execute(_deduct_statement(), [{"s": s, "w": w, "q": q} for s, w, q in ordered])
+    held = {(r.sku_id, r.warehouse_id): r.qty
+            for r in conn.execute(_reservations_statement(), {"order_id": order_id})}
+    used_up = [{"o": order_id, "s": s, "w": w} for s, w, q in ordered if held.get((s, w)) == q]
+    partly = [{"o": order_id, "s": s, "w": w, "q": q} for s, w, q in ordered if held.get((s, w)) != q]
+    if used_up:
+        conn.execute(_drop_reservation_statement(), used_up)
+    if partly:
+        conn.execute(_consume_reservation_statement(), partly)

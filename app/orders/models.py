@@ -4,7 +4,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Int
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
-from app.models_base import fen, pk, timestamp
+from app.models_base import UTCDateTime, fen, pk, timestamp
 
 ORDER_STATUSES = (
     "pending_approval",
@@ -53,18 +53,32 @@ class Order(db.Model):
     ship_region_code: Mapped[str] = mapped_column(String(6))
     ship_address: Mapped[str] = mapped_column(String(300))
     remark: Mapped[str] = mapped_column(String(200), default="")
+    # Finance co-approval: a rep approved an order that was over the dealer's credit limit
+    # at that moment; it stays pending_approval until finance (or an admin) approves too.
+    rep_approved_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff.id"))
+    rep_approved_at = mapped_column(UTCDateTime, nullable=True)
+    # When the last units left (status `shipped`); auto-completion counts from here.
+    shipped_at = mapped_column(UTCDateTime, nullable=True)
     created_at = timestamp()
     updated_at = timestamp()
 
     lines = relationship("OrderLine", order_by="OrderLine.id", back_populates="order")
     events = relationship("OrderEvent", order_by="OrderEvent.id")
+    shipments = relationship("Shipment", order_by="Shipment.id", back_populates="order")
+
+    @property
+    def awaiting_finance(self):
+        return self.status == "pending_approval" and self.rep_approved_by_id is not None
 
 
 class OrderLine(db.Model):
     """A line snapshots the SKU's name, spec and the unit price the dealer was charged."""
 
     __tablename__ = "order_lines"
-    __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
+    __table_args__ = (
+        CheckConstraint("qty > 0", name="qty_positive"),
+        CheckConstraint("shipped_qty >= 0 AND shipped_qty <= qty", name="shipped_within_qty"),
+    )
 
     id: Mapped[int] = pk()
     order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"), index=True)
@@ -78,8 +92,14 @@ class OrderLine(db.Model):
     unit_price_fen: Mapped[int] = fen()
     amount_fen: Mapped[int] = fen()
     price_source: Mapped[str] = mapped_column(String(16))
+    # Units that have left the warehouse in shipments (never more than `qty`).
+    shipped_qty: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     order = relationship("Order", back_populates="lines")
+
+    @property
+    def remaining_qty(self):
+        return self.qty - self.shipped_qty
 
 
 class OrderEvent(db.Model):
@@ -96,6 +116,50 @@ class OrderEvent(db.Model):
     actor_name: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(String(200))
     created_at = timestamp()
+
+
+class Shipment(db.Model):
+    """One parcel (or truck) of an order: a carrier and tracking number, one or more lines.
+
+    `seq` numbers an order's shipments 1, 2, ...; an order's carrier + tracking number pair
+    is unique, since the dealer is told about each one once.
+    """
+
+    __tablename__ = "shipments"
+    __table_args__ = (
+        UniqueConstraint("order_id", "seq"),
+        UniqueConstraint("order_id", "carrier", "tracking_no"),
+    )
+
+    id: Mapped[int] = pk()
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    carrier: Mapped[str] = mapped_column(String(32))
+    tracking_no: Mapped[str] = mapped_column(String(64))
+    shipped_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff.id"))
+    shipped_by_name: Mapped[str] = mapped_column(String(64))
+    created_at = timestamp()
+
+    order = relationship("Order", back_populates="shipments")
+    lines = relationship("ShipmentLine", order_by="ShipmentLine.id", back_populates="shipment")
+
+
+class ShipmentLine(db.Model):
+    """Units of one order line that left one warehouse in a shipment (a line shipped from two
+    warehouses has two rows)."""
+
+    __tablename__ = "shipment_lines"
+    __table_args__ = (CheckConstraint("qty > 0", name="qty_positive"),)
+
+    id: Mapped[int] = pk()
+    shipment_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("shipments.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("order_lines.id"), index=True)
+    sku_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("skus.id"))
+    warehouse_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("warehouses.id"))
+    qty: Mapped[int] = mapped_column(Integer)
+
+    shipment = relationship("Shipment", back_populates="lines")
+    order_line = relationship("OrderLine")
 
 
 class IdempotencyKey(db.Model):

@@ -755,16 +755,21 @@ _AUDIT_ACTIONS = {
 }
 
 
-def _transition(session, order, to_status, *, actor, reason):
+def _transition(session, order, to_status, *, actor, reason, actor_type=None, audit_action=None, audit_after=None):
+    """Move `order` to `to_status` (the same status again records another step, e.g. a
+    second partial shipment): the event row, the audit entry when staff acted (`audit_after`
+    adds facts to it) and the notifications, all in the caller's transaction."""
     previous = order.status
     order.status = to_status
     order.updated_at = utcnow()
     session.flush()
-    actor_type = "staff" if actor.__class__.__name__ == "Staff" else "dealer_user"
+    if actor_type is None:
+        actor_type = "staff" if actor.__class__.__name__ == "Staff" else "dealer_user"
     if actor_type == "staff":
         audit.record(
-            session, actor=actor, action=_AUDIT_ACTIONS[to_status], entity_type="order", entity_id=order.order_no,
-            label=order.order_no, before={"status": previous}, after={"status": to_status}, reason=reason,
+            session, actor=actor, action=audit_action or _AUDIT_ACTIONS[to_status], entity_type="order",
+            entity_id=order.order_no, label=order.order_no, before={"status": previous},
+            after={"status": to_status, **(audit_after or {})}, reason=reason,
         )
     event = _record_event(session, order.id, previous, to_status, actor=actor, reason=reason, actor_type=actor_type)
     notify_events.order_changed(session, order, from_status=previous, to_status=to_status, actor=actor, reason=reason)
