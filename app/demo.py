@@ -124,6 +124,25 @@ DEALERS = (
                "鼓楼区五四路158号", status="suspended"),
 )
 
+# Contract terms (合同): 账期 by tier (普通 pays before shipment), each dealer's annual purchase
+# target in yuan, and the month a contract year starts — the calendar year unless listed.
+PAYMENT_TERMS_DAYS = {"gold": 60, "silver": 30, "standard": 0}
+ANNUAL_TARGET_YUAN = {
+    "D001": 6_000_000, "D002": 5_500_000, "D003": 2_400_000, "D004": 4_800_000, "D005": 2_600_000,
+    "D006": 800_000, "D007": 2_200_000, "D008": 900_000, "D009": 5_000_000, "D010": 2_000_000,
+    "D011": 750_000, "D012": 2_300_000, "D013": 700_000, "D014": 850_000, "D015": 2_100_000,
+    "D016": 600_000, "D017": 650_000, "D018": 500_000, "D019": 550_000, "D020": 600_000,
+}
+CONTRACT_START_MONTH = {"D008": 4, "D014": 7, "D017": 4, "D019": 10}
+
+
+def contract_period(code, today):
+    """(start, end) of the dealer's current contract year."""
+    month = CONTRACT_START_MONTH.get(code, 1)
+    start = date(today.year if month <= today.month else today.year - 1, month, 1)
+    return start, date(start.year + 1, month, 1) - timedelta(days=1)
+
+
 # --- catalogue -------------------------------------------------------------------------------
 
 
@@ -270,7 +289,7 @@ def seed_demo(*, reset=False) -> dict:
             raise DomainError("demo_exists", "数据库中已有数据；如需重建演示数据请加 --reset", 409)
 
         seeded = {"regions": _seed_regions(session), "tiers": _seed_tiers(session), "reps": _seed_reps(session)}
-        seeded["dealers"] = _seed_dealers(session, seeded["tiers"], seeded["reps"])
+        seeded["dealers"] = _seed_dealers(session, seeded["tiers"], seeded["reps"], today)
         seeded["categories"], seeded["skus"] = _seed_catalogue(session)
         seeded["warehouses"] = _seed_stock(session, seeded["skus"])
         seeded["price_lists"] = _seed_price_lists(session, today, seeded["tiers"], seeded["dealers"], seeded["skus"])
@@ -343,7 +362,7 @@ def _seed_console_staff(session, reps):
     return accounts
 
 
-def _seed_dealers(session, tiers, reps):
+def _seed_dealers(session, tiers, reps, today):
     dealers = _add_all(session, [
         Dealer(
             code=spec.code,
@@ -354,6 +373,10 @@ def _seed_dealers(session, tiers, reps):
             status=spec.status,
             contact_name=spec.contact,
             contact_phone=spec.phone,
+            payment_terms_days=PAYMENT_TERMS_DAYS[spec.tier],
+            contract_start=contract_period(spec.code, today)[0],
+            contract_end=contract_period(spec.code, today)[1],
+            annual_target_fen=ANNUAL_TARGET_YUAN[spec.code] * 100,
         )
         for spec in DEALERS
     ])

@@ -2,7 +2,9 @@
 
 The only rounding rule: ROUND_HALF_UP to the fen, once per line. Totals are sums of lines.
 """
-from decimal import ROUND_HALF_UP, Decimal
+import re
+import unicodedata
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 BP_PER_UNIT = 10_000
 
@@ -23,3 +25,51 @@ def format_yuan(amount_fen: int) -> str:
     sign = "-" if amount_fen < 0 else ""
     yuan, fen = divmod(abs(int(amount_fen)), 100)
     return f"{sign}¥{yuan:,}.{fen:02d}"
+
+
+# Largest amount a form or spreadsheet may enter: 1,000 亿元 (well inside BIGINT fen).
+MAX_INPUT_FEN = 100_000_000_000_00
+_YUAN = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+")
+
+
+def parse_yuan(value, *, allow_negative=False) -> int:
+    """An amount typed by a person (`"12,345.67"`, `"¥8000"`, `"50万"`, `"１２３．５"`) or read
+    from a spreadsheet cell (int, Decimal, float) -> integer fen, exactly.
+
+    Decimal arithmetic only: a float cell is read through its shortest repr (`0.1` -> `"0.1"`).
+    More than two decimals, misplaced thousands separators, text or an amount over
+    `MAX_INPUT_FEN` raise `ValueError` with a Chinese message.
+    """
+    if isinstance(value, bool) or value is None:
+        raise ValueError("请输入金额")
+    if isinstance(value, float):
+        value = Decimal(repr(value))
+    if isinstance(value, Decimal):
+        value = format(value, "f")
+    if isinstance(value, int):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("金额格式无效")
+    text = unicodedata.normalize("NFKC", value).strip()
+    text = text.replace("，", ",").replace(" ", "")
+    sign = 1
+    if text.startswith("-"):
+        sign, text = -1, text[1:]
+    text = text.lstrip("¥￥").removesuffix("元")
+    scale = Decimal(1)
+    if text.endswith("万"):
+        scale, text = Decimal(10_000), text[:-1]
+    if not text:
+        raise ValueError("请输入金额")
+    if len(text) > 40 or not _YUAN.fullmatch(text):
+        raise ValueError("金额格式无效，例如 12,345.67（最多两位小数）")
+    with localcontext(prec=60):  # exact for every text that gets this far
+        fen_exact = Decimal(text.replace(",", "")) * scale * 100
+    if fen_exact != fen_exact.to_integral_value():
+        raise ValueError("金额最多精确到分（两位小数）")
+    amount = sign * int(fen_exact)
+    if amount < 0 and not allow_negative:
+        raise ValueError("金额不能为负数")
+    if abs(amount) > MAX_INPUT_FEN:
+        raise ValueError(f"金额不能超过 {format_yuan(MAX_INPUT_FEN)}")
+    return amount

@@ -28,6 +28,7 @@ ACTION_LABELS = {
     "dealer.update": "修改经销商",
     "dealer.suspend": "暂停经销商",
     "dealer.reactivate": "恢复经销商",
+    "dealer.invite": "生成邀请码",
     "credit.limit": "调整信用额度",
     "price.set": "设置价格",
     "price.delete": "删除价格",

@@ -1,9 +1,12 @@
-"""Console: dealers."""
-from flask import g, render_template, request, url_for
+"""Console: dealers — the list, one dealer's page, create/edit, credit limit, suspend/reactivate
+and invite codes. Every rule lives in `app.dealers.service`; these views read the form and call it."""
+from flask import flash, g, redirect, render_template, request, url_for
 
-from app.console.auth import bp, login_required
+from app.audit.service import ACTION_LABELS
+from app.console.auth import bp, china_time, login_required
 from app.errors import DomainError
 from app.extensions import db
+from app.money import format_yuan
 from app.staff.models import Staff
 
 # --- dealers -------------------------------------------------------------------------
@@ -42,4 +45,190 @@ def dealers():
         prev_url=url_for("console.dealers", **kept, page=page - 1) if page > 1 else None,
         next_url=url_for("console.dealers", **kept, page=page + 1) if page < pages else None,
         filters={**filters, "rep_id": rep}, status_labels=DEALER_STATUS_LABELS, **options,
+    )
+
+
+# --- one dealer: detail, create, edit, credit, status, invites ------------------------------
+
+# The form's inputs, named as `dealers.dealer_fields_from_text` reads them (amounts in yuan).
+FORM_FIELDS = (
+    "code", "name", "tier", "region_code", "rep", "contact_name", "contact_phone", "payment_terms_days",
+    "contract_start", "contract_end", "annual_target", "credit_limit",
+)
+# A form input -> the service field its errors are reported under.
+FORM_ERROR_KEYS = {"annual_target": "annual_target_fen", "credit_limit": "credit_limit_fen"}
+
+
+def _detail_page(code, status=200):
+    from app.dealers.models import ROLE_LABELS as USER_ROLE_LABELS
+    from app.dealers.service import FIELD_LABELS, dealer_detail
+    from app.orders.models import STATUS_LABELS
+
+    detail = dealer_detail(staff=g.staff, code=code)
+    return render_template(
+        "console/dealer.html", d=detail, status_labels=DEALER_STATUS_LABELS, user_role_labels=USER_ROLE_LABELS,
+        order_status_labels=STATUS_LABELS, field_labels=FIELD_LABELS, action_labels=ACTION_LABELS,
+    ), status
+
+
+@bp.get("/dealers/<code>")
+@login_required("admin", "sales", "finance")
+def dealer(code):
+    return _detail_page(code)
+
+
+def _form_page(*, dealer=None, values=None, errors=None, status=200):
+    from app.dealers.service import FIELD_LABELS, dealer_form_options, permissions_for, region_path
+    from app.funds.service import get_balances
+
+    shown = {}
+    if dealer is not None:  # how fields the role may not change read on the page
+        shown = {
+            "tier": dealer.tier.name, "region_code": "".join(region_path(dealer.region_code)),
+            "rep": dealer.rep.name if dealer.rep else "未分配",
+            "annual_target": format_yuan(dealer.annual_target_fen) if dealer.annual_target_fen is not None else "未设定",
+            "credit_limit": format_yuan(get_balances(dealer.id).credit_limit_fen),
+        }
+    return render_template(
+        "console/dealer_form.html", dealer=dealer, values=values or {}, errors=errors or {}, shown=shown,
+        permissions=permissions_for(g.staff, dealer), field_labels=FIELD_LABELS,
+        error_keys=FORM_ERROR_KEYS, **dealer_form_options(),
+    ), status
+
+
+def _submitted(editable):
+    """The form's values the staff member may send: only inputs present and editable."""
+    wanted = {FORM_ERROR_KEYS.get(name, name): name for name in FORM_FIELDS}
+    return {form: request.form[form] for field, form in wanted.items() if field in editable and form in request.form}
+
+
+def _form_values(dealer):
+    """The edit form pre-filled: amounts in yuan as a clerk types them, dates ISO."""
+    from app.funds.service import get_balances
+
+    limit = get_balances(dealer.id).credit_limit_fen
+    return {
+        "code": dealer.code, "name": dealer.name, "tier": dealer.tier.code, "region_code": dealer.region_code,
+        "rep": dealer.rep.username if dealer.rep else "", "contact_name": dealer.contact_name or "",
+        "contact_phone": dealer.contact_phone or "", "payment_terms_days": dealer.payment_terms_days,
+        "contract_start": dealer.contract_start.isoformat() if dealer.contract_start else "",
+        "contract_end": dealer.contract_end.isoformat() if dealer.contract_end else "",
+        "annual_target": _plain_yuan(dealer.annual_target_fen), "credit_limit": _plain_yuan(limit),
+    }
+
+
+def _plain_yuan(fen):
+    if fen is None:
+        return ""
+    yuan, cents = divmod(fen, 100)
+    return f"{yuan}.{cents:02d}" if cents else str(yuan)
+
+
+@bp.route("/dealers/new", methods=["GET", "POST"])
+@login_required("admin")
+def new_dealer():
+    from app.dealers.service import DEALER_FIELDS, create_dealer, dealer_fields_from_text
+
+    if request.method == "GET":
+        return _form_page(values={"payment_terms_days": 30})
+    raw = _submitted(DEALER_FIELDS)
+    try:
+        fields = dealer_fields_from_text(raw)
+        created = create_dealer(staff=g.staff, **{**{f: None for f in ("code", "name", "tier", "region_code")}, **fields})
+    except DomainError as exc:
+        if exc.status != 422:
+            raise
+        flash(exc.message, "error")
+        return _form_page(values=raw, errors=exc.details.get("fields", {}), status=422)
+    flash(f"已新建经销商 {created.code} {created.name}；可以在下方生成邀请码，发给经销商绑定小程序")
+    return redirect(url_for("console.dealer", code=created.code))
+
+
+@bp.route("/dealers/<code>/edit", methods=["GET", "POST"])
+@login_required("admin", "sales", "finance")
+def edit_dealer(code):
+    from app.dealers.service import get_dealer_for_staff, permissions_for, update_dealer, dealer_fields_from_text
+
+    dealer = get_dealer_for_staff(staff=g.staff, code=code)
+    editable = permissions_for(g.staff, dealer)["edit_fields"]
+    if not editable:
+        raise DomainError("forbidden", "你的角色不能修改这家经销商", 403)
+    if request.method == "GET":
+        return _form_page(dealer=dealer, values=_form_values(dealer))
+    # Every input the form sent (a field the role may not change is refused by the service
+    # if its value differs); the form only shows the editable ones.
+    raw = {name: request.form[name] for name in FORM_FIELDS if name in request.form and name != "code"}
+    try:
+        fields = dealer_fields_from_text(raw)
+        update_dealer(staff=g.staff, code=code, reason=request.form.get("reason"), **fields)
+    except DomainError as exc:
+        if exc.status != 422:
+            raise
+        flash(exc.message, "error")
+        return _form_page(dealer=dealer, values={**_form_values(dealer), **raw}, errors=exc.details.get("fields", {}),
+                          status=422)
+    flash(f"已保存经销商 {code} 的修改")
+    return redirect(url_for("console.dealer", code=code))
+
+
+def _act(code, action, done_message):
+    """Run a detail-page action; a refused input re-renders the page with the reason (4xx)."""
+    try:
+        result = action()
+    except DomainError as exc:
+        if exc.status not in (409, 422):
+            raise
+        flash(exc.message, "error")
+        return _detail_page(code, status=exc.status)
+    flash(done_message(result) if callable(done_message) else done_message)
+    return redirect(url_for("console.dealer", code=code))
+
+
+@bp.post("/dealers/<code>/credit")
+@login_required("admin", "finance")
+def dealer_credit(code):
+    from app.dealers.service import dealer_fields_from_text, set_credit_limit
+
+    def action():
+        fields = dealer_fields_from_text({"credit_limit": request.form.get("credit_limit", "")})
+        set_credit_limit(staff=g.staff, code=code, limit_fen=fields["credit_limit_fen"],
+                         reason=request.form.get("reason"))
+        return fields["credit_limit_fen"]
+
+    return _act(code, action, lambda limit: f"信用额度已调整为 {format_yuan(limit)}")
+
+
+@bp.post("/dealers/<code>/suspend")
+@login_required("admin", "finance")
+def suspend(code):
+    from app.dealers.service import suspend_dealer
+
+    return _act(
+        code, lambda: suspend_dealer(staff=g.staff, code=code, reason=request.form.get("reason")),
+        f"经销商 {code} 已暂停订货：其用户仍可登录小程序查看，但不能下单",
+    )
+
+
+@bp.post("/dealers/<code>/reactivate")
+@login_required("admin", "finance")
+def reactivate(code):
+    from app.dealers.service import reactivate_dealer
+
+    return _act(
+        code, lambda: reactivate_dealer(staff=g.staff, code=code, reason=request.form.get("reason")),
+        f"经销商 {code} 已恢复，可以正常下单",
+    )
+
+
+@bp.post("/dealers/<code>/invites")
+@login_required("admin", "sales")
+def issue_invite(code):
+    from app.dealers.models import ROLE_LABELS as USER_ROLE_LABELS
+    from app.dealers.service import create_invite
+
+    role = request.form.get("role", "")
+    return _act(
+        code, lambda: create_invite(dealer_code=code, role=role, staff=g.staff),
+        lambda invite: f"已生成{USER_ROLE_LABELS[invite.role]}邀请码 {invite.code}，"
+                       f"{china_time(invite.expires_at)} 前有效，只能使用一次",
     )

@@ -1,6 +1,6 @@
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -34,7 +34,18 @@ class Tier(db.Model):
 
 
 class Dealer(db.Model):
+    """A dealer (经销商): who they are, who looks after them, and the terms of their contract.
+
+    `payment_terms_days` is the 账期 (0: pay before shipment); the contract period and the
+    annual purchase target (fen; None when not agreed) come from the signed contract.
+    """
+
     __tablename__ = "dealers"
+    __table_args__ = (
+        CheckConstraint("payment_terms_days >= 0", name="payment_terms_nonnegative"),
+        CheckConstraint("annual_target_fen >= 0", name="annual_target_nonnegative"),
+        CheckConstraint("contract_end >= contract_start", name="contract_period_ordered"),
+    )
 
     id: Mapped[int] = pk()
     code: Mapped[str] = mapped_column(String(32), unique=True)
@@ -45,6 +56,10 @@ class Dealer(db.Model):
     status: Mapped[str] = mapped_column(String(16), default="active")
     contact_name: Mapped[str | None] = mapped_column(String(64))
     contact_phone: Mapped[str | None] = mapped_column(String(20))
+    payment_terms_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    contract_start: Mapped[date | None] = mapped_column(Date)
+    contract_end: Mapped[date | None] = mapped_column(Date)
+    annual_target_fen: Mapped[int | None] = mapped_column(BigInteger)
     created_at = timestamp()
 
     tier = relationship("Tier", lazy="joined")

@@ -3,11 +3,15 @@
 Every dealer-owned row is loaded through a helper that scopes by the caller's dealer,
 so a foreign id is indistinguishable from a missing one (404).
 """
+import contextlib
 import functools
+import re
 import secrets
 import time
+import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 from flask import current_app
@@ -16,6 +20,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from app.audit import service as audit
 from app.cache import app_cache
 from app.database import write_transaction
 from app.dealers.models import (
@@ -31,9 +36,11 @@ from app.dealers.models import (
 )
 from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.funds import service as funds
 from app.funds.service import credit_summary
 from app.models_base import utcnow
-from app.pricing.service import Buyer
+from app.money import MAX_INPUT_FEN, format_yuan, parse_yuan
+from app.pricing.service import BUSINESS_TZ, Buyer, business_today
 
 TOKEN_SALT = "dinghuo.mp.login"
 # No 0/O/1/I/L: invite codes are read aloud and typed on phones.
@@ -245,13 +252,21 @@ def _bind(openid, code, name):
     return user
 
 
-def create_invite(*, dealer_code, role="owner", ttl_days=None):
-    """A fresh single-use invite code for a dealer. Raises 404 for an unknown dealer."""
+def create_invite(*, dealer_code, role="owner", ttl_days=None, staff=None):
+    """A fresh single-use invite code for a dealer. Raises 404 for an unknown dealer.
+
+    With `staff` (the console): only admins and sales reps may issue codes, a rep only for
+    their own dealers (another rep's dealer answers 404), and the code is audited
+    (`dealer.invite`; the log keeps the role and expiry, not the code itself).
+    """
     if role not in USER_ROLES:
         raise DomainError("invalid_role", f"角色必须是 {'/'.join(USER_ROLES)} 之一", 422)
+    if staff is not None:
+        _require_role(staff, INVITE_ROLES, "你没有生成邀请码的权限")
     ttl = ttl_days if ttl_days is not None else current_app.config["INVITE_TTL_DAYS"]
     with write_transaction() as session:
-        dealer = session.execute(select(Dealer).where(Dealer.code == dealer_code)).scalar_one_or_none()
+        query = select(Dealer).where(Dealer.code == dealer_code)
+        dealer = session.execute(scope_to_staff(query, staff) if staff else query).scalar_one_or_none()
         if dealer is None:
             raise NotFound(f"经销商 {dealer_code} 不存在", "dealer_not_found")
         invite = InviteCode(
@@ -261,6 +276,11 @@ def create_invite(*, dealer_code, role="owner", ttl_days=None):
             expires_at=utcnow() + timedelta(days=ttl),
         )
         session.add(invite)
+        if staff is not None:
+            audit.record(
+                session, actor=staff, action="dealer.invite", entity_type="dealer", entity_id=dealer.code,
+                label=dealer.name, after={"invite_role": role, "expires_at": invite.expires_at},
+            )
     return invite
 
 
@@ -546,3 +566,587 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
         base.order_by(Dealer.code).limit(DEALER_LIST_PAGE_SIZE).offset((page - 1) * DEALER_LIST_PAGE_SIZE)
     ).all()
     return rows, total
+
+
+# --- console and importer: managing dealers ------------------------------------------------
+#
+# `create_dealer`, `update_dealer`, `set_credit_limit`, `suspend_dealer`, `reactivate_dealer`
+# serve the console's dealer pages and the Excel importer alike: keyword arguments, the acting
+# staff member explicit, every rule checked inside (a bad value raises 422 `validation_error`
+# whose message names the field in Chinese and whose details are {"fields": {field: [msg]}}),
+# and every change audited in the transaction that makes it. Each owns its transaction; pass
+# `session=` (an open `write_transaction()`) to make it part of a larger one — an import writes
+# all its rows in one, so a bad row leaves nothing behind. Validation happens before any write.
+
+VIEW_ROLES = ("admin", "finance", "sales")
+CREATE_ROLES = ("admin",)
+CREDIT_ROLES = ("admin", "finance")
+STATUS_ROLES = ("admin", "finance")
+INVITE_ROLES = ("admin", "sales")
+
+DEALER_FIELDS = (
+    "code", "name", "tier", "region_code", "rep", "contact_name", "contact_phone", "payment_terms_days",
+    "contract_start", "contract_end", "annual_target_fen", "credit_limit_fen",
+)
+# What each role may change on an existing dealer (a rep only on their own dealers). The rep
+# keeps the dealer's contact up to date; finance owns payment terms and credit; the code never
+# changes (orders, audit entries and spreadsheets refer to it).
+EDITABLE_FIELDS = {
+    "admin": DEALER_FIELDS[1:],
+    "finance": ("payment_terms_days", "credit_limit_fen"),
+    "sales": ("contact_name", "contact_phone"),
+}
+FIELD_LABELS = {
+    "code": "经销商编码", "name": "经销商名称", "tier": "等级", "region_code": "所在地区", "rep": "业务员",
+    "contact_name": "联系人", "contact_phone": "联系电话", "payment_terms_days": "账期（天）",
+    "contract_start": "合同开始日期", "contract_end": "合同结束日期", "annual_target_fen": "年度目标",
+    "credit_limit_fen": "信用额度", "reason": "原因",
+    # audit-only keys, for the dealer page's change history
+    "status": "状态", "invite_role": "邀请角色", "expires_at": "有效期至",
+}
+MAX_PAYMENT_TERMS_DAYS = 365
+MAX_REASON_LENGTH = 200
+_CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
+_PHONE = re.compile(r"1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_TEXT_LIMITS = {"name": 128, "contact_name": 64}
+
+
+def _require_role(staff, roles, message):
+    if not staff.active or staff.role not in roles:
+        raise DomainError("forbidden", message, 403)
+
+
+def dealer_validation_error(fields):
+    """422 `validation_error` for {field: [message]}: the message lists every field in Chinese."""
+    message = "；".join(f"{FIELD_LABELS.get(field, field)}：{'，'.join(messages)}" for field, messages in fields.items())
+    return DomainError("validation_error", message, 422, {"fields": fields})
+
+
+@contextlib.contextmanager
+def _transaction(session):
+    if session is not None:
+        yield session
+    else:
+        with write_transaction() as own:
+            yield own
+
+
+# --- reading what people typed ---------------------------------------------------------------
+
+def _text_of(value):
+    """A cell or form value as stripped text; None when blank. Numbers read as typed (12 -> "12")."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError("应为文字")
+    return value.strip() or None
+
+
+def _parse_int(value):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = unicodedata.normalize("NFKC", _text_of(value) or "")
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        raise ValueError("请输入整数")
+    return int(text)
+
+
+def _parse_date(value):
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = unicodedata.normalize("NFKC", _text_of(value) or "")
+    match = re.fullmatch(r"([0-9]{4})[-/.]([0-9]{1,2})[-/.]([0-9]{1,2})", text)
+    if match is None:
+        raise ValueError("日期格式应为 2026-01-31")
+    try:
+        return date(*(int(part) for part in match.groups()))
+    except ValueError:
+        raise ValueError("不是有效的日期") from None
+
+
+def dealer_fields_from_text(values):
+    """Keyword arguments for `create_dealer` / `update_dealer` from what a person typed into the
+    console's form or a spreadsheet row (strings, or the numbers and dates a cell holds).
+
+    Only the keys present come back, so a partial row updates only its columns. Blank means
+    empty (None; 0 days for `payment_terms_days`). Amounts are read in yuan — `annual_target`
+    and `credit_limit`, e.g. "12,345.67" or "50万" — and come back as integer
+    `annual_target_fen` / `credit_limit_fen`. Raises 422 naming every unreadable field.
+    """
+    out, errors = {}, {}
+    for key, raw in values.items():
+        try:
+            blank = raw is None or (isinstance(raw, str) and not raw.strip())
+            if key in ("annual_target", "credit_limit"):
+                out[key + "_fen"] = None if blank else parse_yuan(raw)
+            elif key == "payment_terms_days":
+                out[key] = 0 if blank else _parse_int(raw)
+            elif key in ("contract_start", "contract_end"):
+                out[key] = None if blank else _parse_date(raw)
+            elif key in DEALER_FIELDS:
+                out[key] = _text_of(raw)
+            else:
+                raise TypeError(f"unknown dealer field {key!r}")
+        except ValueError as exc:
+            field = key + "_fen" if key in ("annual_target", "credit_limit") else key
+            errors.setdefault(field, []).append(str(exc))
+    if errors:
+        raise dealer_validation_error(errors)
+    return out
+
+
+# --- checking the values -------------------------------------------------------------------------
+
+def _check_text(field, value, errors, *, required=False):
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            errors.setdefault(field, []).append("不能为空")
+        return None
+    if not isinstance(value, str):
+        errors.setdefault(field, []).append("应为文字")
+        return None
+    value = value.strip()
+    if _CONTROL.search(value):
+        errors.setdefault(field, []).append("不能包含控制字符")
+    limit = _TEXT_LIMITS.get(field)
+    if limit and len(value) > limit:
+        errors.setdefault(field, []).append(f"不能超过 {limit} 个字")
+    return value
+
+
+def _check_amount(field, value, errors):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors.setdefault(field, []).append("金额应为整数（分）")
+    elif value < 0:
+        errors.setdefault(field, []).append("不能为负数")
+    elif value > MAX_INPUT_FEN:
+        errors.setdefault(field, []).append(f"不能超过 {format_yuan(MAX_INPUT_FEN)}")
+    else:
+        return value
+    return None
+
+
+def _find_tier(session, value):
+    return session.execute(
+        select(Tier).where(or_(Tier.code == value, Tier.name == value)).order_by(Tier.code != value).limit(1)
+    ).scalar_one_or_none()
+
+
+def _find_rep(session, value):
+    """An active sales rep by username, else by name when exactly one rep has it."""
+    from app.staff.models import Staff
+
+    reps = select(Staff).where(Staff.role == "sales", Staff.active.is_(True))
+    rep = session.execute(reps.where(Staff.username == value)).scalar_one_or_none()
+    if rep is None:
+        named = session.execute(reps.where(Staff.name == value).limit(2)).scalars().all()
+        rep = named[0] if len(named) == 1 else None
+    return rep
+
+
+def _checked_values(session, fields, dealer=None):
+    """Column values for a new dealer (`dealer` None) or the changes to one, from typed fields.
+    Collects every problem, then raises 422 naming them all; reads only, never writes."""
+    errors, values = {}, {}
+    creating = dealer is None
+
+    def bad(field, message):
+        errors.setdefault(field, []).append(message)
+
+    if "code" in fields:
+        code = _check_text("code", fields["code"], errors, required=True)
+        if code is not None:
+            code = unicodedata.normalize("NFKC", code).upper()
+            if not _CODE.fullmatch(code):
+                bad("code", "只能由字母、数字、- 和 _ 组成，最长 32 位，例如 D021")
+            else:
+                taken = session.execute(select(Dealer.name).where(Dealer.code == code)).scalar_one_or_none()
+                if taken is not None and (creating or code != dealer.code):
+                    bad("code", f"{code} 已被经销商“{taken}”使用")
+                values["code"] = code
+    if "name" in fields:
+        name = _check_text("name", fields["name"], errors, required=True)
+        if name is not None:
+            query = select(Dealer.code).where(Dealer.name == name)
+            if not creating:
+                query = query.where(Dealer.id != dealer.id)
+            other = session.execute(query.limit(1)).scalar_one_or_none()
+            if other is not None:
+                bad("name", f"与经销商 {other} 重名")
+            values["name"] = name
+    if "tier" in fields:
+        tier = _check_text("tier", fields["tier"], errors, required=True)
+        if tier is not None:
+            found = _find_tier(session, tier)
+            if found is None:
+                bad("tier", f"等级“{tier}”不存在")
+            else:
+                values["tier_id"] = found.id
+    if "region_code" in fields:
+        region = _check_text("region_code", fields["region_code"], errors, required=True)
+        if region is not None:
+            if not re.fullmatch(r"[0-9]{6}", region):
+                bad("region_code", "地区编码应为 6 位数字（GB/T 2260）")
+            elif session.get(Region, region) is None:
+                bad("region_code", f"地区编码 {region} 不存在")
+            else:
+                values["region_code"] = region
+    if "rep" in fields:
+        rep = _check_text("rep", fields["rep"], errors)
+        if rep is None:
+            values["rep_id"] = None
+        else:
+            found = _find_rep(session, rep)
+            if found is None:
+                bad("rep", f"业务员“{rep}”不存在或已停用（填写业务员的用户名）")
+            else:
+                values["rep_id"] = found.id
+    if "contact_name" in fields:
+        values["contact_name"] = _check_text("contact_name", fields["contact_name"], errors)
+    if "contact_phone" in fields:
+        phone = _check_text("contact_phone", fields["contact_phone"], errors)
+        if phone is not None:
+            phone = unicodedata.normalize("NFKC", phone).replace(" ", "")
+            if not _PHONE.fullmatch(phone):
+                bad("contact_phone", "请输入 11 位手机号或带区号的座机号")
+        values["contact_phone"] = phone
+    if "payment_terms_days" in fields:
+        days = fields["payment_terms_days"]
+        days = 0 if days is None else days
+        if isinstance(days, bool) or not isinstance(days, int):
+            bad("payment_terms_days", "应为整数天数")
+        elif not 0 <= days <= MAX_PAYMENT_TERMS_DAYS:
+            bad("payment_terms_days", f"应在 0 到 {MAX_PAYMENT_TERMS_DAYS} 天之间（0 表示款到发货）")
+        else:
+            values["payment_terms_days"] = days
+    for field in ("contract_start", "contract_end"):
+        if field in fields:
+            day = fields[field]
+            if isinstance(day, datetime):
+                day = day.date()
+            if day is not None and not isinstance(day, date):
+                bad(field, "应为日期")
+            else:
+                values[field] = day
+    start = values.get("contract_start", None if creating else dealer.contract_start)
+    end = values.get("contract_end", None if creating else dealer.contract_end)
+    if start and end and end < start:
+        bad("contract_end", "不能早于合同开始日期")
+    if "annual_target_fen" in fields:
+        values["annual_target_fen"] = _check_amount("annual_target_fen", fields["annual_target_fen"], errors)
+    if "credit_limit_fen" in fields:
+        limit = fields["credit_limit_fen"]
+        if limit is None and not creating:
+            bad("credit_limit_fen", "不能为空（没有额度请填 0）")
+        values["credit_limit_fen"] = _check_amount("credit_limit_fen", limit, errors)
+    if creating:
+        for field in ("code", "name", "tier", "region_code"):
+            if field not in fields:
+                bad(field, "不能为空")
+    if errors:
+        raise dealer_validation_error(errors)
+    return values
+
+
+def _snapshot(session, dealer):
+    """A dealer's editable fields as the audit log keeps them (codes, usernames, ISO dates, fen)."""
+    from app.staff.models import Staff
+
+    tier = session.get(Tier, dealer.tier_id)
+    rep = session.get(Staff, dealer.rep_id) if dealer.rep_id else None
+    return {
+        "code": dealer.code, "name": dealer.name, "tier": tier.code if tier else None,
+        "region_code": dealer.region_code, "rep": rep.username if rep else None,
+        "contact_name": dealer.contact_name, "contact_phone": dealer.contact_phone,
+        "payment_terms_days": dealer.payment_terms_days, "contract_start": dealer.contract_start,
+        "contract_end": dealer.contract_end, "annual_target_fen": dealer.annual_target_fen,
+    }
+
+
+def _clean_reason(reason, *, required=False):
+    reason = (reason or "").strip() if isinstance(reason, str) or reason is None else None
+    if reason is None:
+        raise dealer_validation_error({"reason": ["应为文字"]})
+    if required and not reason:
+        raise dealer_validation_error({"reason": ["请填写原因"]})
+    if len(reason) > MAX_REASON_LENGTH or _CONTROL.search(reason):
+        raise dealer_validation_error({"reason": [f"不能超过 {MAX_REASON_LENGTH} 个字，且不能包含控制字符"]})
+    return reason or None
+
+
+def _lock_dealer_for_staff(session, staff, code):
+    """The dealer, row-locked, if `staff` may see it; 404 otherwise (a rep's view of another
+    rep's dealer is the same as a missing one). FOR NO KEY UPDATE: orders being inserted for
+    the dealer (their foreign key takes KEY SHARE) are not blocked, so no deadlock with a
+    submit that holds the credit account."""
+    query = scope_to_staff(select(Dealer).where(Dealer.code == code), staff)
+    query = query.with_for_update(of=Dealer, key_share=True)
+    dealer = session.execute(query).scalar_one_or_none() if isinstance(code, str) else None
+    if dealer is None:
+        raise NotFound("经销商不存在，或不是你负责的经销商", "dealer_not_found")
+    return dealer
+
+
+def _apply_credit_limit(session, staff, dealer, limit_fen, reason):
+    previous = funds.set_limit(session, dealer_id=dealer.id, limit_fen=limit_fen, note=reason)
+    if previous != limit_fen:
+        audit.record(
+            session, actor=staff, action="credit.limit", entity_type="credit", entity_id=dealer.code,
+            label=dealer.name, before={"credit_limit_fen": previous}, after={"credit_limit_fen": limit_fen},
+            reason=reason,
+        )
+    return previous
+
+
+# --- the actions ---------------------------------------------------------------------------------
+
+def create_dealer(*, staff, code, name, tier, region_code, rep=None, contact_name=None, contact_phone=None,
+                  payment_terms_days=0, contract_start=None, contract_end=None, annual_target_fen=None,
+                  credit_limit_fen=None, reason=None, session=None):
+    """A new active dealer with its credit account (admins only; 403 otherwise).
+
+    `tier` is a tier code or name, `rep` a sales rep's username (or their name when unique),
+    `region_code` a GB/T 2260 code from the regions table; amounts are integer fen. Audited as
+    `dealer.create`, plus `credit.limit` (with a `limit_set` credit entry) when a limit is given.
+    Raises 422 `validation_error` naming every bad field (a taken code or name included).
+    """
+    _require_role(staff, CREATE_ROLES, "只有管理员可以新建经销商")
+    fields = {
+        "code": code, "name": name, "tier": tier, "region_code": region_code, "rep": rep,
+        "contact_name": contact_name, "contact_phone": contact_phone, "payment_terms_days": payment_terms_days,
+        "contract_start": contract_start, "contract_end": contract_end, "annual_target_fen": annual_target_fen,
+        "credit_limit_fen": credit_limit_fen,
+    }
+    reason = _clean_reason(reason)
+    with _transaction(session) as tx:
+        values = _checked_values(tx, fields)
+        limit_fen = values.pop("credit_limit_fen", None)
+        dealer = Dealer(status="active", **values)
+        tx.add(dealer)
+        try:
+            tx.flush()
+        except IntegrityError:
+            # Another clerk created the same code a moment ago.
+            raise dealer_validation_error({"code": [f"{values['code']} 已被使用"]}) from None
+        funds.lock_account(tx, dealer.id)
+        audit.record(
+            tx, actor=staff, action="dealer.create", entity_type="dealer", entity_id=dealer.code,
+            label=dealer.name, after={**_snapshot(tx, dealer), "status": "active"}, reason=reason,
+        )
+        if limit_fen:
+            _apply_credit_limit(tx, staff, dealer, limit_fen, reason or "新建经销商")
+    return dealer
+
+
+def update_dealer(*, staff, code, reason=None, session=None, **changes):
+    """Change some of a dealer's fields (any of DEALER_FIELDS but `code`; only the keys given).
+
+    Admins change everything; finance the payment terms and credit limit; a sales rep the
+    contact name and phone of their own dealers — changing any other field answers 403, and
+    another rep's dealer 404. A credit limit goes through `set_credit_limit`'s rules. Audited as
+    `dealer.update` with the before/after of the changed fields only; nothing changed, nothing
+    written. Returns the dealer.
+    """
+    unknown = set(changes) - set(DEALER_FIELDS[1:])
+    if unknown:
+        raise TypeError(f"update_dealer() got unknown fields {sorted(unknown)}")
+    _require_role(staff, VIEW_ROLES, "你没有修改经销商的权限")
+    reason = _clean_reason(reason)
+    with _transaction(session) as tx:
+        dealer = _lock_dealer_for_staff(tx, staff, code)
+        values = _checked_values(tx, changes, dealer)
+        limit_fen = values.pop("credit_limit_fen", None)
+        before = _snapshot(tx, dealer)
+        current_limit = funds.lock_account(tx, dealer.id).credit_limit_fen if limit_fen is not None else None
+        changed_fields = [f for f, v in values.items() if getattr(dealer, f) != v]
+        changed_names = {_FIELD_OF_COLUMN.get(f, f) for f in changed_fields}
+        if limit_fen is not None and limit_fen != current_limit:
+            changed_names.add("credit_limit_fen")
+        allowed = EDITABLE_FIELDS.get(staff.role, ())
+        refused = sorted(changed_names - set(allowed), key=DEALER_FIELDS.index)
+        if refused:
+            may = "、".join(FIELD_LABELS[f] for f in allowed) or "（无）"
+            raise DomainError(
+                "forbidden", f"你的角色不能修改{'、'.join(FIELD_LABELS[f] for f in refused)}；可以修改：{may}", 403,
+                {"fields": refused},
+            )
+        for field in changed_fields:
+            setattr(dealer, field, values[field])
+        tx.flush()
+        old, new = audit.changed(before, _snapshot(tx, dealer))
+        if new:
+            audit.record(
+                tx, actor=staff, action="dealer.update", entity_type="dealer", entity_id=dealer.code,
+                label=dealer.name, before=old, after=new, reason=reason,
+            )
+        if "credit_limit_fen" in changed_names:
+            _apply_credit_limit(tx, staff, dealer, limit_fen, reason)
+    return dealer
+
+
+_FIELD_OF_COLUMN = {"tier_id": "tier", "rep_id": "rep"}
+
+
+def set_credit_limit(*, staff, code, limit_fen, reason=None, session=None):
+    """Give a dealer a new credit limit (admins and finance; 403 otherwise): writes a
+    `limit_set` credit entry and the audit entry `credit.limit`. Returns the previous limit.
+    A limit below the dealer's current use is allowed (new credit orders wait for headroom)."""
+    _require_role(staff, CREDIT_ROLES, "只有管理员和财务可以调整信用额度")
+    reason = _clean_reason(reason)
+    errors = {}
+    limit_fen = _check_amount("credit_limit_fen", limit_fen, errors)
+    if limit_fen is None and not errors:
+        errors["credit_limit_fen"] = ["不能为空（没有额度请填 0）"]
+    if errors:
+        raise dealer_validation_error(errors)
+    with _transaction(session) as tx:
+        dealer = _lock_dealer_for_staff(tx, staff, code)
+        return _apply_credit_limit(tx, staff, dealer, limit_fen, reason)
+
+
+def suspend_dealer(*, staff, code, reason, session=None):
+    """Stop a dealer ordering (admins and finance): its users still sign in and see their orders,
+    but every new order answers 403 `dealer_suspended`. Needs a reason; audited as
+    `dealer.suspend`. 409 if already suspended."""
+    return _set_status(staff, code, reason, session, to="suspended")
+
+
+def reactivate_dealer(*, staff, code, reason, session=None):
+    """Let a suspended dealer order again (admins and finance); audited as `dealer.reactivate`."""
+    return _set_status(staff, code, reason, session, to="active")
+
+
+def _set_status(staff, code, reason, session, *, to):
+    action = "dealer.suspend" if to == "suspended" else "dealer.reactivate"
+    verb = "暂停" if to == "suspended" else "恢复"
+    _require_role(staff, STATUS_ROLES, f"只有管理员和财务可以{verb}经销商")
+    reason = _clean_reason(reason, required=True)
+    with _transaction(session) as tx:
+        dealer = _lock_dealer_for_staff(tx, staff, code)
+        if dealer.status == to:
+            state = "暂停" if to == "suspended" else "正常"
+            raise DomainError("dealer_status_unchanged", f"经销商 {dealer.code} 已是“{state}”状态", 409)
+        previous, dealer.status = dealer.status, to
+        tx.flush()
+        audit.record(
+            tx, actor=staff, action=action, entity_type="dealer", entity_id=dealer.code, label=dealer.name,
+            before={"status": previous}, after={"status": to}, reason=reason,
+        )
+    return dealer
+
+
+# --- the detail page -------------------------------------------------------------------------------
+
+def permissions_for(staff, dealer=None):
+    """What `staff` may do on a dealer's page (the services check the same rules again)."""
+    own = dealer is None or staff.role != "sales" or dealer.rep_id == staff.id
+    return {
+        "edit_fields": EDITABLE_FIELDS.get(staff.role, ()) if own else (),
+        "credit": staff.role in CREDIT_ROLES,
+        "status": staff.role in STATUS_ROLES,
+        "invite": staff.role in INVITE_ROLES and own,
+        "create": staff.role in CREATE_ROLES,
+    }
+
+
+RECENT_ORDERS = 20
+
+
+def get_dealer_for_staff(*, staff, code):
+    """The dealer if `staff` may see it (admins and finance every dealer, a rep their own); 404 else."""
+    _require_role(staff, VIEW_ROLES, "你没有查看经销商的权限")
+    query = scope_to_staff(select(Dealer).where(Dealer.code == code), staff)
+    dealer = db.session.execute(query).scalar_one_or_none()
+    if dealer is None:
+        raise NotFound("经销商不存在，或不是你负责的经销商", "dealer_not_found")
+    return dealer
+
+
+def dealer_detail(*, staff, code):
+    """Everything the console's dealer page shows, read for a staff member who may see it:
+    profile, credit and terms, users and unused invite codes, addresses, the last orders,
+    this year's ordered amount against the annual target, and the dealer's change history."""
+    from app.orders.models import Order
+    from app.staff.models import Staff
+
+    dealer = get_dealer_for_staff(staff=staff, code=code)
+    today = business_today()
+    users = db.session.execute(
+        select(DealerUser).where(DealerUser.dealer_id == dealer.id).order_by(DealerUser.active.desc(), DealerUser.id)
+    ).scalars().all()
+    invites = db.session.execute(
+        select(InviteCode).where(InviteCode.dealer_id == dealer.id, InviteCode.used_at.is_(None))
+        .order_by(InviteCode.expires_at.desc()).limit(20)
+    ).scalars().all()
+    orders = db.session.execute(
+        select(Order.order_no, Order.status, Order.total_fen, Order.created_at)
+        .where(Order.dealer_id == dealer.id).order_by(Order.id.desc()).limit(RECENT_ORDERS)
+    ).all()
+    year_start = datetime(today.year, 1, 1, tzinfo=BUSINESS_TZ)
+    ordered_this_year = db.session.execute(
+        select(func.coalesce(func.sum(Order.total_fen), 0)).where(
+            Order.dealer_id == dealer.id, Order.created_at >= year_start,
+            Order.status.not_in(("cancelled", "rejected")),
+        )
+    ).scalar_one()
+    history, _ = audit.list_entries(entity_id=dealer.code, page_size=20)
+    permissions = permissions_for(staff, dealer)
+    return SimpleNamespace(
+        dealer=dealer,
+        tier=dealer.tier,
+        region_path="".join(region_path(dealer.region_code)) or dealer.region_code,
+        rep=db.session.get(Staff, dealer.rep_id) if dealer.rep_id else None,
+        credit=funds.get_balances(dealer.id),
+        users=users,
+        invites=invites if permissions["invite"] else [],
+        now=utcnow(),
+        addresses=list_addresses(dealer_id=dealer.id),
+        orders=orders,
+        ordered_this_year_fen=ordered_this_year,
+        target_percent=(ordered_this_year * 100 // dealer.annual_target_fen) if dealer.annual_target_fen else None,
+        contract_state=_contract_state(dealer, today),
+        history=[entry for entry in history if entry.entity_type in ("dealer", "credit")],
+        permissions=permissions,
+    )
+
+
+def _contract_state(dealer, today):
+    if dealer.contract_start is None and dealer.contract_end is None:
+        return "未登记"
+    if dealer.contract_start and today < dealer.contract_start:
+        return "未开始"
+    if dealer.contract_end and today > dealer.contract_end:
+        return "已到期"
+    if dealer.contract_end and (dealer.contract_end - today).days <= 30:
+        return f"{(dealer.contract_end - today).days} 天后到期"
+    return "合同期内"
+
+
+def dealer_form_options():
+    """Choices for the create/edit form: tiers, regions (provinces with their cities), active reps."""
+    from app.staff.models import Staff
+
+    regions = db.session.execute(select(Region).order_by(Region.code)).scalars().all()
+    provinces = [r for r in regions if r.parent_code is None]
+    children = {}
+    for region in regions:
+        if region.parent_code is not None:
+            children.setdefault(region.parent_code, []).append(region)
+    return {
+        "tiers": db.session.execute(select(Tier).order_by(Tier.rank)).scalars().all(),
+        "regions": [(province, children.get(province.code, [])) for province in provinces],
+        "reps": db.session.execute(
+            select(Staff).where(Staff.role == "sales", Staff.active.is_(True)).order_by(Staff.name)
+        ).scalars().all(),
+    }

@@ -120,3 +120,41 @@ def write_entry(session, account, entry):
     session.connection().execute(_held_statement(), {"account_dealer_id": account.dealer_id, "delta": entry["amount_fen"]})
     account.held_fen = entry["held_after_fen"]
     session.connection().execute(insert(ENTRIES), entry)
+
+
+# --- credit limit ------------------------------------------------------------------------
+
+@functools.cache
+def _limit_statement():
+    return (
+        update(ACCOUNTS)
+        .where(ACCOUNTS.c.dealer_id == bindparam("account_dealer_id"))
+        .values(credit_limit_fen=bindparam("limit_fen"))
+    )
+
+
+def set_limit(session, *, dealer_id, limit_fen, note=None):
+    """Inside the caller's write transaction: give the dealer a new credit limit.
+
+    Locks the account (creating it empty if missing), changes the limit and appends a
+    `limit_set` entry whose amount is the change. Returns the previous limit (fen); an
+    unchanged limit writes nothing. A limit below what is already used is allowed: open
+    orders keep their holds, and new credit orders are refused until there is headroom.
+    """
+    if isinstance(limit_fen, bool) or not isinstance(limit_fen, int) or limit_fen < 0:
+        raise DomainError("invalid_credit_limit", "信用额度必须是不小于 0 的整数（分）", 422)
+    account = lock_account(session, dealer_id)
+    previous = account.credit_limit_fen
+    if limit_fen == previous:
+        return previous
+    session.connection().execute(_limit_statement(), {"account_dealer_id": dealer_id, "limit_fen": limit_fen})
+    account.credit_limit_fen = limit_fen
+    session.connection().execute(insert(ENTRIES), {
+        "dealer_id": dealer_id, "kind": "limit_set", "amount_fen": limit_fen - previous,
+        "held_after_fen": account.held_fen, "receivable_after_fen": account.receivable_fen,
+        "limit_after_fen": limit_fen, "order_id": None, "note": note and note[:200], "created_at": utcnow(),
+    })
+    stale = session.identity_map.get(session.identity_key(CreditAccount, dealer_id))
+    if stale is not None:
+        session.expire(stale)
+    return previous
