@@ -296,6 +296,7 @@ def seed_demo(*, reset=False) -> dict:
         seeded["rules"] = _seed_visibility(session, seeded["categories"], seeded["skus"])
         seeded["invites"] = _seed_invites(session, seeded["dealers"], ttl_days)
         seeded["console"] = _seed_console_staff(session, seeded["reps"])
+        _log_suspensions(session, seeded["dealers"])
         # Off, so every demo order shows the rep's approval step.
         settings.write(session, approval_rules.KEY, AutoApproval(enabled=False).as_value())
         lines = _summary_lines(brand, seeded)
@@ -397,6 +398,22 @@ def _seed_dealers(session, tiers, reps, today):
         ))
     session.flush()
     return {dealer.code: dealer for dealer in dealers}
+
+
+SUSPENSION_REASON = "货款逾期 60 天未结清，暂停发货"
+
+
+def _log_suspensions(session, dealers):
+    """The audit entry behind each suspended demo dealer, as if finance had suspended it."""
+    from app.audit import service as audit
+
+    finance = session.execute(select(Staff).where(Staff.username == "caiwu")).scalar_one()
+    for spec in DEALERS:
+        if spec.status == "suspended":
+            audit.record(
+                session, actor=finance, action="dealer.suspend", entity_type="dealer", entity_id=spec.code,
+                label=spec.name, before={"status": "active"}, after={"status": "suspended"}, reason=SUSPENSION_REASON,
+            )
 
 
 def _seed_catalogue(session):

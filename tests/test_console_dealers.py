@@ -477,8 +477,9 @@ def test_update_dealer_refuses_unknown_fields_and_the_code(app, world, staff):
 
 # --- the demo -------------------------------------------------------------------------------------
 
-def test_demo_dealers_have_contract_terms(app):
-    from app.demo import seed_demo
+def test_demo_dealers_have_contract_terms_and_the_suspension_says_why(app, client):
+    from app.demo import SUSPENSION_REASON, seed_demo
+    from app.staff.service import set_password
 
     seed_demo()
     dealers = db.session.execute(select(Dealer)).scalars().all()
@@ -486,3 +487,9 @@ def test_demo_dealers_have_contract_terms(app):
     for dealer in dealers:
         assert dealer.contract_start <= date.today() <= dealer.contract_end
         assert dealer.annual_target_fen > 0 and dealer.payment_terms_days in (0, 30, 60)
+    from app.staff.models import Staff
+
+    set_password(db.session.execute(select(Staff).where(Staff.username == "admin")).scalar_one(), PASSWORD)
+    login(client, "admin")
+    html = page(client, "/console/dealers/D020").get_data(as_text=True)
+    assert "已暂停订货" in html and SUSPENSION_REASON in html and "财务 周敏" in html

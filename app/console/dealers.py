@@ -92,7 +92,7 @@ def _form_page(*, dealer=None, values=None, errors=None, status=200):
     return render_template(
         "console/dealer_form.html", dealer=dealer, values=values or {}, errors=errors or {}, shown=shown,
         permissions=permissions_for(g.staff, dealer), field_labels=FIELD_LABELS,
-        error_keys=FORM_ERROR_KEYS, **dealer_form_options(),
+        error_keys=FORM_ERROR_KEYS, **dealer_form_options(dealer),
     ), status
 
 

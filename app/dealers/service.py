@@ -806,6 +806,8 @@ def _checked_values(session, fields, dealer=None):
         rep = _check_text("rep", fields["rep"], errors)
         if rep is None:
             values["rep_id"] = None
+        elif not creating and dealer.rep is not None and rep in (dealer.rep.username, dealer.rep.name):
+            values["rep_id"] = dealer.rep_id  # kept as is, even if the rep has left since
         else:
             found = _find_rep(session, rep)
             if found is None:
@@ -1077,6 +1079,7 @@ def dealer_detail(*, staff, code):
     """Everything the console's dealer page shows, read for a staff member who may see it:
     profile, credit and terms, users and unused invite codes, addresses, the last orders,
     this year's ordered amount against the annual target, and the dealer's change history."""
+    from app.audit.models import AuditEntry
     from app.orders.models import Order
     from app.staff.models import Staff
 
@@ -1101,6 +1104,13 @@ def dealer_detail(*, staff, code):
         )
     ).scalar_one()
     history, _ = audit.list_entries(entity_id=dealer.code, page_size=20)
+    history = [entry for entry in history if entry.entity_type in ("dealer", "credit")]
+    suspension = None
+    if dealer.status == "suspended":
+        suspension = db.session.execute(
+            select(AuditEntry).where(AuditEntry.entity_type == "dealer", AuditEntry.entity_id == dealer.code,
+                                     AuditEntry.action == "dealer.suspend").order_by(AuditEntry.id.desc()).limit(1)
+        ).scalar_one_or_none()
     permissions = permissions_for(staff, dealer)
     return SimpleNamespace(
         dealer=dealer,
@@ -1116,7 +1126,8 @@ def dealer_detail(*, staff, code):
         ordered_this_year_fen=ordered_this_year,
         target_percent=(ordered_this_year * 100 // dealer.annual_target_fen) if dealer.annual_target_fen else None,
         contract_state=_contract_state(dealer, today),
-        history=[entry for entry in history if entry.entity_type in ("dealer", "credit")],
+        history=history,
+        suspension=suspension,
         permissions=permissions,
     )
 
@@ -1133,8 +1144,9 @@ def _contract_state(dealer, today):
     return "合同期内"
 
 
-def dealer_form_options():
-    """Choices for the create/edit form: tiers, regions (provinces with their cities), active reps."""
+def dealer_form_options(dealer=None):
+    """Choices for the create/edit form: tiers, regions (provinces with their cities), active reps
+    (and the dealer's current rep, so saving the form never drops one who has left)."""
     from app.staff.models import Staff
 
     regions = db.session.execute(select(Region).order_by(Region.code)).scalars().all()
@@ -1147,6 +1159,8 @@ def dealer_form_options():
         "tiers": db.session.execute(select(Tier).order_by(Tier.rank)).scalars().all(),
         "regions": [(province, children.get(province.code, [])) for province in provinces],
         "reps": db.session.execute(
-            select(Staff).where(Staff.role == "sales", Staff.active.is_(True)).order_by(Staff.name)
+            select(Staff).where(
+                Staff.role == "sales", or_(Staff.active.is_(True), Staff.id == (dealer.rep_id if dealer else None))
+            ).order_by(Staff.name)
         ).scalars().all(),
     }
