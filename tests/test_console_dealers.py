@@ -422,13 +422,16 @@ def test_suspending_needs_a_reason_and_twice_is_409(client, world, staff):
 
 # --- the services, as the Excel importer calls them ----------------------------------------------
 
-def test_services_run_inside_a_callers_transaction_and_roll_back_together(app, world, staff):
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_services_run_inside_a_callers_transaction_and_roll_back_together(request, database):
     from app.database import write_transaction
     from app.dealers.service import create_dealer, set_credit_limit, suspend_dealer, update_dealer
     from app.errors import DomainError
+    from app.staff.service import create_staff
 
+    world = request.getfixturevalue({"sqlite": "world", "postgres": "pg_world"}[database])
+    admin = create_staff(username="boss", name="管理员", role="admin", password=PASSWORD)
     before = snapshot()
-    admin = staff["admin"]
     with pytest.raises(DomainError), write_transaction() as session:
         create_dealer(staff=admin, code="D100", name="第一行", tier="金牌", region_code="440100", rep="王业务",
                       credit_limit_fen=5_000_00, session=session)
@@ -441,6 +444,11 @@ def test_services_run_inside_a_callers_transaction_and_roll_back_together(app, w
 
     created = create_dealer(staff=admin, code="D100", name="第一行", tier="金牌", region_code="440100", rep="王业务")
     assert created.tier_id == world.gold.id and created.rep_id == world.rep.id  # tier and rep by name
+    update_dealer(staff=admin, code="D100", tier="silver", credit_limit_fen=300_00, reason="导入")
+    suspend_dealer(staff=admin, code="D100", reason="导入")
+    dealer = dealer_row("D100")
+    assert (dealer.tier_id, dealer.status, credit(dealer)["limit"]) == (world.silver.id, "suspended", 300_00)
+    assert [e.action for e in audit_rows()] == ["dealer.create", "dealer.update", "credit.limit", "dealer.suspend"]
 
 
 def test_dealer_fields_from_text_reads_spreadsheet_cells(app, world, staff):
