@@ -2,7 +2,7 @@
 from app.audit.models import AuditEntry  # noqa: F401
 from app.catalog.models import Category, Sku, VisibilityRule  # noqa: F401
 from app.dealers.models import Address, Dealer, DealerUser, InviteCode, Region, Tier  # noqa: F401
-from app.funds.models import CreditAccount, CreditEntry  # noqa: F401
+from app.funds.models import CreditAccount, CreditEntry, LedgerEntry, Payment, WechatPayOrder  # noqa: F401
 from app.inventory.models import Reservation, Stock, Warehouse  # noqa: F401
 from app.orders.models import (  # noqa: F401
     CartItem,

@@ -25,7 +25,11 @@ STATUS_LABELS = {
     "cancelled": "已取消",
     "rejected": "已驳回",
 }
-PAYMENT_METHODS = ("credit",)
+# How an order is paid: on credit (账期, held against the limit), from the prepaid balance,
+# by WeChat Pay (payable right after submission, no credit held), or by an offline transfer.
+PAYMENT_METHODS = ("credit", "prepaid", "wechat", "offline")
+SUPPORTED_PAYMENT_METHODS = ("credit", "wechat")
+PAYMENT_METHOD_LABELS = {"credit": "信用额度（账期）", "prepaid": "预付款", "wechat": "微信支付", "offline": "线下转账"}
 
 
 class Order(db.Model):
@@ -47,6 +51,8 @@ class Order(db.Model):
     shipping_fen: Mapped[int] = fen()
     total_fen: Mapped[int] = fen()
     credit_held_fen: Mapped[int] = fen()
+    # Paid so far (WeChat Pay); changed only with the payment's ledger entries.
+    paid_fen: Mapped[int] = fen(server_default="0")
     # Shipping address as it was when the order was placed.
     ship_contact: Mapped[str] = mapped_column(String(64))
     ship_phone: Mapped[str] = mapped_column(String(20))
