@@ -17,7 +17,7 @@ class ApiWithoutSessions(SecureCookieSessionInterface):
     requests under /api/ skip opening (and signing) the session cookie."""
 
     def open_session(self, app, request):
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/pay/")):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
@@ -78,6 +78,9 @@ def create_app(config=None):
     from bots.callback import bp as wecom_callback_bp  # WeCom callback at /wecom/callback
 
     app.register_blueprint(wecom_callback_bp)
+    from app.funds.webhook import bp as wechatpay_notify_bp  # WeChat Pay notifications
+
+    app.register_blueprint(wechatpay_notify_bp)
 
     from app.cli import register as register_cli
 

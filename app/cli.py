@@ -137,6 +137,7 @@ def register(app):
     app.cli.add_command(staff_cli)
     app.cli.add_command(rq_cli)
     app.cli.add_command(notify_cli)
+    app.cli.add_command(pay_cli)
 
 
 # --- background workers and notification delivery --------------------------------------
@@ -252,3 +253,45 @@ def staff_create(username, role, name, wecom_userid, password):
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"已创建{ROLE_LABELS[staff.role]}账号 {staff.username}，登录地址 /console/login")
+
+
+# --- WeChat Pay -----------------------------------------------------------------------------
+
+pay_cli = AppGroup("pay", help="微信支付：查询、关闭未支付的预支付单")
+
+
+@pay_cli.command("open")
+def pay_open():
+    """列出尚未支付、也未关闭的微信支付预支付单（商户订单号、金额、过期时间）。"""
+    from app.funds.payments import list_open_wechat_payments
+    from app.money import format_yuan
+
+    for attempt in list_open_wechat_payments():
+        click.echo(f"{attempt.out_trade_no}\t{format_yuan(attempt.amount_fen)}\t过期 {attempt.expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+@pay_cli.command("query")
+@click.argument("out_trade_no")
+def pay_query(out_trade_no):
+    """向微信支付查询一笔预支付单；已支付但未收到通知的，立即记账。"""
+    from app.funds.payments import query_wechat_payment
+
+    try:
+        state, outcome = query_wechat_payment(out_trade_no=out_trade_no)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    words = {"recorded": "已记账", "duplicate": "此前已记账", "unpaid": "未支付", "ignored": "未处理"}
+    click.echo(f"{out_trade_no}: {state}（{words.get(outcome, outcome)}）")
+
+
+@pay_cli.command("close")
+@click.argument("out_trade_no")
+def pay_close(out_trade_no):
+    """关闭一笔未支付的预支付单（之后无法再付款；经销商再次付款时会生成新的预支付单）。"""
+    from app.funds.payments import close_wechat_payment
+
+    try:
+        close_wechat_payment(out_trade_no=out_trade_no)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{out_trade_no}: 已关闭")

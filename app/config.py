@@ -56,6 +56,18 @@ def from_env():
         "WECHAT_API_BASE": (env("WECHAT_API_BASE") or OFFICIAL_WECHAT_API_BASE).rstrip("/"),
         "WECOM_API_BASE": (env("WECOM_API_BASE") or OFFICIAL_WECOM_API_BASE).rstrip("/"),
         "WECHATPAY_API_BASE": (env("WECHATPAY_API_BASE") or OFFICIAL_WECHATPAY_API_BASE).rstrip("/"),
+        # WeChat Pay API v3 (direct merchant, mini-program JSAPI). Unset: paying by WeChat
+        # answers 503. Key settings are file paths. Where to find each: README 「资金与微信支付」.
+        "WECHATPAY_MCHID": env("WECHATPAY_MCHID") or None,
+        "WECHATPAY_APPID": env("WECHATPAY_APPID") or None,
+        "WECHATPAY_PRIVATE_KEY": env("WECHATPAY_PRIVATE_KEY") or None,
+        "WECHATPAY_CERT_SERIAL_NO": env("WECHATPAY_CERT_SERIAL_NO") or None,
+        "WECHATPAY_APIV3_KEY": env("WECHATPAY_APIV3_KEY") or None,
+        "WECHATPAY_PUBLIC_KEY": env("WECHATPAY_PUBLIC_KEY") or None,
+        "WECHATPAY_PUBLIC_KEY_ID": env("WECHATPAY_PUBLIC_KEY_ID") or None,
+        "WECHATPAY_NOTIFY_URL": env("WECHATPAY_NOTIFY_URL") or None,
+        # Minutes a JSAPI prepay order stays payable (WeChat's prepay_id lasts 2 hours).
+        "WECHATPAY_EXPIRE_MINUTES": _env_int("WECHATPAY_EXPIRE_MINUTES", 30),
         "WECHAT_APP_ID": env("WECHAT_APP_ID") or "wx-demo-appid",
         "WECHAT_APP_SECRET": env("WECHAT_APP_SECRET") or "demo-app-secret",
         "WECHAT_HTTP_TIMEOUT": _env_int("WECHAT_HTTP_TIMEOUT", 5),

@@ -3,6 +3,8 @@ import re
 from flask import current_app, g, request
 
 from app.errors import DomainError
+from app.funds import payments
+from app.funds.schemas import PayOut
 from app.orders import service
 from app.orders.schemas import CancelIn, CheckoutIn, OrderIn, OrderListQuery, OrderOut, OrderPage, PreviewOut
 from miniprogram_api import presenters
@@ -123,3 +125,12 @@ def cancel(body, order_no):
     """取消订单（仅限审批前），释放库存与信用额度"""
     order = service.cancel_order(user=g.user, order_no=order_no, reason=body.get("reason"))
     return presenters.order(order)
+
+
+@blp.post(f"/orders/{ORDER_NO}/pay")
+@blp.response(200, PayOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def pay(order_no):
+    """微信支付：为订单未付部分创建 JSAPI 预支付单，返回 wx.requestPayment 所需的已签名参数"""
+    return payments.start_wechat_payment(user=g.user, order_no=order_no)

@@ -54,7 +54,7 @@ def order(o):
         "lines": [priced_line(line) for line in o.lines],
         "totals": {
             "subtotal_fen": o.subtotal_fen, "discount_fen": o.discount_fen,
-            "shipping_fen": o.shipping_fen, "total_fen": o.total_fen,
+            "shipping_fen": o.shipping_fen, "total_fen": o.total_fen, "paid_fen": o.paid_fen,
         },
         "ship_to": {
             "contact_name": o.ship_contact, "phone": o.ship_phone,

@@ -45,12 +45,38 @@ def _no_internet(monkeypatch):
 # --- WeChat stand-in ----------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def standin():
+def standin(tmp_path_factory):
     from app.integrations.standin import StandinServer
 
     server = StandinServer.start(app_id="wx-test-appid", secret="test-app-secret")
+    server.test_pay_config = _configure_wechatpay(server, tmp_path_factory.mktemp("wechatpay"))
     yield server
     server.stop()
+
+
+def _configure_wechatpay(server, directory):
+    """Fresh RSA keys for the test session (merchant and platform), known to the stand-in
+    as WeChat Pay knows them; returns the app's WECHATPAY_* settings."""
+    from pathlib import Path
+
+    from app.integrations.wechatpay import generate_keys
+
+    keys = generate_keys(directory)
+    settings = {
+        "WECHATPAY_MCHID": "1900000109", "WECHATPAY_APPID": "wx-test-appid",
+        "WECHATPAY_PRIVATE_KEY": keys["merchant_private_key"], "WECHATPAY_CERT_SERIAL_NO": "5157F09EFDC096DE15EBE81A47057A72",
+        "WECHATPAY_APIV3_KEY": "test-apiv3-key-32-bytes-long-abc", "WECHATPAY_PUBLIC_KEY": keys["platform_public_key"],
+        "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_0119000001092026112600000000000001",
+        "WECHATPAY_NOTIFY_URL": "http://localhost/pay/wechat/notify",
+    }
+    server.pay.configure(
+        mchid=settings["WECHATPAY_MCHID"], appid=settings["WECHATPAY_APPID"],
+        merchant_public_key=Path(keys["merchant_public_key"]).read_text(),
+        merchant_serial_no=settings["WECHATPAY_CERT_SERIAL_NO"], apiv3_key=settings["WECHATPAY_APIV3_KEY"],
+        platform_private_key=Path(keys["platform_private_key"]).read_text(),
+        platform_public_key_id=settings["WECHATPAY_PUBLIC_KEY_ID"],
+    )
+    return {**settings, "_keys": keys}
 
 
 @pytest.fixture
@@ -68,6 +94,7 @@ def _base_config(standin):
         "WECHAT_API_BASE": standin.base_url,
         "WECOM_API_BASE": standin.base_url,
         "WECHATPAY_API_BASE": standin.base_url,
+        **{k: v for k, v in standin.test_pay_config.items() if k.startswith("WECHATPAY_")},
         "WECHAT_APP_ID": "wx-test-appid",
         "WECHAT_APP_SECRET": "test-app-secret",
         "WECHAT_HTTP_TIMEOUT": 2,

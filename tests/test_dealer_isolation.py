@@ -375,16 +375,19 @@ ENDPOINTS = [
     ("GET", "/orders", None),
     ("GET", "/orders/{order_no}", None),
     ("POST", "/orders/{order_no}/cancel", {}),
+    ("POST", "/orders/{order_no}/pay", {}),
     ("GET", "/addresses", None),
     ("POST", "/addresses", {"contact_name": "赵六", "phone": "13700000004", "region_code": "440100", "detail": "体育西路4号"}),
     ("GET", "/subscriptions/templates", None),
     ("POST", "/subscriptions", {"template_ids_accepted": ["demo-tmpl-order-approved"]}),
     ("GET", "/messages", None),
+    ("GET", "/account", None),
+    ("GET", "/account/ledger", None),
 ]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),
-                  ("POST", "/orders/{order_no}/cancel"), ("POST", "/addresses")}
+                  ("POST", "/orders/{order_no}/cancel"), ("POST", "/orders/{order_no}/pay"), ("POST", "/addresses")}
 
 
 def fill(value, ids):

@@ -18,7 +18,7 @@ import functools
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, case, func, insert, select, update
 
 from app.database import dialect_insert, write_transaction
 from app.errors import DomainError
@@ -171,12 +171,25 @@ def get_balances(dealer_id):
 
 
 def list_entries(*, dealer_id, account=None, page=1, page_size=20):
-    """One page of the dealer's ledger entries, newest first: (entries, total)."""
-    where = [LedgerEntry.dealer_id == dealer_id]
+    """One page of the dealer's ledger entries, newest first, each a dict with the entry's
+    columns, `account_label` and the related `order_no` (the order, or the order a payment
+    paid; None otherwise): (items, total)."""
+    from app.funds.models import Payment
+    from app.orders.models import Order
+
+    where = [ENTRIES.c.dealer_id == dealer_id]
     if account:
-        where.append(LedgerEntry.account == account)
-    total = db.session.execute(select(func.count()).select_from(LedgerEntry).where(*where)).scalar_one()
-    entries = db.session.execute(
-        select(LedgerEntry).where(*where).order_by(LedgerEntry.id.desc()).limit(page_size).offset((page - 1) * page_size)
-    ).scalars().all()
-    return entries, total
+        where.append(ENTRIES.c.account == account)
+    total = db.session.execute(select(func.count()).select_from(ENTRIES).where(*where)).scalar_one()
+    payments, orders = Payment.__table__, Order.__table__
+    order_id = case((ENTRIES.c.ref_type == "order", ENTRIES.c.ref_id), else_=payments.c.order_id)
+    rows = db.session.execute(
+        select(ENTRIES, orders.c.order_no)
+        .select_from(
+            ENTRIES.outerjoin(payments, and_(ENTRIES.c.ref_type == "payment", payments.c.id == ENTRIES.c.ref_id))
+            .outerjoin(orders, and_(orders.c.id == order_id, orders.c.dealer_id == ENTRIES.c.dealer_id))
+        )
+        .where(*where).order_by(ENTRIES.c.id.desc()).limit(page_size).offset((page - 1) * page_size)
+    ).all()
+    items = [{**row._mapping, "account_label": ACCOUNT_LABELS[row.account]} for row in rows]
+    return items, total

@@ -14,6 +14,8 @@ WeCom routes:
     POST /cgi-bin/message/send            app message (text, markdown, template_card...)
     POST /cgi-bin/message/update_template_card
     POST /cgi-bin/webhook/send?key=       group robot
+WeChat Pay API v3 routes (JSAPI prepay, query, close; signed requests, signed answers,
+encrypted notifications): see `app.integrations.standin_pay`.
 
 Control routes (not part of WeChat):
     POST /_standin/wx/login    {"openid": optional} -> {"code": ...}; what wx.login() does on a phone
@@ -45,6 +47,8 @@ import requests
 
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+from app.integrations.standin_pay import PayState, register_pay_routes
 
 CODE_TTL_SECONDS = 5 * 60
 TOKEN_TTL_SECONDS = 7200
@@ -87,7 +91,8 @@ WECHAT_PATHS = ("/sns/jscode2session", "/cgi-bin/stable_token", "/cgi-bin/token"
 WECOM_PATHS = (
     "/cgi-bin/gettoken", "/cgi-bin/message/send", "/cgi-bin/message/update_template_card", "/cgi-bin/webhook/send",
 )
-STANDIN_PATHS = WECHAT_PATHS + WECOM_PATHS
+# Only the prepay route of WeChat Pay takes scripted faults (the others carry the order number).
+STANDIN_PATHS = WECHAT_PATHS + WECOM_PATHS + ("/v3/pay/transactions/jsapi",)
 
 CHANNEL_LABELS = {
     "mp_subscribe": "小程序订阅消息",
@@ -614,6 +619,8 @@ def create_standin_app(
         app_id, secret, corp_id, corp_secret, agent_id, robot_keys, member_limit=member_limit, robot_limit=robot_limit,
     )
     app.extensions["wechat_standin"] = state
+    state.pay = PayState()
+    register_pay_routes(app, state.pay)
 
     @app.before_request
     def record_and_fault():
@@ -634,6 +641,8 @@ def create_standin_app(
         if fault["http_status"]:
             return "<html><body>stand-in fault</body></html>", fault["http_status"]
         if fault["errcode"] is not None:
+            if request.path.startswith("/v3/pay/"):
+                return jsonify({"code": str(fault["errcode"]), "message": "模拟故障"}), 500
             return _error(fault["errcode"])
         return None  # a pure delay: answer normally, just late
 
@@ -895,6 +904,7 @@ def create_standin_app(
     @app.post("/_standin/reset")
     def reset():
         state.reset()
+        state.pay.reset()
         return jsonify({"ok": True})
 
     @app.post("/_standin/wecom/tap")
@@ -1039,8 +1049,18 @@ class StandinServer:
         return self._state.dropped
 
     def reset(self):
-        """Forget codes, faults, invalid marks, subscriptions, recorded requests and deliveries (tokens stay valid)."""
+        """Forget codes, faults, invalid marks, subscriptions, recorded requests and deliveries (tokens stay valid),
+        and WeChat Pay's orders and notifications (the merchant's keys stay)."""
         self._state.reset()
+        self._state.pay.reset()
+
+    # --- WeChat Pay ---------------------------------------------------------------------
+
+    @property
+    def pay(self):
+        """The WeChat Pay side (`standin_pay.PayState`): `configure(...)` the merchant's keys,
+        `get(out_trade_no)`, `mark_paid`, `notification(...)`, `send_notification`, `orders()`."""
+        return self._state.pay
 
     def stop(self):
         self._server.shutdown()

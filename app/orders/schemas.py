@@ -32,7 +32,9 @@ class CheckoutIn(Schema):
 
 class OrderIn(CheckoutIn):
     remark = Str(load_default="", validate=length(max=200), metadata={"description": "订单备注"})
-    payment_method = Str(load_default="credit", validate=one_of(PAYMENT_METHODS), metadata={"description": "credit 信用额度（账期）"})
+    payment_method = Str(load_default="credit", validate=one_of(PAYMENT_METHODS), metadata={
+        "description": "credit 信用额度（账期，占用额度）/ wechat 微信支付（不占额度，提交后用 POST /orders/{order_no}/pay 付款）；"
+                       "prepaid 预付款、offline 线下转账暂不支持（422 payment_method_unsupported）"})
 
 
 class CartItemIn(Schema):
@@ -65,6 +67,10 @@ class TotalsOut(Schema):
     discount_fen = Int(required=True)
     shipping_fen = Int(required=True)
     total_fen = Int(required=True)
+
+
+class OrderTotalsOut(TotalsOut):
+    paid_fen = Int(required=True, metadata={"description": "已付金额（微信支付）"})
 
 
 class ProblemOut(Schema):
@@ -118,7 +124,7 @@ class OrderOut(Schema):
     status_label = Str(required=True)
     payment_method = Str(required=True)
     lines = Nested(PricedLineOut, many=True, required=True)
-    totals = Nested(TotalsOut, required=True)
+    totals = Nested(OrderTotalsOut, required=True)
     ship_to = Nested(ShipToOut, required=True)
     remark = Str(required=True)
     created_at = DateTime(required=True)

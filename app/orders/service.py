@@ -30,13 +30,16 @@ from app.dealers.models import DealerUser
 from app.dealers.service import SUSPENDED_MESSAGE, check_may_act, lock_dealer, scope_to_staff, ship_to, ship_to_from_row
 from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.funds import ledger
 from app.funds import service as funds
 from app.inventory import service as inventory
 from app.models_base import utcnow
 from app.notify import events as notify_events
 from app.orders import approval_rules
 from app.orders.models import (
+    PAYMENT_METHOD_LABELS,
     STATUS_LABELS,
+    SUPPORTED_PAYMENT_METHODS,
     CartItem,
     IdempotencyKey,
     Order,
@@ -135,6 +138,7 @@ class PlacedOrder:
     ship_address: str
     remark: str
     created_at: datetime
+    paid_fen: int = 0
     lines: list = field(default_factory=list)
     events: list = field(default_factory=list)
 
@@ -144,7 +148,11 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 
     Returns (order, replayed). Raises 409 `idempotency_conflict` for a reused key with
     another body, 409 `insufficient_stock` / `credit_limit_exceeded`, 422 `order_invalid`
-    (unavailable SKU, MOQ, step) with every problem in `details.problems`.
+    (unavailable SKU, MOQ, step) with every problem in `details.problems`, 422
+    `payment_method_unsupported` for prepaid / offline (not yet offered).
+
+    `payment_method`: "credit" holds the total against the credit limit; "wechat" holds no
+    credit (the order is paid by WeChat Pay, `app.funds.payments`, right after submission).
 
     Three statements and a COMMIT (each round trip costs more Python time than PostgreSQL
     time, see README 性能): lock the credit account and read the user's standing and the
@@ -153,6 +161,12 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     statement on PostgreSQL).
     """
     dealer = user.dealer
+    if payment_method not in SUPPORTED_PAYMENT_METHODS:
+        raise DomainError(
+            "payment_method_unsupported",
+            f"暂不支持「{PAYMENT_METHOD_LABELS.get(payment_method, payment_method)}」付款，请选择信用额度（credit）或微信支付（wechat）",
+            422, {"supported": list(SUPPORTED_PAYMENT_METHODS)},
+        )
     fingerprint = request_fingerprint(
         lines=lines, address_id=address_id, remark=remark, payment_method=payment_method
     )
@@ -305,19 +319,21 @@ def _create_order(session, *, user, account, pairs, priced, locked, address, rem
         available = inventory.total_available(locked, sku_id)
         if line is not None and qty > available:
             problems.append(shortage(sku_id=sku_id, name=line.name, unit=line.unit, qty=qty, available=available))
-    _raise_for_problems(problems, account, quote.total_fen)
+    on_credit = payment_method == "credit"
+    _raise_for_problems(problems, account, quote.total_fen, check_credit=on_credit)
 
     now = utcnow()
     values = {
         "dealer_id": dealer_id, "placed_by_id": user.id,
         "status": "pending_approval", "payment_method": payment_method,
-        "credit_held_fen": quote.total_fen, **quote.totals(),
+        "credit_held_fen": quote.total_fen if on_credit else 0, **quote.totals(),
         "ship_contact": address["contact_name"], "ship_phone": address["phone"],
         "ship_region_code": address["region_code"], "ship_address": address["full_text"],
         "remark": remark or "", "created_at": now, "updated_at": now,
     }
     event = _event_values(None, None, "pending_approval", actor=user, reason="经销商提交订单", at=now)
-    entry = funds.hold_entry(account, quote.total_fen, at=now)  # order_id: filled in by the writer
+    # order_id: filled in by the writer. No hold for an order paid by WeChat Pay.
+    entry = funds.hold_entry(account, quote.total_fen, at=now) if on_credit else None
     write = OrderWrite(
         order=values, lines=[_line_values(line) for line in quote.lines],
         allocations=sorted(inventory.allocate(locked, pairs)), credit_entry=entry, event=event,
@@ -338,12 +354,12 @@ def _create_order(session, *, user, account, pairs, priced, locked, address, rem
 class OrderWrite:
     """Every row a submission writes, decided: the order (without id and number), its
     lines, stock allocations [(sku_id, warehouse_id, qty)], the credit hold's ledger
-    entry, the first event and the Idempotency-Key (all without the order id)."""
+    entry (None: no hold), the first event and the Idempotency-Key (all without the order id)."""
 
     order: dict
     lines: list
     allocations: list
-    credit_entry: dict
+    credit_entry: dict | None
     event: dict
     key: dict
     user_id: int
@@ -364,7 +380,8 @@ def _write_order(session, write, account):
     order_id = conn.execute(_insert_statement(Order, returning_id=True), {**write.order, "order_no": order_no}).scalar_one()
     conn.execute(_insert_statement(OrderLine), [{**line, "order_id": order_id} for line in write.lines])
     inventory.reserve(session, order_id, write.allocations)
-    funds.write_entry(session, account, {**write.credit_entry, "order_id": order_id})
+    if write.credit_entry is not None:
+        funds.write_entry(session, account, {**write.credit_entry, "order_id": order_id})
     conn.execute(_insert_statement(OrderEvent), {**write.event, "order_id": order_id})
     conn.execute(_clear_cart_statement(), {"user_id": write.user_id, "sku_ids": [line["sku_id"] for line in write.lines]})
     conn.execute(_insert_statement(IdempotencyKey), {**write.key, "order_id": order_id})
@@ -414,14 +431,14 @@ WITH number AS (
     SELECT new_order.id, allocations.sku_id, allocations.warehouse_id, allocations.qty FROM new_order, allocations
 ), held AS (
     UPDATE credit_accounts SET held_fen = credit_accounts.held_fen + :entry_amount_fen
-    WHERE credit_accounts.dealer_id = :dealer_id
+    WHERE credit_accounts.dealer_id = :dealer_id AND CAST(:with_hold AS boolean)
     RETURNING 1
 ), entry AS (
     INSERT INTO credit_entries (dealer_id, kind, amount_fen, held_after_fen, receivable_after_fen,
                                 limit_after_fen, order_id, note, created_at)
     SELECT :dealer_id, :entry_kind, :entry_amount_fen, :entry_held_after_fen, :entry_receivable_after_fen,
            :entry_limit_after_fen, new_order.id, :entry_note, :entry_created_at
-    FROM new_order
+    FROM new_order WHERE CAST(:with_hold AS boolean)
 ), event AS (
     INSERT INTO order_events (order_id, from_status, to_status, actor_type, actor_id, actor_name, reason, created_at)
     SELECT new_order.id, :event_from_status, :event_to_status, :event_actor_type, :event_actor_id,
@@ -450,26 +467,32 @@ def _write_order_postgresql(session, write, numbering):
         "alloc_sku_id": [s for s, _, _ in write.allocations],
         "alloc_warehouse_id": [w for _, w, _ in write.allocations],
         "alloc_qty": [q for _, _, q in write.allocations],
-        **{f"entry_{name}": value for name, value in write.credit_entry.items() if name not in ("dealer_id", "order_id")},
+        "with_hold": write.credit_entry is not None,
+        **{f"entry_{name}": value for name, value in (write.credit_entry or _NO_HOLD).items()
+           if name not in ("dealer_id", "order_id")},
         **{f"event_{name}": value for name, value in write.event.items() if name != "order_id"},
     }
     row = session.connection().execute(_WRITE_ORDER_SQL, params).one()
-    if row.reserved_rows != len(write.allocations) or row.held_rows != 1:
+    if row.reserved_rows != len(write.allocations) or row.held_rows != (write.credit_entry is not None):
         raise RuntimeError("stock or credit rows locked for this order were not all updated")
     return row.id, row.order_no
 
+
+# The entry parameters when there is no hold (the statement's text stays the same).
+_NO_HOLD = {"kind": "hold", "amount_fen": 0, "held_after_fen": 0, "receivable_after_fen": 0, "limit_after_fen": 0,
+            "note": None, "created_at": None}
 
 _LINE_COLUMNS = ("sku_id", "sku_code", "name", "spec", "unit", "qty", "list_price_fen", "unit_price_fen",
                  "amount_fen", "price_source")
 
 
-def _raise_for_problems(problems, account, total_fen):
+def _raise_for_problems(problems, account, total_fen, *, check_credit=True):
     other = [p for p in problems if p["code"] != "insufficient_stock"]
     if other:
         raise DomainError("order_invalid", "订单中有商品不符合下单要求，请按提示修改", 422, {"problems": problems})
     if problems:
         raise DomainError("insufficient_stock", "部分商品库存不足，请减少数量后重试", 409, {"problems": problems})
-    credit = funds.credit_problem(account, total_fen)
+    credit = funds.credit_problem(account, total_fen) if check_credit else None
     if credit:
         raise DomainError("credit_limit_exceeded", credit["message"], 409, {"problems": [credit]})
 
@@ -592,6 +615,7 @@ def cancel_order(*, user, order_no, reason=None):
         if order.credit_held_fen:
             funds.release_credit(session, account, amount_fen=order.credit_held_fen, order_id=order.id, note="订单取消")
             order.credit_held_fen = 0
+        _paid_to_prepaid(session, order, actor=user, actor_type="dealer_user", why="订单取消")
         previous = order.status
         order.status = "cancelled"
         order.updated_at = utcnow()
@@ -599,6 +623,18 @@ def cancel_order(*, user, order_no, reason=None):
         _record_event(session, order.id, previous, "cancelled", actor=user, reason=reason)
         notify_events.order_changed(session, order, from_status=previous, to_status="cancelled", actor=user, reason=reason)
     return order
+
+
+def _paid_to_prepaid(session, order, *, actor, actor_type, why):
+    """What was already paid for an order that will not be delivered stays the dealer's:
+    it is credited to the prepaid balance (refunds to WeChat Pay are later work). The
+    caller locked the dealer's account row."""
+    if not order.paid_fen:
+        return
+    balances = ledger.lock_balances(session, order.dealer_id)
+    ledger.post(session, balances, [ledger.Movement(
+        "prepaid", order.paid_fen, "order", order.id, f"{why}，订单 {order.order_no} 已付款转入预付款",
+    )], actor=actor, actor_type=actor_type)
 
 
 # --- cart ------------------------------------------------------------------------
@@ -716,6 +752,7 @@ def reject_order(*, staff, order_no, reason):
         if order.credit_held_fen:
             funds.release_credit(session, account, amount_fen=order.credit_held_fen, order_id=order.id, note="订单驳回")
             order.credit_held_fen = 0
+        _paid_to_prepaid(session, order, actor=staff, actor_type="staff", why="订单驳回")
         _transition(session, order, "rejected", actor=staff, reason=reason)
     return order
 
