@@ -57,6 +57,7 @@ def demo_serve(host, port, standin_port):
     if not os.environ.get("WECHAT_MINIPROGRAM_STATE"):
         # Subscribe messages from the demo open the developer build of the mini-program.
         overrides["WECHAT_MINIPROGRAM_STATE"] = "developer"
+    overrides.update(_demo_wechatpay(standin, port, config))
     app = create_app(overrides)
     # The stand-in pushes simulated rep taps and messages to our WeCom callback.
     standin.connect_callback(f"http://127.0.0.1:{port}/wecom/callback", config["WECOM_TOKEN"], config["WECOM_AES_KEY"])
@@ -66,6 +67,38 @@ def demo_serve(host, port, standin_port):
     from werkzeug.serving import run_simple
 
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def _demo_wechatpay(standin, port, config):
+    """WeChat Pay for the demo: test keys generated into instance/wechatpay-demo/ on first
+    run (a merchant key pair, and a platform key pair only the stand-in signs with), the
+    stand-in as WeChat Pay, notifications to this server. Returns the WECHATPAY_* settings."""
+    from pathlib import Path
+
+    from app.config import INSTANCE_DIR
+    from app.integrations.wechatpay import generate_keys
+
+    directory = INSTANCE_DIR / "wechatpay-demo"
+    names = ("merchant_private_key", "merchant_public_key", "platform_private_key", "platform_public_key")
+    keys = {name: str(directory / f"wechatpay_{name}.pem") for name in names}
+    if not all(Path(path).exists() for path in keys.values()):
+        keys = generate_keys(directory)
+        click.echo(f"已为演示生成微信支付测试密钥：{directory}")
+    settings = {
+        "WECHATPAY_API_BASE": standin.base_url, "WECHATPAY_MCHID": "1900000109",
+        "WECHATPAY_APPID": config["WECHAT_APP_ID"], "WECHATPAY_PRIVATE_KEY": keys["merchant_private_key"],
+        "WECHATPAY_CERT_SERIAL_NO": "DEMO0000000000000000000000000001", "WECHATPAY_APIV3_KEY": "demo-apiv3-key-not-secret-000000",
+        "WECHATPAY_PUBLIC_KEY": keys["platform_public_key"], "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_DEMO",
+        "WECHATPAY_NOTIFY_URL": f"http://127.0.0.1:{port}/pay/wechat/notify",
+    }
+    standin.pay.configure(
+        mchid=settings["WECHATPAY_MCHID"], appid=settings["WECHATPAY_APPID"],
+        merchant_public_key=Path(keys["merchant_public_key"]).read_text(),
+        merchant_serial_no=settings["WECHATPAY_CERT_SERIAL_NO"], apiv3_key=settings["WECHATPAY_APIV3_KEY"],
+        platform_private_key=Path(keys["platform_private_key"]).read_text(),
+        platform_public_key_id=settings["WECHATPAY_PUBLIC_KEY_ID"],
+    )
+    return settings
 
 
 @dealers_cli.command("invite")

@@ -497,6 +497,11 @@ vertical-align:top;word-break:break-all}th{white-space:nowrap}</style>
 <p><label>业务员 UserID：<input id="rep" size="16" value="ZhangWei"></label>
 <label>消息：<input id="say" size="28" value="待审批"></label> <button id="send">发送</button></p>
 <p id="cbout"></p>
+<h2>微信支付（模拟）</h2>
+<p>经销商对微信支付订单点“付款”后，这里出现一笔待支付的 JSAPI 订单。点“模拟付款”即模拟付款人在微信里输入密码完成支付：
+本服务像微信支付一样用平台私钥签名、用 APIv3 密钥加密，把支付成功通知推送到订货系统的 <code>/pay/wechat/notify</code>。</p>
+<p id="payout"></p>
+<div id="payorders"></div>
 <h2>最近送达的通知</h2>
 <p>经销商收到的小程序订阅消息、业务员收到的企业微信消息和卡片、内部群机器人消息都会出现在这里（每 3 秒刷新）。</p>
 <div id="delivered">{delivered}</div>
@@ -520,6 +525,17 @@ document.getElementById("mint").onclick = async function () {
   var data = await res.json();
   document.getElementById("out").textContent = "登录码：" + data.code;
 };
+async function payOrder(no) {
+  var res = await fetch("/_standin/pay/" + encodeURIComponent(no) + "/pay", {method: "POST"});
+  var data = await res.json();
+  document.getElementById("payout").textContent = data.message;
+}
+async function refreshPay() {
+  var res = await fetch("/_standin/pay/orders?format=html");
+  if (res.ok) { document.getElementById("payorders").innerHTML = await res.text(); }
+}
+refreshPay();
+setInterval(refreshPay, 3000);
 setInterval(async function () {
   var res = await fetch("/_standin/delivered?format=html");
   if (res.ok) { document.getElementById("delivered").innerHTML = await res.text(); }

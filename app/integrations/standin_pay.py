@@ -20,6 +20,7 @@ notification's resource is AES-256-GCM encrypted with the APIv3 key.
 Plays the other side, so it uses `cryptography` directly, never the merchant SDK.
 """
 import base64
+import html
 import json
 import re
 import secrets
@@ -302,4 +303,23 @@ def register_pay_routes(app, pay):
 
     @app.get("/_standin/pay/orders")
     def pay_orders():
+        if request.args.get("format") == "html":
+            return _orders_html(pay.orders())
         return jsonify(pay.orders())
+
+
+STATE_LABELS = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭"}
+
+
+def _orders_html(orders):
+    """The demo page's list of prepay orders, each unpaid one with a button that plays the payer."""
+    if not orders:
+        return "<p>还没有微信支付订单。经销商调用 <code>POST /orders/&lt;订单号&gt;/pay</code> 后会出现在这里。</p>"
+    rows = []
+    for order in sorted(orders, key=lambda o: o.get("created_at", 0), reverse=True)[:20]:
+        no = html.escape(order["out_trade_no"])
+        button = (f"<button onclick='payOrder({json.dumps(order['out_trade_no'])})'>模拟付款</button>"
+                  if order["trade_state"] == "NOTPAY" else "")
+        rows.append(f"<tr><td>{no}</td><td>{order['total'] / 100:.2f} 元</td>"
+                    f"<td>{STATE_LABELS.get(order['trade_state'], order['trade_state'])}</td><td>{button}</td></tr>")
+    return "<table><tr><th>商户订单号</th><th>金额</th><th>状态</th><th></th></tr>" + "".join(rows) + "</table>"
