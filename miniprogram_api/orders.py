@@ -35,7 +35,9 @@ IDEMPOTENCY_DOC = {
 @dealer_user_required
 def preview(body):
     """结算预览：计算价格并列出所有问题，不创建订单"""
-    result = service.preview_order(user=g.user, lines=body["lines"], address_id=body.get("address_id"))
+    result = service.preview_order(
+        user=g.user, lines=body["lines"], address_id=body.get("address_id"), payment_method=body["payment_method"],
+    )
     quote = result["quote"]
     return {
         "ok": not result["problems"],

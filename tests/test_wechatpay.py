@@ -386,3 +386,41 @@ def test_concurrent_wechat_orders_and_payments_keep_the_ledger_continuous(pg_app
         balance += amount
         assert after == balance
     assert balance == 0 and len(rows) == 12
+
+
+def test_a_wechat_order_beyond_the_credit_limit_is_accepted(client, world, wechat):
+    """No credit is held for it, so the credit limit does not apply (preview agrees)."""
+    from app.funds.models import CreditAccount
+
+    db.session.get(CreditAccount, world.dealer_a.id).credit_limit_fen = 1
+    db.session.commit()
+    lines = [{"sku_id": world.cola.id, "qty": 2}]
+    on_credit = client.post(f"{MP}/checkout/preview", headers=auth(world.a_buyer), json={"lines": lines}).json
+    assert "credit_limit_exceeded" in [p["code"] for p in on_credit["problems"]]
+    by_wechat = client.post(f"{MP}/checkout/preview", headers=auth(world.a_buyer),
+                            json={"lines": lines, "payment_method": "wechat"}).json
+    assert by_wechat["ok"] is True
+    assert submit(client, auth(world.a_buyer), lines).status_code == 409
+    order = place_wechat_order(client, world.a_buyer, world)
+    assert order_row(order["order_no"]).credit_held_fen == 0
+
+
+def test_the_demo_pays_through_its_own_stand_in_with_generated_keys(app, tmp_path, monkeypatch):
+    from app import cli, config
+    from app.integrations.standin import StandinServer
+    from app.integrations.wechatpay import WeChatPayGateway
+
+    monkeypatch.setattr(config, "INSTANCE_DIR", tmp_path)
+    server = StandinServer.start()
+    try:
+        settings = cli._demo_wechatpay(server, 5000, {"WECHAT_APP_ID": "wx-demo-appid"})
+        assert (tmp_path / "wechatpay-demo" / "wechatpay_merchant_private_key.pem").exists()
+        again = cli._demo_wechatpay(server, 5000, {"WECHAT_APP_ID": "wx-demo-appid"})  # keys kept
+        assert again == settings
+        gateway = WeChatPayGateway.from_config({**settings, "WECHAT_HTTP_TIMEOUT": 2})
+        prepay_id = gateway.create_jsapi(out_trade_no="SO202611260001P01", description="演示", amount_fen=100,
+                                         openid="o-demo")
+        assert server.pay.get("SO202611260001P01")["prepay_id"] == prepay_id
+        assert gateway.query("SO202611260001P01")["trade_state"] == "NOTPAY"
+    finally:
+        server.stop()

@@ -28,13 +28,13 @@ class LineIn(Schema):
 class CheckoutIn(Schema):
     lines = List(Nested(LineIn), required=True, validate=items(1, MAX_LINES))
     address_id = id_field(allow_none=True, metadata={"description": "不传则使用默认收货地址"})
+    payment_method = Str(load_default="credit", validate=one_of(PAYMENT_METHODS), metadata={
+        "description": "credit 信用额度（账期，占用额度）/ wechat 微信支付（不占额度，提交后用 POST /orders/{order_no}/pay 付款）；"
+                       "prepaid 预付款、offline 线下转账暂不支持（422 payment_method_unsupported）"})
 
 
 class OrderIn(CheckoutIn):
     remark = Str(load_default="", validate=length(max=200), metadata={"description": "订单备注"})
-    payment_method = Str(load_default="credit", validate=one_of(PAYMENT_METHODS), metadata={
-        "description": "credit 信用额度（账期，占用额度）/ wechat 微信支付（不占额度，提交后用 POST /orders/{order_no}/pay 付款）；"
-                       "prepaid 预付款、offline 线下转账暂不支持（422 payment_method_unsupported）"})
 
 
 class CartItemIn(Schema):

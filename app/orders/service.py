@@ -88,10 +88,11 @@ def list_orders(*, dealer_id, status=None, page=1, page_size=20):
 
 # --- preview and submit ------------------------------------------------------
 
-def preview_order(*, user, lines, address_id=None):
+def preview_order(*, user, lines, address_id=None, payment_method="credit"):
     """Price the lines and report every problem, writing nothing.
 
-    Returns {quote, problems, credit, address}. Problems include `credit_limit_exceeded`.
+    Returns {quote, problems, credit, address}. Problems include `credit_limit_exceeded`
+    (only for an order on credit).
     """
     dealer = user.dealer
     address = ship_to(db.session, dealer_id=dealer.id, address_id=address_id)
@@ -100,7 +101,8 @@ def preview_order(*, user, lines, address_id=None):
     problems = list(quote.problems)
     if dealer.status != "active":
         problems.insert(0, {"code": "dealer_suspended", "message": SUSPENDED_MESSAGE})
-    credit = funds.credit_problem(account, quote.total_fen) if quote.lines else None
+    on_credit = payment_method == "credit"
+    credit = funds.credit_problem(account, quote.total_fen) if quote.lines and on_credit else None
     if credit:
         problems.append(credit)
     return {"quote": quote, "problems": problems, "credit": funds.credit_summary(dealer.id, account), "address": address}
