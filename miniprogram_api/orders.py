@@ -84,6 +84,7 @@ def submit(body):
         address_id=body.get("address_id"),
         remark=body["remark"],
         payment_method=body["payment_method"],
+        use_rebate_fen=body["use_rebate_fen"],
     )
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     # Already in OrderOut's shape; the schema documents it and Schemathesis checks it.

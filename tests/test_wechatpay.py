@@ -244,6 +244,12 @@ def test_prepaid_and_offline_are_not_offered_yet(client, world, method):
     assert db.session.query(Order).count() == 0
 
 
+def test_rebate_part_payment_is_not_offered_yet(client, world):
+    r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}], use_rebate_fen=100)
+    assert r.status_code == 422 and r.json["error"]["code"] == "rebate_unsupported"
+    assert submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}], use_rebate_fen=0).status_code == 201
+
+
 def test_without_wechatpay_settings_paying_answers_503(app, client, world, wechat):
     order = place_wechat_order(client, world.a_buyer, world)
     app.config["WECHATPAY_MCHID"] = None
@@ -424,3 +430,15 @@ def test_the_demo_pays_through_its_own_stand_in_with_generated_keys(app, tmp_pat
         assert gateway.query("SO202611260001P01")["trade_state"] == "NOTPAY"
     finally:
         server.stop()
+
+
+def test_an_answer_not_signed_by_the_platform_key_is_refused(app, wechat):
+    """The gateway checks WeChat Pay's signature on every answer (here: another public key)."""
+    from app.integrations.wechatpay import WeChatPayError, WeChatPayGateway, generate_keys
+
+    other = generate_keys(Path(wechat.test_pay_config["_keys"]["merchant_private_key"]).parent / "other")
+    config = {**app.config, "WECHATPAY_PUBLIC_KEY": other["platform_public_key"]}
+    gateway = WeChatPayGateway.from_config(config)
+    with pytest.raises(WeChatPayError) as refused:
+        gateway.create_jsapi(out_trade_no="SO202611260009P01", description="测试", amount_fen=100, openid="o-x")
+    assert refused.value.unavailable and "signature" in refused.value.message

@@ -149,7 +149,7 @@ def post(session, balances, movements, *, actor, actor_type, at=None):
 def record_movements(*, dealer_id, movements, actor, actor_type):
     """Post `movements` for a dealer in a transaction of their own; returns the entries.
 
-    The adjustment path (CLI, tests, later the console): 422 for a bad movement, 409
+    For adjustments (the tests now; the console's finance pages later): 422 for a bad movement, 409
     `insufficient_balance` when prepaid or rebate would go negative; nothing is written then.
     """
     with write_transaction() as session:

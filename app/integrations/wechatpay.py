@@ -153,11 +153,12 @@ class WeChatPayGateway:
             raise NotificationRejected("Wechatpay-Timestamp 超过 5 分钟")
         if headers.get("Wechatpay-Serial") != self.public_key_id:
             raise NotificationRejected("Wechatpay-Serial 不是配置的微信支付公钥 ID")
-        headers = {name: headers.get(name, "") for name in (
+        raw_headers = headers
+        headers = {name: raw_headers.get(name, "") for name in (
             "Wechatpay-Signature", "Wechatpay-Timestamp", "Wechatpay-Nonce", "Wechatpay-Serial",
         )}
-        # Every notification is signed with SHA256-RSA2048; the SDK wants it spelled out.
-        headers["Wechatpay-Signature-Type"] = "WECHATPAY2-SHA256-RSA2048"
+        # WeChat Pay signs with SHA256-RSA2048 and may omit the header; the SDK wants it spelled out.
+        headers["Wechatpay-Signature-Type"] = raw_headers.get("Wechatpay-Signature-Type") or "WECHATPAY2-SHA256-RSA2048"
         if isinstance(body, bytes):
             try:
                 body = body.decode("utf-8")

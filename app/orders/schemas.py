@@ -35,6 +35,8 @@ class CheckoutIn(Schema):
 
 class OrderIn(CheckoutIn):
     remark = Str(load_default="", validate=length(max=200), metadata={"description": "订单备注"})
+    use_rebate_fen = Int(load_default=0, validate=int_range(0, 10**13), metadata={
+        "description": "用返利余额抵扣的金额（分）；暂不支持，大于 0 时返回 422 rebate_unsupported"})
 
 
 class CartItemIn(Schema):

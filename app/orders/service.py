@@ -145,13 +145,14 @@ class PlacedOrder:
     events: list = field(default_factory=list)
 
 
-def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", payment_method="credit"):
+def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", payment_method="credit", use_rebate_fen=0):
     """Create an order, or return the one this Idempotency-Key already created.
 
     Returns (order, replayed). Raises 409 `idempotency_conflict` for a reused key with
     another body, 409 `insufficient_stock` / `credit_limit_exceeded`, 422 `order_invalid`
     (unavailable SKU, MOQ, step) with every problem in `details.problems`, 422
-    `payment_method_unsupported` for prepaid / offline (not yet offered).
+    `payment_method_unsupported` for prepaid / offline and `rebate_unsupported` for a
+    rebate part-payment (neither offered yet).
 
     `payment_method`: "credit" holds the total against the credit limit; "wechat" holds no
     credit (the order is paid by WeChat Pay, `app.funds.payments`, right after submission).
@@ -169,6 +170,8 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
             f"暂不支持「{PAYMENT_METHOD_LABELS.get(payment_method, payment_method)}」付款，请选择信用额度（credit）或微信支付（wechat）",
             422, {"supported": list(SUPPORTED_PAYMENT_METHODS)},
         )
+    if use_rebate_fen:
+        raise DomainError("rebate_unsupported", "暂不支持使用返利抵扣货款", 422)
     fingerprint = request_fingerprint(
         lines=lines, address_id=address_id, remark=remark, payment_method=payment_method
     )
