@@ -57,7 +57,8 @@ HTTP_MESSAGES = {
 
 def wants_json():
     path = request.path
-    return path.startswith("/api/") or path.startswith("/healthz") or not request.accept_mimetypes.accept_html
+    return (path.startswith(("/api/", "/healthz", "/console/api/"))
+            or not request.accept_mimetypes.accept_html)
 
 
 def error_response(status, code, message, details=None):

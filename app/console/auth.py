@@ -9,7 +9,6 @@ from flask import Blueprint, flash, g, redirect, render_template, request, sessi
 from app.errors import DomainError
 from app.extensions import db
 from app.money import format_yuan
-from app.orders import service as orders
 from app.pricing.service import BUSINESS_TZ
 from app.staff.models import Staff
 from app.staff.service import ROLE_LABELS, authenticate
@@ -125,13 +124,3 @@ def logout():
     session.clear()
     flash("已退出登录")
     return redirect(url_for("console.login"))
-
-
-@bp.get("/")
-@login_required()
-def home():
-    if g.staff.role in orders.APPROVER_ROLES:
-        return redirect(url_for("console.pending_orders"))
-    return render_template("console/home.html")
-
-

@@ -1,0 +1,1 @@
+"""Reports: the figures on the console dashboard, computed in SQL."""

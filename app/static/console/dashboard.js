@@ -1,0 +1,66 @@
+// Console dashboard: each <canvas data-url> is drawn with Chart.js from its JSON endpoint.
+// Amounts arrive in integer fen and are shown in yuan; other roles get counts or quantities.
+(function () {
+  "use strict";
+  var COLORS = ["#2f6f9f", "#e07b39", "#3c9d5d", "#c9453b", "#8a63b8", "#8c6d31", "#d66fb1", "#7f7f7f", "#b5b02e", "#2bb0c2"];
+  var METRIC_LABELS = {amount_fen: "金额（元）", order_count: "订单数", qty: "数量"};
+
+  function yuan(fen) {
+    return "¥" + (fen / 100).toLocaleString("zh-CN", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+  }
+
+  function draw(canvas, body) {
+    var metric = canvas.dataset.metric || body.metric;
+    if (metric === "amount_fen" && body.metric !== "amount_fen") { metric = body.metric; }
+    var money = metric === "amount_fen";
+    var values = body.items.map(function (item) { return money ? item.amount_fen / 100 : item[metric]; });
+    var kind = canvas.dataset.chart;
+    var config = {
+      type: kind === "hbar" ? "bar" : kind,
+      data: {
+        labels: body.items.map(function (item) { return item.label; }),
+        datasets: [{
+          label: METRIC_LABELS[metric] || metric,
+          data: values,
+          backgroundColor: kind === "line" ? COLORS[0] : COLORS.slice(0, Math.max(values.length, 1)),
+          borderColor: COLORS[0],
+          fill: false,
+          tension: 0.2
+        }]
+      },
+      options: {
+        animation: false,
+        responsive: true,
+        indexAxis: kind === "hbar" ? "y" : "x",
+        plugins: {
+          legend: {display: kind === "doughnut"},
+          tooltip: {callbacks: {label: function (ctx) {
+            var v = ctx.raw;
+            return money ? yuan(Math.round(v * 100)) : String(v);
+          }}}
+        }
+      }
+    };
+    new window.Chart(canvas, config);
+    canvas.dataset.rendered = String(body.items.length);
+  }
+
+  function load(canvas) {
+    fetch(canvas.dataset.url, {headers: {Accept: "application/json"}, credentials: "same-origin"})
+      .then(function (resp) {
+        return resp.json().then(function (body) {
+          if (!resp.ok) { throw new Error((body.error && body.error.message) || resp.statusText); }
+          return body;
+        });
+      })
+      .then(function (body) { draw(canvas, body); })
+      .catch(function (err) {
+        var note = document.createElement("p");
+        note.className = "flash error";
+        note.textContent = "图表加载失败：" + err.message;
+        canvas.replaceWith(note);
+      });
+  }
+
+  document.querySelectorAll("canvas[data-url]").forEach(load);
+}());
