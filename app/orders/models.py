@@ -37,6 +37,8 @@ class Order(db.Model):
     __table_args__ = (
         Index("ix_orders_dealer_created", "dealer_id", "id"),
         Index("ix_orders_status", "status"),
+        # The dashboard's day, month and 30-day figures are ranges of created_at.
+        Index("ix_orders_created_at", "created_at"),
         CheckConstraint("total_fen >= 0", name="total_nonnegative"),
     )
 
