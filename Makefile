@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: demo test lint install install-dev migrate seed serve bench bench-notify clean
+.PHONY: demo test lint install install-dev migrate seed serve bench bench-notify clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ demo: seed serve
 
 test: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser test (tests/test_browser.py) drives Debian's Chromium; CJK fonts for readable screenshots.
+browser-deps:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then echo "chromium and chromedriver present"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; fi
 
 lint: install-dev
 	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 app miniprogram_api bots tests wsgi.py
