@@ -80,15 +80,17 @@ def screenshot(driver, name):
 
 
 def wait_for(driver, condition, message):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT_SECONDS).until(condition, message)
+    # A page being replaced by the next one (after a click) makes elements stale: keep waiting.
+    wait = WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(condition, message)
 
 
 def text_of(driver):
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.TAG_NAME, "body").text
+    """The page's visible text, read in one script call (no element to go stale mid-navigation)."""
+    return driver.execute_script("return document.body ? document.body.innerText : ''")
 
 
 def browser_errors(driver):
