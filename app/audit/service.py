@@ -51,6 +51,7 @@ ENTITY_LABELS = {
     "sku": "商品",
     "stock": "库存",
     "settings": "系统设置",
+    "import": "Excel 导入",
 }
 
 

@@ -1,0 +1,149 @@
+"""Console: Excel export and import of price lists, stock, SKUs and dealers.
+
+An upload is first checked and previewed (nothing written); the preview page carries the
+file back (base64, re-checked in full) when the clerk confirms. A direct import (action
+"import" with the file) does the same in one step. Every view checks its kind's roles.
+"""
+import base64
+import binascii
+from urllib.parse import quote
+
+from flask import g, make_response, render_template, request
+
+from app.console.auth import bp, login_required
+from app.errors import DomainError, wants_json
+from app.imports import KINDS, sheets
+from app.imports.sheets import FileRejected, RowsRejected
+from app.pricing.service import business_today
+
+# The upload (base64 on confirm: 4/3 of the file) plus the form's small fields.
+_UPLOAD_LIMIT = sheets.MAX_BYTES * 4 // 3 + 64 * 1024
+
+
+@bp.before_app_request
+def _allow_large_uploads():
+    if request.method == "POST" and request.path.startswith("/console/imports/"):
+        if (request.content_length or 0) > _UPLOAD_LIMIT:
+            raise DomainError("import_file_too_large", f"文件太大：最大 {sheets.MAX_BYTES // (1024 * 1024)} MB", 413)
+        request.max_content_length = _UPLOAD_LIMIT
+        request.max_form_memory_size = _UPLOAD_LIMIT
+
+
+def _roles(which):
+    return sorted({role for module in KINDS.values() for role in getattr(module, which)})
+
+
+def _download(data, stem):
+    filename = f"{stem}_{business_today():%Y%m%d}.xlsx"
+    response = make_response(data)
+    response.headers["Content-Type"] = sheets.XLSX_MIME
+    response.headers["Content-Disposition"] = f"attachment; filename=\"export.xlsx\"; filename*=UTF-8''{quote(filename)}"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _page(status=200, **context):
+    from app.imports import prices, stock
+
+    staff = g.staff
+    kinds = [(name, module) for name, module in KINDS.items()
+             if staff.role in module.EXPORT_ROLES or staff.role in module.IMPORT_ROLES]
+    return render_template(
+        "console/imports.html", kinds=kinds,
+        price_lists=prices.lists_for(staff) if staff.role in prices.EXPORT_ROLES else [],
+        warehouses=stock.warehouses() if staff.role in stock.EXPORT_ROLES else [],
+        max_rows=sheets.MAX_ROWS, max_mb=sheets.MAX_BYTES // (1024 * 1024), **context,
+    ), status
+
+
+@bp.get("/imports")
+@login_required(*_roles("EXPORT_ROLES"))
+def imports():
+    return _page()
+
+
+# --- exports (one view per kind, each with its own roles) ------------------------------
+
+def _int_arg(name, label):
+    value = request.args.get(name, "")
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 15):
+        raise DomainError("invalid_filter", f"{label}参数有误", 400)
+    return int(value)
+
+
+@bp.get("/imports/prices/export.xlsx")
+@login_required(*KINDS["prices"].EXPORT_ROLES)
+def export_prices():
+    list_id = _int_arg("list_id", "价格表")
+    data = KINDS["prices"].export_workbook(staff=g.staff, list_id=list_id)
+    return _download(data, f"价格表{list_id}" if list_id else "价格表")
+
+
+@bp.get("/imports/stock/export.xlsx")
+@login_required(*KINDS["stock"].EXPORT_ROLES)
+def export_stock():
+    warehouse = request.args.get("warehouse", "").strip()[:32] or None
+    data = KINDS["stock"].export_workbook(staff=g.staff, warehouse_code=warehouse)
+    return _download(data, f"库存_{warehouse}" if warehouse else "库存")
+
+
+@bp.get("/imports/<kind>/template.xlsx")
+@login_required(*_roles("IMPORT_ROLES"))
+def import_template(kind):
+    module = KINDS.get(kind)
+    if module is None:
+        raise DomainError("not_found", "没有这种导入", 404)
+    if g.staff.role not in module.IMPORT_ROLES:
+        raise DomainError("forbidden", "你的角色无权导入此类数据", 403)
+    return _download(sheets.workbook_bytes(module.TITLE, module.COLUMNS, [], notes=module.NOTES), f"{module.TITLE}模板")
+
+
+# --- imports --------------------------------------------------------------------------
+
+def _uploaded():
+    """(bytes, filename) from the file field, or from the preview's hidden payload."""
+    payload = request.form.get("payload")
+    if payload:
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise FileRejected("上传内容已损坏，请重新选择文件") from None
+        return data, (request.form.get("filename") or "upload.xlsx")[:120]
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise FileRejected("请选择要导入的 Excel 文件（.xlsx）", "import_file_missing")
+    data = upload.read(sheets.MAX_BYTES + 1)
+    return data, upload.filename[:120]
+
+
+def _run_import(kind):
+    module = KINDS[kind]
+    action = request.form.get("action", "preview")
+    if action not in ("preview", "import"):
+        raise DomainError("bad_request", "操作参数有误", 400)
+    reason = request.form.get("reason", "").strip()[:200]
+    try:
+        data, filename = _uploaded()
+        result = module.import_file(staff=g.staff, data=data, filename=filename,
+                                    apply=action == "import", reason=reason)
+    except (FileRejected, RowsRejected) as exc:
+        if wants_json():
+            raise
+        return _page(exc.status, failed_kind=kind, failure=exc, filename=locals().get("filename"))
+    payload = base64.b64encode(data).decode("ascii") if not result.applied else None
+    return render_template("console/import_result.html", kind=kind, module=module, result=result,
+                           payload=payload, reason=reason)
+
+
+@bp.post("/imports/prices")
+@login_required(*KINDS["prices"].IMPORT_ROLES)
+def import_prices():
+    return _run_import("prices")
+
+
+@bp.post("/imports/stock")
+@login_required(*KINDS["stock"].IMPORT_ROLES)
+def import_stock():
+    return _run_import("stock")
