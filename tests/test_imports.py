@@ -308,6 +308,8 @@ def test_marketing_has_no_excel_page_and_signed_out_users_are_sent_to_login(clie
     assert client.get("/console/imports/prices/export.xlsx", headers=HTML).status_code == 302
     login(client, "shi")
     assert client.get("/console/imports", headers=HTML).status_code == 403
+    for path in ("prices/export.xlsx", "stock/export.xlsx", "dealers/export.xlsx", "prices/template.xlsx"):
+        assert client.get(f"/console/imports/{path}", headers=HTML).status_code == 403, path
 
 
 def test_an_import_without_the_csrf_token_is_refused(client, world, staff):
@@ -384,6 +386,92 @@ def test_stock_roles(client, world, staff):
     assert stock_rows() == before
 
 
+# --- dealers ---------------------------------------------------------------------------------
+
+DEALER_HEADERS = ["经销商编码", "经销商名称", "等级", "地区编码", "地区名称", "业务员", "联系人", "联系电话", "账期（天）",
+                  "合同开始日期", "合同结束日期", "年度目标（元）", "信用额度（元）", "状态"]
+
+
+def dealer_rows():
+    from app.dealers.models import Dealer
+    from app.funds.models import CreditAccount
+
+    db.session.expire_all()
+    return sorted(db.session.execute(
+        select(Dealer.code, Dealer.name, Dealer.tier_id, Dealer.region_code, Dealer.rep_id, Dealer.contact_phone,
+               CreditAccount.credit_limit_fen).outerjoin(CreditAccount, CreditAccount.dealer_id == Dealer.id)).all())
+
+
+def test_dealer_export_then_import_changes_nothing(client, world, staff):
+    login(client, "boss")
+    r = client.get("/console/imports/dealers/export.xlsx", headers=HTML)
+    rows = read_xlsx(r.data)
+    assert rows[0] == DEALER_HEADERS
+    a = [row for row in rows if row[0] == "DA01"][0]
+    assert a[2] == "gold" and a[5] == "rep1" and a[12] == 100000 and a[13] == "正常"
+    before, entries = dealer_rows(), audit_count()
+    r = upload(client, "dealers", r.data)
+    assert r.status_code == 200 and "新增 0，修改 0，未变 2" in r.get_data(as_text=True), r.get_data(as_text=True)[-3000:]
+    assert dealer_rows() == before and audit_count() == entries + 1
+
+
+def test_dealer_import_creates_updates_and_sets_credit_through_the_dealer_service(client, world, staff):
+    login(client, "boss")
+    rows = read_xlsx(client.get("/console/imports/dealers/export.xlsx", headers=HTML).data)[1:]
+    a = [row for row in rows if row[0] == "DA01"][0]
+    a[7], a[12] = "13900000009", "¥120,000.50"
+    new = ["DN01", "深圳新店", "silver", "440300", None, "rep1", "赵六", "13700000000", 30, "2026-01-01", "2026-12-31", "50万", 8000, None]
+    r = upload(client, "dealers", xlsx(DEALER_HEADERS, [a, new]))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    dealers = {row.code: row for row in dealer_rows()}
+    assert dealers["DA01"].contact_phone == "13900000009" and dealers["DA01"].credit_limit_fen == 12000050
+    assert dealers["DN01"].tier_id == world.silver.id and dealers["DN01"].credit_limit_fen == 800000
+    actions = db.session.execute(select(AuditEntry.action)).scalars().all()
+    assert {"dealer.create", "dealer.update", "credit.limit", "import"} <= set(actions)
+
+
+def test_bad_dealer_rows_are_all_reported_and_nothing_changes(client, world, staff):
+    login(client, "boss")
+    rows = [
+        ["DN01", "新店甲", "gold", "440300", None, None, None, None, 0, None, None, None, 0, None],   # 2 fine
+        ["DN02", "新店乙", "platinum", "440300", None, None, None, None, 0, None, None, None, 0, None],  # 3 unknown tier
+        ["DN03", "新店丙", "gold", "999999", None, None, None, None, 0, None, None, None, 0, None],   # 4 unknown region
+        ["DN04", "新店丁", "gold", "440300", None, None, None, None, 0, None, None, None, -5, None],  # 5 negative credit
+        ["DN01", "新店戊", "gold", "440300", None, None, None, None, 0, None, None, None, 0, None],   # 6 duplicate code
+        ["DN05", "新店己", "gold", "440300", None, None, None, None, 0, "2026-05-01", "2026-04-01", None, 0, None],  # 7 dates
+        ["DN06", "新店庚", "gold", "440300", None, "nobody", None, None, 0, None, None, None, 0, None],  # 8 unknown rep
+    ]
+    before, entries = dealer_rows(), audit_count()
+    r = upload(client, "dealers", xlsx(DEALER_HEADERS, rows))
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422, page
+    for row in (3, 4, 5, 6, 7, 8):
+        assert f"第 {row} 行</td>" in page, row
+    assert "第 2 行</td>" not in page
+    assert dealer_rows() == before and audit_count() == entries
+
+
+def test_dealer_roles_follow_the_dealer_service(client, world, staff):
+    login(client, "cang")
+    assert client.get("/console/imports/dealers/export.xlsx", headers=HTML).status_code == 403
+    world.dealer_b.rep_id = staff["other_rep"].id
+    db.session.commit()
+    login(client, "rep1")
+    rows = read_xlsx(client.get("/console/imports/dealers/export.xlsx", headers=HTML).data)
+    assert [row[0] for row in rows[1:]] == ["DA01"]  # only the rep's own dealers
+    before = dealer_rows()
+    a = rows[1]
+    a[12] = 999999  # a rep may not change credit
+    r = upload(client, "dealers", xlsx(DEALER_HEADERS, [a]))
+    assert r.status_code == 422 and "不能修改信用额度" in r.get_data(as_text=True)
+    assert dealer_rows() == before
+    login(client, "money")
+    a[12], a[7] = 2000, rows[1][7]
+    r = upload(client, "dealers", xlsx(DEALER_HEADERS, [a]))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    assert {row.code: row for row in dealer_rows()}["DA01"].credit_limit_fen == 200000
+
+
 # --- size -----------------------------------------------------------------------------------
 
 def make_skus(count):
@@ -413,3 +501,44 @@ def test_a_5000_row_price_list_imports_correctly(client, world, staff):
     data = client.get(f"/console/imports/prices/export.xlsx?list_id={new.id}", headers=HTML).data
     r = upload(client, "prices", data)
     assert r.status_code == 200 and "未变 5000" in r.get_data(as_text=True)
+
+
+# --- PostgreSQL: the bulk statements (arrays in) ------------------------------------------
+
+@pytest.mark.postgres
+def test_on_postgresql_prices_stock_and_audit_are_written_in_bulk_and_a_bad_file_changes_nothing(pg_client, pg_world):
+    from app.staff.service import create_staff
+    from tests.factories import set_stock
+    from tests.helpers import PASSWORD
+
+    world, client = pg_world, pg_client
+    create_staff(username="boss", name="管理员", role="admin", password=PASSWORD)
+    set_stock(world.cola, world.wh_south, 100, reserved=30)
+    db.session.commit()
+    login(client, "boss")
+    gold = gold_list()
+    rows = read_xlsx(client.get(f"/console/imports/prices/export.xlsx?list_id={gold.id}", headers=HTML).data)[1:]
+    rows[0][11] = "43.21"
+    rows.append([None, "新表", "等级价", "silver", None, "2026-01-01", None, "SKU-TEA", None, None, None, "9.90"])
+    before_prices, entries = price_rows(), audit_count()
+    r = upload(client, "prices", xlsx(PRICE_HEADERS, [*rows, [*rows[-1][:7], "SKU-NONE", None, None, None, 1]]))
+    assert r.status_code == 422 and price_rows() == before_prices and audit_count() == entries
+
+    r = upload(client, "prices", xlsx(PRICE_HEADERS, rows))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    prices = {(pl, sku): fen for pl, sku, fen in price_rows()}
+    new = db.session.execute(select(PriceList).where(PriceList.name == "新表")).scalar_one()
+    assert prices[(gold.id, world.cola.id)] == 4321 and prices[(new.id, world.tea.id)] == 990
+    sets = db.session.execute(select(AuditEntry).where(AuditEntry.action == "price.set").order_by(AuditEntry.id)).scalars().all()
+    assert [(e.before, e.after, e.actor_name) for e in sets] == [
+        ({"sku": "SKU-COLA", "price_fen": 4200}, {"sku": "SKU-COLA", "price_fen": 4321}, "管理员"),
+        (None, {"sku": "SKU-TEA", "price_fen": 990}, "管理员"),
+    ]
+
+    stock = [["WH-S", None, "SKU-COLA", None, None, None, 31], ["WH-S", None, "SKU-TEA", None, None, None, 5]]
+    r = upload(client, "stock", xlsx(STOCK_HEADERS, [*stock, ["WH-S", None, "SKU-SOY", None, None, None, "x"]]), reason="盘点")
+    assert r.status_code == 422
+    r = upload(client, "stock", xlsx(STOCK_HEADERS, stock), reason="盘点")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    on_hand = {(s, w): q for s, w, q, _ in stock_rows()}
+    assert on_hand[(world.cola.id, world.wh_south.id)] == 31 and on_hand[(world.tea.id, world.wh_south.id)] == 5

@@ -89,6 +89,12 @@ def export_stock():
     return _download(data, f"库存_{warehouse}" if warehouse else "库存")
 
 
+@bp.get("/imports/dealers/export.xlsx")
+@login_required(*KINDS["dealers"].EXPORT_ROLES)
+def export_dealers():
+    return _download(KINDS["dealers"].export_workbook(staff=g.staff), "经销商")
+
+
 @bp.get("/imports/<kind>/template.xlsx")
 @login_required(*_roles("IMPORT_ROLES"))
 def import_template(kind):
@@ -124,6 +130,7 @@ def _run_import(kind):
     if action not in ("preview", "import"):
         raise DomainError("bad_request", "操作参数有误", 400)
     reason = request.form.get("reason", "").strip()[:200]
+    filename = None
     try:
         data, filename = _uploaded()
         result = module.import_file(staff=g.staff, data=data, filename=filename,
@@ -131,7 +138,7 @@ def _run_import(kind):
     except (FileRejected, RowsRejected) as exc:
         if wants_json():
             raise
-        return _page(exc.status, failed_kind=kind, failure=exc, filename=locals().get("filename"))
+        return _page(exc.status, failed_kind=kind, failure=exc, filename=filename)
     payload = base64.b64encode(data).decode("ascii") if not result.applied else None
     return render_template("console/import_result.html", kind=kind, module=module, result=result,
                            payload=payload, reason=reason)
@@ -147,3 +154,9 @@ def import_prices():
 @login_required(*KINDS["stock"].IMPORT_ROLES)
 def import_stock():
     return _run_import("stock")
+
+
+@bp.post("/imports/dealers")
+@login_required(*KINDS["dealers"].IMPORT_ROLES)
+def import_dealers():
+    return _run_import("dealers")

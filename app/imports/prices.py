@@ -313,7 +313,7 @@ def _run(session, staff, rows, errors, result, *, write):
         raise RowsRejected(errors.items, result.rows)
     current = _current_prices(session, sorted(p.existing.id for p in lists.values() if p.existing))
     reason = f"Excel 导入：{result.filename}"[:200]
-    upserts = []
+    upserts, entries = [], []
     for key, plan in lists.items():
         values = _header_values(plan)
         pl = plan.existing
@@ -346,20 +346,41 @@ def _run(session, staff, rows, errors, result, *, write):
             result.add(Change(row.number, "create" if old is None else "update", f"{list_label} · {code}",
                               before="" if old is None else format_yuan(old), after=format_yuan(row.price_fen)))
             if write:
-                upserts.append({"price_list_id": pl.id, "sku_id": sku_id, "price_fen": row.price_fen})
-                audit.record(session, actor=staff, action="price.set", entity_type="price_list", entity_id=pl.id,
-                             label=f"{list_label} · {code}", before=None if old is None else {"sku": code, "price_fen": old},
-                             after={"sku": code, "price_fen": row.price_fen}, reason=reason)
+                upserts.append((pl.id, sku_id, row.price_fen))
+                entries.append({
+                    "action": "price.set", "entity_type": "price_list", "entity_id": pl.id,
+                    "label": f"{list_label} · {code}", "before": None if old is None else {"sku": code, "price_fen": old},
+                    "after": {"sku": code, "price_fen": row.price_fen}, "reason": reason,
+                })
     if write:
         session.flush()
-        if upserts:
-            statement = dialect_insert(session, ITEMS)
-            statement = statement.on_conflict_do_update(
-                index_elements=[ITEMS.c.price_list_id, ITEMS.c.sku_id],
-                set_={"price_fen": statement.excluded.price_fen},
-            )
-            session.connection().execute(statement, upserts)
+        _upsert_items(session, upserts)
+        audit.record_many(session, actor=staff, entries=entries)
         record_summary(session, staff=staff, result=result, label=TITLE, reason=None)
+
+
+# PostgreSQL: every price in one statement of constant text (arrays in).
+_UPSERT_PG = (
+    "INSERT INTO price_list_items (price_list_id, sku_id, price_fen)"
+    " SELECT * FROM unnest(CAST(%(l)s AS bigint[]), CAST(%(s)s AS bigint[]), CAST(%(p)s AS bigint[]))"
+    " ON CONFLICT (price_list_id, sku_id) DO UPDATE SET price_fen = EXCLUDED.price_fen"
+)
+
+
+def _upsert_items(session, upserts):
+    """Insert or overwrite (price_list_id, sku_id, price_fen) rows in bulk."""
+    if not upserts:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        lists, skus, fens = (list(column) for column in zip(*upserts))
+        connection.exec_driver_sql(_UPSERT_PG, {"l": lists, "s": skus, "p": fens})
+        return
+    statement = dialect_insert(session, ITEMS)
+    statement = statement.on_conflict_do_update(
+        index_elements=[ITEMS.c.price_list_id, ITEMS.c.sku_id], set_={"price_fen": statement.excluded.price_fen},
+    )
+    connection.execute(statement, [{"price_list_id": l_, "sku_id": s_, "price_fen": p_} for l_, s_, p_ in upserts])
 
 
 _FIELD_LABELS = {"name": "名称", "kind": "类型", "tier_id": "等级", "dealer_id": "经销商",

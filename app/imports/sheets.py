@@ -52,7 +52,7 @@ class RowsRejected(DomainError):
         errors = sorted(errors, key=lambda e: (e["row"], e["message"]))
         super().__init__(
             "import_rows_invalid",
-            f"共 {len(errors)} 处错误，文件未导入（{total_rows} 行数据均未改动任何内容），请改正后重新上传",
+            f"共 {len(errors)} 处错误，整个文件（{total_rows} 行）都没有导入，没有做任何修改；请改正后重新上传",
             422,
             {"errors": errors[:MAX_ERRORS_SHOWN], "error_count": len(errors), "rows": total_rows},
         )

@@ -166,7 +166,7 @@ def _run(session, staff, rows, errors, result, reason, *, write):
         for sku_id, warehouse_id, on_hand, reserved in session.execute(query):
             current[(sku_id, warehouse_id)] = (on_hand, reserved)
 
-    inserts, updates = [], []
+    inserts, updates, entries = [], [], []
     for key, (row, house, sku) in sorted(wanted.items(), key=lambda item: item[1][0].number):
         on_hand, reserved = current.get(key, (None, 0))
         if row.on_hand < reserved:
@@ -180,17 +180,20 @@ def _run(session, staff, rows, errors, result, reason, *, write):
                           before="" if on_hand is None else f"{on_hand}{sku.unit}", after=f"{row.on_hand}{sku.unit}"))
         params = {"s": sku.id, "w": house.id, "q": row.on_hand}
         (inserts if on_hand is None else updates).append(params)
-        if write:
-            audit.record(session, actor=staff, action="stock.adjust", entity_type="stock", entity_id=sku.code,
-                         label=label, before=None if on_hand is None else {"warehouse": house.code, "on_hand": on_hand},
-                         after={"warehouse": house.code, "on_hand": row.on_hand}, reason=reason)
+        entries.append({
+            "action": "stock.adjust", "entity_type": "stock", "entity_id": sku.code, "label": label,
+            "before": None if on_hand is None else {"warehouse": house.code, "on_hand": on_hand},
+            "after": {"warehouse": house.code, "on_hand": row.on_hand}, "reason": reason,
+        })
     if errors:
         raise RowsRejected(errors.items, result.rows)
     if not write:
         return
     session.flush()
     connection = session.connection()
-    if updates:
+    if updates and connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(_SET_ON_HAND_PG, {key: [p[key] for p in updates] for key in ("s", "w", "q")})
+    elif updates:
         connection.execute(
             update(STOCK).where(STOCK.c.sku_id == bindparam("s"), STOCK.c.warehouse_id == bindparam("w"))
             .values(on_hand=bindparam("q")),
@@ -199,4 +202,12 @@ def _run(session, staff, rows, errors, result, reason, *, write):
     if inserts:
         connection.execute(STOCK.insert(), [{"sku_id": p["s"], "warehouse_id": p["w"], "on_hand": p["q"], "reserved": 0}
                                             for p in inserts])
+    audit.record_many(session, actor=staff, entries=entries)
     record_summary(session, staff=staff, result=result, label=TITLE, reason=reason)
+
+
+# PostgreSQL: every row in one statement of constant text (arrays in); rows already locked.
+_SET_ON_HAND_PG = (
+    "UPDATE stock SET on_hand = v.q FROM unnest(CAST(%(s)s AS bigint[]), CAST(%(w)s AS bigint[]),"
+    " CAST(%(q)s AS bigint[])) AS v(s, w, q) WHERE stock.sku_id = v.s AND stock.warehouse_id = v.w"
+)
