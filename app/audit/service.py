@@ -7,7 +7,7 @@ ISO dates); money stays integer fen.
 """
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from app.audit.models import AuditEntry
 from app.extensions import db
@@ -73,7 +73,8 @@ def changed(before, after):
     return {k: before.get(k) for k in keys}, {k: after.get(k) for k in keys}
 
 
-def _fields(actor, action, entity_type, entity_id, label="", before=None, after=None, reason=None):
+def entry_values(*, actor, action, entity_type, entity_id, label="", before=None, after=None, reason=None):
+    """The column values of one audit entry (see `record`)."""
     if action not in ACTION_LABELS:
         raise ValueError(f"unknown audit action {action!r}")
     return {
@@ -92,46 +93,48 @@ def _fields(actor, action, entity_type, entity_id, label="", before=None, after=
 def record(session, *, actor, action, entity_type, entity_id, label="", before=None, after=None, reason=None):
     """Add an audit entry to `session`'s transaction (the caller commits). `actor` is a Staff
     row, or anything with `id` and `name` (the system actor has id None)."""
-    entry = AuditEntry(**_fields(actor, action, entity_type, entity_id, label, before, after, reason))
+    entry = AuditEntry(**entry_values(actor=actor, action=action, entity_type=entity_type, entity_id=entity_id,
+                                      label=label, before=before, after=after, reason=reason))
     session.add(entry)
     return entry
 
 
-# PostgreSQL: many entries in one statement of constant text (arrays in, one row each out).
+def record_many(session, entries):
+    """`record` for many entries at once (dicts of `record`'s keyword arguments, `actor` in
+    each), for batch changes such as an import, where thousands of ORM objects would cost
+    seconds: one multi-row INSERT, on PostgreSQL one statement with the columns as arrays."""
+    rows = [{**entry_values(**entry), "created_at": utcnow()} for entry in entries]
+    if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        _record_many_pg(session, rows)
+    else:
+        session.execute(insert(AuditEntry), rows)
+
+
+# PostgreSQL: all the rows in one statement of constant text, the columns as arrays. A
+# multi-row VALUES of 5,000 entries makes psycopg parse 50,000 placeholders (most of the time).
 _RECORD_MANY_PG = (
     "INSERT INTO audit_log (staff_id, actor_name, action, entity_type, entity_id, entity_label,"
     " before, after, reason, created_at)"
-    " SELECT %(staff_id)s, %(actor_name)s, a, t, i, l, CAST(b AS json), CAST(f AS json), r, %(created_at)s"
-    " FROM unnest(CAST(%(a)s AS text[]), CAST(%(t)s AS text[]), CAST(%(i)s AS text[]), CAST(%(l)s AS text[]),"
-    " CAST(%(b)s AS text[]), CAST(%(f)s AS text[]), CAST(%(r)s AS text[])) AS e(a, t, i, l, b, f, r)"
+    " SELECT * FROM unnest(CAST(%(staff_id)s AS bigint[]), CAST(%(actor_name)s AS text[]), CAST(%(action)s AS text[]),"
+    " CAST(%(entity_type)s AS text[]), CAST(%(entity_id)s AS text[]), CAST(%(entity_label)s AS text[]),"
+    " CAST(%(before)s AS json[]), CAST(%(after)s AS json[]), CAST(%(reason)s AS text[]),"
+    " CAST(%(created_at)s AS timestamptz[]))"
 )
 
 
-def record_many(session, *, actor, entries):
-    """`record` for many entries at once (bulk imports): the same fields and rules, written
-    by one statement on PostgreSQL and one executemany elsewhere, in the caller's transaction.
-    `entries`: dicts of `record`'s keyword arguments other than `actor`."""
+def _record_many_pg(session, rows):
     import json
-
-    rows = [_fields(actor, **entry) for entry in entries]
-    if not rows:
-        return
-    session.flush()  # keep the log in the order things happened
-    connection = session.connection()
-    created_at = utcnow()
-    if connection.dialect.name != "postgresql":
-        connection.execute(AuditEntry.__table__.insert(), [{**row, "created_at": created_at} for row in rows])
-        return
 
     def as_json(value):
         return None if value is None else json.dumps(value, ensure_ascii=False)
 
-    connection.exec_driver_sql(_RECORD_MANY_PG, {
-        "staff_id": rows[0]["staff_id"], "actor_name": rows[0]["actor_name"], "created_at": created_at,
-        "a": [r["action"] for r in rows], "t": [r["entity_type"] for r in rows], "i": [r["entity_id"] for r in rows],
-        "l": [r["entity_label"] for r in rows], "b": [as_json(r["before"]) for r in rows],
-        "f": [as_json(r["after"]) for r in rows], "r": [r["reason"] for r in rows],
-    })
+    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    columns["before"] = [as_json(v) for v in columns["before"]]
+    columns["after"] = [as_json(v) for v in columns["after"]]
+    session.flush()  # entries already added one by one come first
+    session.connection().exec_driver_sql(_RECORD_MANY_PG, columns)
 
 
 def list_entries(*, entity_type=None, entity_id=None, staff_id=None, action=None, day_from=None, day_to=None,

@@ -355,7 +355,7 @@ def _run(session, staff, rows, errors, result, *, write):
     if write:
         session.flush()
         _upsert_items(session, upserts)
-        audit.record_many(session, actor=staff, entries=entries)
+        audit.record_many(session, [{"actor": staff, **entry} for entry in entries])
         record_summary(session, staff=staff, result=result, label=TITLE, reason=None)
 
 

@@ -202,7 +202,7 @@ def _run(session, staff, rows, errors, result, reason, *, write):
     if inserts:
         connection.execute(STOCK.insert(), [{"sku_id": p["s"], "warehouse_id": p["w"], "on_hand": p["q"], "reserved": 0}
                                             for p in inserts])
-    audit.record_many(session, actor=staff, entries=entries)
+    audit.record_many(session, [{"actor": staff, **entry} for entry in entries])
     record_summary(session, staff=staff, result=result, label=TITLE, reason=reason)
 
 
