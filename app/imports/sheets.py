@@ -13,9 +13,10 @@ import re
 import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from app.errors import DomainError
+from app.money import parse_yuan
 
 MAX_BYTES = 5 * 1024 * 1024          # the uploaded .xlsx file
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024  # what the zip unpacks to (guards against zip bombs)
@@ -178,48 +179,26 @@ def text(value, label, *, max_len, required=True):
     return result
 
 
-_MONEY_NOISE = re.compile(r"[\s,，¥￥元]")
-_MONEY_TEXT = re.compile(r"^-?\d+(\.\d*)?$")
-FEN = Decimal(100)
+def money_fen(value, label="价格"):
+    """Yuan in a cell → integer fen, exactly, by the one rule for typed money
+    (`app.money.parse_yuan`: "12.50", "¥1,234.00", "8 元", "50万"; at most two decimals — never
+    rounded —, not negative).
 
-
-def money_fen(value, label="价格", *, max_fen=10_000_000_000):
-    """Yuan in a cell → integer fen, exactly.
-
-    Accepts a number cell (12.5), or text such as "12.50", "¥1,234.00", "12 元". A number
-    cell holds a binary float, so it is read as the 15 significant digits Excel itself
-    shows (a formula's 11.000000000000002 is 11). No rounding: a value with more than two
-    decimals is refused rather than silently rounded. Negative amounts are refused.
+    A number cell holds a binary float, so it is first read as the 15 significant digits Excel
+    itself shows: a formula's 11.000000000000002 is 11, not "more than two decimals".
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         raise CellError(f"{label}不能为空")
-    if isinstance(value, bool) or isinstance(value, (datetime, date)):
+    if isinstance(value, (datetime, date)):
         raise CellError(f"{label}应为金额（元），如 12.50")
-    if isinstance(value, int):
-        amount = Decimal(value)
-    elif isinstance(value, float):
+    if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise CellError(f"{label}应为金额（元），如 12.50")
-        amount = Decimal(format(value, ".15g"))
-    elif isinstance(value, Decimal):
-        amount = value
-    else:
-        raw = _MONEY_NOISE.sub("", str(value))
-        if not _MONEY_TEXT.match(raw):
-            raise CellError(f"{label}“{str(value).strip()[:20]}”不是金额，应写成 12.50 这样的数字（元）")
-        try:
-            amount = Decimal(raw)
-        except InvalidOperation:
-            raise CellError(f"{label}应为金额（元），如 12.50") from None
-    if amount < 0:
-        raise CellError(f"{label}不能为负数")
-    fen = amount * FEN
-    if fen != fen.to_integral_value():
-        raise CellError(f"{label} {amount} 超过两位小数（精确到分），请改正；系统不做四舍五入")
-    fen = int(fen)
-    if fen > max_fen:
-        raise CellError(f"{label}超出上限 {max_fen // 100:,} 元")
-    return fen
+        value = Decimal(format(value, ".15g"))
+    try:
+        return parse_yuan(value)
+    except ValueError as exc:
+        raise CellError(f"{label}“{str(value).strip()[:20]}”：{exc}") from None
 
 
 def integer(value, label, *, minimum=0, maximum=10**12, required=True, default=None):
@@ -287,8 +266,9 @@ def choice(value, label, options):
 # --- writing --------------------------------------------------------------------------
 
 def yuan_decimal(fen):
-    """Integer fen → Decimal yuan with two places (written to the cell as text digits, no float)."""
-    return (Decimal(int(fen)) / FEN).quantize(Decimal("0.01"))
+    """Integer fen → Decimal yuan with two places, no float on our side (openpyxl writes the cell
+    with "%.16g", exact for any amount below 10^14 yuan)."""
+    return Decimal(int(fen)).scaleb(-2)
 
 
 def workbook_bytes(title, columns, rows, *, notes=()):
