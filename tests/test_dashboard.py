@@ -97,7 +97,7 @@ def test_summary_counts_china_days_and_months_and_leaves_out_cancelled_and_rejec
     s = reports.get_summary(staff=dash.admin, today=TODAY)
     assert s["today"] == {"date": "2026-11-30", "order_count": 2, "amount_fen": 15000}
     assert s["month"] == {"from": "2026-11-01", "to": "2026-11-30", "order_count": 4, "amount_fen": 65000}
-    assert (s["pending_approval"], s["awaiting_finance"], s["awaiting_shipment"]) == (1, 0, 3)
+    assert (s["pending_approval"], s["awaiting_finance"], s["awaiting_shipment"], s["partially_shipped"]) == (1, 0, 3, 1)
 
 
 def test_orders_a_rep_approved_over_credit_wait_for_finance(dash):
@@ -222,6 +222,7 @@ def test_the_dashboard_is_every_roles_home_page(client, shop):
     assert "仪表盘" in page and "统计口径" in page and "已取消、已驳回的订单不计入" in page
     assert "¥650.00" in page and "¥150.00" in page and "广东省" in page and "¥450.00" in page
     assert 'href="/console/orders/pending"' in page and "30 天未下单的经销商（2）" in page
+    assert 'href="/console/orders?status=approved">3 笔' in page and 'status=partially_shipped">1 笔' in page
     assert "vendor/chart.js/chart.umd.js" in page and "cdn" not in page.lower()
     assert client.get("/static/vendor/chart.js/chart.umd.js").status_code == 200
     today = client.get("/console/?period=today", headers=HTML).get_data(as_text=True)

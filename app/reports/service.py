@@ -119,6 +119,7 @@ def get_summary(*, staff, today=None):
                 _sum_fen(case((is_pending, 1), else_=0)),
                 _sum_fen(case((is_pending & Order.rep_approved_by_id.is_not(None), 1), else_=0)),
                 _sum_fen(case((Order.status != "pending_approval", 1), else_=0)),
+                _sum_fen(case((Order.status == "partially_shipped", 1), else_=0)),
             )
             .select_from(Order).join(Dealer, Dealer.id == Order.dealer_id)
             .where(Order.status.in_(("pending_approval", "approved", "partially_shipped"))),
@@ -137,6 +138,7 @@ def get_summary(*, staff, today=None):
         "awaiting_finance": int(waiting[1]),
         # Approved orders not yet shipped, and partially shipped ones with goods still to send.
         "awaiting_shipment": int(waiting[2]),
+        "partially_shipped": int(waiting[3]),
     }
 
 
