@@ -32,6 +32,8 @@
         animation: false,
         responsive: true,
         indexAxis: kind === "hbar" ? "y" : "x",
+        // Counts and quantities are whole numbers: no 0.5 ticks.
+        scales: kind === "doughnut" || money ? {} : {x: {ticks: {precision: 0}}, y: {ticks: {precision: 0}}},
         plugins: {
           legend: {display: kind === "doughnut"},
           tooltip: {callbacks: {label: function (ctx) {
