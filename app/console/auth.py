@@ -70,7 +70,7 @@ def login_required(*roles):
 NAV = (
     ("仪表盘", "/console/", None),
     ("订单", "/console/orders", ("admin", "sales", "finance", "warehouse")),
-    ("待审批", "/console/orders/pending", ("admin", "sales")),
+    ("待审批", "/console/orders/pending", ("admin", "sales", "finance")),
     ("经销商", "/console/dealers", ("admin", "sales", "finance")),
     ("商品", "/console/products", ("admin", "sales", "marketing", "warehouse")),
     ("价格", "/console/prices", ("admin", "sales", "finance")),
