@@ -78,6 +78,7 @@ NAV = (
     ("退货", "/console/returns", ("admin", "sales", "warehouse", "finance")),
     ("审计日志", "/console/audit", ("admin", "finance")),
     ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse")),
+    ("自动审批", "/console/settings/auto-approval", ("admin",)),
 )
 
 

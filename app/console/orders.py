@@ -1,11 +1,13 @@
 """Console: orders — the list, one order's page, approval (rep, finance co-approval) and
 shipments, all through the order services."""
+import re
 from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.auth import bp, login_required
 from app.errors import DomainError
+from app.orders import approval_rules
 from app.orders import service as orders
 from app.orders import staff_views
 from app.orders.models import ORDER_STATUSES, STATUS_LABELS
@@ -139,3 +141,41 @@ def ship(order_no):
     else:
         flash(f"订单 {order_no} 第 {shipment.seq} 次发货已登记：{shipment.carrier} {shipment.tracking_no}")
     return redirect(url_for("console.order_detail", order_no=order_no))
+
+
+# --- auto-approval rules (admin) ----------------------------------------------------------
+
+YUAN = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")
+
+
+def _fen_from_yuan(text):
+    """'5000' / '5000.5' (yuan, as people type it) -> 500000 / 500050 fen; '' -> None."""
+    text = text.strip().replace(",", "").replace("，", "")
+    if not text:
+        return None
+    if not YUAN.match(text):
+        raise DomainError("invalid_setting", "单笔上限应为金额（元），最多两位小数，如 5000 或 5000.50", 400)
+    yuan, _, cents = text.partition(".")
+    return int(yuan) * 100 + int((cents + "00")[:2])
+
+
+@bp.route("/settings/auto-approval", methods=["GET", "POST"])
+@login_required("admin")
+def auto_approval_settings():
+    if request.method == "POST":
+        try:
+            approval_rules.set_auto_approval(
+                enabled=request.form.get("enabled") == "on",
+                max_total_fen=_fen_from_yuan(request.form.get("max_total_yuan", "")), actor=g.staff,
+            )
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            flash("已保存。" + approval_rules.get_auto_approval().describe())
+        return redirect(url_for("console.auto_approval_settings"))
+    setting = approval_rules.get_auto_approval()
+    limit = setting.max_total_fen
+    return render_template(
+        "console/settings_auto_approval.html", setting=setting,
+        limit_yuan="" if limit is None else f"{limit // 100}.{limit % 100:02d}",
+    )
