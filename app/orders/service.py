@@ -802,6 +802,13 @@ def over_credit_limit(account):
     return account.used_fen > account.credit_limit_fen
 
 
+def _current_balances(session, dealer_id):
+    row = session.connection().execute(
+        select(*funds.ACCOUNT_COLUMNS).where(funds.ACCOUNTS.c.dealer_id == dealer_id)
+    ).first()
+    return funds.account_from_row(dealer_id, row) if row is not None else funds.Account(dealer_id, 0, 0, 0)
+
+
 def approve_order(*, staff, order_no, reason=None):
     """Staff approves a pending order: stock stays reserved, credit stays held.
 
@@ -817,8 +824,12 @@ def approve_order(*, staff, order_no, reason=None):
     need them.
     """
     with write_transaction() as session:
-        order, account = _lock_order_for_staff(session, staff, order_no, lock_account=True)
+        order = _lock_order_for_staff(session, staff, order_no)
         _require_pending(order, "审批通过")
+        # Read, not locked: approving changes no balance, so approvals of one dealer's
+        # orders need not queue behind each other (a limit cut committed a moment later
+        # simply comes after this approval).
+        account = _current_balances(session, order.dealer_id)
         over = over_credit_limit(account)
         credit = {"credit_limit_fen": account.credit_limit_fen, "exposure_fen": account.used_fen}
         if staff.role == "finance":
