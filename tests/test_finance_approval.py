@@ -182,3 +182,12 @@ def test_card_tap_over_the_limit_greys_the_card_out_as_waiting_for_finance(clien
     text = db.session.execute(select(Outbox).where(Outbox.event == "order_approved",
                                                    Outbox.channel == "wecom_app")).scalar_one()
     assert "财务" in text.payload["text"]["content"]
+
+
+def test_an_order_paid_by_wechat_never_waits_for_finance(client, world, staff):
+    r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}], payment_method="wechat")
+    assert r.status_code == 201, r.get_json()
+    lower_limit(world.dealer_a, 0)
+    db.session.get(CreditAccount, world.dealer_a.id).receivable_fen = 1_000
+    db.session.commit()
+    assert orders.approve_order(staff=world.rep, order_no=r.get_json()["order_no"]).status == "approved"

@@ -830,7 +830,8 @@ def approve_order(*, staff, order_no, reason=None):
         # orders need not queue behind each other (a limit cut committed a moment later
         # simply comes after this approval).
         account = _current_balances(session, order.dealer_id)
-        over = over_credit_limit(account)
+        # Only an order on credit (it holds credit) can take the dealer over its limit.
+        over = order.credit_held_fen > 0 and over_credit_limit(account)
         credit = {"credit_limit_fen": account.credit_limit_fen, "exposure_fen": account.used_fen}
         if staff.role == "finance":
             if not order.awaiting_finance:
