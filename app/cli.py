@@ -13,6 +13,7 @@ from app.errors import DomainError
 demo_cli = AppGroup("demo", help="演示数据与本地演示环境")
 dealers_cli = AppGroup("dealers", help="经销商管理")
 settings_cli = AppGroup("settings", help="品牌设置")
+orders_cli = AppGroup("orders", help="订单")
 
 
 @demo_cli.command("seed")
@@ -163,8 +164,23 @@ def settings_auto_approval(enabled, max_total_fen):
     click.echo("已保存。" + setting.describe())
 
 
+@orders_cli.command("auto-complete")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="发货满几天自动确认收货（默认取 ORDER_AUTO_COMPLETE_DAYS）")
+def orders_auto_complete(days):
+    """把全部发货已满 N 天、经销商仍未确认收货的订单改为“已完成”（可重复执行）。"""
+    from app.orders.service import auto_complete_orders
+
+    done = auto_complete_orders(days=days)
+    if not done:
+        click.echo("没有需要自动确认收货的订单。")
+        return
+    click.echo(f"已自动确认收货 {len(done)} 笔：{'、'.join(done)}")
+
+
 def register(app):
     app.cli.add_command(demo_cli)
+    app.cli.add_command(orders_cli)
     app.cli.add_command(dealers_cli)
     app.cli.add_command(settings_cli)
     app.cli.add_command(staff_cli)

@@ -100,6 +100,9 @@ def from_env():
         "OUTBOX_SWEEP_SECONDS": _env_int("OUTBOX_SWEEP_SECONDS", 60),
         "OUTBOX_LEASE_SECONDS": _env_int("OUTBOX_LEASE_SECONDS", 90),
         "OUTBOX_RETRY_BASE_SECONDS": _env_int("OUTBOX_RETRY_BASE_SECONDS", 30),
+        # A fully shipped order the dealer has not confirmed completes this many days after
+        # its last shipment (app.orders.service.auto_complete_orders, a daily job).
+        "ORDER_AUTO_COMPLETE_DAYS": _env_int("ORDER_AUTO_COMPLETE_DAYS", 10),
     }
 
 

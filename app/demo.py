@@ -300,7 +300,95 @@ def seed_demo(*, reset=False) -> dict:
         # Off, so every demo order shows the rep's approval step.
         settings.write(session, approval_rules.KEY, AutoApproval(enabled=False).as_value())
         lines = _summary_lines(brand, seeded)
+    lines += _seed_orders()
     return {"lines": lines}
+
+
+# --- orders: a few in every state, placed and moved through the order services ---------------
+
+DEMO_BUYER_OPENID = "demo-seed-buyer-{code}"
+DEMO_ORDERS = (  # dealer, [(SKU code, qty)], how far it goes
+    ("D001", (("DH-JY-001", 20), ("DH-TW-003", 10)), "completed"),
+    ("D002", (("DH-CU-001", 30), ("DH-YL-001", 10)), "shipped"),
+    ("D004", (("DH-JY-002", 12), ("DH-LY-002", 8), ("DH-CU-003", 24)), "partially_shipped"),
+    ("D009", (("DH-TW-005", 6), ("DH-LS-001", 10)), "approved"),
+    ("D003", (("DH-JY-004", 15),), "pending_approval"),
+    ("D001", (("DH-LY-001", 4), ("DH-YL-004", 20)), "pending_approval"),
+)
+DEMO_CARRIERS = (("顺丰速运", "SF14{:08d}"), ("京东物流", "JDVA0{:08d}"))
+
+
+def _seed_orders():
+    """Place DEMO_ORDERS as their dealers' buyers and take each as far as its state, through
+    the same services as the mini-program, the console and the warehouse (each its own
+    transaction, after the brand's). Returns summary lines.
+
+    The notifications these steps write describe a past that never happened, so they are
+    dropped instead of delivered (`demo seed` runs before the WeChat stand-in is up).
+    """
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from app.dealers.service import user_for_openid
+    from app.notify.models import Outbox
+    from app.orders import service as orders
+    from app.orders.shipments import ship_order
+
+    written = []
+
+    def hold_back(session):
+        written.extend(oid for _, oid in session.info.pop("outbox_ids", []))
+
+    event.listen(Session, "before_commit", hold_back)
+    try:
+        staff = {s.username: s for s in db.session.execute(select(Staff)).scalars()}
+        clerk = staff[CONSOLE_STAFF[2][0]]
+        dealers = {d.code: d for d in db.session.execute(select(Dealer)).scalars()}
+        skus = {s.code: s for s in db.session.execute(select(Sku)).scalars()}
+        done = []
+        for n, (code, lines, target) in enumerate(DEMO_ORDERS, start=1):
+            user = _demo_buyer(dealers[code])
+            order, _ = orders.submit_order(
+                user=user_for_openid(user.openid), idempotency_key=f"demo-seed-order-{n}",
+                lines=[{"sku_id": skus[sku].id, "qty": qty} for sku, qty in lines],
+            )
+            if target != "pending_approval":
+                orders.approve_order(staff=dealers[code].rep, order_no=order.order_no)
+            if target in ("partially_shipped", "shipped", "completed"):
+                placed = orders.get_order(dealer_id=dealers[code].id, order_no=order.order_no)
+                first = {line.id: (line.qty + 1) // 2 for line in placed.lines}
+                carrier, number = DEMO_CARRIERS[0]
+                ship_order(staff=clerk, order_no=order.order_no, quantities=first, carrier=carrier,
+                           tracking_no=number.format(n * 10 + 1))
+                if target != "partially_shipped":
+                    rest = {line.id: line.qty - first[line.id] for line in placed.lines}
+                    carrier, number = DEMO_CARRIERS[1]
+                    ship_order(staff=clerk, order_no=order.order_no, quantities=rest, carrier=carrier,
+                               tracking_no=number.format(n * 10 + 2))
+            if target == "completed":
+                orders.confirm_receipt(user=user_for_openid(user.openid), order_no=order.order_no)
+            done.append((order.order_no, code, target))
+        with write_transaction() as session:
+            session.execute(Outbox.__table__.delete().where(Outbox.__table__.c.id.in_(written)))
+    finally:
+        event.remove(Session, "before_commit", hold_back)
+    from app.orders.models import STATUS_LABELS
+
+    return ["", "演示订单（已走完下单、审批、发货、确认收货流程）：",
+            *_table(("订单号", "经销商", "状态"), [(no, code, STATUS_LABELS[st]) for no, code, st in done])]
+
+
+def _demo_buyer(dealer):
+    """The dealer's stand-in buyer who placed the demo orders (no WeChat user behind it)."""
+    from app.dealers.models import DealerUser
+
+    openid = DEMO_BUYER_OPENID.format(code=dealer.code)
+    with write_transaction() as session:
+        user = session.execute(select(DealerUser).where(DealerUser.openid == openid)).scalar_one_or_none()
+        if user is None:
+            user = DealerUser(dealer_id=dealer.id, role="buyer", openid=openid, name="演示采购员")
+            session.add(user)
+    return user
 
 
 def _delete_business_rows(session):

@@ -71,6 +71,9 @@ def _approve(message, staff, order_no):
     except DomainError as exc:
         _refused(message, staff, order_no, exc)
         return
+    if order.awaiting_finance:
+        reply(message, f"已记录你对订单 {order.order_no} 的审批；该经销商已超出信用额度，需财务复核后才生效。")
+        return
     reply(message, f"已审批通过订单 {order.order_no}，经销商会收到通知。")
 
 

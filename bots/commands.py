@@ -218,7 +218,8 @@ def cmd_pending(staff, parsed):
     rows = db.session.execute(base.order_by(Order.id.desc()).limit(PENDING_LIMIT)).all()
     lines = [f"待审批订单 {count} 笔，合计 {format_yuan(total)}" + ("（显示最新 10 笔）" if count > PENDING_LIMIT else "") + "："]
     for order, dealer in rows:
-        lines.append(f"· {order.order_no} {dealer.name} {format_yuan(order.total_fen)}（{_cst(order.created_at)}）")
+        waiting = "【待财务复核】" if order.awaiting_finance else ""
+        lines.append(f"· {order.order_no} {dealer.name} {format_yuan(order.total_fen)}（{_cst(order.created_at)}）{waiting}")
     lines.append("回复「通过 订单号」或「驳回 订单号 原因」处理。")
     return "\n".join(lines)
 
@@ -241,6 +242,9 @@ def cmd_approve(staff, parsed):
     )
     if problem:
         return problem
+    if order.awaiting_finance:
+        return (f"已记录你对订单 {order.order_no}（{format_yuan(order.total_fen)}）的审批。"
+                "该经销商已超出信用额度，订单需财务复核后才生效。")
     return f"已审批通过订单 {order.order_no}（{format_yuan(order.total_fen)}），经销商会收到通知。"
 
 

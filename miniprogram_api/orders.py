@@ -137,3 +137,13 @@ def cancel(body, order_no):
 def pay(order_no):
     """微信支付：为订单未付部分创建 JSAPI 预支付单，返回 wx.requestPayment 所需的已签名参数"""
     return payments.start_wechat_payment(user=g.user, order_no=order_no)
+
+
+@blp.post(f"/orders/{ORDER_NO}/confirm-receipt")
+@blp.response(200, OrderOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def confirm_receipt(order_no):
+    """确认收货（仅限全部发货后；负责人或采购员），订单变为“已完成”"""
+    order = service.confirm_receipt(user=g.user, order_no=order_no)
+    return presenters.order(service.get_order(dealer_id=g.user.dealer_id, order_no=order.order_no))

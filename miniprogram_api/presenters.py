@@ -45,13 +45,29 @@ def priced_line(line):
     }
 
 
+def order_line(line):
+    # A just-placed order's lines are the quote's (nothing shipped yet).
+    return {**priced_line(line), "shipped_qty": getattr(line, "shipped_qty", 0)}
+
+
+def shipment(s):
+    return {
+        "seq": s.seq, "carrier": s.carrier, "tracking_no": s.tracking_no, "shipped_at": s.created_at,
+        "lines": [
+            {"sku_id": sl.sku_id, "sku_code": sl.order_line.sku_code, "name": sl.order_line.name,
+             "unit": sl.order_line.unit, "qty": sl.qty}
+            for sl in s.lines
+        ],
+    }
+
+
 def order(o):
     return {
         "order_no": o.order_no,
         "status": o.status,
         "status_label": STATUS_LABELS[o.status],
         "payment_method": o.payment_method,
-        "lines": [priced_line(line) for line in o.lines],
+        "lines": [order_line(line) for line in o.lines],
         "totals": {
             "subtotal_fen": o.subtotal_fen, "discount_fen": o.discount_fen,
             "shipping_fen": o.shipping_fen, "total_fen": o.total_fen, "paid_fen": o.paid_fen,
@@ -69,6 +85,7 @@ def order(o):
             }
             for e in o.events
         ],
+        "shipments": [shipment(s) for s in o.shipments],
     }
 
 
@@ -80,6 +97,8 @@ def order_json(o):
     body["created_at"] = o.created_at.isoformat()
     for event in body["events"]:
         event["at"] = event["at"].isoformat()
+    for sent in body["shipments"]:
+        sent["shipped_at"] = sent["shipped_at"].isoformat()
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 

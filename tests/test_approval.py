@@ -64,13 +64,23 @@ def test_rep_cannot_decide_on_another_reps_dealer(client, world):
     assert orders.approve_order(staff=admin, order_no=order_no).status == "approved"
 
 
-@pytest.mark.parametrize("role", ["finance", "warehouse", "marketing"])
+@pytest.mark.parametrize("role", ["warehouse", "marketing"])
 def test_other_roles_cannot_approve(client, world, role):
     order_no = place(client, world)
     staff = add(Staff(username=f"u-{role}", name="职员", role=role))
     with pytest.raises(DomainError) as exc:
         orders.approve_order(staff=staff, order_no=order_no)
     assert exc.value.status == 403
+
+
+def test_finance_cannot_approve_an_order_the_rep_has_not(client, world):
+    # Finance only co-approves orders a rep approved over the credit limit (test_finance_approval.py).
+    order_no = place(client, world)
+    staff = add(Staff(username="u-finance", name="职员", role="finance"))
+    with pytest.raises(DomainError) as exc:
+        orders.approve_order(staff=staff, order_no=order_no)
+    assert exc.value.status == 409 and exc.value.code == "not_awaiting_finance"
+    assert db.session.get(Order, db.session.query(Order.id).filter_by(order_no=order_no).scalar()).status == "pending_approval"
 
 
 def test_inactive_rep_cannot_approve(client, world):

@@ -239,7 +239,12 @@ def test_other_roles_are_refused(wecom, client, world):
     db.session.commit()
     order_no = place(client, world)
     assert "只对业务员和管理员开放" in ask(wecom, "待审批", user="CaiWu")
-    assert "没有审批订单的权限" in ask(wecom, f"通过 {order_no}", user="CaiWu")
+    # Finance decides only orders waiting for finance (over the credit limit; test_finance_approval.py).
+    assert "不在等待财务复核" in ask(wecom, f"通过 {order_no}", user="CaiWu")
+    assert status(order_no) == "pending_approval"
+    add(Staff(username="cang", name="仓管", role="warehouse", wecom_userid="CangGuan"))
+    db.session.commit()
+    assert "没有审批订单的权限" in ask(wecom, f"通过 {order_no}", user="CangGuan")
     assert status(order_no) == "pending_approval"
 
 

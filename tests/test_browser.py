@@ -2,7 +2,7 @@
 HTTP server started here (werkzeug in a thread, on a free port, SQLite).
 
 It signs in at /console/login, sees the dashboard draw its charts from their JSON endpoints,
-approves a pending order, and checks the new status. Screenshots go to tests/artifacts/
+approves a pending order, opens it, ships part of it and sees the status change to 部分发货. Screenshots go to tests/artifacts/
 (gitignored); their paths are printed (`pytest -s`) and listed in the failure report.
 
 Needs Debian's `chromium` and `chromium-driver` (`make browser-deps`); installs nothing itself.
@@ -98,7 +98,7 @@ def browser_errors(driver):
     return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
 
 
-def test_staff_sign_in_see_the_dashboard_and_approve_an_order_in_a_real_browser(
+def test_staff_sign_in_see_the_dashboard_approve_and_partly_ship_an_order_in_a_real_browser(
     app, client, world, staff, server, browser
 ):
     from selenium.webdriver.common.by import By
@@ -134,13 +134,31 @@ def test_staff_sign_in_see_the_dashboard_and_approve_an_order_in_a_real_browser(
     wait_for(browser, lambda d: order_no in text_of(d), "the order is not in the pending list")
     browser.find_element(By.CSS_SELECTOR, f"form[action$='/orders/{order_no}/approve'] button").click()
     wait_for(browser, lambda d: "已审批通过" in text_of(d), "no confirmation after approving")
-    # FOLLOW-UP (shipments): when the order detail page and shipments land, open the order,
-    # ship part of it and check the status reads 部分发货; screenshot that page as "order".
+
+    # Open the order from the order list and ship part of it: 1 of the 3 cola, none of the soy sauce.
+    browser.find_element(By.LINK_TEXT, "订单").click()
+    wait_for(browser, lambda d: order_no in text_of(d), "the order is not in the order list")
+    browser.find_element(By.LINK_TEXT, order_no).click()
+    wait_for(browser, lambda d: "登记发货" in text_of(d), "the order page offers no shipment form")
+    assert "已审批" in text_of(browser)
+    quantities = browser.find_elements(By.CSS_SELECTOR, "input[name^='qty_']")
+    assert len(quantities) == 2
+    for field, qty in zip(quantities, ("1", "0")):
+        field.clear()
+        field.send_keys(qty)
+    browser.find_element(By.NAME, "carrier").send_keys("顺丰速运")
+    browser.find_element(By.NAME, "tracking_no").send_keys("SF1234567890")
+    browser.find_element(By.CSS_SELECTOR, f"form[action$='/orders/{order_no}/ship'] button[type=submit]").click()
+    wait_for(browser, lambda d: "第 1 次发货已登记" in text_of(d), "no confirmation after shipping")
+    page = text_of(browser)
+    assert "部分发货" in page and "SF1234567890" in page
     order_png = screenshot(browser, "order")
 
     from app.orders.models import Order
 
     db.session.expire_all()
-    assert db.session.execute(db.select(Order.status).where(Order.order_no == order_no)).scalar_one() == "approved"
+    order = db.session.execute(db.select(Order).where(Order.order_no == order_no)).scalar_one()
+    assert order.status == "partially_shipped"
+    assert sorted(line.shipped_qty for line in order.lines) == [0, 1]
     assert browser_errors(browser) == []
     assert dashboard_png.stat().st_size > 10_000 and order_png.stat().st_size > 5_000

@@ -103,7 +103,7 @@ def test_next_only_redirects_inside_the_console(client, world, staff):
 
 
 def test_roles_are_checked(client, world, staff):
-    login(client, "money")
+    login(client, "shi")
     r = client.get("/console/orders/pending", headers=HTML)
     assert r.status_code == 403 and "无权访问" in r.get_data(as_text=True)
     assert "欢迎" in client.get("/console/", headers=HTML).get_data(as_text=True)

@@ -125,6 +125,8 @@ def _line(w, sku_id=None, qty=1):
 FOREIGN_ID_CASES = [
     ("GET /orders/<no>", "GET", "/orders/{id}", None, "A's order number", "order_not_found"),
     ("POST /orders/<no>/cancel", "POST", "/orders/{id}/cancel", lambda w, i: {"reason": "不要了"}, "A's order number", "order_not_found"),
+    ("POST /orders/<no>/confirm-receipt", "POST", "/orders/{id}/confirm-receipt", None, "A's order number",
+     "order_not_found"),
     ("POST /checkout/preview address_id", "POST", "/checkout/preview",
      lambda w, i: {"lines": [_line(w)], "address_id": i}, "A's address", "address_not_found"),
     ("POST /orders address_id", "POST", "/orders",
@@ -166,6 +168,9 @@ def test_the_owner_dealer_reaches_the_same_ids(client, world, case):
     _route, method, path, body, kind, _code = case
     ident = FOREIGN[kind](world, seeded)
     r = call(client, method, path.format(id=ident), body(world, ident) if body else None, auth(world.a_buyer))
+    if path.endswith("/confirm-receipt"):  # A's order is found, but not shipped yet
+        assert (r.status_code, r.get_json()["error"]["code"]) == (409, "order_not_shipped")
+        return
     assert r.status_code in (200, 201), r.get_json()
 
 
@@ -376,6 +381,7 @@ ENDPOINTS = [
     ("GET", "/orders/{order_no}", None),
     ("POST", "/orders/{order_no}/cancel", {}),
     ("POST", "/orders/{order_no}/pay", {}),
+    ("POST", "/orders/{order_no}/confirm-receipt", None),
     ("GET", "/addresses", None),
     ("POST", "/addresses", {"contact_name": "赵六", "phone": "13700000004", "region_code": "440100", "detail": "体育西路4号"}),
     ("GET", "/subscriptions/templates", None),
@@ -387,7 +393,8 @@ ENDPOINTS = [
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),
-                  ("POST", "/orders/{order_no}/cancel"), ("POST", "/orders/{order_no}/pay"), ("POST", "/addresses")}
+                  ("POST", "/orders/{order_no}/cancel"), ("POST", "/orders/{order_no}/pay"),
+                  ("POST", "/orders/{order_no}/confirm-receipt"), ("POST", "/addresses")}
 
 
 def fill(value, ids):

@@ -7,6 +7,7 @@ from app.extensions import db
 from app.funds.models import CreditAccount
 from app.inventory.models import Stock, Warehouse
 from app.money import apply_bp
+from app.orders.models import Order, Shipment
 from app.pricing.models import PriceList, PriceListItem
 from app.staff.models import Staff
 
@@ -71,7 +72,10 @@ def test_every_dealer_has_a_default_address_and_a_credit_account(runner):
         account = db.session.get(CreditAccount, d.id)
         assert account is not None, d.code
         assert account.credit_limit_fen == limits[d.tier.code]
-        assert account.receivable_fen == 0 and account.held_fen == 0
+        # Only the demo orders hold credit (app.demo.DEMO_ORDERS).
+        held = db.session.execute(select(func.coalesce(func.sum(Order.credit_held_fen), 0))
+                                  .where(Order.dealer_id == d.id)).scalar_one()
+        assert account.receivable_fen == 0 and account.held_fen == held
 
 
 def test_seed_prints_invite_codes_and_the_login_hint(runner):
@@ -184,3 +188,26 @@ def test_a_failure_part_way_leaves_nothing_behind(runner, monkeypatch):
 
     assert result.exit_code != 0
     assert all(n == 0 for n in counts().values()), counts()
+
+
+def test_seed_leaves_orders_in_every_state_through_the_services(runner):
+    from app.notify.models import Outbox
+    from app.orders.models import OrderEvent
+
+    assert seed(runner).exit_code == 0
+    statuses = sorted(db.session.execute(select(Order.status)).scalars())
+    assert statuses == sorted(["completed", "shipped", "partially_shipped", "approved", "pending_approval",
+                               "pending_approval"])
+    assert count(Shipment) == 5
+    for order in all_rows(Order):
+        shipped = sum(line.shipped_qty for line in order.lines)
+        events = [e.to_status for e in db.session.execute(
+            select(OrderEvent).where(OrderEvent.order_id == order.id).order_by(OrderEvent.id)).scalars()]
+        assert events[0] == "pending_approval" and events[-1] == order.status
+        if order.status in ("shipped", "completed"):
+            assert all(line.shipped_qty == line.qty for line in order.lines)
+        elif order.status == "partially_shipped":
+            assert 0 < shipped < sum(line.qty for line in order.lines)
+        else:
+            assert shipped == 0
+    assert count(Outbox) == 0  # the seeded past notifies nobody

@@ -18,6 +18,7 @@ AUDIT_PAGE_SIZE = 50
 # What each action means, for people reading the log.
 ACTION_LABELS = {
     "order.approve": "审批通过订单",
+    "order.approve_rep": "业务员审批（超出额度，待财务复核）",
     "order.reject": "驳回订单",
     "order.cancel": "取消订单",
     "order.ship": "订单发货",

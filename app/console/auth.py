@@ -70,7 +70,7 @@ def login_required(*roles):
 NAV = (
     ("仪表盘", "/console/", None),
     ("订单", "/console/orders", ("admin", "sales", "finance", "warehouse")),
-    ("待审批", "/console/orders/pending", ("admin", "sales")),
+    ("待审批", "/console/orders/pending", ("admin", "sales", "finance")),
     ("经销商", "/console/dealers", ("admin", "sales", "finance")),
     ("商品", "/console/products", ("admin", "sales", "marketing", "warehouse")),
     ("价格", "/console/prices", ("admin", "sales", "finance")),
@@ -78,6 +78,7 @@ NAV = (
     ("退货", "/console/returns", ("admin", "sales", "warehouse", "finance")),
     ("审计日志", "/console/audit", ("admin", "finance")),
     ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse")),
+    ("自动审批", "/console/settings/auto-approval", ("admin",)),
 )
 
 

@@ -1,9 +1,67 @@
-"""Console: order approval through the order service."""
+"""Console: orders — the list, one order's page, approval (rep, finance co-approval) and
+shipments, all through the order services."""
+import re
+from datetime import datetime
+
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.auth import bp, login_required
 from app.errors import DomainError
+from app.orders import approval_rules
 from app.orders import service as orders
+from app.orders import staff_views
+from app.orders.models import ORDER_STATUSES, STATUS_LABELS
+from app.orders.shipments import COMMON_CARRIERS, SHIPPER_ROLES, ship_order
+
+STATUS_FILTERS = {**{s: STATUS_LABELS[s] for s in ORDER_STATUSES}, staff_views.AWAITING_FINANCE: "待财务复核"}
+
+
+def _day(value, name):
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise DomainError("invalid_filter", f"{name}格式应为 YYYY-MM-DD", 400) from None
+
+
+def _page(value):
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100_000:
+        raise DomainError("invalid_filter", "页码必须是正整数", 400)
+    return int(value)
+
+
+# --- the list and one order ------------------------------------------------------------
+
+@bp.get("/orders")
+@login_required(*staff_views.VIEWER_ROLES)
+def order_list():
+    args = request.args
+    page = _page(args.get("page", "1"))
+    filters = {
+        "status": args.get("status") or None,
+        "q": args.get("q", "").strip()[:64] or None,
+        "order_no": args.get("order_no", "").strip()[:20] or None,
+        "day_from": _day(args.get("from"), "开始日期"),
+        "day_to": _day(args.get("to"), "结束日期"),
+    }
+    rows, total = staff_views.list_orders_for_staff(staff=g.staff, page=page, **filters)
+    pages = max(1, -(-total // staff_views.ORDER_LIST_PAGE_SIZE))
+    kept = {k: v for k, v in args.items() if k != "page" and v}
+    return render_template(
+        "console/orders.html", rows=rows, total=total, page=page, pages=pages, args=args,
+        status_filters=STATUS_FILTERS, status_labels=STATUS_LABELS,
+        prev_url=url_for("console.order_list", **kept, page=page - 1) if page > 1 else None,
+        next_url=url_for("console.order_list", **kept, page=page + 1) if page < pages else None,
+    )
+
+
+@bp.get("/orders/<order_no:order_no>")
+@login_required(*staff_views.VIEWER_ROLES)
+def order_detail(order_no):
+    detail = staff_views.get_order_for_staff(staff=g.staff, order_no=order_no)
+    return render_template("console/order.html", d=detail, o=detail.order, status_labels=STATUS_LABELS,
+                           carriers=COMMON_CARRIERS)
 
 
 # --- approvals -----------------------------------------------------------------------
@@ -18,26 +76,106 @@ def pending_orders():
 @bp.post("/orders/<order_no:order_no>/approve")
 @login_required(*orders.APPROVER_ROLES)
 def approve(order_no):
-    return _decide(lambda: orders.approve_order(staff=g.staff, order_no=order_no), f"订单 {order_no} 已审批通过")
+    def run():
+        order = orders.approve_order(staff=g.staff, order_no=order_no)
+        if order.awaiting_finance:
+            return f"已记录你对订单 {order_no} 的审批；该经销商已超出信用额度，订单需财务复核后才生效"
+        return f"订单 {order_no} 已审批通过"
+    return _decide(order_no, run)
 
 
 @bp.post("/orders/<order_no:order_no>/reject")
 @login_required(*orders.APPROVER_ROLES)
 def reject(order_no):
     reason = request.form.get("reason", "").strip()[:200]
-    return _decide(
-        lambda: orders.reject_order(staff=g.staff, order_no=order_no, reason=reason),
-        f"订单 {order_no} 已驳回，库存和信用额度已释放",
-    )
+
+    def run():
+        orders.reject_order(staff=g.staff, order_no=order_no, reason=reason)
+        return f"订单 {order_no} 已驳回，库存和信用额度已释放"
+    return _decide(order_no, run)
 
 
-def _decide(action, done_message):
+def _back(order_no):
+    """Back to the page the form was on: the order's page or the pending list."""
+    if request.form.get("back") == "detail":
+        return redirect(url_for("console.order_detail", order_no=order_no))
+    return redirect(url_for("console.pending_orders"))
+
+
+def _decide(order_no, action):
     try:
-        action()
+        done_message = action()
     except DomainError as exc:
         flash(exc.message, "error")
     else:
         flash(done_message)
-    return redirect(url_for("console.pending_orders"))
+    return _back(order_no)
 
 
+# --- shipments -------------------------------------------------------------------------
+
+@bp.post("/orders/<order_no:order_no>/ship")
+@login_required(*SHIPPER_ROLES)
+def ship(order_no):
+    form = request.form
+    try:
+        quantities = {}
+        for key, value in form.items():
+            if key.startswith("qty_"):
+                line_id, value = key[4:], value.strip() or "0"
+                if not (line_id.isascii() and line_id.isdigit() and len(line_id) <= 15
+                        and value.isascii() and value.isdigit() and len(value) <= 7):
+                    raise DomainError("shipment_invalid", "发货数量应为非负整数", 400)
+                quantities[int(line_id)] = int(value)
+        warehouse = form.get("warehouse_id", "")
+        if warehouse and not (warehouse.isascii() and warehouse.isdigit() and len(warehouse) <= 15):
+            raise DomainError("validation_error", "发货仓库参数有误", 400)
+        shipment = ship_order(
+            staff=g.staff, order_no=order_no, quantities=quantities, carrier=form.get("carrier", ""),
+            tracking_no=form.get("tracking_no", ""), warehouse_id=int(warehouse) if warehouse else None,
+        )
+    except DomainError as exc:
+        if exc.status in (403, 404):
+            raise
+        flash(exc.message, "error")
+    else:
+        flash(f"订单 {order_no} 第 {shipment.seq} 次发货已登记：{shipment.carrier} {shipment.tracking_no}")
+    return redirect(url_for("console.order_detail", order_no=order_no))
+
+
+# --- auto-approval rules (admin) ----------------------------------------------------------
+
+YUAN = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")
+
+
+def _fen_from_yuan(text):
+    """'5000' / '5000.5' (yuan, as people type it) -> 500000 / 500050 fen; '' -> None."""
+    text = text.strip().replace(",", "").replace("，", "")
+    if not text:
+        return None
+    if not YUAN.match(text):
+        raise DomainError("invalid_setting", "单笔上限应为金额（元），最多两位小数，如 5000 或 5000.50", 400)
+    yuan, _, cents = text.partition(".")
+    return int(yuan) * 100 + int((cents + "00")[:2])
+
+
+@bp.route("/settings/auto-approval", methods=["GET", "POST"])
+@login_required("admin")
+def auto_approval_settings():
+    if request.method == "POST":
+        try:
+            approval_rules.set_auto_approval(
+                enabled=request.form.get("enabled") == "on",
+                max_total_fen=_fen_from_yuan(request.form.get("max_total_yuan", "")), actor=g.staff,
+            )
+        except DomainError as exc:
+            flash(exc.message, "error")
+        else:
+            flash("已保存。" + approval_rules.get_auto_approval().describe())
+        return redirect(url_for("console.auto_approval_settings"))
+    setting = approval_rules.get_auto_approval()
+    limit = setting.max_total_fen
+    return render_template(
+        "console/settings_auto_approval.html", setting=setting,
+        limit_yuan="" if limit is None else f"{limit // 100}.{limit % 100:02d}",
+    )

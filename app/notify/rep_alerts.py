@@ -206,6 +206,8 @@ def order_changed(session, order, *, from_status, to_status, actor=None, reason=
     """Write the rep's WeCom notifications for an order transition (outbox rows)."""
     if to_status == "pending_approval" and from_status is None:
         _new_order(session, order, actor)
+    elif to_status == "pending_approval" and from_status == "pending_approval":
+        _awaiting_finance(session, order)
     elif to_status in DECIDED:
         _decided(session, order, to_status, actor, reason)
 
@@ -289,6 +291,19 @@ def _decided(session, order, to_status, actor, reason):
         payload=text_message(content), dedupe_key=_key("order", order.id, to_status, "wecom_app", dealer.rep_id),
         queue="high", ref_type="order", ref_id=order.id,
     )
+
+
+def _awaiting_finance(session, order):
+    """A rep approved an order over the credit limit: it now waits for finance. The tapped
+    card (if the approval came from one) greys out saying so; the bot and the console tell
+    the rep themselves."""
+    tap = _card_tap.get()
+    if tap is not None and tap.order_no == order.order_no:
+        outbox.add(
+            session, channel="wecom_card", event="order_awaiting_finance", recipient=tap.userid,
+            payload=card_button_update(tap.response_code, "待财务复核"),
+            dedupe_key=card_update_key(tap.response_code), queue="high", ref_type="order", ref_id=order.id,
+        )
 
 
 # What app.orders.service.cancel_order records when a dealer cancels without typing a reason.

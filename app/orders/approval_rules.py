@@ -7,7 +7,9 @@ none, approves the order there and then (see `app.orders.service._auto_approve`)
 """
 import logging
 from dataclasses import dataclass
+from types import SimpleNamespace
 
+from app.audit import service as audit
 from app.database import write_transaction
 from app.errors import DomainError
 from app.extensions import db
@@ -63,18 +65,34 @@ def get_auto_approval():
     return setting
 
 
-def set_auto_approval(*, enabled, max_total_fen=None):
+# Who changed the setting when it was not a console user (the `flask settings` command).
+CLI_ACTOR = SimpleNamespace(id=None, name="命令行")
+
+
+def set_auto_approval(*, enabled, max_total_fen=None, actor=None):
     """Switch auto-approval on or off and set (or clear, with None) the per-order limit.
 
-    Raises 422 `invalid_setting` for a limit that is not a positive integer of fen.
+    The console and the CLI both come here; every change is written to the audit log
+    (`settings.auto_approval`, before and after) in the same transaction. `actor` is the
+    staff member (the CLI passes none: recorded as 命令行).
+
+    Raises 403 for staff other than admins, 422 `invalid_setting` for a limit that is not
+    a positive integer of fen.
     """
+    if actor is not None and (actor.role != "admin" or not actor.active):
+        raise DomainError("forbidden", "只有管理员可以修改自动审批规则", 403)
     if not isinstance(enabled, bool):
         raise DomainError("invalid_setting", "enabled 应为 true 或 false", 422)
     if max_total_fen is not None and (type(max_total_fen) is not int or not 1 <= max_total_fen <= MAX_TOTAL_FEN_LIMIT):
         raise DomainError("invalid_setting", "单笔上限应为正整数（单位：分）", 422)
     setting = AutoApproval(enabled, max_total_fen)
     with write_transaction() as session:
+        before = read_setting(session)
         settings.write(session, KEY, setting.as_value())
+        audit.record(
+            session, actor=actor or CLI_ACTOR, action="settings.auto_approval", entity_type="settings", entity_id=KEY,
+            label="自动审批规则", before=before.as_value(), after=setting.as_value(),
+        )
     return setting
 
 

@@ -120,17 +120,39 @@ class ShipToOut(Schema):
     address = Str(required=True)
 
 
+class OrderLineOut(PricedLineOut):
+    shipped_qty = Int(required=True, metadata={"description": "已发货数量（各次发货之和）"})
+
+
+class ShipmentLineOut(Schema):
+    sku_id = Int(required=True)
+    sku_code = Str(required=True)
+    name = Str(required=True)
+    unit = Str(required=True)
+    qty = Int(required=True, metadata={"description": "本次发货数量"})
+
+
+class ShipmentOut(Schema):
+    seq = Int(required=True, metadata={"description": "本订单第几次发货（从 1 起）"})
+    carrier = Str(required=True, metadata={"description": "承运商，如 顺丰速运"})
+    tracking_no = Str(required=True, metadata={"description": "运单号"})
+    shipped_at = DateTime(required=True)
+    lines = Nested(ShipmentLineOut, many=True, required=True)
+
+
 class OrderOut(Schema):
     order_no = Str(required=True)
     status = Str(required=True, validate=one_of(ORDER_STATUSES))
     status_label = Str(required=True)
     payment_method = Str(required=True)
-    lines = Nested(PricedLineOut, many=True, required=True)
+    lines = Nested(OrderLineOut, many=True, required=True)
     totals = Nested(OrderTotalsOut, required=True)
     ship_to = Nested(ShipToOut, required=True)
     remark = Str(required=True)
     created_at = DateTime(required=True)
     events = Nested(EventOut, many=True, required=True)
+    shipments = Nested(ShipmentOut, many=True, required=True,
+                        metadata={"description": "发货记录（先发的在前）；全部发货后可确认收货"})
 
 
 class OrderSummaryOut(Schema):

@@ -13,7 +13,7 @@ import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from flask import current_app
@@ -34,6 +34,7 @@ from app.funds import ledger
 from app.funds import service as funds
 from app.inventory import service as inventory
 from app.models_base import utcnow
+from app.money import format_yuan
 from app.notify import events as notify_events
 from app.orders import approval_rules
 from app.orders.models import (
@@ -65,9 +66,12 @@ MAX_CART_ITEMS = 200
 # --- reading ------------------------------------------------------------------
 
 def get_order(*, dealer_id, order_no):
-    """The dealer's own order; another dealer's order number answers 404."""
+    """The dealer's own order (lines, events, shipments); another dealer's order number answers 404."""
+    from app.orders.models import Shipment, ShipmentLine
+
     order = db.session.execute(
         select(Order).where(Order.order_no == order_no, Order.dealer_id == dealer_id)
+        .options(selectinload(Order.shipments).selectinload(Shipment.lines).selectinload(ShipmentLine.order_line))
     ).scalar_one_or_none()
     if order is None:
         raise NotFound("订单不存在", "order_not_found")
@@ -143,6 +147,7 @@ class PlacedOrder:
     paid_fen: int = 0
     lines: list = field(default_factory=list)
     events: list = field(default_factory=list)
+    shipments: list = field(default_factory=list)
 
 
 def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", payment_method="credit", use_rebate_fen=0):
@@ -642,6 +647,61 @@ def _paid_to_prepaid(session, order, *, actor, actor_type, why):
     )], actor=actor, actor_type=actor_type)
 
 
+# --- receipt and completion ----------------------------------------------------------
+
+COMPLETABLE = ("shipped",)
+AUTO_COMPLETE_ACTOR = SimpleNamespace(id=None, name="系统自动确认收货")
+
+
+def confirm_receipt(*, user, order_no):
+    """The dealer (owner or buyer) confirms a fully shipped order arrived: `completed`.
+
+    Raises 404 for another dealer's order, 403 for a viewer, 409 `order_not_shipped`
+    unless the order is `shipped` (a second confirmation is a 409 too).
+    """
+    with write_transaction() as session:
+        check_may_act(session, user)
+        order = session.execute(
+            select(Order).where(Order.order_no == order_no, Order.dealer_id == user.dealer_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if order is None:
+            raise NotFound("订单不存在", "order_not_found")
+        if order.status not in COMPLETABLE:
+            raise DomainError(
+                "order_not_shipped",
+                f"订单当前状态为「{STATUS_LABELS[order.status]}」，全部发货后才能确认收货",
+                409, {"status": order.status},
+            )
+        _transition(session, order, "completed", actor=user, reason="经销商确认收货")
+    return order
+
+
+def auto_complete_orders(*, days=None, now=None):
+    """Complete every order shipped (in full) more than `days` ago (default
+    ORDER_AUTO_COMPLETE_DAYS) that the dealer has not confirmed. Idempotent: an order is
+    completed once, and running twice (or on two workers at once) completes nothing more.
+    Returns the completed order numbers."""
+    days = current_app.config["ORDER_AUTO_COMPLETE_DAYS"] if days is None else days
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    due = db.session.execute(
+        select(Order.id).where(Order.status.in_(COMPLETABLE), Order.shipped_at < cutoff).order_by(Order.id)
+    ).scalars().all()
+    db.session.rollback()
+    completed = []
+    for order_id in due:
+        with write_transaction() as session:
+            order = session.execute(
+                select(Order).where(Order.id == order_id).with_for_update().execution_options(populate_existing=True)
+            ).scalar_one()
+            if order.status not in COMPLETABLE:
+                continue  # the dealer confirmed meanwhile, or another run got here first
+            _transition(session, order, "completed", actor=AUTO_COMPLETE_ACTOR, actor_type="system",
+                        reason=f"发货满 {days} 天，系统自动确认收货")
+            completed.append(order.order_no)
+    return completed
+
+
 # --- cart ------------------------------------------------------------------------
 
 def get_cart(*, user):
@@ -686,7 +746,9 @@ def remove_cart_item(*, user, sku_id):
 # --- approval (WeCom card, bot, console) ------------------------------------------
 
 APPROVABLE = ("pending_approval",)
-APPROVER_ROLES = ("admin", "sales")
+# Finance decides only orders a rep approved over the credit limit (`Order.awaiting_finance`).
+APPROVER_ROLES = ("admin", "sales", "finance")
+FINANCE_ROLES = ("finance", "admin")
 
 
 def _staff_order_query(staff, order_no):
@@ -732,27 +794,88 @@ def _require_pending(order, action):
         )
 
 
+def over_credit_limit(account):
+    """The finance co-approval rule: the dealer's exposure (receivable + every open order's
+    credit hold, this order's included) is above its limit right now. An order could only be
+    placed within the limit, so this happens when the limit was lowered or the receivable
+    grew while the order waited."""
+    return account.used_fen > account.credit_limit_fen
+
+
+def _current_balances(session, dealer_id):
+    row = session.connection().execute(
+        select(*funds.ACCOUNT_COLUMNS).where(funds.ACCOUNTS.c.dealer_id == dealer_id)
+    ).first()
+    return funds.account_from_row(dealer_id, row) if row is not None else funds.Account(dealer_id, 0, 0, 0)
+
+
 def approve_order(*, staff, order_no, reason=None):
     """Staff approves a pending order: stock stays reserved, credit stays held.
 
-    Returns the order. 404 for an order the staff member may not see, 409
-    `order_not_pending` when it was already decided (e.g. a second tap on the card).
+    Finance co-approval: when the dealer is over its credit limit at this moment
+    (`over_credit_limit`), a rep's approval is recorded (event, audit `order.approve_rep`)
+    but the order stays `pending_approval`, `awaiting_finance`, until finance or an admin
+    approves it too. Finance approves only such orders; an admin's approval is always final.
+
+    Returns the order (check `status`: still `pending_approval` after a rep's approval that
+    needs finance). 404 for an order the staff member may not see, 409 `order_not_pending`
+    when it was already decided (e.g. a second tap on the card), 409 `awaiting_finance` for
+    a rep approving again, 409 `not_awaiting_finance` for finance on an order that does not
+    need them.
     """
     with write_transaction() as session:
         order = _lock_order_for_staff(session, staff, order_no)
         _require_pending(order, "审批通过")
-        _transition(session, order, "approved", actor=staff, reason=reason or "审批通过")
+        # Read, not locked: approving changes no balance, so approvals of one dealer's
+        # orders need not queue behind each other (a limit cut committed a moment later
+        # simply comes after this approval).
+        account = _current_balances(session, order.dealer_id)
+        # Only an order on credit (it holds credit) can take the dealer over its limit.
+        over = order.credit_held_fen > 0 and over_credit_limit(account)
+        credit = {"credit_limit_fen": account.credit_limit_fen, "exposure_fen": account.used_fen}
+        if staff.role == "finance":
+            if not order.awaiting_finance:
+                raise DomainError(
+                    "not_awaiting_finance",
+                    f"订单 {order.order_no} 不在等待财务复核（业务员尚未审批，或未超出信用额度），财务无需审批",
+                    409, {"status": order.status},
+                )
+            _transition(session, order, "approved", actor=staff, reason=reason or "财务复核通过（超出信用额度）",
+                        audit_after=credit)
+        elif staff.role == "sales" and order.awaiting_finance:
+            raise DomainError("awaiting_finance", f"你已审批订单 {order.order_no}，正在等待财务复核（超出信用额度）", 409,
+                              {"status": order.status})
+        elif staff.role == "sales" and over:
+            order.rep_approved_by_id = staff.id
+            order.rep_approved_at = utcnow()
+            _transition(
+                session, order, "pending_approval", actor=staff, audit_action="order.approve_rep",
+                reason=(f"业务员审批通过；经销商已用额度 {format_yuan(account.used_fen)} 超出信用额度 "
+                        f"{format_yuan(account.credit_limit_fen)}，等待财务复核"),
+                audit_after={"awaiting": "finance", **credit},
+            )
+        else:
+            if over:
+                reason = reason or "审批通过（超出信用额度，管理员审批）"
+            _transition(session, order, "approved", actor=staff, reason=reason or "审批通过",
+                        audit_after=credit if over else None)
     return order
 
 
 def reject_order(*, staff, order_no, reason):
-    """Staff rejects a pending order with a reason: stock and credit are released."""
+    """Staff rejects a pending order with a reason: stock and credit are released.
+
+    Finance may reject only orders waiting for finance; reps and admins any pending order.
+    """
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("reason_required", "驳回订单需要填写原因", 422)
     with write_transaction() as session:
         order, account = _lock_order_for_staff(session, staff, order_no, lock_account=True)
         _require_pending(order, "驳回")
+        if staff.role == "finance" and not order.awaiting_finance:
+            raise DomainError("not_awaiting_finance", f"订单 {order.order_no} 不在等待财务复核，请由业务员处理", 409,
+                              {"status": order.status})
         inventory.release(session, order.id)
         if order.credit_held_fen:
             funds.release_credit(session, account, amount_fen=order.credit_held_fen, order_id=order.id, note="订单驳回")
@@ -820,7 +943,9 @@ def _transition(session, order, to_status, *, actor, reason, actor_type=None, au
 
 def list_pending_for_staff(*, staff, limit=200):
     """Orders waiting for approval that `staff` may decide on, oldest first:
-    [(order, dealer_code, dealer_name)]. Reps see their own dealers' orders; admins all."""
+    [(order, dealer_code, dealer_name)]. Reps see their own dealers' orders (those waiting
+    for finance too, marked by `order.awaiting_finance`); finance only the orders waiting for
+    finance; admins all."""
     from app.dealers.models import Dealer
 
     _require_approver(staff)
@@ -829,4 +954,6 @@ def list_pending_for_staff(*, staff, limit=200):
         .where(Order.status.in_(APPROVABLE)),
         staff,
     )
+    if staff.role == "finance":
+        query = query.where(Order.rep_approved_by_id.is_not(None))
     return db.session.execute(query.order_by(Order.id).limit(limit)).all()

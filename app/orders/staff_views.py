@@ -1,0 +1,140 @@
+"""What the console shows staff about orders: the filtered list and one order's detail.
+
+Read-only; every state change goes through `app.orders.service` / `app.orders.shipments`.
+Which orders a staff member sees follows `scope_to_staff` (a rep: their own dealers'
+orders; another rep's order answers 404, as if it did not exist).
+"""
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+
+from app.dealers.models import Dealer
+from app.dealers.service import scope_to_staff
+from app.errors import DomainError, NotFound
+from app.extensions import db
+from app.funds.service import credit_summary
+from app.inventory.models import Reservation, Warehouse
+from app.orders.models import ORDER_STATUSES, Order, OrderLine, Shipment, ShipmentLine
+from app.orders.service import APPROVABLE, FINANCE_ROLES
+from app.orders.shipments import SHIPPABLE, SHIPPER_ROLES
+from app.pricing.service import BUSINESS_TZ
+from app.staff.models import Staff
+
+VIEWER_ROLES = ("admin", "sales", "finance", "warehouse")
+ORDER_LIST_PAGE_SIZE = 50
+# Besides the statuses: pending orders a rep approved over the credit limit.
+AWAITING_FINANCE = "awaiting_finance"
+
+
+def _require_viewer(staff):
+    if not staff.active or staff.role not in VIEWER_ROLES:
+        raise DomainError("forbidden", "你的角色无权查看订单", 403)
+
+
+def _like(text):
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _china_midnight_utc(day):
+    # In UTC: SQLite compares the stored UTC text, so the bound must be UTC too.
+    return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
+
+
+def list_orders_for_staff(*, staff, status=None, q=None, order_no=None, day_from=None, day_to=None, page=1,
+                          page_size=ORDER_LIST_PAGE_SIZE):
+    """One page of orders `staff` may see, newest first: ([(order, dealer_code, dealer_name)], total).
+
+    `status` is an order status or `awaiting_finance`; `q` matches the dealer's code or name;
+    `order_no` a part of the order number; `day_from`/`day_to` are China dates (inclusive).
+    """
+    _require_viewer(staff)
+    if status is not None and status not in (*ORDER_STATUSES, AWAITING_FINANCE):
+        raise DomainError("invalid_filter", "订单状态参数有误", 400)
+    where = []
+    if status == AWAITING_FINANCE:
+        where += [Order.status == "pending_approval", Order.rep_approved_by_id.is_not(None)]
+    elif status:
+        where.append(Order.status == status)
+    if q:
+        where.append(or_(Dealer.code.ilike(_like(q), escape="\\"), Dealer.name.ilike(_like(q), escape="\\")))
+    if order_no:
+        where.append(Order.order_no.ilike(_like(order_no.upper()), escape="\\"))
+    if day_from:
+        where.append(Order.created_at >= _china_midnight_utc(day_from))
+    if day_to:
+        where.append(Order.created_at < _china_midnight_utc(day_to + timedelta(days=1)))
+    base = scope_to_staff(
+        select(Order, Dealer.code, Dealer.name).join(Dealer, Dealer.id == Order.dealer_id).where(*where), staff
+    )
+    total = db.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    rows = db.session.execute(
+        base.options(selectinload(Order.lines)).order_by(Order.id.desc())
+        .limit(page_size).offset((page - 1) * page_size)
+    ).all()
+    return rows, total
+
+
+@dataclass
+class OrderDetail:
+    order: Order
+    dealer: Dealer
+    credit: dict
+    rep_approved_by: str | None
+    shipments: list
+    # {order_line_id: [(warehouse name, units still reserved)]}
+    reserved: dict
+    # [(warehouse id, name)] holding this order's reservations, for the ship form
+    warehouses: list
+    actions: set = field(default_factory=set)
+
+
+def get_order_for_staff(*, staff, order_no):
+    """One order with everything its console page shows, and the actions `staff` may take
+    on it now (`approve`, `reject`, `ship`). 404 for an order the staff member may not see."""
+    _require_viewer(staff)
+    row = db.session.execute(
+        scope_to_staff(select(Order, Dealer).join(Dealer, Dealer.id == Order.dealer_id)
+                       .where(Order.order_no == order_no), staff)
+        .options(selectinload(Order.lines), selectinload(Order.events))
+    ).first()
+    if row is None:
+        raise NotFound("订单不存在，或不是你负责的经销商的订单", "order_not_found")
+    order, dealer = row
+    shipments = db.session.execute(
+        select(Shipment).where(Shipment.order_id == order.id).order_by(Shipment.seq)
+        .options(selectinload(Shipment.lines).selectinload(ShipmentLine.order_line))
+    ).scalars().all()
+    held = db.session.execute(
+        select(OrderLine.id, Warehouse.id, Warehouse.name, Reservation.qty)
+        .join(Reservation, (Reservation.order_id == OrderLine.order_id) & (Reservation.sku_id == OrderLine.sku_id))
+        .join(Warehouse, Warehouse.id == Reservation.warehouse_id)
+        .where(OrderLine.order_id == order.id).order_by(OrderLine.id, Warehouse.priority, Warehouse.id)
+    ).all()
+    reserved, warehouses = {}, {}
+    for line_id, warehouse_id, name, qty in held:
+        reserved.setdefault(line_id, []).append((name, qty))
+        warehouses[warehouse_id] = name
+    approver = db.session.get(Staff, order.rep_approved_by_id) if order.rep_approved_by_id else None
+    detail = OrderDetail(
+        order=order, dealer=dealer, credit=credit_summary(dealer.id), shipments=shipments,
+        rep_approved_by=approver.name if approver else None, reserved=reserved, warehouses=list(warehouses.items()),
+    )
+    detail.actions = allowed_actions(staff, order)
+    return detail
+
+
+def allowed_actions(staff, order):
+    """What `staff` may do to `order` now, by role and status (the services check again)."""
+    actions = set()
+    if order.status in APPROVABLE:
+        if staff.role == "admin" or (staff.role == "sales" and not order.awaiting_finance):
+            actions |= {"approve", "reject"}
+        elif staff.role == "sales":
+            actions.add("reject")
+        elif staff.role in FINANCE_ROLES and order.awaiting_finance:
+            actions |= {"approve", "reject"}
+    if order.status in SHIPPABLE and staff.role in SHIPPER_ROLES:
+        actions.add("ship")
+    return actions
