@@ -285,7 +285,7 @@ def _sku_checks(session):
 
 
 SKU_DEFAULTS = {"spec": "", "pack_size": 1, "moq": 1, "step": 1, "status": "active", "image_url": None, "low_stock_qty": 20}
-SKU_REQUIRED = ("name", "unit", "list_price_fen", "category_id")
+SKU_REQUIRED = {"name": "商品名称", "unit": "单位", "list_price_fen": "目录价", "category_id": "分类"}
 
 
 def _sku_fields(sku):
@@ -310,9 +310,9 @@ def create_sku(*, staff, code, session=None, **fields):
         unknown = set(fields) - set(checks)
         if unknown:
             raise inputs.invalid(sorted(unknown)[0], f"不认识的商品字段：{'、'.join(sorted(unknown))}")
-        for name in SKU_REQUIRED:
+        for name, label in SKU_REQUIRED.items():
             if fields.get(name) in (None, ""):
-                raise inputs.invalid(name, "缺少必填字段")
+                raise inputs.invalid(name, f"{label}不能为空")
         clean = {**SKU_DEFAULTS, **{name: checks[name](value) for name, value in fields.items()}}
         _check_moq_step(clean)
         if s.execute(select(Sku.id).where(func.upper(Sku.code) == code.upper())).first():

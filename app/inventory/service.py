@@ -266,7 +266,7 @@ def _sku_available():
     )
 
 
-def list_stock(*, staff, q=None, warehouse_id=None, low_only=False, page=1, page_size=STOCK_PAGE_SIZE):
+def list_stock(*, staff, q=None, sku_id=None, warehouse_id=None, low_only=False, page=1, page_size=STOCK_PAGE_SIZE):
     """One page of stock rows (SKU × warehouse) for the console: (rows, total). Each row has
     sku_id, code, name, spec, unit, status, low_stock_qty, warehouse_id, warehouse_name, on_hand,
     reserved, available and sku_available (all warehouses). `low_only`: SKUs whose available
@@ -277,6 +277,8 @@ def list_stock(*, staff, q=None, warehouse_id=None, low_only=False, page=1, page
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         where.append(or_(Sku.code.ilike(like, escape="\\"), Sku.name.ilike(like, escape="\\")))
+    if sku_id is not None:
+        where.append(STOCK.c.sku_id == sku_id)
     if warehouse_id is not None:
         where.append(STOCK.c.warehouse_id == warehouse_id)
     if low_only:
