@@ -278,6 +278,19 @@ def test_explain_says_whether_and_why_the_sku_is_visible(world):
 
 
 def test_explain_agrees_with_the_mini_program_for_every_dealer_and_sku(client, world):
+    assert_explain_agrees(client, world)
+
+
+@pytest.mark.postgres
+def test_explain_agrees_with_the_mini_program_on_postgresql(pg_app, pg_world):
+    newer = add(PriceList(name="新金牌价", kind="tier", tier_id=pg_world.gold.id, valid_from=date.today()))
+    add(PriceListItem(price_list_id=newer.id, sku_id=pg_world.soy.id, price_fen=2222))
+    db.session.commit()
+    assert_explain_agrees(pg_app.test_client(), pg_world)
+    assert explain(pg_world.dealer_a, pg_world.soy).price_fen == 2222
+
+
+def assert_explain_agrees(client, world):
     for user, dealer in ((world.a_buyer, world.dealer_a), (world.b_owner, world.dealer_b)):  # gold and silver
         for sku in (world.cola, world.tea, world.soy, world.vinegar, world.gift, world.local, world.retired):
             why = explain(dealer, sku)

@@ -625,17 +625,20 @@ def _set_prices(session, staff, price_list, items):
             select(PriceListItem.sku_id, PriceListItem.price_fen)
             .where(PriceListItem.price_list_id == price_list.id, PriceListItem.sku_id.in_(chunk))
         ).all())
-    inserts, updates, changes = [], [], []
+    inserts, updates, changes, entries = [], [], [], []
     for (sku_id, code, name), price in resolved:
         old = current.get(sku_id)
         changes.append((sku_id, old, price))
         if old == price:
             continue
         (inserts if old is None else updates).append({"l": price_list.id, "s": sku_id, "p": price})
-        audit.record(session, actor=staff, action="price.set", entity_type="price_list", entity_id=price_list.id,
-                     label=f"{price_list.name} · {code} {name}",
-                     before={"sku": code, "price_fen": old} if old is not None else None,
-                     after={"sku": code, "price_fen": price})
+        entries.append({
+            "actor": staff, "action": "price.set", "entity_type": "price_list", "entity_id": price_list.id,
+            "label": f"{price_list.name} · {code} {name}",
+            "before": {"sku": code, "price_fen": old} if old is not None else None,
+            "after": {"sku": code, "price_fen": price},
+        })
+    audit.record_many(session, entries)
     table = PriceListItem.__table__
     if inserts:
         session.execute(table.insert().values(price_list_id=bindparam("l"), sku_id=bindparam("s"), price_fen=bindparam("p")),
