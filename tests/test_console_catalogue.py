@@ -113,7 +113,7 @@ def test_admin_creates_a_sku_with_a_price_in_yuan_stored_as_fen(client, world, s
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"list_price": "56.789"}, "最多两位小数"), ({"list_price": "-1"}, "不小于 0"), ({"moq": "0"}, "起订量"),
+    ({"list_price": "56.789"}, "目录价：金额最多精确到分"), ({"list_price": "-1"}, "目录价：金额不能为负数"), ({"moq": "0"}, "起订量"),
     ({"code": "SKU-COLA"}, "已存在"), ({"name": ""}, "商品名称不能为空"), ({"moq": "3"}, "整数倍"),
 ])
 def test_a_bad_sku_form_is_shown_again_with_a_chinese_error_and_nothing_saved(client, world, staff, overrides, message):
@@ -217,7 +217,7 @@ def test_finance_sets_changes_and_deletes_prices_in_yuan(client, world, staff):
     path = f"/console/prices/{gold.id}/items"
     r = post(client, path, {"sku_code": "sku-vin", "price": "18.5"}, token_from=f"/console/prices/{gold.id}")
     assert r.status_code == 302 and db.session.get(PriceListItem, (gold.id, world.vinegar.id)).price_fen == 1850
-    for bad, message in [({"sku_code": "SKU-VIN", "price": "18.555"}, "最多两位小数"),
+    for bad, message in [({"sku_code": "SKU-VIN", "price": "18.555"}, "价格：金额最多精确到分"),
                          ({"sku_code": "NOPE", "price": "1"}, "商品 NOPE 不存在"), ({"sku_code": "SKU-VIN", "price": ""}, "价格")]:
         r = post(client, path, bad, token_from=f"/console/prices/{gold.id}")
         assert r.status_code == 422 and message in r.get_data(as_text=True)
