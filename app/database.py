@@ -71,3 +71,20 @@ def dialect_insert(session, table):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+@contextlib.contextmanager
+def joined_transaction(session=None):
+    """`write_transaction()`, or — when a caller passes its own `session` — that session's
+    open transaction, left for the caller to commit or roll back. Lets a batch (an Excel
+    import) run many service calls as one all-or-nothing transaction:
+
+        with write_transaction() as session:   # BEGIN IMMEDIATE on SQLite, as for any write
+            for row in rows:
+                create_sku(staff=staff, session=session, **row)
+    """
+    if session is not None:
+        yield session
+        return
+    with write_transaction() as own:
+        yield own

@@ -73,3 +73,10 @@ def parse_yuan(value, *, allow_negative=False) -> int:
     if abs(amount) > MAX_INPUT_FEN:
         raise ValueError(f"金额不能超过 {format_yuan(MAX_INPUT_FEN)}")
     return amount
+
+
+def fen_to_yuan_text(amount_fen: int) -> str:
+    """`1250` -> `'12.50'`: the value to put back into a form field (no ¥, no commas)."""
+    sign = "-" if amount_fen < 0 else ""
+    yuan, fen = divmod(abs(int(amount_fen)), 100)
+    return f"{sign}{yuan}.{fen:02d}"

@@ -5,8 +5,11 @@ from app.extensions import db
 from app.models_base import fen, pk, timestamp
 
 SKU_STATUSES = ("active", "inactive")
+SKU_STATUS_LABELS = {"active": "在售", "inactive": "下架"}
 VISIBILITY_SCOPES = ("tier", "region", "dealer")
 VISIBILITY_EFFECTS = ("allow", "deny")
+VISIBILITY_SCOPE_LABELS = {"tier": "等级", "region": "地区", "dealer": "经销商"}
+VISIBILITY_EFFECT_LABELS = {"allow": "允许", "deny": "禁止"}
 
 
 class Category(db.Model):
@@ -41,6 +44,8 @@ class Sku(db.Model):
     low_stock_qty: Mapped[int] = mapped_column(Integer, default=20)
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     status: Mapped[str] = mapped_column(String(16), default="active")
+    # A picture of the product: an http(s) URL or a path on this site (no upload store yet).
+    image_url: Mapped[str | None] = mapped_column(String(512))
     created_at = timestamp()
 
     category = relationship("Category")

@@ -1,8 +1,12 @@
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models_base import pk
+from app.models_base import pk, timestamp
+
+# Why on-hand stock moved: a staff correction by a difference, or a count that sets the figure.
+MOVEMENT_KINDS = ("adjust", "count")
+MOVEMENT_LABELS = {"adjust": "手工调整", "count": "盘点"}
 
 
 class Warehouse(db.Model):
@@ -41,3 +45,29 @@ class Reservation(db.Model):
     sku_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("skus.id"), primary_key=True)
     warehouse_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("warehouses.id"), primary_key=True)
     qty: Mapped[int] = mapped_column(BigInteger)
+
+
+class StockMovement(db.Model):
+    """One change of a stock row's on-hand units, with the figures before and after.
+
+    Append-only, written in the same transaction as the change (see `adjust_stock`).
+    """
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        CheckConstraint("on_hand_after >= 0", name="on_hand_after_nonnegative"),
+        Index("ix_stock_movements_sku_warehouse", "sku_id", "warehouse_id", "id"),
+    )
+
+    id: Mapped[int] = pk()
+    sku_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("skus.id"))
+    warehouse_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("warehouses.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    delta: Mapped[int] = mapped_column(BigInteger)
+    on_hand_before: Mapped[int] = mapped_column(BigInteger)
+    on_hand_after: Mapped[int] = mapped_column(BigInteger)
+    reserved: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(200))
+    staff_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff.id"))
+    actor_name: Mapped[str] = mapped_column(String(64))
+    created_at = timestamp()

@@ -5,10 +5,14 @@ SKUs queue behind each other instead of deadlocking; every shortfall is reported
 """
 import functools
 
-from sqlalchemy import BigInteger, bindparam, cast, delete, func, insert, select, update
+from sqlalchemy import BigInteger, bindparam, cast, delete, func, insert, or_, select, update
 
+from app import inputs
+from app.catalog.models import Sku
+from app.database import joined_transaction
+from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.inventory.models import Reservation, Stock, Warehouse
+from app.inventory.models import Reservation, Stock, StockMovement, Warehouse
 
 STOCK = Stock.__table__
 RESERVATIONS = Reservation.__table__
@@ -239,3 +243,166 @@ def deduct_shipped(session, order_id, takes):
         conn.execute(_drop_reservation_statement(), used_up)
     if partly:
         conn.execute(_consume_reservation_statement(), partly)
+
+
+# --- staff: stock figures, manual adjustments, low-stock thresholds -------------------------
+
+READER_ROLES = ("admin", "sales", "warehouse")
+EDITOR_ROLES = ("admin", "warehouse")
+STOCK_PAGE_SIZE = 50
+MAX_ON_HAND = 10**12
+
+
+def _require(staff, roles, what):
+    if staff is None or not staff.active or staff.role not in roles:
+        raise DomainError("forbidden", f"你的角色无权{what}", 403)
+
+
+def _sku_available():
+    """Units available across warehouses per SKU (what the mini-program's level is based on)."""
+    return (
+        select(STOCK.c.sku_id, func.sum(STOCK.c.on_hand - STOCK.c.reserved).label("total"))
+        .group_by(STOCK.c.sku_id).subquery("sku_available")
+    )
+
+
+def list_stock(*, staff, q=None, sku_id=None, warehouse_id=None, low_only=False, page=1, page_size=STOCK_PAGE_SIZE):
+    """One page of stock rows (SKU × warehouse) for the console: (rows, total). Each row has
+    sku_id, code, name, spec, unit, status, low_stock_qty, warehouse_id, warehouse_name, on_hand,
+    reserved, available and sku_available (all warehouses). `low_only`: SKUs whose available
+    units across warehouses are below their threshold — the ones dealers see as 库存紧张/缺货."""
+    _require(staff, READER_ROLES, "查看库存")
+    totals = _sku_available()
+    where = []
+    if q:
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        where.append(or_(Sku.code.ilike(like, escape="\\"), Sku.name.ilike(like, escape="\\")))
+    if sku_id is not None:
+        where.append(STOCK.c.sku_id == sku_id)
+    if warehouse_id is not None:
+        where.append(STOCK.c.warehouse_id == warehouse_id)
+    if low_only:
+        where.append(totals.c.total < Sku.low_stock_qty)
+    base = (
+        select(
+            Sku.id.label("sku_id"), Sku.code, Sku.name, Sku.spec, Sku.unit, Sku.status, Sku.low_stock_qty,
+            Warehouse.id.label("warehouse_id"), Warehouse.name.label("warehouse_name"),
+            STOCK.c.on_hand, STOCK.c.reserved, (STOCK.c.on_hand - STOCK.c.reserved).label("available"),
+            cast(totals.c.total, BigInteger).label("sku_available"),
+        )
+        .select_from(STOCK)
+        .join(Sku, Sku.id == STOCK.c.sku_id)
+        .join(Warehouse, Warehouse.id == STOCK.c.warehouse_id)
+        .join(totals, totals.c.sku_id == STOCK.c.sku_id)
+        .where(*where)
+    )
+    total = db.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+    rows = db.session.execute(
+        base.order_by(Sku.code, Warehouse.priority, Warehouse.id).limit(page_size).offset((page - 1) * page_size)
+    ).all()
+    return rows, total
+
+
+def adjust_stock(*, staff, sku_id, warehouse_id, reason, delta=None, on_hand=None, session=None):
+    """Change a stock row's on-hand units by `delta` (+/-), or set them to a counted `on_hand`
+    (a stocktake; exactly one of the two). On-hand never goes below what orders have reserved:
+    that answers 409 `below_reserved` and changes nothing. Writes a stock movement and an
+    audit entry (`stock.adjust`, on_hand before/after, the reason) in the same transaction.
+
+    The stock row is locked (FOR UPDATE, SQLite: BEGIN IMMEDIATE) like the order path locks it,
+    so a concurrent order's reservation and this adjustment queue behind each other.
+    Returns the StockMovement."""
+    from app.audit import service as audit
+    _require(staff, EDITOR_ROLES, "调整库存")
+    reason = inputs.text(reason, field="reason", label="调整原因", max_len=200)
+    if (delta in (None, "")) == (on_hand in (None, "")):
+        raise inputs.invalid("delta", "请填写调整数量（正数增加、负数减少）或盘点后的在手数量，二选一")
+    if delta not in (None, ""):
+        delta = inputs.integer(delta, field="delta", label="调整数量", minimum=-MAX_ON_HAND, maximum=MAX_ON_HAND)
+        if delta == 0:
+            raise inputs.invalid("delta", "调整数量不能为 0")
+        kind = "adjust"
+    else:
+        on_hand = inputs.integer(on_hand, field="on_hand", label="盘点数量", minimum=0, maximum=MAX_ON_HAND)
+        kind = "count"
+    with joined_transaction(session) as s:
+        sku = s.get(Sku, sku_id)
+        warehouse = s.get(Warehouse, warehouse_id)
+        if sku is None or warehouse is None:
+            raise NotFound("商品或仓库不存在", "stock_not_found")
+        row = s.connection().execute(
+            select(STOCK.c.on_hand, STOCK.c.reserved)
+            .where(STOCK.c.sku_id == sku_id, STOCK.c.warehouse_id == warehouse_id).with_for_update()
+        ).first()
+        before, reserved = (row.on_hand, row.reserved) if row else (0, 0)
+        after = before + delta if kind == "adjust" else on_hand
+        if after < reserved:
+            raise DomainError(
+                "below_reserved",
+                f"调整后在手数量 {after} 低于已被订单预留的 {reserved}{sku.unit}，不能调整"
+                f"（最多可减少 {before - reserved}{sku.unit}）",
+                409, {"field": "delta" if kind == "adjust" else "on_hand", "on_hand": before, "reserved": reserved},
+            )
+        if after == before:
+            raise inputs.invalid("on_hand", f"盘点数量与当前在手数量 {before} 相同，无需调整")
+        if row is None:
+            s.connection().execute(insert(STOCK).values(sku_id=sku_id, warehouse_id=warehouse_id, on_hand=after, reserved=0))
+        else:
+            s.connection().execute(
+                update(STOCK).where(STOCK.c.sku_id == sku_id, STOCK.c.warehouse_id == warehouse_id).values(on_hand=after)
+            )
+        movement = StockMovement(
+            sku_id=sku_id, warehouse_id=warehouse_id, kind=kind, delta=after - before, on_hand_before=before,
+            on_hand_after=after, reserved=reserved, reason=reason, staff_id=staff.id, actor_name=staff.name[:64],
+        )
+        s.add(movement)
+        audit.record(s, actor=staff, action="stock.adjust", entity_type="stock", entity_id=f"{sku.code}@{warehouse.code}",
+                     label=f"{sku.code} {sku.name} · {warehouse.name}", before={"on_hand": before},
+                     after={"on_hand": after}, reason=reason)
+    return movement
+
+
+def set_low_stock_threshold(*, staff, sku_id, low_stock_qty, session=None):
+    """Set a SKU's low-stock threshold: below it (units available across warehouses) dealers
+    see 'low' and the console lists the SKU under 低库存. Audited (`stock.threshold`)."""
+    from app.audit import service as audit
+    from app.catalog.models import Sku as Sku
+    from app.catalog.service import invalidate_catalogue
+
+    _require(staff, EDITOR_ROLES, "修改低库存阈值")
+    low_stock_qty = inputs.integer(low_stock_qty, field="low_stock_qty", label="低库存阈值", minimum=0, maximum=MAX_ON_HAND)
+    with joined_transaction(session) as s:
+        sku = s.get(Sku, sku_id)
+        if sku is None:
+            raise NotFound("商品不存在", "sku_not_found")
+        if sku.low_stock_qty != low_stock_qty:
+            audit.record(s, actor=staff, action="stock.threshold", entity_type="sku", entity_id=sku.id,
+                         label=f"{sku.code} {sku.name}", before={"low_stock_qty": sku.low_stock_qty},
+                         after={"low_stock_qty": low_stock_qty})
+            sku.low_stock_qty = low_stock_qty
+    # The cached catalogue pages carry each SKU's threshold (the level is computed per request).
+    invalidate_catalogue()
+    return sku
+
+
+def list_movements(*, staff, sku_id=None, warehouse_id=None, page=1, page_size=STOCK_PAGE_SIZE):
+    """Stock movements, newest first: ([(StockMovement, sku code, sku name, warehouse name)], total)."""
+    _require(staff, READER_ROLES, "查看库存")
+    query = (
+        select(StockMovement, Sku.code, Sku.name, Warehouse.name)
+        .join(Sku, Sku.id == StockMovement.sku_id)
+        .join(Warehouse, Warehouse.id == StockMovement.warehouse_id)
+    )
+    if sku_id is not None:
+        query = query.where(StockMovement.sku_id == sku_id)
+    if warehouse_id is not None:
+        query = query.where(StockMovement.warehouse_id == warehouse_id)
+    total = db.session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = db.session.execute(
+        query.order_by(StockMovement.id.desc()).limit(page_size).offset((page - 1) * page_size)
+    ).all()
+    return rows, total
+
+
+def list_warehouses():
+    return db.session.execute(select(Warehouse).order_by(Warehouse.priority, Warehouse.id)).scalars().all()
