@@ -100,7 +100,44 @@ def from_env():
         "OUTBOX_SWEEP_SECONDS": _env_int("OUTBOX_SWEEP_SECONDS", 60),
         "OUTBOX_LEASE_SECONDS": _env_int("OUTBOX_LEASE_SECONDS", 90),
         "OUTBOX_RETRY_BASE_SECONDS": _env_int("OUTBOX_RETRY_BASE_SECONDS", 30),
+        **_storage_settings(env),
     }
+
+
+# --- file storage (app.storage): uploaded photos ----------------------------------------
+STORAGE_BACKENDS = ("local", "s3")
+S3_ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+def _storage_settings(env):
+    """Where uploads are kept (a local directory, or an S3-compatible bucket) and how big
+    an uploaded image may be."""
+    backend = (env("STORAGE_BACKEND") or "local").strip().lower()
+    if backend not in STORAGE_BACKENDS:
+        raise ConfigError(f"STORAGE_BACKEND 应为 {'、'.join(STORAGE_BACKENDS)} 之一，当前为 {backend!r}")
+    style = (env("S3_ADDRESSING_STYLE") or "auto").strip().lower()
+    if style not in S3_ADDRESSING_STYLES:
+        raise ConfigError(f"S3_ADDRESSING_STYLE 应为 {'、'.join(S3_ADDRESSING_STYLES)} 之一")
+    settings = {
+        "STORAGE_BACKEND": backend,
+        "STORAGE_DIR": env("STORAGE_DIR") or str(INSTANCE_DIR / "uploads"),
+        # Signed file URLs (local) and presigned URLs (S3) stop working after this many seconds.
+        "STORAGE_URL_TTL_SECONDS": _env_int("STORAGE_URL_TTL_SECONDS", 3600),
+        "S3_ENDPOINT_URL": env("S3_ENDPOINT_URL") or None,
+        "S3_BUCKET": env("S3_BUCKET") or None,
+        "S3_ACCESS_KEY": env("S3_ACCESS_KEY") or None,
+        "S3_SECRET_KEY": env("S3_SECRET_KEY") or None,
+        "S3_REGION": env("S3_REGION") or None,
+        "S3_ADDRESSING_STYLE": style,
+        # One uploaded image: at most this many bytes and this many pixels (width × height).
+        "UPLOAD_MAX_BYTES": _env_int("UPLOAD_MAX_BYTES", 5 * 1024 * 1024),
+        "UPLOAD_MAX_PIXELS": _env_int("UPLOAD_MAX_PIXELS", 40_000_000),
+    }
+    if backend == "s3" and not settings["S3_BUCKET"]:
+        raise ConfigError("STORAGE_BACKEND=s3 需要设置 S3_BUCKET（以及 S3_ENDPOINT_URL、S3_ACCESS_KEY、S3_SECRET_KEY）")
+    if settings["STORAGE_URL_TTL_SECONDS"] < 60:
+        raise ConfigError("STORAGE_URL_TTL_SECONDS 至少 60 秒")
+    return settings
 
 
 # --- WECHAT_SUBSCRIBE_TEMPLATES: mini-program subscribe messages ----------------------

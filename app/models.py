@@ -23,3 +23,4 @@ from app.notify.models import (  # noqa: F401
 )
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
 from app.staff.models import Staff  # noqa: F401
+from app.storage.models import Upload  # noqa: F401
