@@ -383,11 +383,13 @@ ENDPOINTS = [
     ("GET", "/messages", None),
     ("GET", "/account", None),
     ("GET", "/account/ledger", None),
+    ("POST", "/uploads", None),
 ]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),
-                  ("POST", "/orders/{order_no}/cancel"), ("POST", "/orders/{order_no}/pay"), ("POST", "/addresses")}
+                  ("POST", "/orders/{order_no}/cancel"), ("POST", "/orders/{order_no}/pay"), ("POST", "/addresses"),
+                  ("POST", "/uploads")}
 
 
 def fill(value, ids):
