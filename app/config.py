@@ -144,7 +144,8 @@ def _storage_settings(env):
 # Event -> template id as chosen in the WeChat console (公众平台 → 订阅消息 → 我的模板), and per
 # event which of our values fills which template field. The demo defaults name templates
 # whose fields are typical of the library's order templates.
-SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled")
+SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled",
+                    "return_approved", "return_rejected", "return_received")
 DEMO_SUBSCRIBE_TEMPLATES = {
     "order_approved": "demo-tmpl-order-approved",
     "order_rejected": "demo-tmpl-order-rejected",
@@ -161,6 +162,10 @@ DEMO_SUBSCRIBE_FIELDS = {
     "payment_due": {"character_string1": "order_no", "amount2": "amount", "date3": "due_date", "thing4": "tip"},
     "order_cancelled": {"character_string1": "order_no", "phrase2": "status", "thing3": "reason",
                         "time4": "time"},
+    # Returns (after-sales); no demo template: configure one to send these as subscribe messages.
+    "return_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
+    "return_rejected": {"character_string1": "order_no", "phrase2": "status", "thing3": "reason", "time4": "time"},
+    "return_received": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
 }
 SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
                     "dealer_name", "goods", "due_date", "tip")
