@@ -248,6 +248,8 @@ def test_approve_then_receive_puts_the_goods_back_in_stock(client, world, staff,
     login(client, "cang")
     page = client.get(f"/console/returns/{ret['id']}", headers=HTML).get_data(as_text=True)
     assert "确认收货入库" in page and "华东仓" in page and "同意退货" not in page
+    # The warehouse the goods left from is offered first.
+    assert f'value="{world.wh_south.id}" selected' in page
     r = client.post(f"/console/returns/{ret['id']}/receive", headers=HTML,
                     data={"csrf_token": csrf(client, f"/console/returns/{ret['id']}"), "warehouse_id": world.wh_east.id})
     assert r.status_code == 302

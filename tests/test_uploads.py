@@ -145,7 +145,7 @@ def test_only_multipart_with_a_file_field_is_accepted(client, world, storage_dir
     assert r.status_code == 415 and r.json["error"]["code"] == "unsupported_media_type"
     r = client.post(f"{MP}/uploads", headers=auth(world.a_buyer), data={"photo": "x"},
                     content_type="multipart/form-data")
-    assert r.status_code == 422 and "file" in r.json["error"]["details"]["fields"]
+    assert r.status_code == 422 and r.json["error"]["details"]["fields"]["file"] == ["请选择要上传的图片（字段名 file）"]
     r = client.post(f"{MP}/uploads", headers=auth(world.a_buyer), data={"file": "not a file"},
                     content_type="multipart/form-data")
     assert r.status_code == 422

@@ -37,9 +37,12 @@ def returns_list():
 def return_detail(return_id):
     ret = returns.get_return_for_staff(staff=g.staff, return_id=return_id)
     photos = [(p.upload, upload_url(p.upload)) for p in ret.photos]
+    may_receive = ret.status == "approved" and g.staff.role in returns.RECEIVER_ROLES
     return render_template(
         "console/return.html", ret=ret, photos=photos, status_labels=STATUS_LABELS, refund_labels=REFUND_LABELS,
-        warehouses=returns.list_warehouses() if g.staff.role in returns.RECEIVER_ROLES else [],
+        shipped={line.id: line.shipped_qty for line in ret.order.lines},
+        warehouses=returns.list_warehouses() if may_receive else [],
+        shipped_from=returns.shipped_from(ret) if may_receive else None,
         may_decide=g.staff.role in returns.DECIDER_ROLES, may_receive=g.staff.role in returns.RECEIVER_ROLES,
     )
 

@@ -349,6 +349,21 @@ def list_warehouses():
     return db.session.execute(select(Warehouse).order_by(Warehouse.priority, Warehouse.id)).scalars().all()
 
 
+def shipped_from(request):
+    """The warehouse most of the returned lines' units were shipped from (None if unknown):
+    the console offers it first when the goods come back."""
+    from app.orders.models import ShipmentLine
+
+    line_ids = [line.order_line_id for line in request.lines]
+    if not line_ids:
+        return None
+    return db.session.execute(
+        select(ShipmentLine.warehouse_id).where(ShipmentLine.order_line_id.in_(line_ids))
+        .group_by(ShipmentLine.warehouse_id).order_by(func.sum(ShipmentLine.qty).desc(), ShipmentLine.warehouse_id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 # --- the seam for the funds ledger (issue 5) -----------------------------------------------
 
 def refunds_awaiting_ledger(limit=500):

@@ -5,7 +5,7 @@ from app.validation import DateTime, Int, Schema, Str
 
 class UploadIn(Schema):
     file = ma.fields.Raw(
-        required=True,
+        required=True, error_messages={"required": "请选择要上传的图片（字段名 file）", "null": "不能为空值"},
         metadata={"type": "string", "format": "binary",
                   "description": "图片文件（JPG、PNG 或 WebP，按文件内容判断格式），大小上限见 UPLOAD_MAX_BYTES（默认 5 MB）"},
     )
