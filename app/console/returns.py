@@ -67,7 +67,7 @@ def return_receive(return_id):
     raw = request.form.get("warehouse_id", "")
     warehouse_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 15 else 0
     return _act(return_id, lambda: returns.receive_return(staff=g.staff, return_id=return_id, warehouse_id=warehouse_id),
-                "退货已入库，库存已增加；退款待资金模块入账")
+                "退货已入库，库存已增加；应退金额记为待退款")
 
 
 def _act(return_id, action, done_message):

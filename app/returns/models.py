@@ -5,7 +5,7 @@ stock); or `pending` → `rejected` (with a reason). Every transition is a `Retu
 
 Money: each line snapshots the order line's unit price, and `refund_fen` is the sum of
 the lines. No money moves yet: when the goods are received `refund_status` becomes
-`pending_ledger`, the seam where the funds ledger (issue 5) will post the credit note and
+`pending_ledger`, the seam where the funds ledger (`app.funds.ledger`) is to post the credit note and
 mark it `credited` (see `app.returns.service.refunds_awaiting_ledger`).
 """
 from datetime import datetime
@@ -24,7 +24,7 @@ STATUS_LABELS = {"pending": "待审核", "approved": "已同意，待退回", "r
 RETURNABLE_ORDER_STATUSES = ("partially_shipped", "shipped", "completed")
 # None: nothing owed (yet); pending_ledger: goods are back, the refund waits for the ledger.
 REFUND_STATUSES = ("pending_ledger", "credited")
-REFUND_LABELS = {None: "—", "pending_ledger": "待退款（资金模块上线后入账）", "credited": "已入账"}
+REFUND_LABELS = {None: "—", "pending_ledger": "待退款（尚未接入资金台账）", "credited": "已入账"}
 
 
 class ReturnRequest(db.Model):

@@ -74,7 +74,7 @@ class ReturnSummaryOut(Schema):
                  metadata={"description": "pending 待审核 / approved 已同意待退回 / rejected 已拒绝 / received 已收货入库"})
     status_label = Str(required=True)
     refund_fen = Int(required=True, metadata={"description": "应退金额（各行之和）"})
-    refund_status = Str(allow_none=True, metadata={"description": "null 尚未到退款环节；pending_ledger 货已入库、待资金模块入账；credited 已入账"})
+    refund_status = Str(allow_none=True, metadata={"description": "null 尚未到退款环节；pending_ledger 货已入库、退款待记入资金台账；credited 已入账"})
     line_count = Int(required=True)
     created_at = DateTime(required=True)
 

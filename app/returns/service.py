@@ -13,7 +13,8 @@ the second sees the first.
 
 Refunds: `refund_fen` is the sum of the lines (order line unit price × qty). Nothing moves
 money here: a received return's `refund_status` is `pending_ledger` until the funds ledger
-(issue 5) posts the credit note; `refunds_awaiting_ledger` is what it will pick up.
+(`app.funds.ledger`, not wired to returns yet) posts the credit note; `refunds_awaiting_ledger`
+is what it is to pick up.
 """
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -364,12 +365,13 @@ def shipped_from(request):
     ).scalar_one_or_none()
 
 
-# --- the seam for the funds ledger (issue 5) -----------------------------------------------
+# --- the seam for the funds ledger ----------------------------------------------------------
 
 def refunds_awaiting_ledger(limit=500):
-    """Received returns whose refund the ledger has not posted yet, oldest first. The ledger
-    will post a credit note of `refund_fen` for each and set `refund_status` to `credited`
-    in the same transaction."""
+    """Received returns whose refund the ledger has not posted yet, oldest first. Wiring the
+    ledger in means: under the dealer's account lock (`app.funds.ledger.lock_balances`, taken
+    before the return row), post a credit of `refund_fen` (a negative `receivable` movement
+    with ref_type `return`) and set `refund_status` to `credited`, in one transaction."""
     return db.session.execute(
         select(ReturnRequest).where(ReturnRequest.refund_status == "pending_ledger")
         .order_by(ReturnRequest.id).limit(limit)
