@@ -71,6 +71,9 @@ def create_app(config=None):
     from miniprogram_api import register as register_miniprogram_api
 
     app.register_blueprint(health_bp)
+    from app.storage.views import bp as files_bp  # /files/<key>: locally stored uploads, signed URLs
+
+    app.register_blueprint(files_bp)
     register_miniprogram_api(app, api)
     from app.console import bp as console_bp
 

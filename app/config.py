@@ -103,14 +103,52 @@ def from_env():
         # A fully shipped order the dealer has not confirmed completes this many days after
         # its last shipment (app.orders.service.auto_complete_orders, a daily job).
         "ORDER_AUTO_COMPLETE_DAYS": _env_int("ORDER_AUTO_COMPLETE_DAYS", 10),
+        **_storage_settings(env),
     }
+
+
+# --- file storage (app.storage): uploaded photos ----------------------------------------
+STORAGE_BACKENDS = ("local", "s3")
+S3_ADDRESSING_STYLES = ("auto", "path", "virtual")
+
+
+def _storage_settings(env):
+    """Where uploads are kept (a local directory, or an S3-compatible bucket) and how big
+    an uploaded image may be."""
+    backend = (env("STORAGE_BACKEND") or "local").strip().lower()
+    if backend not in STORAGE_BACKENDS:
+        raise ConfigError(f"STORAGE_BACKEND 应为 {'、'.join(STORAGE_BACKENDS)} 之一，当前为 {backend!r}")
+    style = (env("S3_ADDRESSING_STYLE") or "auto").strip().lower()
+    if style not in S3_ADDRESSING_STYLES:
+        raise ConfigError(f"S3_ADDRESSING_STYLE 应为 {'、'.join(S3_ADDRESSING_STYLES)} 之一")
+    settings = {
+        "STORAGE_BACKEND": backend,
+        "STORAGE_DIR": env("STORAGE_DIR") or str(INSTANCE_DIR / "uploads"),
+        # Signed file URLs (local) and presigned URLs (S3) stop working after this many seconds.
+        "STORAGE_URL_TTL_SECONDS": _env_int("STORAGE_URL_TTL_SECONDS", 3600),
+        "S3_ENDPOINT_URL": env("S3_ENDPOINT_URL") or None,
+        "S3_BUCKET": env("S3_BUCKET") or None,
+        "S3_ACCESS_KEY": env("S3_ACCESS_KEY") or None,
+        "S3_SECRET_KEY": env("S3_SECRET_KEY") or None,
+        "S3_REGION": env("S3_REGION") or None,
+        "S3_ADDRESSING_STYLE": style,
+        # One uploaded image: at most this many bytes and this many pixels (width × height).
+        "UPLOAD_MAX_BYTES": _env_int("UPLOAD_MAX_BYTES", 5 * 1024 * 1024),
+        "UPLOAD_MAX_PIXELS": _env_int("UPLOAD_MAX_PIXELS", 40_000_000),
+    }
+    if backend == "s3" and not settings["S3_BUCKET"]:
+        raise ConfigError("STORAGE_BACKEND=s3 需要设置 S3_BUCKET（以及 S3_ENDPOINT_URL、S3_ACCESS_KEY、S3_SECRET_KEY）")
+    if settings["STORAGE_URL_TTL_SECONDS"] < 60:
+        raise ConfigError("STORAGE_URL_TTL_SECONDS 至少 60 秒")
+    return settings
 
 
 # --- WECHAT_SUBSCRIBE_TEMPLATES: mini-program subscribe messages ----------------------
 # Event -> template id as chosen in the WeChat console (公众平台 → 订阅消息 → 我的模板), and per
 # event which of our values fills which template field. The demo defaults name templates
 # whose fields are typical of the library's order templates.
-SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled")
+SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled",
+                    "return_approved", "return_rejected", "return_received")
 DEMO_SUBSCRIBE_TEMPLATES = {
     "order_approved": "demo-tmpl-order-approved",
     "order_rejected": "demo-tmpl-order-rejected",
@@ -127,6 +165,10 @@ DEMO_SUBSCRIBE_FIELDS = {
     "payment_due": {"character_string1": "order_no", "amount2": "amount", "date3": "due_date", "thing4": "tip"},
     "order_cancelled": {"character_string1": "order_no", "phrase2": "status", "thing3": "reason",
                         "time4": "time"},
+    # Returns (after-sales); no demo template: configure one to send these as subscribe messages.
+    "return_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
+    "return_rejected": {"character_string1": "order_no", "phrase2": "status", "thing3": "reason", "time4": "time"},
+    "return_received": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
 }
 SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
                     "dealer_name", "goods", "due_date", "tip")

@@ -22,4 +22,6 @@ from app.notify.models import (  # noqa: F401
     SubscribeConsent,
 )
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
+from app.returns.models import ReturnEvent, ReturnLine, ReturnPhoto, ReturnRequest  # noqa: F401
 from app.staff.models import Staff  # noqa: F401
+from app.storage.models import Upload  # noqa: F401

@@ -7,6 +7,7 @@ into an error instead of a skip.
 import os
 import shutil
 import socket
+import tempfile
 import uuid
 from collections import Counter
 from urllib.parse import urlsplit
@@ -85,6 +86,10 @@ def wechat(standin):
     return standin
 
 
+# Uploaded files (app.storage's local backend) go to a scratch directory, never instance/.
+_STORAGE_DIR = tempfile.mkdtemp(prefix="dinghuo-test-uploads-")
+
+
 def _base_config(standin):
     return {
         "ENV_NAME": "test",
@@ -101,6 +106,8 @@ def _base_config(standin):
         # Tests change prices and users between requests; tests/test_caches.py covers caching.
         "CATALOGUE_CACHE_SECONDS": 0,
         "CALLER_CACHE_SECONDS": 0,
+        "STORAGE_BACKEND": "local",
+        "STORAGE_DIR": _STORAGE_DIR,
     }
 
 
@@ -250,6 +257,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_STORAGE_DIR, ignore_errors=True)
     if not REQUIRE_SERVICES or session.config.option.collectonly or session.config.option.markexpr:
         return
     missing = [m for m in ("postgres", "redis") if _service_runs[m] == 0]

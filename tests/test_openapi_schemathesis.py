@@ -84,6 +84,11 @@ schema = schemathesis.openapi.from_wsgi(OPENAPI_PATH, _doc_app(), config=CONFIG)
 # draw time (in `.map`), so it always names the current test's rows.
 
 KNOWN = {}
+# A 1×1 PNG.
+_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8cfc0"
+    "00000301010018dd8db00000000049454e44ae426082"
+)
 
 
 def _pick(name):
@@ -121,6 +126,8 @@ def flatmap_body(context, body):
         return _sometimes(body, _with(body, region_code=_pick("region_code")))
     if "invite_code" in body:
         return _sometimes(body, _with(body, invite_code=_pick("invite_code")))
+    if "file" in body:  # POST /uploads: a real image now and then, so the 201 body is checked too
+        return _sometimes(body, st.just({**body, "file": _PNG}))
     if "code" in body:  # POST /auth/login: a real wx.login() code (single use) now and then
         return _sometimes(body, _with(body, code=_pick("login_code")))
     return st.just(body)

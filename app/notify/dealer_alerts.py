@@ -40,6 +40,9 @@ TITLES = {
     "order_shipped": "订单发货通知",
     "payment_due": "付款到期提醒",
     "order_cancelled": "订单取消通知",
+    "return_approved": "退货申请审核通知",
+    "return_rejected": "退货申请审核通知",
+    "return_received": "退货入库通知",
 }
 # Short status words for `phrase` fields (at most 5 Chinese characters).
 STATUS_WORDS = {
@@ -48,6 +51,9 @@ STATUS_WORDS = {
     "order_shipped": "已发货",
     "payment_due": "待付款",
     "order_cancelled": "已取消",
+    "return_approved": "同意退货",
+    "return_rejected": "拒绝退货",
+    "return_received": "退货已入库",
 }
 TIPS = {
     "order_approved": "我们将尽快为您安排发货",
@@ -55,8 +61,12 @@ TIPS = {
     "order_shipped": "请留意查收货物",
     "payment_due": "请在到期日前完成付款",
     "order_cancelled": "如有疑问请联系业务员",
+    "return_approved": "请按业务员的安排退回货物",
+    "return_rejected": "如有疑问请联系业务员",
+    "return_received": "退款将在对账后退回",
 }
 ORDER_PAGE = "pages/order/detail?order_no={order_no}"
+RETURN_PAGE = "pages/return/detail?id={return_id}"
 
 CONSENTS = SubscribeConsent.__table__
 MESSAGES = DealerMessage.__table__
@@ -177,16 +187,43 @@ def payment_due(session, order, due_date, amount_fen):
             amount_fen=amount_fen, due_date=due_date)
 
 
+def return_changed(session, request, order, *, to_status, reason=None):
+    """Tell the dealer a staff member decided on its return request or received the goods.
+
+    Call in the transition's transaction (`app.returns.service`). Filing a request tells
+    the dealer nothing: they did it themselves.
+    """
+    no, amount = request.return_no, format_yuan(request.refund_fen)
+    if to_status == "approved":
+        event, title = "return_approved", "退货申请已同意"
+        body = f"您的退货申请 {no}（订单 {order.order_no}，{amount}）已同意，请按业务员的安排退回货物。"
+    elif to_status == "rejected":
+        event, title = "return_rejected", "退货申请未通过"
+        body = f"您的退货申请 {no}（订单 {order.order_no}）未获同意，原因：{reason or '未说明'}。如有疑问请联系业务员。"
+    elif to_status == "received":
+        event, title = "return_received", "退货已入库"
+        body = f"您退回的货物（退货单 {no}，订单 {order.order_no}）已入库，应退 {amount} 将在对账后退回。"
+    else:
+        return
+    goods = [line.name for line in request.lines]
+    _notify(session, order, event, title, body, to_status, page=RETURN_PAGE.format(return_id=request.id),
+            ref_type="return", ref_id=request.id, reason=reason, amount_fen=request.refund_fen,
+            goods=goods[0] if len(goods) == 1 else f"{goods[0]}等{len(goods)}种商品" if goods else "")
+
+
 class Fen(int):
     """An amount in fen, so field formatting knows to show it as yuan."""
 
 
-def _notify(session, order, event, title, body, dedupe, **facts):
-    """The message-list entry always; a subscribe message to each user with consent left."""
-    page = ORDER_PAGE.format(order_no=order.order_no)
+def _notify(session, order, event, title, body, dedupe, *, page=None, ref_type="order", ref_id=None, **facts):
+    """The message-list entry always; a subscribe message to each user with consent left.
+    Events about something else than the order itself (a return) name it by `ref_type`/`ref_id`
+    and open their own mini-program `page`."""
+    page = page or ORDER_PAGE.format(order_no=order.order_no)
+    ref_id = ref_id or order.id
     session.execute(MESSAGES.insert().values(
         dealer_id=order.dealer_id, event=event, title=title, body=body, page=page,
-        ref_type="order", ref_id=order.id, created_at=utcnow(),
+        ref_type=ref_type, ref_id=ref_id, created_at=utcnow(),
     ))
     config = current_app.config
     template_id = config["WECHAT_SUBSCRIBE_TEMPLATES"].get(event)
@@ -222,7 +259,7 @@ def _notify(session, order, event, title, body, dedupe, **facts):
     for user_id in sorted(used):
         added = outbox.add(
             session, channel="mp_subscribe", event=event, recipient=recipients[user_id], payload=payload,
-            dedupe_key=f"order:{order.id}:{dedupe}:mp:{user_id}", queue="high", ref_type="order", ref_id=order.id,
+            dedupe_key=f"{ref_type}:{ref_id}:{dedupe}:mp:{user_id}", queue="high", ref_type=ref_type, ref_id=ref_id,
         )
         if added is None:
             # Already sent for this very event (a replay): the consent was not used after all.
@@ -244,7 +281,7 @@ def _values(session, order, event, facts):
         "carrier": lambda: facts.get("carrier") or "",
         "tracking_no": lambda: facts.get("tracking_no") or "",
         "dealer_name": lambda: session.execute(select(Dealer.name).where(Dealer.id == order.dealer_id)).scalar_one(),
-        "goods": lambda: _goods(order),
+        "goods": lambda: facts.get("goods") or _goods(order),
         "due_date": lambda: facts.get("due_date") or "",
         "tip": lambda: TIPS[event],
     }

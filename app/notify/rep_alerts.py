@@ -342,6 +342,26 @@ def shipment_sent(session, order, carrier, tracking_no):
     )
 
 
+# --- returns (called by the returns service in its transaction) -----------------------------
+
+def return_requested(session, request, order):
+    """Tell the dealer's rep that the dealer asked to return goods; decided in the console."""
+    dealer, userid = rep_of(session, order.dealer_id)
+    if userid is None:
+        return None
+    goods = "、".join(f"{line.name}×{line.qty}{line.unit}" for line in request.lines[:3])
+    more = f"等 {len(request.lines)} 种" if len(request.lines) > 3 else ""
+    content = (
+        f"{dealer.name} 申请退货 {request.return_no}（订单 {order.order_no}）：{goods}{more}，"
+        f"应退 {format_yuan(request.refund_fen)}。原因：{clip(request.reason, 60)}。请在管理后台“退货”中审核。"
+    )
+    return outbox.add(
+        session, channel="wecom_app", event="return_requested", recipient=userid, payload=text_message(content),
+        dedupe_key=_key("return", request.id, "requested", "wecom_app", dealer.rep_id),
+        queue="default", ref_type="return", ref_id=request.id,
+    )
+
+
 # --- dealers gone quiet (a scheduler job) ------------------------------------------------
 
 def remind_inactive_dealers(today=None):

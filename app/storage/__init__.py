@@ -1,0 +1,44 @@
+"""File storage: uploaded photos and the like, kept outside the database.
+
+`get_storage()` answers the backend the configuration names (`STORAGE_BACKEND`: `local`,
+the default, or `s3`), built once per app. Only keys are stored in the database; URLs are
+made on demand (`url_for`) and expire. See `app.storage.backends` for the interface.
+"""
+from urllib.parse import urlencode
+
+from flask import current_app
+from flask import url_for as flask_url_for
+from flask import has_request_context
+
+from app.storage.backends import LocalStorage, S3Storage, StorageError  # noqa: F401
+
+_EXTENSION = "dinghuo_storage"
+
+
+def get_storage(app=None):
+    app = app or current_app._get_current_object()
+    storage = app.extensions.get(_EXTENSION)
+    if storage is None:
+        storage = app.extensions[_EXTENSION] = _build(app.config)
+    return storage
+
+
+def _build(config):
+    ttl = config["STORAGE_URL_TTL_SECONDS"]
+    if config["STORAGE_BACKEND"] == "s3":
+        if not config.get("S3_BUCKET"):
+            raise RuntimeError("STORAGE_BACKEND=s3 needs S3_BUCKET")
+        return S3Storage(
+            bucket=config["S3_BUCKET"], endpoint_url=config.get("S3_ENDPOINT_URL"),
+            access_key=config.get("S3_ACCESS_KEY"), secret_key=config.get("S3_SECRET_KEY"),
+            region=config.get("S3_REGION"), addressing_style=config.get("S3_ADDRESSING_STYLE", "auto"),
+            ttl_seconds=ttl,
+        )
+    return LocalStorage(config["STORAGE_DIR"], secret=config["SECRET_KEY"], ttl_seconds=ttl, url_builder=_file_url)
+
+
+def _file_url(key, expires, signature):
+    # Absolute inside a request (the mini-program's <image> needs a full URL), relative otherwise.
+    if has_request_context():
+        return flask_url_for("files.serve", key=key, e=expires, s=signature, _external=True)
+    return f"/files/{key}?{urlencode({'e': expires, 's': signature})}"

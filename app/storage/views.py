@@ -1,0 +1,31 @@
+"""`GET /files/<key>?e=<expires>&s=<signature>`: a locally stored file, for whoever holds a
+URL the app signed (`LocalStorage.url_for`). A missing, wrong or expired signature and an
+unknown key all answer 404, so the route tells nothing about which keys exist."""
+from flask import Blueprint, request, send_file
+
+from app.errors import NotFound
+from app.storage import LocalStorage, get_storage
+from app.storage.backends import KEY_PATTERN, content_type_of
+
+bp = Blueprint("files", __name__)
+
+
+@bp.get("/files/<path:key>")
+def serve(key):
+    storage = get_storage()
+    if not isinstance(storage, LocalStorage) or not KEY_PATTERN.fullmatch(key):
+        raise NotFound("文件不存在或链接已过期", "file_not_found")
+    if not storage.verify(key, request.args.get("e"), request.args.get("s")):
+        raise NotFound("文件不存在或链接已过期", "file_not_found")
+    try:
+        path = storage.path_of(key)
+    except KeyError:
+        raise NotFound("文件不存在或链接已过期", "file_not_found") from None
+    response = send_file(path, mimetype=content_type_of(key), max_age=0, conditional=True)
+    # The URL is a capability: keep it out of shared caches and never let a browser sniff
+    # the bytes as something else (e.g. HTML) than the image type we checked on upload.
+    response.headers["Cache-Control"] = "private, max-age=300"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["Content-Disposition"] = "inline"
+    return response
