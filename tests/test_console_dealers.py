@@ -259,6 +259,22 @@ def test_create_refuses_each_bad_field_in_chinese_and_writes_nothing(client, wor
     assert snapshot() == before
 
 
+def test_the_form_reports_unreadable_and_invalid_fields_together(client, world, staff):
+    login(client, "boss")
+    before = snapshot()
+    r = post(client, "/console/dealers/new", {**NEW_DEALER, "code": "DA01", "annual_target": "很多",
+                                              "contract_start": "明年"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and "DA01 已被经销商" in html and "金额格式无效" in html and "日期格式应为" in html
+    r = post(client, "/console/dealers/DA01/edit", {"contact_phone": "123", "contract_end": "31/12/2026"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and "11 位手机号" in html and "日期格式应为" in html
+    assert snapshot() == before
+    login(client, world.rep.username)
+    assert post(client, "/console/dealers/DA01/edit", {"payment_terms_days": "很多"}).status_code == 403
+    assert snapshot() == before
+
+
 def test_create_reports_every_bad_field_at_once(client, world, staff):
     from app.dealers.service import create_dealer
     from app.errors import DomainError
