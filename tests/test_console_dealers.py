@@ -259,6 +259,22 @@ def test_create_refuses_each_bad_field_in_chinese_and_writes_nothing(client, wor
     assert snapshot() == before
 
 
+def test_the_form_reports_unreadable_and_invalid_fields_together(client, world, staff):
+    login(client, "boss")
+    before = snapshot()
+    r = post(client, "/console/dealers/new", {**NEW_DEALER, "code": "DA01", "annual_target": "很多",
+                                              "contract_start": "明年"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and "DA01 已被经销商" in html and "金额格式无效" in html and "日期格式应为" in html
+    r = post(client, "/console/dealers/DA01/edit", {"contact_phone": "123", "contract_end": "31/12/2026"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422 and "11 位手机号" in html and "日期格式应为" in html
+    assert snapshot() == before
+    login(client, world.rep.username)
+    assert post(client, "/console/dealers/DA01/edit", {"payment_terms_days": "很多"}).status_code == 403
+    assert snapshot() == before
+
+
 def test_create_reports_every_bad_field_at_once(client, world, staff):
     from app.dealers.service import create_dealer
     from app.errors import DomainError
@@ -501,3 +517,56 @@ def test_demo_dealers_have_contract_terms_and_the_suspension_says_why(app, clien
     login(client, "admin")
     html = page(client, "/console/dealers/D020").get_data(as_text=True)
     assert "已暂停订货" in html and SUSPENSION_REASON in html and "财务 周敏" in html
+
+
+# --- under concurrency ------------------------------------------------------------------------------
+
+@pytest.mark.postgres
+def test_staff_changes_while_the_dealer_orders_neither_deadlock_nor_break_the_credit_ledger(pg_app, pg_world):
+    from app.dealers.service import reactivate_dealer, suspend_dealer, update_dealer
+    from app.errors import DomainError
+    from app.orders.models import Order
+    from app.staff.service import create_staff
+    from tests.test_concurrency import post_order, run_concurrently
+
+    w = pg_world
+    admin = create_staff(username="boss", name="管理员", role="admin", password=PASSWORD)
+
+    def staff_job(action):
+        def job(_client):
+            with pg_app.app_context():
+                try:
+                    action()
+                    return "done"
+                except DomainError as exc:
+                    return exc.code
+                finally:
+                    db.session.remove()
+        return job
+
+    limits = [staff_job(lambda n=n: update_dealer(staff=admin, code="DA01", credit_limit_fen=5_000_000 + n,
+                                                  payment_terms_days=n, reason="并发调整")) for n in range(1, 11)]
+    statuses = [staff_job(lambda: suspend_dealer(staff=admin, code="DA01", reason="并发暂停")),
+                staff_job(lambda: reactivate_dealer(staff=admin, code="DA01", reason="并发恢复"))] * 3
+    orders = [post_order(auth(w.a_buyer), [{"sku_id": w.cola.id, "qty": 1}]) for _ in range(24)]
+    results = run_concurrently(pg_app, orders + limits + statuses)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert {status for status, _ in results[:24]} <= {201, 403}
+    assert set(results[24:34]) == {"done"} and set(results[34:]) <= {"done", "dealer_status_unchanged"}
+    db.session.expire_all()
+    account = db.session.get(CreditAccount, w.dealer_a.id)
+    open_holds = db.session.execute(
+        select(func.coalesce(func.sum(Order.credit_held_fen), 0)).where(Order.dealer_id == w.dealer_a.id)
+    ).scalar_one()
+    assert account.held_fen == open_holds
+    entries = db.session.execute(
+        select(CreditEntry).where(CreditEntry.dealer_id == w.dealer_a.id, CreditEntry.kind == "limit_set")
+        .order_by(CreditEntry.id)
+    ).scalars().all()
+    assert len(entries) == 10 == len(audit_rows("credit.limit"))
+    assert entries[-1].limit_after_fen == account.credit_limit_fen
+    previous = 10_000_000
+    for entry in entries:  # each change starts from the limit the one before left
+        assert entry.amount_fen == entry.limit_after_fen - previous
+        previous = entry.limit_after_fen

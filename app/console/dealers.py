@@ -127,14 +127,13 @@ def _plain_yuan(fen):
 @bp.route("/dealers/new", methods=["GET", "POST"])
 @login_required("admin")
 def new_dealer():
-    from app.dealers.service import DEALER_FIELDS, create_dealer, dealer_fields_from_text
+    from app.dealers.service import DEALER_FIELDS, create_dealer_from_text
 
     if request.method == "GET":
         return _form_page(values={"payment_terms_days": 30})
     raw = _submitted(DEALER_FIELDS)
     try:
-        fields = dealer_fields_from_text(raw)
-        created = create_dealer(staff=g.staff, **{**{f: None for f in ("code", "name", "tier", "region_code")}, **fields})
+        created = create_dealer_from_text(staff=g.staff, values=raw)
     except DomainError as exc:
         if exc.status != 422:
             raise
@@ -147,7 +146,7 @@ def new_dealer():
 @bp.route("/dealers/<code>/edit", methods=["GET", "POST"])
 @login_required("admin", "sales", "finance")
 def edit_dealer(code):
-    from app.dealers.service import get_dealer_for_staff, permissions_for, update_dealer, dealer_fields_from_text
+    from app.dealers.service import get_dealer_for_staff, permissions_for, update_dealer_from_text
 
     dealer = get_dealer_for_staff(staff=g.staff, code=code)
     editable = permissions_for(g.staff, dealer)["edit_fields"]
@@ -159,8 +158,7 @@ def edit_dealer(code):
     # if its value differs); the form only shows the editable ones.
     raw = {name: request.form[name] for name in FORM_FIELDS if name in request.form and name != "code"}
     try:
-        fields = dealer_fields_from_text(raw)
-        update_dealer(staff=g.staff, code=code, reason=request.form.get("reason"), **fields)
+        update_dealer_from_text(staff=g.staff, code=code, values=raw, reason=request.form.get("reason"))
     except DomainError as exc:
         if exc.status != 422:
             raise

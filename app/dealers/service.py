@@ -682,6 +682,13 @@ def dealer_fields_from_text(values):
     and `credit_limit`, e.g. "12,345.67" or "50万" — and come back as integer
     `annual_target_fen` / `credit_limit_fen`. Raises 422 naming every unreadable field.
     """
+    out, errors = _read_text(values)
+    if errors:
+        raise dealer_validation_error(errors)
+    return out
+
+
+def _read_text(values):
     out, errors = {}, {}
     for key, raw in values.items():
         try:
@@ -699,9 +706,43 @@ def dealer_fields_from_text(values):
         except ValueError as exc:
             field = key + "_fen" if key in ("annual_target", "credit_limit") else key
             errors.setdefault(field, []).append(str(exc))
-    if errors:
-        raise dealer_validation_error(errors)
-    return out
+    return out, errors
+
+
+def _all_problems(session, fields, unreadable, dealer=None):
+    """422 naming the unreadable fields and every problem the readable ones have, so a
+    form or a spreadsheet row is corrected in one go."""
+    try:
+        _checked_values(session, fields, dealer)
+    except DomainError as exc:
+        if exc.code != "validation_error":
+            raise
+        unreadable = {**exc.details["fields"], **unreadable}
+    ordered = sorted(unreadable, key=lambda f: DEALER_FIELDS.index(f) if f in DEALER_FIELDS else len(DEALER_FIELDS))
+    return dealer_validation_error({field: unreadable[field] for field in ordered})
+
+
+def create_dealer_from_text(*, staff, values, reason=None, session=None):
+    """`create_dealer` from a console form or a spreadsheet row, as `dealer_fields_from_text`
+    reads it; an unreadable value and every other problem of the row are reported together."""
+    _require_role(staff, CREATE_ROLES, "只有管理员可以新建经销商")
+    fields, unreadable = _read_text(values)
+    fields = {**dict.fromkeys(("code", "name", "tier", "region_code")), **fields}
+    if unreadable:
+        raise _all_problems(session or db.session, fields, unreadable)
+    return create_dealer(staff=staff, reason=reason, session=session, **fields)
+
+
+def update_dealer_from_text(*, staff, code, values, reason=None, session=None):
+    """`update_dealer` from a console form or a spreadsheet row (only the columns given)."""
+    fields, unreadable = _read_text(values)
+    if unreadable:
+        _require_role(staff, VIEW_ROLES, "你没有修改经销商的权限")
+        dealer = get_dealer_for_staff(staff=staff, code=code)
+        if set(unreadable) - set(permissions_for(staff, dealer)["edit_fields"]):
+            raise DomainError("forbidden", "你的角色不能修改这些资料", 403)
+        raise _all_problems(session or db.session, fields, unreadable, dealer)
+    return update_dealer(staff=staff, code=code, reason=reason, session=session, **fields)
 
 
 # --- checking the values -------------------------------------------------------------------------
