@@ -26,6 +26,7 @@ PERIODIC_JOBS = {
     "daily-digest": ("bots.digest.send_daily_digest", DAY, 120, "low"),
     "inactive-dealers": ("app.notify.rep_alerts.remind_inactive_dealers", DAY, 300, "low"),
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
+    "wechatpay-reconcile": ("app.funds.payments.reconcile_wechat_payments", 600, 300, "default"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"
