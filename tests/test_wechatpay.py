@@ -442,3 +442,40 @@ def test_an_answer_not_signed_by_the_platform_key_is_refused(app, wechat):
     with pytest.raises(WeChatPayError) as refused:
         gateway.create_jsapi(out_trade_no="SO202611260009P01", description="测试", amount_fen=100, openid="o-x")
     assert refused.value.unavailable and "signature" in refused.value.message
+
+
+def test_a_notification_arriving_before_the_prepay_answer_is_recorded(app, client, world, wechat, monkeypatch):
+    """Out of order: the payer is that fast, or our process that slow — WeChat Pay's
+    notification comes in while our /pay request still waits for the prepay answer."""
+    from app.integrations.wechatpay import WeChatPayGateway
+
+    real = WeChatPayGateway.create_jsapi
+    answers = []
+
+    def create_then_notified(self, **kwargs):
+        prepay_id = real(self, **kwargs)
+        answers.append(pay_and_notify(app.test_client(), wechat, kwargs["out_trade_no"]).status_code)
+        return prepay_id
+
+    monkeypatch.setattr(WeChatPayGateway, "create_jsapi", create_then_notified)
+    order = place_wechat_order(client, world.a_buyer, world)
+    start_paying(client, world.a_buyer, order["order_no"])
+    assert answers == [204]
+    assert order_row(order["order_no"]).paid_fen == order["totals"]["total_fen"]
+    db.session.expire_all()
+    attempt = db.session.execute(select(WechatPayOrder)).scalar_one()
+    assert attempt.status == "paid" and attempt.prepay_id  # the late prepay answer did not reopen it
+
+
+def test_the_reconcile_job_records_lost_payments_and_closes_expired_ones(client, world, wechat):
+    orders = [place_wechat_order(client, world.a_buyer, world, qty=1) for _ in range(3)]
+    nos = [start_paying(client, world.a_buyer, o["order_no"])["out_trade_no"] for o in orders]
+    wechat.pay.mark_paid(nos[0])  # paid, its notification lost
+    db.session.execute(update(WechatPayOrder).values(created_at=utcnow() - timedelta(minutes=40)))
+    db.session.execute(update(WechatPayOrder).where(WechatPayOrder.out_trade_no == nos[2])
+                       .values(expires_at=utcnow() - timedelta(minutes=1)))
+    db.session.commit()
+    assert payments.reconcile_wechat_payments() == {nos[0]: "recorded", nos[1]: "unpaid", nos[2]: "closed"}
+    assert order_row(orders[0]["order_no"]).paid_fen == orders[0]["totals"]["total_fen"]
+    assert wechat.pay.get(nos[2])["trade_state"] == "CLOSED"
+    assert payments.reconcile_wechat_payments() == {nos[1]: "unpaid"}

@@ -300,6 +300,47 @@ def close_wechat_payment(*, out_trade_no):
         )
 
 
+def reconcile_wechat_payments():
+    """Periodic job: ask WeChat Pay about our prepay orders still open after 5 minutes.
+    A payment whose notification never arrived is recorded; one that expired unpaid is
+    closed (at WeChat Pay and here). Each order is handled on its own; failures are
+    logged and retried on the next run. Returns {out_trade_no: what happened}."""
+    try:
+        gateway = wechatpay_gateway(current_app)
+    except WeChatPayNotConfigured:
+        return {}
+    now = utcnow()
+    due = db.session.execute(
+        select(WechatPayOrder.out_trade_no, WechatPayOrder.expires_at)
+        .where(WechatPayOrder.status == "open", WechatPayOrder.created_at <= now - timedelta(minutes=5))
+        .order_by(WechatPayOrder.id).limit(500)
+    ).all()
+    db.session.rollback()
+    outcomes = {}
+    for out_trade_no, expires_at in due:
+        try:
+            transaction = gateway.query(out_trade_no)
+            state = transaction.get("trade_state")
+            if state == "SUCCESS":
+                outcomes[out_trade_no] = record_wechat_transaction(transaction)
+            elif state == "NOTPAY" and expires_at > now:
+                outcomes[out_trade_no] = "unpaid"
+            else:
+                if state == "NOTPAY":
+                    gateway.close(out_trade_no)
+                with write_transaction() as session:
+                    session.execute(
+                        WechatPayOrder.__table__.update()
+                        .where(WechatPayOrder.out_trade_no == out_trade_no, WechatPayOrder.status == "open")
+                        .values(status="closed", updated_at=utcnow())
+                    )
+                outcomes[out_trade_no] = "closed"
+        except (WeChatPayError, PaymentRejected) as exc:
+            log.warning("reconciling WeChat Pay order %s failed: %s", out_trade_no, exc)
+            outcomes[out_trade_no] = "failed"
+    return outcomes
+
+
 def list_open_wechat_payments():
     """Our prepay orders still open, oldest first (for the CLI)."""
     return db.session.execute(
