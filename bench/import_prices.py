@@ -9,7 +9,7 @@ workbook of `--rows` rows with openpyxl and then, per run:
 
   ceiling  openpyxl read    read_only load + iterate every row (the floor for any import)
   ceiling  bare INSERT      `--rows` rows into price_list_items, one executemany, COMMIT
-  preview                   `import_file(apply=False)`: read, check every row, plan (no writes)
+  preview                   `import_file(apply=False)`: the same flow in a transaction, rolled back
   import, new list          `import_file(apply=True)`: creates the list, 5,000 prices + audit rows
   import, every price changed   the exported list with every price +0.01, imported again
   broken file               the same file plus one bad row at the end: refused, checked unchanged

@@ -13,7 +13,7 @@ from app.audit.models import AuditEntry
 from app.extensions import db
 from app.imports import sheets
 from app.imports.sheets import CellError
-from app.inventory.models import Stock
+from app.inventory.models import Stock, StockMovement
 from app.pricing.models import PriceList, PriceListItem
 from tests.helpers import HTML, csrf
 from tests.helpers import console_login as login
@@ -166,7 +166,7 @@ def test_edited_export_updates_prices_and_creates_a_list(client, world, staff):
     entries = db.session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars().all()
     sets = [e for e in entries if e.action == "price.set"]
     assert {(e.before and e.before["price_fen"], e.after["price_fen"]) for e in sets} == {(4200, 4510), (None, 3300), (None, 1880)}
-    assert all(e.actor_name == "管理员" and e.reason.startswith("Excel 导入") for e in sets)
+    assert all(e.actor_name == "管理员" and e.reason == "Excel 导入：upload.xlsx" for e in sets)
     summary = [e for e in entries if e.action == "import"][-1]
     assert summary.after == {"file": "upload.xlsx", "rows": 4, "created": 3, "updated": 1, "unchanged": 1}
 
@@ -214,7 +214,7 @@ def test_every_bad_price_row_is_reported_and_nothing_changes(client, world, staf
     page = r.get_data(as_text=True)
     assert r.status_code == 422
     expected = {
-        3: "商品编码“NOPE”不存在", 4: "最多精确到分", 5: "不能为负数", 6: "与第 2 行重复", 7: "经销商编码“ZZ99”不存在",
+        3: "商品 NOPE 不存在", 4: "最多精确到分", 5: "不能为负数", 6: "重复（与第 2 行）", 7: "经销商 ZZ99 不存在",
         8: "不是有效日期", 9: "失效日期不能早于生效日期", 10: "适用对象编码与第 2 行不一致", 11: "价格表编号 424242 不存在",
         12: "已有名为“银牌价”的价格表", 13: "类型“批发价”无效", 14: "价格不能为空",
     }
@@ -230,7 +230,7 @@ def test_bad_rows_answer_json_with_row_numbers_for_programs(client, world, staff
     r = client.post("/console/imports/prices", data={"csrf_token": csrf(client, "/console/imports"), "action": "import",
                                                      "file": (io.BytesIO(data), "p.xlsx")})
     assert r.status_code == 422
-    assert r.json["error"]["details"]["errors"] == [{"row": 2, "message": "商品编码“NOPE”不存在"}]
+    assert r.json["error"]["details"]["errors"] == [{"row": 2, "message": "商品 NOPE 不存在"}]
 
 
 @pytest.mark.parametrize("data,reason", [
@@ -304,11 +304,13 @@ def test_a_rep_exports_prices_but_only_of_their_own_dealers_and_cannot_import(cl
     assert upload(client, "prices", data).status_code == 403
 
 
-def test_marketing_has_no_excel_page_and_signed_out_users_are_sent_to_login(client, world, staff):
+def test_marketing_exports_skus_only_and_signed_out_users_are_sent_to_login(client, world, staff):
     assert client.get("/console/imports/prices/export.xlsx", headers=HTML).status_code == 302
     login(client, "shi")
-    assert client.get("/console/imports", headers=HTML).status_code == 403
-    for path in ("prices/export.xlsx", "stock/export.xlsx", "dealers/export.xlsx", "prices/template.xlsx"):
+    page = client.get("/console/imports", headers=HTML).get_data(as_text=True)
+    assert "导出 Excel" in page and "上传并检查" not in page
+    assert client.get("/console/imports/skus/export.xlsx", headers=HTML).status_code == 200
+    for path in ("prices/export.xlsx", "stock/export.xlsx", "dealers/export.xlsx", "skus/template.xlsx"):
         assert client.get(f"/console/imports/{path}", headers=HTML).status_code == 403, path
 
 
@@ -352,7 +354,7 @@ def test_stock_import_sets_on_hand_with_a_reason_and_never_below_reserved(client
     r = upload(client, "stock", xlsx(STOCK_HEADERS, rows), reason="11 月盘点")
     page = r.get_data(as_text=True)
     assert r.status_code == 422
-    for row, reason in {2: "少于已预留的 30", 4: "仓库编码“WH-X”不存在", 5: "与第 3 行重复", 6: "应为整数", 7: "不能小于 0"}.items():
+    for row, reason in {2: "低于已被订单预留的 30", 4: "仓库编码“WH-X”不存在", 5: "与第 3 行重复", 6: "应为整数", 7: "不能小于 0"}.items():
         assert re.search(rf"第 {row} 行</td><td>[^<]*{re.escape(reason)}", page), (row, reason)
     assert stock_rows() == before and audit_count() == entries
 
@@ -365,7 +367,10 @@ def test_stock_import_sets_on_hand_with_a_reason_and_never_below_reserved(client
     assert on_hand[(world.cola.id, world.wh_south.id)] == 30        # exactly the reserved units
     adjust = db.session.execute(select(AuditEntry).where(AuditEntry.action == "stock.adjust")).scalars().all()
     assert len(adjust) == 3 and {e.reason for e in adjust} == {"11 月盘点"}
-    assert {(e.before and e.before["on_hand"], e.after["on_hand"]) for e in adjust} == {(100, 80), (None, 7), (100, 30)}
+    assert {(e.before["on_hand"], e.after["on_hand"]) for e in adjust} == {(100, 80), (0, 7), (100, 30)}
+    movements = db.session.execute(select(StockMovement.on_hand_before, StockMovement.on_hand_after, StockMovement.kind,
+                                          StockMovement.reason)).all()
+    assert sorted(movements) == [(0, 7, "count", "11 月盘点"), (100, 30, "count", "11 月盘点"), (100, 80, "count", "11 月盘点")]
 
 
 def test_stock_import_needs_a_reason(client, world, staff):
@@ -384,6 +389,77 @@ def test_stock_roles(client, world, staff):
     before = stock_rows()
     assert upload(client, "stock", xlsx(STOCK_HEADERS, [["WH-S", None, "SKU-TEA", None, None, None, 1]]), reason="x").status_code == 403
     assert stock_rows() == before
+
+
+# --- SKUs -----------------------------------------------------------------------------------
+
+SKU_HEADERS = ["商品编码", "商品名称", "规格", "单位", "分类", "每箱数量", "起订量", "订购倍数", "目录价（元）", "低库存阈值", "状态", "图片地址"]
+
+
+def sku_rows():
+    from app.catalog.models import Sku
+
+    db.session.expire_all()
+    return sorted(db.session.execute(select(Sku.code, Sku.name, Sku.list_price_fen, Sku.moq, Sku.step, Sku.status,
+                                            Sku.category_id)).all())
+
+
+def test_sku_export_then_import_changes_nothing(client, world, staff):
+    login(client, "boss")
+    r = client.get("/console/imports/skus/export.xlsx", headers=HTML)
+    rows = read_xlsx(r.data)
+    assert rows[0] == SKU_HEADERS
+    cola = [row for row in rows if row[0] == "SKU-COLA"][0]
+    assert cola[4] == "饮料" and cola[8] == 48 and cola[10] == "在售"
+    before, entries = sku_rows(), audit_count()
+    r = upload(client, "skus", r.data)
+    assert r.status_code == 200 and "新增 0，修改 0，未变 7" in r.get_data(as_text=True)
+    assert sku_rows() == before and audit_count() == entries + 1
+
+
+def test_sku_import_creates_and_updates_through_the_catalogue_service(client, world, staff):
+    login(client, "boss")
+    rows = read_xlsx(client.get("/console/imports/skus/export.xlsx", headers=HTML).data)[1:]
+    cola = [row for row in rows if row[0] == "SKU-COLA"][0]
+    cola[8], cola[10] = "¥50.00", "下架"
+    new = ["SKU-NEW", "新品", "1L", "瓶", "调味品", 12, 6, 6, 9.9, 5, "在售", None]
+    r = upload(client, "skus", xlsx(SKU_HEADERS, [cola, new]))
+    assert r.status_code == 200, r.get_data(as_text=True)
+    skus = {row.code: row for row in sku_rows()}
+    assert skus["SKU-COLA"].list_price_fen == 5000 and skus["SKU-COLA"].status == "inactive"
+    assert skus["SKU-NEW"].list_price_fen == 990 and skus["SKU-NEW"].category_id == world.sauces.id
+    actions = db.session.execute(select(AuditEntry.action).where(AuditEntry.entity_type == "sku")).scalars().all()
+    assert sorted(actions) == ["sku.create", "sku.update"]
+
+
+def test_bad_sku_rows_are_all_reported_and_nothing_changes(client, world, staff):
+    login(client, "boss")
+    good = ["SKU-A1", "甲", "", "箱", "饮料", 1, 1, 1, 10, 5, "在售", None]
+    rows = [
+        good,
+        ["SKU-A1", "甲二", "", "箱", "饮料", 1, 1, 1, 10, 5, "在售", None],     # 3 duplicate code
+        ["SKU-A2", "乙", "", "箱", "家电", 1, 1, 1, 10, 5, "在售", None],       # 4 unknown category
+        ["SKU-A3", "丙", "", "箱", "饮料", 1, 5, 2, 10, 5, "在售", None],       # 5 moq not a multiple of step
+        ["SKU-A4", "丁", "", "箱", "饮料", 1, 1, 1, "10.001", 5, "在售", None], # 6 price with 3 decimals
+        ["SKU-A5", "戊", "", "箱", "饮料", 1, 1, 1, 10, 5, "热卖", None],       # 7 bad status
+        ["bad code!", "己", "", "箱", "饮料", 1, 1, 1, 10, 5, "在售", None],    # 8 code with a space
+    ]
+    before, entries = sku_rows(), audit_count()
+    r = upload(client, "skus", xlsx(SKU_HEADERS, rows))
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422
+    for row, reason in {3: "与第 2 行重复", 4: "分类“家电”不存在", 5: "订购倍数", 6: "最多精确到分", 7: "状态“热卖”无效",
+                        8: "商品编码只能包含"}.items():
+        assert re.search(rf"第 {row} 行</td><td>[^<]*{re.escape(reason)}", page), (row, reason)
+    assert sku_rows() == before and audit_count() == entries
+
+
+def test_sku_roles(client, world, staff):
+    login(client, "cang")
+    assert client.get("/console/imports/skus/export.xlsx", headers=HTML).status_code == 403  # carries list prices
+    login(client, "rep1")
+    data = client.get("/console/imports/skus/export.xlsx", headers=HTML).data
+    assert upload(client, "skus", data).status_code == 403
 
 
 # --- dealers ---------------------------------------------------------------------------------

@@ -89,6 +89,12 @@ def export_stock():
     return _download(data, f"库存_{warehouse}" if warehouse else "库存")
 
 
+@bp.get("/imports/skus/export.xlsx")
+@login_required(*KINDS["skus"].EXPORT_ROLES)
+def export_skus():
+    return _download(KINDS["skus"].export_workbook(staff=g.staff), "商品")
+
+
 @bp.get("/imports/dealers/export.xlsx")
 @login_required(*KINDS["dealers"].EXPORT_ROLES)
 def export_dealers():
@@ -154,6 +160,12 @@ def import_prices():
 @login_required(*KINDS["stock"].IMPORT_ROLES)
 def import_stock():
     return _run_import("stock")
+
+
+@bp.post("/imports/skus")
+@login_required(*KINDS["skus"].IMPORT_ROLES)
+def import_skus():
+    return _run_import("skus")
 
 
 @bp.post("/imports/dealers")

@@ -5,6 +5,6 @@ and import use), `NOTES`, `EXPORT_ROLES`, `IMPORT_ROLES`, `export_workbook(staff
 and `import_file(staff=, data=, filename=, apply=, reason=)`. Shared reading, writing and
 cell parsing live in `app.imports.sheets`.
 """
-from app.imports import dealers, prices, stock
+from app.imports import dealers, prices, skus, stock
 
-KINDS = {"prices": prices, "stock": stock, "dealers": dealers}
+KINDS = {"prices": prices, "stock": stock, "skus": skus, "dealers": dealers}

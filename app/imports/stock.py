@@ -8,12 +8,13 @@ uses, so an import and an order submitted at the same moment queue instead of de
 """
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 
-from app.audit import service as audit
 from app.catalog.models import Sku
 from app.database import write_transaction
+from app.errors import DomainError
 from app.extensions import db
+from app.inventory import service as inventory
 from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, FileRejected, RowsRejected
@@ -21,9 +22,9 @@ from app.inventory.models import Stock, Warehouse
 
 KIND = "stock"
 TITLE = "库存"
-EXPORT_ROLES = ("admin", "sales", "warehouse")
-IMPORT_ROLES = ("admin", "warehouse")
-MAX_QTY = 10**9
+EXPORT_ROLES = inventory.READER_ROLES
+IMPORT_ROLES = inventory.EDITOR_ROLES
+MAX_QTY = inventory.MAX_ON_HAND
 
 COLUMNS = (
     Column("warehouse", "仓库编码", 12),
@@ -110,11 +111,14 @@ def _chunks(values, size=900):
 def import_file(*, staff, data, filename, apply, reason=None):
     """Validate a stock workbook and, with `apply`, set every row's on-hand in one transaction.
 
-    `reason` is required (it goes on every audit entry). Raises `FileRejected` /
+    Each changed row is a stocktake through the inventory service's `adjust_stock` (its checks
+    — never below reserved —, its stock movement and `stock.adjust` audit entry, with `reason`,
+    which is required). A preview runs the same and rolls back. Raises `FileRejected` /
     `RowsRejected` (every bad row: unknown warehouse or SKU, not a whole number, negative,
-    duplicate, below reserved) and then writes nothing. Each change gets a `stock.adjust`
-    audit entry (before/after on-hand), the file one `import` entry with the counts.
+    duplicate, below reserved) and then writes nothing. The file gets one `import` entry.
     """
+    if staff.role not in IMPORT_ROLES:
+        raise DomainError("forbidden", "你的角色无权导入库存", 403)
     reason = (reason or "").strip()
     if not reason:
         raise FileRejected("请填写调整原因（如“11 月盘点”），库存的每次修改都要有原因", "import_reason_missing")
@@ -122,19 +126,17 @@ def import_file(*, staff, data, filename, apply, reason=None):
     errors = Errors()
     rows = parse_rows(sheet, errors)
     result = ImportResult(kind=KIND, filename=filename, rows=len(sheet.rows), ignored_headers=sheet.ignored_headers)
-    if not apply:
-        try:
-            _run(db.session, staff, rows, errors, result, reason, write=False)
-        finally:
-            db.session.rollback()
-        return result
     with write_transaction() as session:
-        _run(session, staff, rows, errors, result, reason, write=True)
+        _run(session, staff, rows, errors, result, reason)
+        if not apply:
+            session.rollback()
+            return result
+        record_summary(session, staff=staff, result=result, label=TITLE, reason=reason)
         result.applied = True
     return result
 
 
-def _run(session, staff, rows, errors, result, reason, *, write):
+def _run(session, staff, rows, errors, result, reason):
     houses = {w.code: w for w in session.execute(select(Warehouse)).scalars()}
     skus = {}
     for chunk in _chunks(sorted({r.sku_code for r in rows})):
@@ -156,58 +158,32 @@ def _run(session, staff, rows, errors, result, reason, *, write):
         seen[key] = row.number
         wanted[key] = (row, house, sku)
 
-    # Every stock row of these SKUs, locked in (sku_id, warehouse_id) order like every writer.
+    # Every stock row of these SKUs, locked up front in (sku_id, warehouse_id) order like every
+    # writer (then `adjust_stock` locks rows this transaction already holds): no deadlock with
+    # an order reserving several of them.
     current = {}
     for chunk in _chunks(sorted({sku_id for sku_id, _ in wanted})):
         query = (select(STOCK.c.sku_id, STOCK.c.warehouse_id, STOCK.c.on_hand, STOCK.c.reserved)
-                 .where(STOCK.c.sku_id.in_(chunk)).order_by(STOCK.c.sku_id, STOCK.c.warehouse_id))
-        if write:
-            query = query.with_for_update()
+                 .where(STOCK.c.sku_id.in_(chunk)).order_by(STOCK.c.sku_id, STOCK.c.warehouse_id)
+                 .with_for_update())
         for sku_id, warehouse_id, on_hand, reserved in session.execute(query):
             current[(sku_id, warehouse_id)] = (on_hand, reserved)
 
-    inserts, updates, entries = [], [], []
-    for key, (row, house, sku) in sorted(wanted.items(), key=lambda item: item[1][0].number):
+    for key, (row, house, sku) in sorted(wanted.items()):  # (sku_id, warehouse_id): the lock order
         on_hand, reserved = current.get(key, (None, 0))
-        if row.on_hand < reserved:
-            errors.add(row.number, f"在库数量 {row.on_hand} 少于已预留的 {reserved}{sku.unit}（已下单未发货），不能低于已预留数量")
-            continue
-        if on_hand == row.on_hand:
+        if row.on_hand == (on_hand or 0):
             result.unchanged += 1
             continue
-        label = f"{sku.code} {sku.name} · {house.name}"
-        result.add(Change(row.number, "create" if on_hand is None else "update", label,
+        try:
+            inventory.adjust_stock(staff=staff, sku_id=sku.id, warehouse_id=house.id, reason=reason,
+                                   on_hand=row.on_hand, session=session)
+        except DomainError as exc:
+            errors.add(row.number, exc.message)
+            continue
+        result.add(Change(row.number, "create" if on_hand is None else "update", f"{sku.code} {sku.name} · {house.name}",
                           before="" if on_hand is None else f"{on_hand}{sku.unit}", after=f"{row.on_hand}{sku.unit}"))
-        params = {"s": sku.id, "w": house.id, "q": row.on_hand}
-        (inserts if on_hand is None else updates).append(params)
-        entries.append({
-            "action": "stock.adjust", "entity_type": "stock", "entity_id": sku.code, "label": label,
-            "before": None if on_hand is None else {"warehouse": house.code, "on_hand": on_hand},
-            "after": {"warehouse": house.code, "on_hand": row.on_hand}, "reason": reason,
-        })
+    result.changes.sort(key=lambda change: change.row)
     if errors:
         raise RowsRejected(errors.items, result.rows)
-    if not write:
-        return
-    session.flush()
-    connection = session.connection()
-    if updates and connection.dialect.name == "postgresql":
-        connection.exec_driver_sql(_SET_ON_HAND_PG, {key: [p[key] for p in updates] for key in ("s", "w", "q")})
-    elif updates:
-        connection.execute(
-            update(STOCK).where(STOCK.c.sku_id == bindparam("s"), STOCK.c.warehouse_id == bindparam("w"))
-            .values(on_hand=bindparam("q")),
-            updates,
-        )
-    if inserts:
-        connection.execute(STOCK.insert(), [{"sku_id": p["s"], "warehouse_id": p["w"], "on_hand": p["q"], "reserved": 0}
-                                            for p in inserts])
-    audit.record_many(session, [{"actor": staff, **entry} for entry in entries])
-    record_summary(session, staff=staff, result=result, label=TITLE, reason=reason)
 
 
-# PostgreSQL: every row in one statement of constant text (arrays in); rows already locked.
-_SET_ON_HAND_PG = (
-    "UPDATE stock SET on_hand = v.q FROM unnest(CAST(%(s)s AS bigint[]), CAST(%(w)s AS bigint[]),"
-    " CAST(%(q)s AS bigint[])) AS v(s, w, q) WHERE stock.sku_id = v.s AND stock.warehouse_id = v.w"
-)

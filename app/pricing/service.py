@@ -559,22 +559,23 @@ def set_price(*, staff, price_list_id, price_fen, sku_id=None, sku_code=None, se
                       items=[{"sku_id": sku_id, "sku_code": sku_code, "price_fen": price_fen}], session=session)[0]
 
 
-def set_prices(*, staff, price_list_id, items, session=None):
+def set_prices(*, staff, price_list_id, items, reason=None, session=None):
     """Set many prices in one list in one transaction: `items` are dicts with `sku_id` or
     `sku_code` and `price_fen`. All rows are checked first; if any is bad nothing changes and
     the DomainError lists them in `details["rows"]` as {index (0-based), field, message}.
+    `reason` (optional) goes on every `price.set` audit entry (an import names its file).
     Returns [(sku_id, old price or None, new price)]."""
     _require(staff, EDITOR_ROLES, "修改价格")
     with joined_transaction(session) as s:
         price_list = s.get(PriceList, price_list_id)
         if price_list is None:
             raise NotFound("价目表不存在", "price_list_not_found")
-        changes = _set_prices(s, staff, price_list, items)
+        changes = _set_prices(s, staff, price_list, items, reason)
     _catalogue_changed()
     return changes
 
 
-def _set_prices(session, staff, price_list, items):
+def _set_prices(session, staff, price_list, items, reason=None):
     if not isinstance(items, (list, tuple)) or not items:
         raise inputs.invalid("items", "没有要设置的价格")
     errors, wanted = [], []
@@ -636,9 +637,33 @@ def _set_prices(session, staff, price_list, items):
             "actor": staff, "action": "price.set", "entity_type": "price_list", "entity_id": price_list.id,
             "label": f"{price_list.name} · {code} {name}",
             "before": {"sku": code, "price_fen": old} if old is not None else None,
-            "after": {"sku": code, "price_fen": price},
+            "after": {"sku": code, "price_fen": price}, "reason": reason,
         })
     audit.record_many(session, entries)
+    _write_items(session, inserts, updates)
+    return changes
+
+
+# PostgreSQL: a whole batch in one statement of constant text each (arrays in): an import of
+# 5,000 prices is two statements, not 5,000 pipelined ones.
+_INSERT_ITEMS_PG = (
+    "INSERT INTO price_list_items (price_list_id, sku_id, price_fen)"
+    " SELECT * FROM unnest(CAST(%(l)s AS bigint[]), CAST(%(s)s AS bigint[]), CAST(%(p)s AS bigint[]))"
+)
+_UPDATE_ITEMS_PG = (
+    "UPDATE price_list_items SET price_fen = v.p"
+    " FROM unnest(CAST(%(l)s AS bigint[]), CAST(%(s)s AS bigint[]), CAST(%(p)s AS bigint[])) AS v(l, s, p)"
+    " WHERE price_list_items.price_list_id = v.l AND price_list_items.sku_id = v.s"
+)
+
+
+def _write_items(session, inserts, updates):
+    """Insert and update price list items ({l, s, p} dicts) in bulk."""
+    if session.get_bind().dialect.name == "postgresql":
+        for rows, sql in ((inserts, _INSERT_ITEMS_PG), (updates, _UPDATE_ITEMS_PG)):
+            if rows:
+                session.connection().exec_driver_sql(sql, {k: [row[k] for row in rows] for k in ("l", "s", "p")})
+        return
     table = PriceListItem.__table__
     if inserts:
         session.execute(table.insert().values(price_list_id=bindparam("l"), sku_id=bindparam("s"), price_fen=bindparam("p")),
@@ -647,7 +672,6 @@ def _set_prices(session, staff, price_list, items):
         session.execute(
             table.update().where(table.c.price_list_id == bindparam("l"), table.c.sku_id == bindparam("s"))
             .values(price_fen=bindparam("p")), updates)
-    return changes
 
 
 def delete_price(*, staff, price_list_id, sku_id, session=None):
