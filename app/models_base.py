@@ -33,7 +33,9 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime; use app.models_base.utcnow()")
-        return value
+        # SQLite stores the text of the wall-clock time without its offset, so a China-time
+        # bound (a day's start in a filter) must become UTC first or it compares 8 hours off.
+        return value.astimezone(timezone.utc) if value is not None else None
 
     def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:

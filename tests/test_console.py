@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
+from app.database import write_transaction
 from app.extensions import db
 from app.money import format_yuan
 from app.orders.models import Order, OrderEvent
@@ -248,3 +249,36 @@ def test_bad_audit_filters_answer_400_in_chinese(client, world, staff, query):
     r = client.get(f"/console/audit?{query}", headers=HTML)
     text = r.get_data(as_text=True)
     assert r.status_code == 400 and ("有误" in text or "格式" in text or "页码" in text)
+
+
+def test_the_audit_page_shows_values_as_people_read_them(client, world, staff):
+    from app.audit import service as audit
+
+    with write_transaction() as session:
+        audit.record(session, actor=staff["admin"], action="credit.limit", entity_type="credit", entity_id=world.dealer_a.code,
+                     label=world.dealer_a.name, before={"credit_limit_fen": 1_000_000}, after={"credit_limit_fen": 12_345_67})
+        audit.record(session, actor=staff["admin"], action="dealer.suspend", entity_type="dealer", entity_id=world.dealer_a.code,
+                     label=world.dealer_a.name, before={"status": "active"}, after={"status": "suspended"}, reason="欠款")
+    login(client, "boss")
+    page = client.get("/console/audit", headers=HTML).get_data(as_text=True)
+    assert "信用额度：¥10,000.00" in page and "信用额度：¥12,345.67" in page
+    assert "状态：正常" in page and "状态：暂停" in page and "credit_limit_fen" not in page
+
+
+def test_audit_day_filter_uses_china_days(client, world, staff):
+    """An entry at 07:30 UTC on the 26th is 15:30 on the 26th in China; one at 17:00 UTC on the
+    26th is already 01:00 on the 27th."""
+    from app.audit import service as audit
+    from app.audit.models import AuditEntry
+
+    with write_transaction() as session:
+        for hour, label in ((7, "早"), (17, "晚")):
+            entry = audit.record(session, actor=staff["admin"], action="dealer.update", entity_type="dealer",
+                                 entity_id=world.dealer_a.code, label=label, before={"name": "甲"}, after={"name": "乙"})
+            entry.created_at = datetime(2026, 11, 26, hour, 30, tzinfo=timezone.utc)
+    assert db.session.execute(select(AuditEntry)).scalars().all()
+    login(client, "boss")
+    on_26th = client.get("/console/audit?from=2026-11-26&to=2026-11-26", headers=HTML).get_data(as_text=True)
+    on_27th = client.get("/console/audit?from=2026-11-27&to=2026-11-27", headers=HTML).get_data(as_text=True)
+    assert "审计日志（1）" in on_26th and "经销商 早" in on_26th
+    assert "审计日志（1）" in on_27th and "经销商 晚" in on_27th

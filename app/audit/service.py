@@ -60,6 +60,50 @@ ENTITY_LABELS = {
 }
 
 
+# How the audit page names the recorded fields; unknown keys are shown as they are.
+FIELD_LABELS = {
+    "status": "状态", "name": "名称", "code": "编码", "tier": "等级", "tier_code": "等级", "region": "地区",
+    "region_code": "地区编码", "rep": "业务员", "contact_name": "联系人", "contact_phone": "联系电话",
+    "payment_terms_days": "账期（天）", "contract_start": "合同开始", "contract_end": "合同结束",
+    "annual_target_fen": "年度目标", "credit_limit_fen": "信用额度", "price_fen": "价格", "list_price_fen": "目录价",
+    "qty": "数量", "on_hand": "在手库存", "low_stock_qty": "低库存阈值", "moq": "起订量", "step": "订购倍数",
+    "pack_size": "每箱数量", "unit": "单位", "spec": "规格", "image_url": "图片", "category_id": "分类",
+    "valid_from": "生效日期", "valid_to": "失效日期", "sku": "商品", "sku_code": "商品编码", "warehouse": "仓库",
+    "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
+    "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+}
+
+
+def _status_labels(entity_type):
+    from app.catalog.models import SKU_STATUS_LABELS
+    from app.orders.models import STATUS_LABELS as ORDER_STATUS
+    from app.returns.models import STATUS_LABELS as RETURN_STATUS
+
+    return {
+        "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
+        "dealer": {"active": "正常", "suspended": "暂停"},
+    }.get(entity_type, {})
+
+
+def field_label(key):
+    return FIELD_LABELS.get(key, key)
+
+
+def display_value(key, value, entity_type=None):
+    """A recorded value as a person reads it: fen as yuan, statuses in Chinese, booleans as 是/否."""
+    from app.money import format_yuan
+
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if key.endswith("_fen") and isinstance(value, int):
+        return format_yuan(value)
+    if key == "status" and isinstance(value, str):
+        return _status_labels(entity_type).get(value, value)
+    return value
+
+
 def _plain(value):
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta
 
 from flask import render_template, request, url_for
 
-from app.audit.service import ACTION_LABELS, AUDIT_PAGE_SIZE, ENTITY_LABELS, list_entries
+from app.audit.service import ACTION_LABELS, AUDIT_PAGE_SIZE, ENTITY_LABELS, display_value, field_label, list_entries
 from app.console.auth import bp, login_required
 from app.errors import DomainError
 from app.extensions import db
@@ -50,7 +50,7 @@ def audit_log():
     staff = db.session.execute(db.select(Staff).order_by(Staff.name)).scalars().all()
     return render_template(
         "console/audit.html", rows=rows, total=total, page=page, pages=pages, args=args, staff=staff,
-        action_labels=ACTION_LABELS, entity_labels=ENTITY_LABELS,
+        action_labels=ACTION_LABELS, entity_labels=ENTITY_LABELS, field_label=field_label, display_value=display_value,
         prev_url=url_for("console.audit_log", **kept, page=page - 1) if page > 1 else None,
         next_url=url_for("console.audit_log", **kept, page=page + 1) if page < pages else None,
     )
