@@ -1,15 +1,14 @@
 """Console: orders — the list, one order's page, approval (rep, finance co-approval) and
 shipments, all through the order services."""
-import re
 from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.auth import bp, login_required
 from app.errors import DomainError
-from app.orders import approval_rules
+from app.money import parse_yuan
+from app.orders import approval_rules, staff_views
 from app.orders import service as orders
-from app.orders import staff_views
 from app.orders.models import ORDER_STATUSES, STATUS_LABELS
 from app.orders.shipments import COMMON_CARRIERS, SHIPPER_ROLES, ship_order
 
@@ -102,13 +101,23 @@ def _back(order_no):
     return redirect(url_for("console.pending_orders"))
 
 
+def _refused(order_no, exc, *, page=None):
+    """A refused form answers with its 4xx status and the page it came from, the reason flashed
+    on it; 403 and 404 go to the error handler like everywhere else."""
+    if exc.status in (403, 404):
+        raise exc
+    flash(exc.message, "error")
+    if page == "detail" or request.form.get("back") == "detail":
+        return order_detail(order_no), exc.status
+    return pending_orders(), exc.status
+
+
 def _decide(order_no, action):
     try:
         done_message = action()
     except DomainError as exc:
-        flash(exc.message, "error")
-    else:
-        flash(done_message)
+        return _refused(order_no, exc)
+    flash(done_message)
     return _back(order_no)
 
 
@@ -135,28 +144,21 @@ def ship(order_no):
             tracking_no=form.get("tracking_no", ""), warehouse_id=int(warehouse) if warehouse else None,
         )
     except DomainError as exc:
-        if exc.status in (403, 404):
-            raise
-        flash(exc.message, "error")
-    else:
-        flash(f"订单 {order_no} 第 {shipment.seq} 次发货已登记：{shipment.carrier} {shipment.tracking_no}")
+        return _refused(order_no, exc, page="detail")
+    flash(f"订单 {order_no} 第 {shipment.seq} 次发货已登记：{shipment.carrier} {shipment.tracking_no}")
     return redirect(url_for("console.order_detail", order_no=order_no))
 
 
 # --- auto-approval rules (admin) ----------------------------------------------------------
 
-YUAN = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,2})?$")
-
-
 def _fen_from_yuan(text):
-    """'5000' / '5000.5' (yuan, as people type it) -> 500000 / 500050 fen; '' -> None."""
-    text = text.strip().replace(",", "").replace("，", "")
-    if not text:
+    """'5000' / '5,000.50' (yuan, as people type it) -> fen; '' -> None (no limit)."""
+    if not text.strip():
         return None
-    if not YUAN.match(text):
-        raise DomainError("invalid_setting", "单笔上限应为金额（元），最多两位小数，如 5000 或 5000.50", 400)
-    yuan, _, cents = text.partition(".")
-    return int(yuan) * 100 + int((cents + "00")[:2])
+    try:
+        return parse_yuan(text)
+    except ValueError as exc:
+        raise DomainError("invalid_setting", f"单笔上限：{exc}", 422, {"field": "max_total_yuan"}) from None
 
 
 @bp.route("/settings/auto-approval", methods=["GET", "POST"])
@@ -169,13 +171,19 @@ def auto_approval_settings():
                 max_total_fen=_fen_from_yuan(request.form.get("max_total_yuan", "")), actor=g.staff,
             )
         except DomainError as exc:
+            if exc.status == 403:
+                raise
             flash(exc.message, "error")
-        else:
-            flash("已保存。" + approval_rules.get_auto_approval().describe())
+            return _auto_approval_page(typed=request.form.get("max_total_yuan", "")), exc.status
+        flash("已保存。" + approval_rules.get_auto_approval().describe())
         return redirect(url_for("console.auto_approval_settings"))
+    return _auto_approval_page()
+
+
+def _auto_approval_page(typed=None):
     setting = approval_rules.get_auto_approval()
     limit = setting.max_total_fen
     return render_template(
         "console/settings_auto_approval.html", setting=setting,
-        limit_yuan="" if limit is None else f"{limit // 100}.{limit % 100:02d}",
+        limit_yuan=typed if typed is not None else ("" if limit is None else f"{limit // 100}.{limit % 100:02d}"),
     )
