@@ -52,8 +52,11 @@ def create_app(config=None):
     # Alembic announces each autogenerate plugin at import; that is noise in CLI output.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-    from app import database  # noqa: F401  (registers the SQLite transaction hooks)
-    from app import errors, models  # noqa: F401
+    from app import (  # noqa: F401
+        database,  # noqa: F401  (registers the SQLite transaction hooks)
+        errors,
+        models,
+    )
     from app.extensions import Api, db, migrate
 
     db.init_app(app)
@@ -71,14 +74,18 @@ def create_app(config=None):
     from miniprogram_api import register as register_miniprogram_api
 
     app.register_blueprint(health_bp)
-    from app.storage.views import bp as files_bp  # /files/<key>: locally stored uploads, signed URLs
+    from app.storage.views import (
+        bp as files_bp,  # /files/<key>: locally stored uploads, signed URLs
+    )
 
     app.register_blueprint(files_bp)
     register_miniprogram_api(app, api)
     from app.console import bp as console_bp
 
     app.register_blueprint(console_bp)  # after the API: it uses the order_no URL converter
-    from bots.callback import bp as wecom_callback_bp  # WeCom callback at /wecom/callback
+    from bots.callback import (
+        bp as wecom_callback_bp,  # WeCom callback at /wecom/callback
+    )
 
     app.register_blueprint(wecom_callback_bp)
     from app.funds.webhook import bp as wechatpay_notify_bp  # WeChat Pay notifications

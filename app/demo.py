@@ -13,9 +13,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.catalog.models import Category, Sku, VisibilityRule
-from app.dealers.models import ROLE_LABELS
 from app.database import write_transaction
-from app.dealers.models import Address, Dealer, InviteCode, Region, Tier
+from app.dealers.models import ROLE_LABELS, Address, Dealer, InviteCode, Region, Tier
 from app.dealers.service import INVITE_ALPHABET, INVITE_LENGTH
 from app.errors import DomainError
 from app.extensions import db

@@ -76,12 +76,13 @@ FIELD_LABELS = {
 
 def _status_labels(entity_type):
     from app.catalog.models import SKU_STATUS_LABELS
+    from app.dealers.models import DEALER_STATUS_LABELS
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
     from app.returns.models import STATUS_LABELS as RETURN_STATUS
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": {"active": "正常", "suspended": "暂停"},
+        "dealer": DEALER_STATUS_LABELS,
     }.get(entity_type, {})
 
 
@@ -101,6 +102,10 @@ def display_value(key, value, entity_type=None):
         return format_yuan(value)
     if key == "status" and isinstance(value, str):
         return _status_labels(entity_type).get(value, value)
+    if key == "invite_role" and isinstance(value, str):
+        from app.dealers.models import ROLE_LABELS
+
+        return ROLE_LABELS.get(value, value)
     return value
 
 

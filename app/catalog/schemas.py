@@ -1,4 +1,15 @@
-from app.validation import Int, Nested, PageQuery, QueryInt, Schema, Str, id_field, int_range, length, one_of
+from app.validation import (
+    Int,
+    Nested,
+    PageQuery,
+    QueryInt,
+    Schema,
+    Str,
+    id_field,
+    int_range,
+    length,
+    one_of,
+)
 
 STOCK_LEVELS = ("in_stock", "low", "out")
 

@@ -3,5 +3,16 @@
 `auth` owns the blueprint, sessions, CSRF and `login_required`; every other module adds the
 pages of one area. Importing the package registers them all on `bp`.
 """
-from app.console import audit, auth, catalog, dashboard, dealers, imports, orders, prices, returns, stock  # noqa: F401
+from app.console import (  # noqa: F401
+    audit,
+    auth,
+    catalog,
+    dashboard,
+    dealers,
+    imports,
+    orders,
+    prices,
+    returns,
+    stock,
+)
 from app.console.auth import bp  # noqa: F401

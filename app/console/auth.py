@@ -4,8 +4,18 @@ import functools
 import hmac
 import secrets
 
-from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 
+from app.audit import service as audit
 from app.errors import DomainError
 from app.extensions import db
 from app.money import format_yuan
@@ -82,6 +92,36 @@ NAV = (
 )
 
 
+# --- list pages: paging and id filters --------------------------------------------------
+
+def page_arg(args):
+    """`?page=` of a list page (1 when absent); anything but 1..100000 answers 400."""
+    page = args.get("page", "1")
+    if not (page.isascii() and page.isdigit()) or not 1 <= int(page) <= 100_000:
+        raise DomainError("invalid_filter", "页码必须是正整数", 400)
+    return int(page)
+
+
+def id_arg(value, label):
+    """An optional id from a query string: None when empty, 400 when not a positive number."""
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and len(value) <= 15):
+        raise DomainError("invalid_filter", f"{label}参数有误", 400)
+    return int(value)
+
+
+def pager(endpoint, args, page, total, page_size, **path):
+    """page, pages and the previous/next links of a list page, keeping its other filters."""
+    pages = max(1, -(-total // page_size))
+    kept = {k: v for k, v in args.items() if k != "page" and v}
+    return {
+        "page": page, "pages": pages,
+        "prev_url": url_for(endpoint, **path, **kept, page=page - 1) if page > 1 else None,
+        "next_url": url_for(endpoint, **path, **kept, page=page + 1) if page < pages else None,
+    }
+
+
 def nav_for(staff):
     return [(label, path) for label, path, roles in NAV if roles is None or staff.role in roles]
 
@@ -96,7 +136,8 @@ def china_time(value, fmt="%Y-%m-%d %H:%M"):
 
 @bp.app_context_processor
 def _template_globals():
-    return {"csrf_token": csrf_token, "yuan": format_yuan, "role_labels": ROLE_LABELS, "nav_for": nav_for}
+    return {"csrf_token": csrf_token, "yuan": format_yuan, "role_labels": ROLE_LABELS, "nav_for": nav_for,
+            "audit_value": audit.display_value}
 
 
 # --- sign in / out -------------------------------------------------------------------

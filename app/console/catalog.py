@@ -4,39 +4,17 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from app import inputs
 from app.catalog import service as catalog
-from app.catalog.models import SKU_STATUS_LABELS, VISIBILITY_EFFECT_LABELS, VISIBILITY_SCOPE_LABELS
-from app.console.auth import bp, login_required
+from app.catalog.models import (
+    SKU_STATUS_LABELS,
+    VISIBILITY_EFFECT_LABELS,
+    VISIBILITY_SCOPE_LABELS,
+)
+from app.console.auth import bp, id_arg, login_required, page_arg, pager
 from app.errors import DomainError
 from app.money import fen_to_yuan_text
 
 SKU_FORM_FIELDS = ("code", "name", "spec", "unit", "pack_size", "moq", "step", "list_price", "category_id", "status",
                    "image_url", "low_stock_qty")
-
-
-def page_arg(args):
-    page = args.get("page", "1")
-    if not (page.isascii() and page.isdigit()) or not 1 <= int(page) <= 100_000:
-        raise DomainError("invalid_filter", "页码必须是正整数", 400)
-    return int(page)
-
-
-def id_arg(value, label):
-    """An optional id from a query string: None when empty, 400 when not a positive number."""
-    if not value:
-        return None
-    if not (value.isascii() and value.isdigit() and len(value) <= 15):
-        raise DomainError("invalid_filter", f"{label}参数有误", 400)
-    return int(value)
-
-
-def pager(endpoint, args, page, total, page_size, **path):
-    pages = max(1, -(-total // page_size))
-    kept = {k: v for k, v in args.items() if k != "page" and v}
-    return {
-        "page": page, "pages": pages,
-        "prev_url": url_for(endpoint, **path, **kept, page=page - 1) if page > 1 else None,
-        "next_url": url_for(endpoint, **path, **kept, page=page + 1) if page < pages else None,
-    }
 
 
 def _shows_prices():

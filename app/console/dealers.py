@@ -3,7 +3,8 @@ and invite codes. Every rule lives in `app.dealers.service`; these views read th
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.audit.service import ACTION_LABELS
-from app.console.auth import bp, china_time, login_required
+from app.console.auth import bp, china_time, id_arg, login_required, page_arg, pager
+from app.dealers.models import DEALER_STATUS_LABELS
 from app.errors import DomainError
 from app.extensions import db
 from app.money import format_yuan
@@ -11,7 +12,6 @@ from app.staff.models import Staff
 
 # --- dealers -------------------------------------------------------------------------
 
-DEALER_STATUS_LABELS = {"active": "正常", "suspended": "暂停"}
 
 
 @bp.get("/dealers")
@@ -22,28 +22,21 @@ def dealers():
 
     args = request.args
     q = args.get("q", "").strip()[:64] or None
-    page = args.get("page", "1")
-    if not (page.isascii() and page.isdigit()) or not 1 <= int(page) <= 100_000:
-        raise DomainError("invalid_filter", "页码必须是正整数", 400)
+    page = page_arg(args)
     rep = args.get("rep", "")
-    if rep and not (rep.isascii() and rep.isdigit() and len(rep) <= 15):
-        raise DomainError("invalid_filter", "业务员参数有误", 400)
+    rep_id = id_arg(rep, "业务员")
     filters = {
         "q": q, "tier": args.get("tier") or None, "region": args.get("region") or None,
-        "rep_id": int(rep) if rep else None, "status": args.get("status") or None,
+        "rep_id": rep_id, "status": args.get("status") or None,
     }
-    rows, total = list_dealers_for_staff(staff=g.staff, page=int(page), **filters)
+    rows, total = list_dealers_for_staff(staff=g.staff, page=page, **filters)
     options = {
         "tiers": db.session.execute(db.select(Tier).order_by(Tier.rank.desc())).scalars().all(),
         "provinces": db.session.execute(db.select(Region).where(Region.parent_code.is_(None)).order_by(Region.code)).scalars().all(),
         "reps": db.session.execute(db.select(Staff).where(Staff.role == "sales").order_by(Staff.name)).scalars().all(),
     }
-    page, pages = int(page), max(1, -(-total // DEALER_LIST_PAGE_SIZE))
-    kept = {k: v for k, v in args.items() if k != "page" and v}
     return render_template(
-        "console/dealers.html", rows=rows, total=total, page=page, pages=pages,
-        prev_url=url_for("console.dealers", **kept, page=page - 1) if page > 1 else None,
-        next_url=url_for("console.dealers", **kept, page=page + 1) if page < pages else None,
+        "console/dealers.html", rows=rows, total=total, **pager("console.dealers", args, page, total, DEALER_LIST_PAGE_SIZE),
         filters={**filters, "rep_id": rep}, status_labels=DEALER_STATUS_LABELS, **options,
     )
 
@@ -78,7 +71,12 @@ def dealer(code):
 
 
 def _form_page(*, dealer=None, values=None, errors=None, status=200):
-    from app.dealers.service import FIELD_LABELS, dealer_form_options, permissions_for, region_path
+    from app.dealers.service import (
+        FIELD_LABELS,
+        dealer_form_options,
+        permissions_for,
+        region_path,
+    )
     from app.funds.service import get_balances
 
     shown = {}
@@ -146,7 +144,11 @@ def new_dealer():
 @bp.route("/dealers/<code>/edit", methods=["GET", "POST"])
 @login_required("admin", "sales", "finance")
 def edit_dealer(code):
-    from app.dealers.service import get_dealer_for_staff, permissions_for, update_dealer_from_text
+    from app.dealers.service import (
+        get_dealer_for_staff,
+        permissions_for,
+        update_dealer_from_text,
+    )
 
     dealer = get_dealer_for_staff(staff=g.staff, code=code)
     editable = permissions_for(g.staff, dealer)["edit_fields"]

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app.console.auth import bp, login_required
+from app.console.auth import bp, login_required, page_arg, pager
 from app.errors import DomainError
 from app.money import parse_yuan
 from app.orders import approval_rules, staff_views
@@ -24,19 +24,13 @@ def _day(value, name):
         raise DomainError("invalid_filter", f"{name}格式应为 YYYY-MM-DD", 400) from None
 
 
-def _page(value):
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 100_000:
-        raise DomainError("invalid_filter", "页码必须是正整数", 400)
-    return int(value)
-
-
 # --- the list and one order ------------------------------------------------------------
 
 @bp.get("/orders")
 @login_required(*staff_views.VIEWER_ROLES)
 def order_list():
     args = request.args
-    page = _page(args.get("page", "1"))
+    page = page_arg(args)
     filters = {
         "status": args.get("status") or None,
         "q": args.get("q", "").strip()[:64] or None,
@@ -45,13 +39,10 @@ def order_list():
         "day_to": _day(args.get("to"), "结束日期"),
     }
     rows, total = staff_views.list_orders_for_staff(staff=g.staff, page=page, **filters)
-    pages = max(1, -(-total // staff_views.ORDER_LIST_PAGE_SIZE))
-    kept = {k: v for k, v in args.items() if k != "page" and v}
     return render_template(
-        "console/orders.html", rows=rows, total=total, page=page, pages=pages, args=args,
+        "console/orders.html", rows=rows, total=total, args=args,
         status_filters=STATUS_FILTERS, status_labels=STATUS_LABELS,
-        prev_url=url_for("console.order_list", **kept, page=page - 1) if page > 1 else None,
-        next_url=url_for("console.order_list", **kept, page=page + 1) if page < pages else None,
+        **pager("console.order_list", args, page, total, staff_views.ORDER_LIST_PAGE_SIZE),
     )
 
 

@@ -3,7 +3,7 @@ with photos; admin and sales (own dealers) approve or reject; warehouse and admi
 the goods back into a chosen warehouse."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app.console.auth import bp, login_required
+from app.console.auth import bp, login_required, page_arg, pager
 from app.errors import DomainError
 from app.returns import service as returns
 from app.returns.models import REFUND_LABELS, RETURN_STATUSES, STATUS_LABELS
@@ -17,18 +17,13 @@ def returns_list():
     status = args.get("status") or None
     if status and status not in RETURN_STATUSES:
         raise DomainError("invalid_filter", "状态参数有误", 400)
-    page = args.get("page", "1")
-    if not (page.isascii() and page.isdigit()) or not 1 <= int(page) <= 100_000:
-        raise DomainError("invalid_filter", "页码必须是正整数", 400)
+    page = page_arg(args)
     q = args.get("q", "").strip()[:64] or None
-    rows, total = returns.list_returns_for_staff(staff=g.staff, status=status, q=q, page=int(page))
-    page, pages = int(page), max(1, -(-total // returns.STAFF_PAGE_SIZE))
-    kept = {k: v for k, v in args.items() if k != "page" and v}
+    rows, total = returns.list_returns_for_staff(staff=g.staff, status=status, q=q, page=page)
     return render_template(
-        "console/returns.html", rows=rows, total=total, status=status, q=q or "", page=page, pages=pages,
+        "console/returns.html", rows=rows, total=total, status=status, q=q or "",
         status_labels=STATUS_LABELS, refund_labels=REFUND_LABELS,
-        prev_url=url_for("console.returns_list", **kept, page=page - 1) if page > 1 else None,
-        next_url=url_for("console.returns_list", **kept, page=page + 1) if page < pages else None,
+        **pager("console.returns_list", args, page, total, returns.STAFF_PAGE_SIZE),
     )
 
 

@@ -1,12 +1,22 @@
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models_base import UTCDateTime, pk, timestamp
 
 DEALER_STATUSES = ("active", "suspended")
+DEALER_STATUS_LABELS = {"active": "正常", "suspended": "暂停"}
 USER_ROLES = ("owner", "buyer", "viewer")
 ORDERING_ROLES = ("owner", "buyer")
 ROLE_LABELS = {"owner": "负责人", "buyer": "采购员", "viewer": "只读"}

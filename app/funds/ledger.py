@@ -23,7 +23,13 @@ from sqlalchemy import and_, bindparam, case, func, insert, select, update
 from app.database import dialect_insert, write_transaction
 from app.errors import DomainError
 from app.extensions import db
-from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, LEDGER_REF_TYPES, CreditAccount, LedgerEntry
+from app.funds.models import (
+    ACCOUNT_LABELS,
+    LEDGER_ACCOUNTS,
+    LEDGER_REF_TYPES,
+    CreditAccount,
+    LedgerEntry,
+)
 from app.models_base import utcnow
 from app.money import format_yuan
 

@@ -33,10 +33,15 @@ from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import Payment, WechatPayOrder
-from app.integrations.wechatpay import WeChatPayError, WeChatPayNotConfigured, wechatpay_gateway
+from app.integrations.wechatpay import (
+    WeChatPayError,
+    WeChatPayNotConfigured,
+    wechatpay_gateway,
+)
 from app.models_base import utcnow
 from app.money import format_yuan
 from app.orders.models import Order
+from app.orders.service import lock_dealer_order
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +88,7 @@ def start_wechat_payment(*, user, order_no):
     stale = None
     with write_transaction() as session:
         check_may_act(session, user)
-        order = session.execute(
-            select(Order).where(Order.order_no == order_no, Order.dealer_id == user.dealer_id).with_for_update()
-        ).scalar_one_or_none()
-        if order is None:
-            raise NotFound("订单不存在", "order_not_found")
+        order = lock_dealer_order(session, dealer_id=user.dealer_id, order_no=order_no)
         remaining = _require_payable(order)
         if not user.openid:
             raise DomainError("openid_required", "请在微信小程序中登录后再付款", 409)

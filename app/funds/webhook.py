@@ -12,7 +12,11 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.errors import DomainError
 from app.funds import payments
-from app.integrations.wechatpay import NotificationRejected, WeChatPayNotConfigured, wechatpay_gateway
+from app.integrations.wechatpay import (
+    NotificationRejected,
+    WeChatPayNotConfigured,
+    wechatpay_gateway,
+)
 
 log = logging.getLogger(__name__)
 

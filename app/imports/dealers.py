@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.database import write_transaction
 from app.dealers import service as dealers
-from app.dealers.models import Dealer, Region, Tier
+from app.dealers.models import DEALER_STATUS_LABELS, Dealer, Region, Tier
 from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount
@@ -22,7 +22,6 @@ KIND = "dealers"
 TITLE = "经销商"
 EXPORT_ROLES = dealers.VIEW_ROLES
 IMPORT_ROLES = dealers.VIEW_ROLES  # the service refuses, row by row, what a role may not change
-STATUS_LABELS = {"active": "正常", "suspended": "暂停"}
 
 # key: the service's field name (amounts in yuan as `dealer_fields_from_text` reads them)
 COLUMNS = (
@@ -69,7 +68,7 @@ def export_rows(*, staff):
             dealer.code, dealer.name, tier_code, dealer.region_code, region_name, rep or "", dealer.contact_name or "",
             dealer.contact_phone or "", dealer.payment_terms_days, dealer.contract_start, dealer.contract_end,
             None if dealer.annual_target_fen is None else sheets.yuan_decimal(dealer.annual_target_fen),
-            sheets.yuan_decimal(limit_fen or 0), STATUS_LABELS.get(dealer.status, dealer.status),
+            sheets.yuan_decimal(limit_fen or 0), DEALER_STATUS_LABELS.get(dealer.status, dealer.status),
         )
 
 

@@ -14,10 +14,10 @@ from app.catalog.models import Sku
 from app.database import write_transaction
 from app.errors import DomainError
 from app.extensions import db
-from app.inventory import service as inventory
 from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, FileRejected, RowsRejected
+from app.inventory import service as inventory
 from app.inventory.models import Stock, Warehouse
 
 KIND = "stock"

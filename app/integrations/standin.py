@@ -44,7 +44,6 @@ import time
 from collections import deque
 
 import requests
-
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 

@@ -611,8 +611,9 @@ class WeComCallbackCrypto:
 
         Raises WeComCallbackError for a bad signature, another corp's payload or garbage.
         """
-        import xmltodict
         from xml.parsers.expat import ExpatError
+
+        import xmltodict
 
         def run():
             try:

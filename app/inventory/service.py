@@ -5,7 +5,17 @@ SKUs queue behind each other instead of deadlocking; every shortfall is reported
 """
 import functools
 
-from sqlalchemy import BigInteger, bindparam, cast, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from app import inputs
 from app.catalog.models import Sku

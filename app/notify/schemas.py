@@ -1,4 +1,14 @@
-from app.validation import DateTime, Int, List, Nested, PageQuery, Schema, Str, items, regexp
+from app.validation import (
+    DateTime,
+    Int,
+    List,
+    Nested,
+    PageQuery,
+    Schema,
+    Str,
+    items,
+    regexp,
+)
 
 MAX_ACCEPTED = 20
 

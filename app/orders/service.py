@@ -17,7 +17,17 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 from flask import current_app
-from sqlalchemy import bindparam, create_engine, delete, func, insert, select, text, true, update
+from sqlalchemy import (
+    bindparam,
+    create_engine,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import selectinload
 from sqlalchemy.pool import NullPool
@@ -27,7 +37,14 @@ from app.catalog.models import Sku
 from app.database import dialect_insert, write_transaction
 from app.dealers import service as dealers
 from app.dealers.models import DealerUser
-from app.dealers.service import SUSPENDED_MESSAGE, check_may_act, lock_dealer, scope_to_staff, ship_to, ship_to_from_row
+from app.dealers.service import (
+    SUSPENDED_MESSAGE,
+    check_may_act,
+    lock_dealer,
+    scope_to_staff,
+    ship_to,
+    ship_to_from_row,
+)
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import ledger
@@ -602,6 +619,18 @@ def _record_event(session, order_id, from_status, to_status, *, actor, reason=No
 
 # --- transitions ---------------------------------------------------------------
 
+def lock_dealer_order(session, *, dealer_id, order_no):
+    """The dealer's own order, locked (FOR UPDATE) and freshly read for the caller's write
+    transaction. Another dealer's order number raises the same 404 as an unknown one."""
+    order = session.execute(
+        select(Order).where(Order.order_no == order_no, Order.dealer_id == dealer_id).with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if order is None:
+        raise NotFound("订单不存在", "order_not_found")
+    return order
+
+
 def cancel_order(*, user, order_no, reason=None):
     """Dealer cancels an order before approval: stock and credit are released.
 
@@ -610,11 +639,7 @@ def cancel_order(*, user, order_no, reason=None):
     with write_transaction() as session:
         account = funds.lock_account(session, user.dealer_id)
         check_may_act(session, user)
-        order = session.execute(
-            select(Order).where(Order.order_no == order_no, Order.dealer_id == user.dealer_id).with_for_update()
-        ).scalar_one_or_none()
-        if order is None:
-            raise NotFound("订单不存在", "order_not_found")
+        order = lock_dealer_order(session, dealer_id=user.dealer_id, order_no=order_no)
         if order.status not in CANCELLABLE:
             raise DomainError(
                 "order_not_cancellable",
@@ -661,12 +686,7 @@ def confirm_receipt(*, user, order_no):
     """
     with write_transaction() as session:
         check_may_act(session, user)
-        order = session.execute(
-            select(Order).where(Order.order_no == order_no, Order.dealer_id == user.dealer_id).with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-        if order is None:
-            raise NotFound("订单不存在", "order_not_found")
+        order = lock_dealer_order(session, dealer_id=user.dealer_id, order_no=order_no)
         if order.status not in COMPLETABLE:
             raise DomainError(
                 "order_not_shipped",

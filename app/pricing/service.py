@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Date, and_, bindparam, cast, exists, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    and_,
+    bindparam,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+)
 
 from app import inputs
 from app.audit import service as audit

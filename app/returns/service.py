@@ -31,6 +31,7 @@ from app.money import line_amount
 from app.notify import dealer_alerts, rep_alerts
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS
 from app.orders.models import Order, OrderLine
+from app.orders.service import lock_dealer_order
 from app.returns.models import (
     HOLDING_STATUSES,
     RETURNABLE_ORDER_STATUSES,
@@ -80,12 +81,7 @@ def create_return(*, user, order_no, lines, reason, photo_ids=()):
 
     with write_transaction() as session:
         check_may_act(session, user)
-        order = session.execute(
-            select(Order).where(Order.order_no == order_no, Order.dealer_id == user.dealer_id).with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one_or_none()
-        if order is None:
-            raise NotFound("订单不存在", "order_not_found")
+        order = lock_dealer_order(session, dealer_id=user.dealer_id, order_no=order_no)
         if order.status not in RETURNABLE_ORDER_STATUSES:
             raise DomainError(
                 "order_not_returnable",

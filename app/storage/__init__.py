@@ -6,9 +6,8 @@ made on demand (`url_for`) and expire. See `app.storage.backends` for the interf
 """
 from urllib.parse import urlencode
 
-from flask import current_app
+from flask import current_app, has_request_context
 from flask import url_for as flask_url_for
-from flask import has_request_context
 
 from app.storage.backends import LocalStorage, S3Storage, StorageError  # noqa: F401
 
