@@ -7,7 +7,7 @@ the robot's 4096-byte limit: whole lines are dropped from the end and a note say
 It writes one outbox row (channel wecom_robot, recipient "default", dedupe key per day),
 so running the job twice posts once; the robot's 20-a-minute window is the sender's job.
 """
-from datetime import datetime, time, timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import case, func, select
 
@@ -17,7 +17,7 @@ from app.extensions import db
 from app.money import format_yuan
 from app.notify import service as outbox
 from app.orders.models import Order
-from app.pricing.service import BUSINESS_TZ, business_today
+from app.pricing.service import business_day_start, business_today
 from app.staff.models import Staff
 
 JOB_QUEUE = "low"
@@ -31,7 +31,7 @@ TRUNCATED = "\n> ……内容过长，其余已省略"
 
 def _day_bounds(day):
     """[start, end) of a China business day, in UTC (how timestamps are stored and compared)."""
-    start = datetime.combine(day, time.min, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
+    start = business_day_start(day)
     return start, start + timedelta(days=1)
 
 

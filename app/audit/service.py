@@ -5,7 +5,7 @@ Services call `record(...)` inside their own write transaction, so the entry com
 back with the change it describes. Values must be JSON-friendly (ints, strings, bools, None,
 ISO dates); money stays integer fen.
 """
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, insert, select
 
@@ -192,7 +192,10 @@ def _record_many_pg(session, rows):
 
 def list_entries(*, entity_type=None, entity_id=None, staff_id=None, action=None, day_from=None, day_to=None,
                  page=1, page_size=AUDIT_PAGE_SIZE):
-    """Newest first, with the total: ([AuditEntry], total). `day_from`/`day_to` are UTC datetimes."""
+    """Newest first, with the total: ([AuditEntry], total). `day_from`/`day_to` are China dates
+    (inclusive)."""
+    from app.pricing.service import business_day_start
+
     query = select(AuditEntry)
     if entity_type:
         query = query.where(AuditEntry.entity_type == entity_type)
@@ -203,9 +206,9 @@ def list_entries(*, entity_type=None, entity_id=None, staff_id=None, action=None
     if action:
         query = query.where(AuditEntry.action == action)
     if day_from:
-        query = query.where(AuditEntry.created_at >= day_from)
+        query = query.where(AuditEntry.created_at >= business_day_start(day_from))
     if day_to:
-        query = query.where(AuditEntry.created_at < day_to)
+        query = query.where(AuditEntry.created_at < business_day_start(day_to + timedelta(days=1)))
     total = db.session.execute(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)).scalar_one()
     rows = db.session.execute(
         query.order_by(AuditEntry.id.desc()).limit(page_size).offset((page - 1) * page_size)

@@ -1,5 +1,4 @@
 """Console: the audit log (admin and finance)."""
-from datetime import datetime, timedelta
 
 from flask import render_template, request
 
@@ -10,21 +9,10 @@ from app.audit.service import (
     field_label,
     list_entries,
 )
-from app.console.auth import bp, id_arg, login_required, page_arg, pager
+from app.console.auth import bp, day_arg, id_arg, login_required, page_arg, pager
 from app.errors import DomainError
 from app.extensions import db
-from app.pricing.service import BUSINESS_TZ
 from app.staff.models import Staff
-
-
-def _day(value, name):
-    if not value:
-        return None
-    try:
-        day = datetime.strptime(value, "%Y-%m-%d")
-    except ValueError:
-        raise DomainError("invalid_filter", f"{name}格式应为 YYYY-MM-DD", 400) from None
-    return day.replace(tzinfo=BUSINESS_TZ)
 
 
 @bp.get("/audit")
@@ -39,12 +27,10 @@ def audit_log():
     action = args.get("action") or None
     if action and action not in ACTION_LABELS:
         raise DomainError("invalid_filter", "操作类型参数有误", 400)
-    day_from = _day(args.get("from"), "开始日期")
-    day_to = _day(args.get("to"), "结束日期")
     filters = {
         "entity_type": entity_type, "entity_id": args.get("entity_id", "").strip()[:64] or None,
         "staff_id": staff_id, "action": action,
-        "day_from": day_from, "day_to": day_to + timedelta(days=1) if day_to else None,
+        "day_from": day_arg(args.get("from"), "开始日期"), "day_to": day_arg(args.get("to"), "结束日期"),
     }
     rows, total = list_entries(page=page, **filters)
     staff = db.session.execute(db.select(Staff).order_by(Staff.name)).scalars().all()

@@ -3,6 +3,7 @@ the session's CSRF token; sessions expire after CONSOLE_SESSION_HOURS."""
 import functools
 import hmac
 import secrets
+from datetime import datetime
 
 from flask import (
     Blueprint,
@@ -100,6 +101,16 @@ def page_arg(args):
     if not (page.isascii() and page.isdigit()) or not 1 <= int(page) <= 100_000:
         raise DomainError("invalid_filter", "页码必须是正整数", 400)
     return int(page)
+
+
+def day_arg(value, label):
+    """An optional `YYYY-MM-DD` from a query string: None when empty, 400 when malformed."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise DomainError("invalid_filter", f"{label}格式应为 YYYY-MM-DD", 400) from None
 
 
 def id_arg(value, label):

@@ -1,10 +1,9 @@
 """Console: orders — the list, one order's page, approval (rep, finance co-approval) and
 shipments, all through the order services."""
-from datetime import datetime
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app.console.auth import bp, login_required, page_arg, pager
+from app.console.auth import bp, day_arg, login_required, page_arg, pager
 from app.errors import DomainError
 from app.money import parse_yuan
 from app.orders import approval_rules, staff_views
@@ -13,15 +12,6 @@ from app.orders.models import ORDER_STATUSES, STATUS_LABELS
 from app.orders.shipments import COMMON_CARRIERS, SHIPPER_ROLES, ship_order
 
 STATUS_FILTERS = {**{s: STATUS_LABELS[s] for s in ORDER_STATUSES}, staff_views.AWAITING_FINANCE: "待财务复核"}
-
-
-def _day(value, name):
-    if not value:
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise DomainError("invalid_filter", f"{name}格式应为 YYYY-MM-DD", 400) from None
 
 
 # --- the list and one order ------------------------------------------------------------
@@ -35,8 +25,8 @@ def order_list():
         "status": args.get("status") or None,
         "q": args.get("q", "").strip()[:64] or None,
         "order_no": args.get("order_no", "").strip()[:20] or None,
-        "day_from": _day(args.get("from"), "开始日期"),
-        "day_to": _day(args.get("to"), "结束日期"),
+        "day_from": day_arg(args.get("from"), "开始日期"),
+        "day_to": day_arg(args.get("to"), "结束日期"),
     }
     rows, total = staff_views.list_orders_for_staff(staff=g.staff, page=page, **filters)
     return render_template(

@@ -21,7 +21,7 @@ import hashlib
 import logging
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, func, select
 
@@ -375,11 +375,10 @@ def remind_inactive_dealers(today=None):
     from app.database import write_transaction
     from app.dealers.models import Dealer
     from app.orders.models import Order
-    from app.pricing.service import BUSINESS_TZ, business_today
+    from app.pricing.service import BUSINESS_TZ, business_day_start, business_today
 
     today = today or business_today()
-    # Midnight (China time) at the start of `today`, as UTC.
-    day_start = datetime.combine(today, time.min, tzinfo=BUSINESS_TZ)
+    day_start = business_day_start(today)
     cutoff = day_start - timedelta(days=INACTIVE_DAYS)
     written = 0
     with write_transaction() as session:

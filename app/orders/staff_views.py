@@ -5,7 +5,7 @@ Which orders a staff member sees follows `scope_to_staff` (a rep: their own deal
 orders; another rep's order answers 404, as if it did not exist).
 """
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import timedelta
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
@@ -19,7 +19,7 @@ from app.inventory.models import Reservation, Warehouse
 from app.orders.models import ORDER_STATUSES, Order, OrderLine, Shipment, ShipmentLine
 from app.orders.service import APPROVABLE, FINANCE_ROLES
 from app.orders.shipments import SHIPPABLE, SHIPPER_ROLES
-from app.pricing.service import BUSINESS_TZ
+from app.pricing.service import business_day_start
 from app.staff.models import Staff
 
 VIEWER_ROLES = ("admin", "sales", "finance", "warehouse")
@@ -37,9 +37,6 @@ def _like(text):
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _china_midnight_utc(day):
-    # In UTC: SQLite compares the stored UTC text, so the bound must be UTC too.
-    return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
 
 
 def list_orders_for_staff(*, staff, status=None, q=None, order_no=None, day_from=None, day_to=None, page=1,
@@ -62,9 +59,9 @@ def list_orders_for_staff(*, staff, status=None, q=None, order_no=None, day_from
     if order_no:
         where.append(Order.order_no.ilike(_like(order_no.upper()), escape="\\"))
     if day_from:
-        where.append(Order.created_at >= _china_midnight_utc(day_from))
+        where.append(Order.created_at >= business_day_start(day_from))
     if day_to:
-        where.append(Order.created_at < _china_midnight_utc(day_to + timedelta(days=1)))
+        where.append(Order.created_at < business_day_start(day_to + timedelta(days=1)))
     base = scope_to_staff(
         select(Order, Dealer.code, Dealer.name).join(Dealer, Dealer.id == Order.dealer_id).where(*where), staff
     )

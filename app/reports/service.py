@@ -21,7 +21,7 @@ from app.dealers.service import scope_to_staff
 from app.errors import DomainError
 from app.extensions import db
 from app.orders.models import Order, OrderLine
-from app.pricing.service import BUSINESS_TZ, business_today
+from app.pricing.service import BUSINESS_TZ, business_day_start, business_today
 
 EXCLUDED_STATUSES = ("cancelled", "rejected")
 AMOUNT_ROLES = ("admin", "sales", "finance")
@@ -56,9 +56,6 @@ def sees_dealers(staff):
 
 # --- periods ----------------------------------------------------------------------------
 
-def _utc_midnight(day):
-    """China-time midnight at the start of `day`, as a UTC datetime (SQLite compares the text)."""
-    return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
 
 
 def period_days(period, today=None):
@@ -75,7 +72,7 @@ def period_days(period, today=None):
 
 def _period_bounds(period, today):
     first, last = period_days(period, today)
-    return _utc_midnight(first), _utc_midnight(last + timedelta(days=1))
+    return business_day_start(first), business_day_start(last + timedelta(days=1))
 
 
 def _counted_orders(staff, start, end):
@@ -244,7 +241,7 @@ def daily_sales(*, staff, days=30, today=None):
     first = today - timedelta(days=days - 1)
     day = _china_day(Order.created_at)
     rows = db.session.execute(
-        _counted_orders(staff, _utc_midnight(first), _utc_midnight(today + timedelta(days=1)))
+        _counted_orders(staff, business_day_start(first), business_day_start(today + timedelta(days=1)))
         .with_only_columns(day.label("day"), func.count(Order.id), _sum_fen(Order.total_fen))
         .group_by(day)
     ).all()
@@ -269,7 +266,7 @@ def inactive_dealers(*, staff, today=None, limit=INACTIVE_LIST_LIMIT):
     from app.staff.models import Staff
 
     today = today or business_today()
-    cutoff = _utc_midnight(today - timedelta(days=INACTIVE_DAYS))
+    cutoff = business_day_start(today - timedelta(days=INACTIVE_DAYS))
     last_order = select(Order.dealer_id, func.max(Order.created_at).label("last_at")).group_by(Order.dealer_id).subquery()
     since = func.coalesce(last_order.c.last_at, Dealer.created_at)
     base = scope_to_staff(
