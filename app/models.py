@@ -1,4 +1,5 @@
 """Imports every domain's models so SQLAlchemy and Alembic see the whole schema."""
+from app.audience.models import AudienceTarget  # noqa: F401
 from app.audit.models import AuditEntry  # noqa: F401
 from app.catalog.models import Category, Sku, VisibilityRule  # noqa: F401
 from app.dealers.models import Address, Dealer, DealerUser, InviteCode, Region, Tier  # noqa: F401
