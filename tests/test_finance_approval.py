@@ -191,3 +191,31 @@ def test_an_order_paid_by_wechat_never_waits_for_finance(client, world, staff):
     db.session.get(CreditAccount, world.dealer_a.id).receivable_fen = 1_000
     db.session.commit()
     assert orders.approve_order(staff=world.rep, order_no=r.get_json()["order_no"]).status == "approved"
+
+
+def test_finance_clerks_are_messaged_in_wecom_when_an_order_starts_waiting_for_them(world, staff, over_limit_order):
+    from app.staff.service import create_staff
+
+    staff["finance"].wecom_userid = "CaiWu"
+    create_staff(username="money2", name="财务二", role="finance", password="x" * 12).wecom_userid = "CaiWu2"
+    create_staff(username="money3", name="离职财务", role="finance", password="x" * 12).active = False
+    db.session.commit()
+    orders.approve_order(staff=world.rep, order_no=over_limit_order)
+    # Approving again is refused and messages nobody twice.
+    with pytest.raises(DomainError):
+        orders.approve_order(staff=world.rep, order_no=over_limit_order)
+    db.session.expire_all()
+    rows = db.session.execute(select(Outbox).where(Outbox.event == "order_awaiting_finance")
+                              .order_by(Outbox.id)).scalars().all()
+    assert [(r.channel, r.recipient) for r in rows] == [("wecom_app", "CaiWu"), ("wecom_app", "CaiWu2")]
+    content = rows[0].payload["text"]["content"]
+    assert over_limit_order in content and "王业务" in content
+    assert "已用 ¥80.00" in content and "额度 ¥50.00" in content
+
+
+def test_within_the_limit_finance_hears_nothing(client, world, staff):
+    staff["finance"].wecom_userid = "CaiWu"
+    db.session.commit()
+    orders.approve_order(staff=world.rep, order_no=place(client, world))
+    db.session.expire_all()
+    assert db.session.execute(select(Outbox).where(Outbox.event == "order_awaiting_finance")).first() is None

@@ -207,7 +207,7 @@ def order_changed(session, order, *, from_status, to_status, actor=None, reason=
     if to_status == "pending_approval" and from_status is None:
         _new_order(session, order, actor)
     elif to_status == "pending_approval" and from_status == "pending_approval":
-        _awaiting_finance(session, order)
+        _awaiting_finance(session, order, actor)
     elif to_status in DECIDED:
         _decided(session, order, to_status, actor, reason)
 
@@ -293,16 +293,47 @@ def _decided(session, order, to_status, actor, reason):
     )
 
 
-def _awaiting_finance(session, order):
+def _awaiting_finance(session, order, actor=None):
     """A rep approved an order over the credit limit: it now waits for finance. The tapped
     card (if the approval came from one) greys out saying so; the bot and the console tell
-    the rep themselves."""
+    the rep themselves; every active finance clerk with a WeCom account is messaged."""
     tap = _card_tap.get()
     if tap is not None and tap.order_no == order.order_no:
         outbox.add(
             session, channel="wecom_card", event="order_awaiting_finance", recipient=tap.userid,
             payload=card_button_update(tap.response_code, "待财务复核"),
             dedupe_key=card_update_key(tap.response_code), queue="high", ref_type="order", ref_id=order.id,
+        )
+    _tell_finance(session, order, actor)
+
+
+def _tell_finance(session, order, actor):
+    from app.dealers.models import Dealer
+    from app.funds.models import CreditAccount
+    from app.staff.models import Staff
+
+    clerks = session.execute(
+        select(Staff.id, Staff.wecom_userid).where(
+            Staff.role == "finance", Staff.active.is_(True), Staff.wecom_userid.is_not(None)
+        ).order_by(Staff.id)
+    ).all()
+    if not clerks:
+        return
+    dealer = session.get(Dealer, order.dealer_id)
+    account = session.get(CreditAccount, order.dealer_id)
+    used = account.receivable_fen + account.held_fen if account else 0
+    limit_fen = account.credit_limit_fen if account else 0
+    content = (
+        f"【待财务复核】订单 {order.order_no}（{dealer.name}，{format_yuan(order.total_fen)}）"
+        f"已由业务员 {getattr(actor, 'name', None) or '—'} 审批，但超出信用额度："
+        f"已用 {format_yuan(used)}，额度 {format_yuan(limit_fen)}。"
+        f"请在订货管理后台「订单」中复核：通过或驳回。"
+    )
+    for staff_id, userid in clerks:
+        outbox.add(
+            session, channel="wecom_app", event="order_awaiting_finance", recipient=userid,
+            payload=text_message(content), dedupe_key=_key("order", order.id, "awaiting_finance", "wecom_app", staff_id),
+            queue="high", ref_type="order", ref_id=order.id,
         )
 
 
