@@ -44,8 +44,10 @@ class Sku(db.Model):
     low_stock_qty: Mapped[int] = mapped_column(Integer, default=20)
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     status: Mapped[str] = mapped_column(String(16), default="active")
-    # A picture of the product: an http(s) URL or a path on this site (no upload store yet).
+    # A picture of the product: an image uploaded in the console and kept in app.storage
+    # (`image_key`), or else a link typed in (`image_url`: http(s) or a path on this site).
     image_url: Mapped[str | None] = mapped_column(String(512))
+    image_key: Mapped[str | None] = mapped_column(String(80))
     created_at = timestamp()
 
     category = relationship("Category")

@@ -47,6 +47,8 @@ class ProductOut(Schema):
     list_price_fen = Int(required=True, metadata={"description": "建议零售/目录价（分）"})
     price_source = Str(required=True, metadata={"description": "dealer 专属价 / tier 等级价 / list 目录价"})
     category_id = Int(required=True)
+    image_url = Str(required=True, allow_none=True, metadata={
+        "description": "商品图片地址（https，带签名、约 1 小时后过期，请勿长期保存）；没有图片时为 null"})
     stock = Nested(StockOut, required=True)
 
 

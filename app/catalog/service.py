@@ -3,6 +3,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+from flask import current_app, has_request_context, request
 from sqlalchemy import bindparam, func, or_, over, select
 
 from app import inputs
@@ -20,6 +21,8 @@ from app.database import joined_transaction
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.inventory import service as inventory
+from app.storage import StorageError, get_storage
+from app.storage.images import inspect_image
 from app.pricing.service import (
     SKU_COLUMNS,
     Buyer,
@@ -44,7 +47,19 @@ def _priced(row):
         "pack_size": row.pack_size, "moq": row.moq, "step": row.step,
         "price_fen": price_fen, "list_price_fen": row.list_price_fen,
         "price_source": source, "category_id": row.category_id,
+        "image_url": image_url_of(row.image_key, row.image_url),
     }, row.low_stock_qty
+
+
+def image_url_of(image_key, image_url):
+    """The URL a product's picture loads from: the uploaded image (a signed link that lasts
+    STORAGE_URL_TTL_SECONDS, far longer than a cached catalogue page), else the typed-in link
+    (a path on this site made absolute inside a request), else None."""
+    if image_key:
+        return get_storage().url_for(image_key)
+    if image_url and image_url.startswith("/") and has_request_context():
+        return request.host_url.rstrip("/") + image_url
+    return image_url
 
 
 def stock_of(available, low_stock_qty):
@@ -348,6 +363,65 @@ def update_sku(*, staff, sku_id, session=None, **changes):
                          label=f"{sku.code} {sku.name}", before=old, after=new)
     invalidate_catalogue()
     return sku
+
+
+def set_sku_image(*, staff, sku_id, data):
+    """Upload a product picture (JPEG/PNG/WebP, checked from its bytes, at most
+    UPLOAD_MAX_BYTES) into app.storage and show it instead of the typed-in link; the picture
+    it replaces is deleted. Audited. 413 too large, 422 not an image, 503 store unreachable."""
+    from app.storage.service import too_large_error
+
+    require_role(staff, EDITOR_ROLES, "修改商品图片")
+    config = current_app.config
+    if not data:
+        raise DomainError("empty_file", "请选择要上传的图片", 422, {"field": "image"})
+    if len(data) > config["UPLOAD_MAX_BYTES"]:
+        raise too_large_error()
+    content_type, _, _ = inspect_image(data, max_pixels=config["UPLOAD_MAX_PIXELS"])
+    if db.session.get(Sku, sku_id) is None:
+        raise NotFound("商品不存在", "sku_not_found")
+    storage = get_storage()
+    try:
+        key = storage.put(data, content_type, "sku")
+    except StorageError:
+        raise DomainError("storage_unavailable", "图片存储暂时不可用，请稍后重试", 503) from None
+    try:
+        old_key = _replace_image_key(staff, sku_id, key, action="sku.image_upload")
+    except BaseException:
+        _delete_quietly(storage, key)
+        raise
+    if old_key:
+        _delete_quietly(storage, old_key)
+    invalidate_catalogue()
+
+
+def remove_sku_image(*, staff, sku_id):
+    """Stop showing the uploaded picture (the typed-in link, if any, shows again); audited."""
+    require_role(staff, EDITOR_ROLES, "修改商品图片")
+    old_key = _replace_image_key(staff, sku_id, None, action="sku.image_remove")
+    if old_key:
+        _delete_quietly(get_storage(), old_key)
+    invalidate_catalogue()
+
+
+def _replace_image_key(staff, sku_id, key, *, action):
+    with joined_transaction() as s:
+        sku = s.get(Sku, sku_id)
+        if sku is None:
+            raise NotFound("商品不存在", "sku_not_found")
+        old_key = sku.image_key
+        if old_key != key:
+            sku.image_key = key
+            audit.record(s, actor=staff, action=action, entity_type="sku", entity_id=sku.id,
+                         label=f"{sku.code} {sku.name}", before={"image_key": old_key}, after={"image_key": key})
+    return old_key
+
+
+def _delete_quietly(storage, key):
+    try:
+        storage.delete(key)
+    except Exception:  # the row no longer points at it; an orphaned object harms nobody
+        current_app.logger.exception("could not delete stored image %s", key)
 
 
 def sku_by_code(code):

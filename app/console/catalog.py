@@ -89,7 +89,7 @@ def _sku_form(sku=None, values=None, error=None, status=200):
                                                                  "step": 1, "low_stock_qty": 20},
         error=error, error_field=error.details.get("field") if error else None, categories=catalog.list_categories(), status_labels=SKU_STATUS_LABELS, rules=rules,
         scope_labels=VISIBILITY_SCOPE_LABELS, effect_labels=VISIBILITY_EFFECT_LABELS,
-        can_edit=g.staff.role in catalog.EDITOR_ROLES, shows_prices=_shows_prices(),
+        can_edit=g.staff.role in catalog.EDITOR_ROLES, shows_prices=_shows_prices(), image_url_of=catalog.image_url_of,
     ), status
 
 
@@ -128,6 +128,25 @@ def update_product(sku_id):
             raise
         return _sku_form(sku, values={**request.form, "code": sku.code}, error=exc, status=exc.status)
     flash(f"商品 {sku.code} 已保存")
+    return redirect(url_for("console.product", sku_id=sku.id))
+
+
+@bp.post("/products/<int:sku_id>/image")
+@login_required(*catalog.EDITOR_ROLES)
+def upload_product_image(sku_id):
+    sku = catalog.get_sku(staff=g.staff, sku_id=sku_id)
+    file = request.files.get("image")
+    try:
+        if request.form.get("remove"):
+            catalog.remove_sku_image(staff=g.staff, sku_id=sku.id)
+            flash("已删除上传的图片")
+        else:
+            catalog.set_sku_image(staff=g.staff, sku_id=sku.id, data=file.read() if file else b"")
+            flash("图片已上传")
+    except DomainError as exc:
+        if exc.status in (403, 404):
+            raise
+        return _sku_form(sku, error=exc, status=exc.status)
     return redirect(url_for("console.product", sku_id=sku.id))
 
 

@@ -154,7 +154,7 @@ def available_column():
 
 SKU_COLUMNS = (
     Sku.id, Sku.code, Sku.name, Sku.spec, Sku.unit, Sku.pack_size, Sku.moq, Sku.step,
-    Sku.list_price_fen, Sku.category_id, Sku.low_stock_qty,
+    Sku.list_price_fen, Sku.category_id, Sku.low_stock_qty, Sku.image_key, Sku.image_url,
 )
 
 
