@@ -390,3 +390,89 @@ def test_apply_payment_refuses_bad_amounts_and_methods(client, world):
             apply(order_no, amount, method)
         assert refused.value.status == 422
     assert balances(world.dealer_a)["receivable"] == 0
+
+
+# --- under concurrency (PostgreSQL, real threads) -------------------------------------------------
+
+def _post(headers, lines, **extra):
+    def job(client):
+        r = client.post(f"{MP}/orders", headers={**headers, "Idempotency-Key": new_key()}, json={"lines": lines, **extra})
+        return r.status_code, r.get_json()
+    return job
+
+
+@pytest.mark.postgres
+def test_concurrent_prepaid_orders_never_overdraw_one_balance(pg_app, pg_world):
+    from tests.test_concurrency import run_concurrently
+
+    w = pg_world
+    price = 1999  # vinegar at list price
+    fund(w.dealer_a, prepaid=10 * price - 500, rebate=30 * 500)
+    # Every order uses 500 fen of rebate (cap: 30 % of 19.99 = 6.00) and pays 14.99 from prepaid:
+    # the prepaid balance (194.90) is the one that runs out, after 13 orders.
+    lines = [{"sku_id": w.vinegar.id, "qty": 1}]
+    headers = [auth(w.a_buyer), auth(w.a_owner)]
+    jobs = [_post(headers[i % 2], lines, payment_method="prepaid", use_rebate_fen=500) for i in range(30)]
+    results = run_concurrently(pg_app, jobs)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    placed = [body for status, body in results if status == 201]
+    refused = [body for status, body in results if status != 201]
+    expected = (10 * price - 500) // (price - 500)
+    assert len(placed) == expected
+    assert {(status, body["error"]["code"]) for status, body in results if status != 201} == {(409, "insufficient_prepaid")}
+    assert all("预付款余额不足" in body["error"]["message"] for body in refused)
+    after = balances(w.dealer_a)
+    assert after["prepaid"] == 10 * price - 500 - expected * (price - 500) >= 0
+    assert expected == 13 and after["rebate"] == 30 * 500 - expected * 500
+    assert_ledger_consistent([w.dealer_a.id])
+
+
+@pytest.mark.postgres
+def test_shipping_and_ordering_at_once_keep_exposure_and_holds_exact(pg_app, pg_world):
+    """Exposure = receivable + held: shipments move credit from held to receivable without
+    changing it, so new credit orders racing the shipments get exactly the headroom left."""
+    from tests.test_concurrency import run_concurrently
+
+    w = pg_world
+    clerk_id = add(Staff(username="cang1", name="仓管", role="warehouse")).id
+    client = pg_app.test_client()
+    placed = []
+    for _ in range(6):
+        r = client.post(f"{MP}/orders", headers={**auth(w.a_buyer), "Idempotency-Key": new_key()},
+                        json={"lines": [{"sku_id": w.cola.id, "qty": 2}, {"sku_id": w.vinegar.id, "qty": 3}]})
+        assert r.status_code == 201, r.get_json()
+        placed.append(r.get_json()["order_no"])
+        orders.approve_order(staff=w.rep, order_no=placed[-1])
+    exposure = balances(w.dealer_a)["held"]
+    new_order = 2299  # one soy at the gold price
+    db.session.get(CreditAccount, w.dealer_a.id).credit_limit_fen = exposure + 5 * new_order
+    db.session.commit()
+    line_ids = {no: [line.id for line in order_row(no).lines] for no in placed}
+
+    def shipping(order_no, n):
+        def job(_client):
+            with pg_app.app_context():
+                clerk = db.session.get(Staff, clerk_id)
+                first, second = line_ids[order_no]
+                ship_order(staff=clerk, order_no=order_no, quantities={first: 1, second: 1}, carrier="顺丰速运",
+                           tracking_no=f"SF{n:06d}A")
+                ship_order(staff=clerk, order_no=order_no, quantities={first: 1, second: 2}, carrier="顺丰速运",
+                           tracking_no=f"SF{n:06d}B")
+                return "shipped"
+        return job
+
+    jobs = [shipping(no, n) for n, no in enumerate(placed)]
+    jobs += [_post(auth(w.a_buyer if i % 2 else w.a_owner), [{"sku_id": w.soy.id, "qty": 1}]) for i in range(15)]
+    results = run_concurrently(pg_app, jobs)
+
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert results[:6] == ["shipped"] * 6
+    statuses = sorted(status for status, _ in results[6:])
+    assert statuses == [201] * 5 + [409] * 10
+    assert {body["error"]["code"] for status, body in results[6:] if status == 409} == {"credit_limit_exceeded"}
+    after = balances(w.dealer_a)
+    assert after["receivable"] == exposure and after["held"] == 5 * new_order
+    assert after["receivable"] + after["held"] == exposure + 5 * new_order  # exactly the limit
+    assert all(order_row(no).status == "shipped" and order_row(no).credit_held_fen == 0 for no in placed)
+    assert_ledger_consistent([w.dealer_a.id])
