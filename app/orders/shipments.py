@@ -160,7 +160,7 @@ def ship_order(*, staff, order_no, quantities, carrier, tracking_no, warehouse_i
 def receivable_due(order, lines):
     """How much of a credit order's hold its shipments so far (`lines`' shipped_qty) have
     turned into receivable: the shipped goods' share of what credit pays, rounded half up."""
-    credit_pays = order.total_fen - order.rebate_fen
+    credit_pays = order.payable_fen
     if all(line.shipped_qty == line.qty for line in lines):
         return credit_pays
     goods = sum(line.amount_fen for line in lines)
@@ -173,7 +173,7 @@ def receivable_due(order, lines):
 def _hold_to_receivable(session, account, order, lines, shipment, *, staff):
     """Release the hold for what this shipment sent and post it as receivable (see the
     module docstring). `account` was locked before the order."""
-    credit_pays = order.total_fen - order.rebate_fen
+    credit_pays = order.payable_fen
     already = credit_pays - order.credit_held_fen
     amount = min(max(receivable_due(order, lines) - already, 0), order.credit_held_fen)
     if not amount:
