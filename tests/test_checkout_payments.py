@@ -476,3 +476,18 @@ def test_shipping_and_ordering_at_once_keep_exposure_and_holds_exact(pg_app, pg_
     assert after["receivable"] + after["held"] == exposure + 5 * new_order  # exactly the limit
     assert all(order_row(no).status == "shipped" and order_row(no).credit_held_fen == 0 for no in placed)
     assert_ledger_consistent([w.dealer_a.id])
+
+
+def test_the_split_refuses_an_unknown_method_or_a_negative_rebate():
+    for method, rebate in (("cash", 0), ("credit", -1), ("credit", 1.5)):
+        with pytest.raises(DomainError) as refused:
+            checkout.split_payment(method=method, total_fen=100, goods_fen=100, use_rebate_fen=rebate, rate_bp=3000,
+                                   rebate_balance_fen=0, prepaid_balance_fen=0)
+        assert refused.value.status == 422
+
+
+@pytest.mark.parametrize("amount,part,whole,share", [(101, 1, 2, 51), (100, 1, 3, 33), (5, 2, 3, 3), (999, 7, 7, 999)])
+def test_shares_round_half_up_once(amount, part, whole, share):
+    from app.money import share_of
+
+    assert share_of(amount, part, whole) == share

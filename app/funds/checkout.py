@@ -142,6 +142,10 @@ class PaymentSplit:
 def split_payment(*, method, total_fen, goods_fen, use_rebate_fen, rate_bp, rebate_balance_fen, prepaid_balance_fen):
     """The `PaymentSplit` of an order of `total_fen` (`goods_fen` of goods) paid by `method`
     with `use_rebate_fen` of rebate, under the cap `rate_bp` and the balances given."""
+    if method not in PAYMENT_METHOD_LABELS:
+        raise DomainError("invalid_payment_method", f"付款方式应为 {'、'.join(PAYMENT_METHOD_LABELS)} 之一", 422)
+    if type(use_rebate_fen) is not int or use_rebate_fen < 0:
+        raise DomainError("invalid_rebate", "返利抵扣金额应为不小于 0 的整数（单位：分）", 422)
     cap = min(apply_bp(goods_fen, rate_bp), total_fen)
     return PaymentSplit(
         method=method, total_fen=total_fen, goods_fen=goods_fen, rebate_rate_bp=rate_bp, rebate_cap_fen=cap,
