@@ -164,6 +164,22 @@ def settings_auto_approval(enabled, max_total_fen):
     click.echo("已保存。" + setting.describe())
 
 
+@settings_cli.command("rebate-usage")
+@click.option("--max-rate-bp", type=click.IntRange(0, 10_000), default=None,
+              help="返利最多抵扣订单商品金额的比例（基点，3000 = 30%）；不写则只显示当前设置")
+def settings_rebate_usage(max_rate_bp):
+    """返利抵扣：下单时返利余额最多抵扣商品金额的比例。"""
+    from app.funds.checkout import describe_rate, get_rebate_rate, set_rebate_rate
+
+    if max_rate_bp is not None:
+        try:
+            set_rebate_rate(max_rate_bp=max_rate_bp)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+    rate = get_rebate_rate()
+    click.echo(f"返利抵扣：最多抵扣订单商品金额的 {describe_rate(rate)}（{rate} 基点）")
+
+
 @orders_cli.command("auto-complete")
 @click.option("--days", type=click.IntRange(min=0), default=None,
               help="发货满几天自动确认收货（默认取 ORDER_AUTO_COMPLETE_DAYS）")

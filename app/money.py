@@ -5,6 +5,7 @@ The only rounding rule: ROUND_HALF_UP to the fen, once per line. Totals are sums
 import re
 import unicodedata
 from decimal import ROUND_HALF_UP, Decimal, localcontext
+from fractions import Fraction
 
 BP_PER_UNIT = 10_000
 
@@ -18,6 +19,14 @@ def apply_bp(amount_fen: int, rate_bp: int) -> int:
     """`amount_fen × rate_bp / 10000`, rounded half up to the fen."""
     exact = Decimal(int(amount_fen)) * Decimal(int(rate_bp)) / Decimal(BP_PER_UNIT)
     return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def share_of(amount_fen: int, part, whole) -> int:
+    """`amount_fen × part / whole` (integers or Fractions), rounded half up to the fen, for
+    the part of an amount that belongs to part of a whole (e.g. what a partial shipment
+    turns into receivable). Computed from cumulative parts, the shares add up exactly."""
+    exact = Fraction(amount_fen) * Fraction(part) / Fraction(whole)
+    return int((exact * 2 + 1) // 2)
 
 
 def format_yuan(amount_fen: int) -> str:

@@ -34,15 +34,17 @@ IDEMPOTENCY_DOC = {
 @blp.doc(security=BEARER_DOC)
 @dealer_user_required
 def preview(body):
-    """结算预览：计算价格并列出所有问题，不创建订单"""
+    """结算预览：计算价格、付款拆分（返利抵扣与所选付款方式各付多少），并列出所有问题，不创建订单"""
     result = service.preview_order(
         user=g.user, lines=body["lines"], address_id=body.get("address_id"), payment_method=body["payment_method"],
+        use_rebate_fen=body["use_rebate_fen"],
     )
     quote = result["quote"]
     return {
         "ok": not result["problems"],
         "lines": [presenters.priced_line(line) for line in quote.lines],
         "totals": quote.totals(),
+        "payment": result["payment"].as_dict(),
         "problems": result["problems"],
         "credit": result["credit"],
         "address": result["address"],

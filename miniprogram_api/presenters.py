@@ -70,7 +70,8 @@ def order(o):
         "lines": [order_line(line) for line in o.lines],
         "totals": {
             "subtotal_fen": o.subtotal_fen, "discount_fen": o.discount_fen,
-            "shipping_fen": o.shipping_fen, "total_fen": o.total_fen, "paid_fen": o.paid_fen,
+            "shipping_fen": o.shipping_fen, "total_fen": o.total_fen, "rebate_fen": o.rebate_fen,
+            "paid_fen": o.paid_fen, "due_fen": o.due_fen,
         },
         "ship_to": {
             "contact_name": o.ship_contact, "phone": o.ship_phone,

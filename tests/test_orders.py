@@ -33,7 +33,7 @@ def test_submit_reprices_from_server_prices_and_reserves_stock_and_credit(client
     assert lines[world.soy.id]["unit_price_fen"] == 2299
     assert lines[world.soy.id]["price_source"] == "tier"
     assert body["totals"] == {"subtotal_fen": 3 * 4000 + 2 * 2299, "discount_fen": 0, "shipping_fen": 0, "total_fen": 16598,
-                            "paid_fen": 0}
+                            "rebate_fen": 0, "paid_fen": 0, "due_fen": 16598}
     assert body["totals"]["total_fen"] == sum(line["amount_fen"] for line in body["lines"])
     assert body["events"][0]["to_status"] == "pending_approval"
     assert body["ship_to"]["address"] == "广东省广州市天河路1号"

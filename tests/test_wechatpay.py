@@ -236,20 +236,6 @@ def test_only_own_wechat_orders_that_are_unpaid_can_be_paid(client, world, wecha
     assert r.status_code == 409 and r.json["error"]["code"] == "order_not_payable"
 
 
-@pytest.mark.parametrize("method", ["prepaid", "offline"])
-def test_prepaid_and_offline_are_not_offered_yet(client, world, method):
-    r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}], payment_method=method)
-    assert r.status_code == 422 and r.json["error"]["code"] == "payment_method_unsupported"
-    assert "暂不支持" in r.json["error"]["message"]
-    assert db.session.query(Order).count() == 0
-
-
-def test_rebate_part_payment_is_not_offered_yet(client, world):
-    r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}], use_rebate_fen=100)
-    assert r.status_code == 422 and r.json["error"]["code"] == "rebate_unsupported"
-    assert submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}], use_rebate_fen=0).status_code == 201
-
-
 def test_without_wechatpay_settings_paying_answers_503(app, client, world, wechat):
     order = place_wechat_order(client, world.a_buyer, world)
     app.config["WECHATPAY_MCHID"] = None

@@ -45,6 +45,7 @@ ACTION_LABELS = {
     "stock.adjust": "库存调整",
     "stock.threshold": "修改低库存阈值",
     "settings.auto_approval": "修改自动审批规则",
+    "settings.rebate_usage": "修改返利抵扣比例",
     "import": "Excel 导入",
 }
 
@@ -72,6 +73,7 @@ FIELD_LABELS = {
     "pack_size": "每箱数量", "unit": "单位", "spec": "规格", "image_url": "图片", "image_key": "上传的图片", "category_id": "分类",
     "valid_from": "生效日期", "valid_to": "失效日期", "sku": "商品", "sku_code": "商品编码", "warehouse": "仓库",
     "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
+    "max_rate_bp": "返利抵扣比例（基点）",
     "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
 }
 

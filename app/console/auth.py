@@ -90,6 +90,7 @@ NAV = (
     ("审计日志", "/console/audit", ("admin", "finance")),
     ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse", "marketing")),
     ("自动审批", "/console/settings/auto-approval", ("admin",)),
+    ("返利抵扣", "/console/settings/rebate-usage", ("admin",)),
 )
 
 

@@ -1,14 +1,17 @@
 """Console: orders — the list, one order's page, approval (rep, finance co-approval) and
 shipments, all through the order services."""
 
+import re
+
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.auth import bp, day_arg, login_required, page_arg, pager
 from app.errors import DomainError
+from app.funds import checkout
 from app.money import parse_yuan
 from app.orders import approval_rules, staff_views
 from app.orders import service as orders
-from app.orders.models import ORDER_STATUSES, STATUS_LABELS
+from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, STATUS_LABELS
 from app.orders.shipments import COMMON_CARRIERS, SHIPPER_ROLES, ship_order
 
 STATUS_FILTERS = {**{s: STATUS_LABELS[s] for s in ORDER_STATUSES}, staff_views.AWAITING_FINANCE: "待财务复核"}
@@ -41,7 +44,7 @@ def order_list():
 def order_detail(order_no):
     detail = staff_views.get_order_for_staff(staff=g.staff, order_no=order_no)
     return render_template("console/order.html", d=detail, o=detail.order, status_labels=STATUS_LABELS,
-                           carriers=COMMON_CARRIERS)
+                           method_labels=PAYMENT_METHOD_LABELS, carriers=COMMON_CARRIERS)
 
 
 # --- approvals -----------------------------------------------------------------------
@@ -167,4 +170,43 @@ def _auto_approval_page(typed=None):
     return render_template(
         "console/settings_auto_approval.html", setting=setting,
         limit_yuan=typed if typed is not None else ("" if limit is None else f"{limit // 100}.{limit % 100:02d}"),
+    )
+
+
+# --- rebate usage at checkout (admin) ---------------------------------------------------
+
+PERCENT = re.compile(r"^([0-9]{1,3})(?:\.([0-9]{1,2}))?$")
+
+
+def _bp_from_percent(text):
+    """'30' / '12.5' (percent, as people type it) -> basis points; 422 for anything else."""
+    match = PERCENT.match((text or "").strip().rstrip("%").strip())
+    if not match:
+        raise DomainError("invalid_setting", "返利抵扣比例应为 0～100 之间的数字，最多两位小数，如 30 或 12.5", 422,
+                          {"field": "max_rate_percent"})
+    return int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+
+
+@bp.route("/settings/rebate-usage", methods=["GET", "POST"])
+@login_required("admin")
+def rebate_usage_settings():
+    if request.method == "POST":
+        typed = request.form.get("max_rate_percent", "")
+        try:
+            checkout.set_rebate_rate(max_rate_bp=_bp_from_percent(typed), actor=g.staff)
+        except DomainError as exc:
+            if exc.status == 403:
+                raise
+            flash(exc.message, "error")
+            return _rebate_usage_page(typed=typed), exc.status
+        flash(f"已保存：返利最多抵扣订单商品金额的 {checkout.describe_rate(checkout.get_rebate_rate())}")
+        return redirect(url_for("console.rebate_usage_settings"))
+    return _rebate_usage_page()
+
+
+def _rebate_usage_page(typed=None):
+    rate = checkout.get_rebate_rate()
+    return render_template(
+        "console/settings_rebate_usage.html", rate_bp=rate, rate_text=checkout.describe_rate(rate),
+        percent=typed if typed is not None else f"{rate // 100}" + (f".{rate % 100:02d}" if rate % 100 else ""),
     )

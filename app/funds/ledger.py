@@ -7,8 +7,8 @@ first; on SQLite `write_transaction()` holds the database's write lock instead. 
 movements of one dealer never interleave, and each account's entries in id order replay
 its balance exactly: every balance_after = the previous one + amount.
 
-Lock order: the dealer's account row, then any order row (as submit, cancel and reject
-take them), so payments and orders never deadlock.
+Lock order: the dealer's account row, then any order row (as submit, cancel, reject and a
+credit order's shipment take them), so payments, shipments and orders never deadlock.
 
 Rules: prepaid and rebate balances never go below zero (409 `insufficient_balance`, and a
 CHECK constraint behind it); receivable may (the dealer paid ahead). Amounts are non-zero
@@ -178,21 +178,23 @@ def get_balances(dealer_id):
 
 def list_entries(*, dealer_id, account=None, page=1, page_size=20):
     """One page of the dealer's ledger entries, newest first, each a dict with the entry's
-    columns, `account_label` and the related `order_no` (the order, or the order a payment
-    paid; None otherwise): (items, total)."""
+    columns, `account_label` and the related `order_no` (the order, the order a payment
+    paid or a shipment sent; None otherwise): (items, total)."""
     from app.funds.models import Payment
-    from app.orders.models import Order
+    from app.orders.models import Order, Shipment
 
     where = [ENTRIES.c.dealer_id == dealer_id]
     if account:
         where.append(ENTRIES.c.account == account)
     total = db.session.execute(select(func.count()).select_from(ENTRIES).where(*where)).scalar_one()
-    payments, orders = Payment.__table__, Order.__table__
-    order_id = case((ENTRIES.c.ref_type == "order", ENTRIES.c.ref_id), else_=payments.c.order_id)
+    payments, orders, shipments = Payment.__table__, Order.__table__, Shipment.__table__
+    order_id = case((ENTRIES.c.ref_type == "order", ENTRIES.c.ref_id),
+                    (ENTRIES.c.ref_type == "shipment", shipments.c.order_id), else_=payments.c.order_id)
     rows = db.session.execute(
         select(ENTRIES, orders.c.order_no)
         .select_from(
             ENTRIES.outerjoin(payments, and_(ENTRIES.c.ref_type == "payment", payments.c.id == ENTRIES.c.ref_id))
+            .outerjoin(shipments, and_(ENTRIES.c.ref_type == "shipment", shipments.c.id == ENTRIES.c.ref_id))
             .outerjoin(orders, and_(orders.c.id == order_id, orders.c.dealer_id == ENTRIES.c.dealer_id))
         )
         .where(*where).order_by(ENTRIES.c.id.desc()).limit(page_size).offset((page - 1) * page_size)

@@ -10,7 +10,9 @@ CREDIT_ENTRY_KINDS = ("limit_set", "hold", "release")
 LEDGER_ACCOUNTS = ("receivable", "prepaid", "rebate")
 ACCOUNT_LABELS = {"receivable": "应收账款", "prepaid": "预付款", "rebate": "返利"}
 # What caused a ledger movement (`ref_type`); `ref_id` is that row's id.
-LEDGER_REF_TYPES = ("order", "payment", "adjustment")
+# "order": an order's charges at submission (prepaid, rebate part-payment) and their
+# reversals; "shipment": receivable for what a credit order's shipment sent.
+LEDGER_REF_TYPES = ("order", "shipment", "payment", "adjustment")
 
 
 class CreditBalances:

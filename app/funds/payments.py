@@ -11,11 +11,12 @@ transaction, the dealer's account row locked first (as orders lock it), then:
 - the `payments` row; `transaction_id` and `out_trade_no` are unique, and a payment seen
   before (a duplicate or concurrent duplicate notification) is answered as done and
   changes nothing;
-- ledger entries: receivable +applied (the order's charge) and −applied (the payment),
-  so the receivable nets to zero for an order paid up front; anything beyond what the
-  order still needed (it was cancelled or rejected meanwhile, or two prepay orders were
-  both paid) goes to prepaid (+excess), never lost;
-- the order's `paid_fen` and the prepay order's status.
+- the payment applied to the order by the order service's `apply_payment` (shared with
+  offline transfers): ledger receivable +applied (the order's charge) and −applied (the
+  payment), so the receivable nets to zero for an order paid up front; anything beyond
+  what the order still had due (it was cancelled or rejected meanwhile, or two prepay
+  orders were both paid) goes to prepaid (+excess), never lost; the order's `paid_fen`;
+- the prepay order's status.
 A notification whose amount, mchid or appid disagrees with what we asked for is refused
 and nothing is recorded.
 """
@@ -39,9 +40,8 @@ from app.integrations.wechatpay import (
     wechatpay_gateway,
 )
 from app.models_base import utcnow
-from app.money import format_yuan
 from app.orders.models import Order
-from app.orders.service import lock_dealer_order
+from app.orders.service import apply_payment, lock_dealer_order
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _require_payable(order):
         raise DomainError("not_wechat_order", "该订单不是微信支付订单，无需在线付款", 409)
     if order.status in UNPAYABLE_STATUSES:
         raise DomainError("order_not_payable", "订单已取消或已驳回，不能付款", 409, {"status": order.status})
-    remaining = order.total_fen - order.paid_fen
+    remaining = order.due_fen
     if remaining <= 0:
         raise DomainError("order_already_paid", "订单已付清", 409)
     return remaining
@@ -215,32 +215,13 @@ def record_wechat_transaction(transaction):
 
 def _record(session, balances, attempt, transaction, transaction_id, total):
     order = session.execute(select(Order).where(Order.id == attempt.order_id).with_for_update()).scalar_one()
-    owed = 0 if order.status in UNPAYABLE_STATUSES else max(order.total_fen - order.paid_fen, 0)
-    applied = min(total, owed)
     now = utcnow()
-    payment = Payment(
-        dealer_id=attempt.dealer_id, order_id=order.id, method="wechat", amount_fen=total, applied_fen=applied,
+    apply_payment(
+        session, balances, order, amount_fen=total, method="wechat", reference=f"微信支付 {transaction_id}",
+        actor=WECHATPAY_ACTOR, actor_type="wechatpay", at=now,
         transaction_id=transaction_id, out_trade_no=attempt.out_trade_no,
         payer_openid=(transaction.get("payer") or {}).get("openid"), paid_at=_parse_time(transaction.get("success_time")),
-        created_at=now,
     )
-    session.add(payment)
-    session.flush()
-    movements = []
-    if applied:
-        movements += [
-            ledger.Movement("receivable", applied, "order", order.id, f"订单 {order.order_no} 应付（微信支付）"),
-            ledger.Movement("receivable", -applied, "payment", payment.id, f"微信支付 {transaction_id}"),
-        ]
-    if total > applied:
-        why = "订单已取消或驳回" if order.status in UNPAYABLE_STATUSES else "超出订单未付金额"
-        movements.append(ledger.Movement(
-            "prepaid", total - applied, "payment", payment.id,
-            f"微信支付 {transaction_id}：{why}，{format_yuan(total - applied)} 转入预付款",
-        ))
-    ledger.post(session, balances, movements, actor=WECHATPAY_ACTOR, actor_type="wechatpay", at=now)
-    order.paid_fen += applied
-    order.updated_at = now
     attempt.status, attempt.updated_at = "paid", now
 
 

@@ -37,11 +37,33 @@ STATUS_LABELS = {
 # How an order is paid: on credit (账期, held against the limit), from the prepaid balance,
 # by WeChat Pay (payable right after submission, no credit held), or by an offline transfer.
 PAYMENT_METHODS = ("credit", "prepaid", "wechat", "offline")
-SUPPORTED_PAYMENT_METHODS = ("credit", "wechat")
 PAYMENT_METHOD_LABELS = {"credit": "信用额度（账期）", "prepaid": "预付款", "wechat": "微信支付", "offline": "线下转账"}
 
 
-class Order(db.Model):
+CLOSED_UNPAID_STATUSES = ("cancelled", "rejected")
+
+
+class OrderAmounts:
+    """What an order (or a just-placed `PlacedOrder`) still asks to be paid.
+
+    total = rebate (taken from the rebate balance at submission) + what the payment method
+    pays; `paid_fen` is what that method has paid so far (prepaid at submission, WeChat Pay
+    or a confirmed offline transfer later), so due = total − rebate − paid. A cancelled or
+    rejected order is due nothing (what it had been paid went back, see `cancel_order`).
+    """
+
+    @property
+    def payable_fen(self):
+        return self.total_fen - self.rebate_fen
+
+    @property
+    def due_fen(self):
+        if self.status in CLOSED_UNPAID_STATUSES:
+            return 0
+        return max(self.payable_fen - self.paid_fen, 0)
+
+
+class Order(OrderAmounts, db.Model):
     __tablename__ = "orders"
     __table_args__ = (
         Index("ix_orders_dealer_created", "dealer_id", "id"),
@@ -61,9 +83,15 @@ class Order(db.Model):
     discount_fen: Mapped[int] = fen()
     shipping_fen: Mapped[int] = fen()
     total_fen: Mapped[int] = fen()
+    # Credit still held for the order (credit orders): what it pays by credit, less what
+    # its shipments have already turned into receivable.
     credit_held_fen: Mapped[int] = fen()
-    # Paid so far (WeChat Pay); changed only with the payment's ledger entries.
+    # Paid so far by the payment method (prepaid at submission, WeChat Pay, a confirmed
+    # offline transfer); changed only with the payment's ledger entries.
     paid_fen: Mapped[int] = fen(server_default="0")
+    # Taken from the dealer's rebate balance at submission (part-payment, capped by the
+    # brand's rebate-usage rate); given back when the order is cancelled or rejected.
+    rebate_fen: Mapped[int] = fen(server_default="0")
     # Shipping address as it was when the order was placed.
     ship_contact: Mapped[str] = mapped_column(String(64))
     ship_phone: Mapped[str] = mapped_column(String(20))

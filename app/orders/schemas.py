@@ -29,14 +29,17 @@ class CheckoutIn(Schema):
     lines = List(Nested(LineIn), required=True, validate=items(1, MAX_LINES))
     address_id = id_field(allow_none=True, metadata={"description": "不传则使用默认收货地址"})
     payment_method = Str(load_default="credit", validate=one_of(PAYMENT_METHODS), metadata={
-        "description": "credit 信用额度（账期，占用额度）/ wechat 微信支付（不占额度，提交后用 POST /orders/{order_no}/pay 付款）；"
-                       "prepaid 预付款、offline 线下转账暂不支持（422 payment_method_unsupported）"})
+        "description": "返利抵扣之外的部分（payable_fen）如何支付：credit 信用额度（账期，占用额度，发货时转为应收账款）/ "
+                       "prepaid 预付款（提交时从预付款余额扣除，余额不足 409 insufficient_prepaid）/ "
+                       "wechat 微信支付（不占额度，提交后用 POST /orders/{order_no}/pay 付款）/ "
+                       "offline 线下转账（不占额度，提交后上传转账凭证，财务确认后记为已付）"})
+    use_rebate_fen = Int(load_default=0, validate=int_range(0, 10**13), metadata={
+        "description": "用返利余额抵扣的金额（分），任何付款方式均可；不超过商品金额（小计−优惠）的品牌设定比例"
+                       "（默认 30%，超出 422 rebate_over_cap），也不超过返利余额（409 insufficient_rebate）"})
 
 
 class OrderIn(CheckoutIn):
     remark = Str(load_default="", validate=length(max=200), metadata={"description": "订单备注"})
-    use_rebate_fen = Int(load_default=0, validate=int_range(0, 10**13), metadata={
-        "description": "用返利余额抵扣的金额（分）；暂不支持，大于 0 时返回 422 rebate_unsupported"})
 
 
 class CartItemIn(Schema):
@@ -72,22 +75,44 @@ class TotalsOut(Schema):
 
 
 class OrderTotalsOut(TotalsOut):
-    paid_fen = Int(required=True, metadata={"description": "已付金额（微信支付）"})
+    rebate_fen = Int(required=True, metadata={"description": "返利抵扣金额（提交时从返利余额扣除；取消或驳回时退回）"})
+    paid_fen = Int(required=True, metadata={
+        "description": "付款方式已付金额（预付款在提交时付清；微信支付、线下转账确认后累加；不含返利抵扣）"})
+    due_fen = Int(required=True, metadata={
+        "description": "待付金额 = total_fen − rebate_fen − paid_fen（已取消或驳回的订单为 0）；"
+                       "账期订单的待付部分发货后计入应收账款"})
 
 
 class ProblemOut(Schema):
     class Meta:
         unknown = "include"
 
-    code = Str(required=True, metadata={"description": "sku_unavailable / below_moq / not_step_multiple / insufficient_stock / credit_limit_exceeded / dealer_suspended"})
+    code = Str(required=True, metadata={"description": "sku_unavailable / below_moq / not_step_multiple / insufficient_stock / credit_limit_exceeded / dealer_suspended / rebate_over_cap / insufficient_rebate / insufficient_prepaid"})
     message = Str(required=True)
     sku_id = Int()
+
+
+class PaymentSplitOut(Schema):
+    """How the order would be paid: total_fen = rebate_fen + payable_fen."""
+
+    method = Str(required=True, validate=one_of(PAYMENT_METHODS), metadata={"description": "所选付款方式"})
+    method_label = Str(required=True, metadata={"description": "付款方式名称，如 预付款"})
+    total_fen = Int(required=True, metadata={"description": "订单应付总额（同 totals.total_fen）"})
+    goods_fen = Int(required=True, metadata={"description": "商品金额（小计−优惠，不含运费）：返利抵扣上限按它计算"})
+    rebate_rate_bp = Int(required=True, metadata={"description": "返利抵扣比例上限（基点，3000 = 30%），品牌设定"})
+    rebate_cap_fen = Int(required=True, metadata={"description": "按比例本单最多可抵扣的返利 = goods_fen × rebate_rate_bp ÷ 10000（四舍五入到分）"})
+    rebate_available_fen = Int(required=True, metadata={"description": "当前返利余额"})
+    rebate_max_fen = Int(required=True, metadata={"description": "本单实际最多可用返利 = min(rebate_cap_fen, rebate_available_fen)"})
+    rebate_fen = Int(required=True, metadata={"description": "本次申请的返利抵扣（请求中的 use_rebate_fen）"})
+    payable_fen = Int(required=True, metadata={"description": "由所选付款方式支付的金额 = total_fen − rebate_fen（账期占用额度、预付款扣除、微信或线下支付的都是它）"})
+    prepaid_available_fen = Int(required=True, metadata={"description": "当前预付款余额（选择 prepaid 时须不少于 payable_fen）"})
 
 
 class PreviewOut(Schema):
     ok = Bool(required=True, metadata={"description": "没有任何问题、可以直接下单时为 true"})
     lines = Nested(PricedLineOut, many=True, required=True)
     totals = Nested(TotalsOut, required=True)
+    payment = Nested(PaymentSplitOut, required=True, metadata={"description": "付款拆分：返利抵扣多少、所选付款方式付多少"})
     problems = List(Nested(ProblemOut), required=True)
     credit = Nested(CreditOut, required=True)
     address = Nested(AddressOut, required=True)

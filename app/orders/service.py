@@ -47,20 +47,22 @@ from app.dealers.service import (
 )
 from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.funds import ledger
+from app.funds import checkout, ledger
 from app.funds import service as funds
+from app.funds.models import Payment
 from app.inventory import service as inventory
 from app.models_base import utcnow
 from app.money import format_yuan
 from app.notify import events as notify_events
 from app.orders import approval_rules
 from app.orders.models import (
+    CLOSED_UNPAID_STATUSES,
     PAYMENT_METHOD_LABELS,
     STATUS_LABELS,
-    SUPPORTED_PAYMENT_METHODS,
     CartItem,
     IdempotencyKey,
     Order,
+    OrderAmounts,
     OrderEvent,
     OrderLine,
     OrderNoCounter,
@@ -109,27 +111,38 @@ def list_orders(*, dealer_id, status=None, page=1, page_size=20):
 
 # --- preview and submit ------------------------------------------------------
 
-def preview_order(*, user, lines, address_id=None, payment_method="credit"):
-    """Price the lines and report every problem, writing nothing.
+def preview_order(*, user, lines, address_id=None, payment_method="credit", use_rebate_fen=0):
+    """Price the lines, show how the order would be paid and report every problem, writing nothing.
 
-    Returns {quote, problems, credit, address}. Problems include `credit_limit_exceeded`
-    (only for an order on credit).
+    Returns {quote, problems, credit, address, payment}: `payment` is the
+    `checkout.PaymentSplit` (rebate part and what the method pays). Problems include
+    `rebate_over_cap` / `insufficient_rebate` (rebate part-payment), `insufficient_prepaid`
+    (prepaid) and `credit_limit_exceeded` (credit: for what credit pays, after the rebate).
     """
     dealer = user.dealer
     address = ship_to(db.session, dealer_id=dealer.id, address_id=address_id)
     quote = quote_lines(db.session, Buyer.of(dealer), lines)
     account = funds.get_balances(dealer.id)
+    balances = ledger.get_balances(dealer.id)
+    split = checkout.split_payment(
+        method=payment_method, total_fen=quote.total_fen, goods_fen=quote.subtotal_fen - quote.discount_fen,
+        use_rebate_fen=use_rebate_fen, rate_bp=checkout.read_rebate_rate(db.session),
+        rebate_balance_fen=balances["rebate_fen"], prepaid_balance_fen=balances["prepaid_fen"],
+    )
     problems = list(quote.problems)
     if dealer.status != "active":
         problems.insert(0, {"code": "dealer_suspended", "message": SUSPENDED_MESSAGE})
+    if quote.lines:
+        problems += [{k: v for k, v in p.items() if k != "status"} for p in split.problems()]
     on_credit = payment_method == "credit"
-    credit = funds.credit_problem(account, quote.total_fen) if quote.lines and on_credit else None
+    credit = funds.credit_problem(account, split.payable_fen) if quote.lines and on_credit and split.payable_fen else None
     if credit:
         problems.append(credit)
-    return {"quote": quote, "problems": problems, "credit": funds.credit_summary(dealer.id, account), "address": address}
+    return {"quote": quote, "problems": problems, "credit": funds.credit_summary(dealer.id, account), "address": address,
+            "payment": split}
 
 
-def request_fingerprint(*, lines, address_id, remark, payment_method):
+def request_fingerprint(*, lines, address_id, remark, payment_method, use_rebate_fen=0):
     """Hash of what was asked for; the same Idempotency-Key with another body is a conflict."""
     body = {
         "lines": [[line["sku_id"], line["qty"]] for line in lines],
@@ -137,11 +150,14 @@ def request_fingerprint(*, lines, address_id, remark, payment_method):
         "remark": remark or "",
         "payment_method": payment_method,
     }
+    if use_rebate_fen:
+        # Only when used, so keys stored before rebates existed still match their retries.
+        body["use_rebate_fen"] = use_rebate_fen
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
-class PlacedOrder:
+class PlacedOrder(OrderAmounts):
     """What `submit_order` wrote, shaped like `Order` (with `lines` and `events`) for presenters."""
 
     id: int
@@ -162,6 +178,7 @@ class PlacedOrder:
     remark: str
     created_at: datetime
     paid_fen: int = 0
+    rebate_fen: int = 0
     lines: list = field(default_factory=list)
     events: list = field(default_factory=list)
     shipments: list = field(default_factory=list)
@@ -171,36 +188,34 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     """Create an order, or return the one this Idempotency-Key already created.
 
     Returns (order, replayed). Raises 409 `idempotency_conflict` for a reused key with
-    another body, 409 `insufficient_stock` / `credit_limit_exceeded`, 422 `order_invalid`
-    (unavailable SKU, MOQ, step) with every problem in `details.problems`, 422
-    `payment_method_unsupported` for prepaid / offline and `rebate_unsupported` for a
-    rebate part-payment (neither offered yet).
+    another body, 409 `insufficient_stock` / `credit_limit_exceeded` / `insufficient_prepaid`
+    / `insufficient_rebate`, 422 `order_invalid` (unavailable SKU, MOQ, step) with every
+    problem in `details.problems`, 422 `rebate_over_cap` (see `app.funds.checkout`).
 
-    `payment_method`: "credit" holds the total against the credit limit; "wechat" holds no
-    credit (the order is paid by WeChat Pay, `app.funds.payments`, right after submission).
+    `use_rebate_fen` is taken from the rebate balance (ledger rebate −X, ref "order"); the
+    rest, `payable_fen`, is paid by `payment_method`: "credit" holds it against the credit
+    limit (shipments turn the hold into receivable, `app.orders.shipments`); "prepaid"
+    takes it from the prepaid balance now (ledger prepaid −payable, ref "order"; the order
+    is then paid: `paid_fen` = payable); "wechat" and "offline" hold nothing and leave it
+    due (`due_fen`), paid later through `apply_payment`.
 
-    Three statements and a COMMIT (each round trip costs more Python time than PostgreSQL
-    time, see README 性能): lock the credit account and read the user's standing and the
-    ship-to address; lock the stock rows, price the SKUs and look the key up (after the
-    account lock, so a twin that committed meanwhile is seen); write everything (one
-    statement on PostgreSQL).
+    Three statements and a COMMIT for an order without rebate or prepaid (each round trip
+    costs more Python time than PostgreSQL time, see README 性能): lock the credit account
+    (which carries the ledger balances) and read the user's standing and the ship-to
+    address; lock the stock rows, price the SKUs and look the key up (after the account
+    lock, so a twin that committed meanwhile is seen); write everything (one statement on
+    PostgreSQL). A rebate adds the read of its cap; rebate or prepaid add the ledger's two
+    writes (balances, entries).
     """
     dealer = user.dealer
-    if payment_method not in SUPPORTED_PAYMENT_METHODS:
-        raise DomainError(
-            "payment_method_unsupported",
-            f"暂不支持「{PAYMENT_METHOD_LABELS.get(payment_method, payment_method)}」付款，请选择信用额度（credit）或微信支付（wechat）",
-            422, {"supported": list(SUPPORTED_PAYMENT_METHODS)},
-        )
-    if use_rebate_fen:
-        raise DomainError("rebate_unsupported", "暂不支持使用返利抵扣货款", 422)
     fingerprint = request_fingerprint(
-        lines=lines, address_id=address_id, remark=remark, payment_method=payment_method
+        lines=lines, address_id=address_id, remark=remark, payment_method=payment_method,
+        use_rebate_fen=use_rebate_fen,
     )
     numbering = _order_numbering(business_today())
     try:
         with write_transaction() as session:
-            account, standing, opened = _open_submission(session, user, address_id)
+            account, balances, standing, opened = _open_submission(session, user, address_id)
             pairs = merge_lines(lines)
             priced, locked, key_row = _lock_and_price(session, standing.buyer, pairs, idempotency_key)
             replay = _replay_of(session, key_row, fingerprint)
@@ -208,10 +223,11 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
                 return replay, True
             standing.require_dealer_active()
             address = ship_to_from_row(opened, address_id)
+            rate_bp = checkout.read_rebate_rate(session) if use_rebate_fen else 0
             order = _create_order(
-                session, user=user, account=account, pairs=pairs, priced=priced, locked=locked, address=address,
-                remark=remark, payment_method=payment_method,
-                key={"key": idempotency_key, "request_hash": fingerprint}, numbering=numbering,
+                session, user=user, account=account, balances=balances, pairs=pairs, priced=priced, locked=locked,
+                address=address, remark=remark, payment_method=payment_method, use_rebate_fen=use_rebate_fen,
+                rebate_rate_bp=rate_bp, key={"key": idempotency_key, "request_hash": fingerprint}, numbering=numbering,
             )
             # Auto-approval (a brand setting): a separate step after the order exists.
             _auto_approve(session, order, dealer_status=standing.dealer_status, account=account)
@@ -233,7 +249,7 @@ def _open_statement(address_id_given):
     address_columns, address = dealers.ship_to_columns(1 if address_id_given else None)
     accounts = funds.ACCOUNTS
     return (
-        select(*funds.ACCOUNT_COLUMNS, *standing, *address_columns)
+        select(*funds.ACCOUNT_COLUMNS, accounts.c.prepaid_fen, accounts.c.rebate_fen, *standing, *address_columns)
         .select_from(
             accounts.join(source, DealerUser.__table__.c.id == bindparam("user_id"))
             .outerjoin(address, true())
@@ -244,8 +260,9 @@ def _open_statement(address_id_given):
 
 
 def _open_submission(session, user, address_id):
-    """(locked account, fresh standing, row with the ship-to columns) in one statement:
-    the account lock of `funds.lock_account` and the checks of `check_may_act`."""
+    """(locked credit account, its ledger balances, fresh standing, row with the ship-to
+    columns) in one statement: the account lock of `funds.lock_account` (which is
+    `ledger.lock_balances`'s too) and the checks of `check_may_act`."""
     params = {"dealer_id": user.dealer_id, "user_id": user.id}
     if address_id is not None:
         params["address_id"] = address_id
@@ -256,7 +273,8 @@ def _open_submission(session, user, address_id):
         funds.lock_account(session, user.dealer_id)
         row = session.connection().execute(statement, params).first()
     standing = dealers.standing_from_row(row, user)
-    return funds.account_from_row(user.dealer_id, row), standing, row
+    balances = ledger.Balances(user.dealer_id, row.receivable_fen, row.prepaid_fen, row.rebate_fen)
+    return funds.account_from_row(user.dealer_id, row), balances, standing, row
 
 
 @functools.cache
@@ -334,9 +352,10 @@ def _lock_and_price(session, buyer, pairs, key):
     return priced, locked, rows[0]
 
 
-def _create_order(session, *, user, account, pairs, priced, locked, address, remark, payment_method, key, numbering):
+def _create_order(session, *, user, account, balances, pairs, priced, locked, address, remark, payment_method,
+                  use_rebate_fen, rebate_rate_bp, key, numbering):
     """`priced` comes from `_lock_and_price` for the dealer as it is now (its standing),
-    not as a cached caller remembers it."""
+    not as a cached caller remembers it; `account` and `balances` are locked."""
     dealer_id = user.dealer_id
     quote = quote_rows(pairs, priced, check_stock=False)
     quoted = {line.sku_id: line for line in quote.lines}
@@ -346,21 +365,28 @@ def _create_order(session, *, user, account, pairs, priced, locked, address, rem
         available = inventory.total_available(locked, sku_id)
         if line is not None and qty > available:
             problems.append(shortage(sku_id=sku_id, name=line.name, unit=line.unit, qty=qty, available=available))
-    on_credit = payment_method == "credit"
-    _raise_for_problems(problems, account, quote.total_fen, check_credit=on_credit)
+    split = checkout.split_payment(
+        method=payment_method, total_fen=quote.total_fen, goods_fen=quote.subtotal_fen - quote.discount_fen,
+        use_rebate_fen=use_rebate_fen, rate_bp=rebate_rate_bp, rebate_balance_fen=balances.rebate,
+        prepaid_balance_fen=balances.prepaid,
+    )
+    payable = split.payable_fen
+    on_credit = payment_method == "credit" and payable > 0
+    _raise_for_problems(problems, account, split, check_credit=on_credit)
 
     now = utcnow()
     values = {
         "dealer_id": dealer_id, "placed_by_id": user.id,
         "status": "pending_approval", "payment_method": payment_method,
-        "credit_held_fen": quote.total_fen if on_credit else 0, **quote.totals(),
+        "credit_held_fen": payable if on_credit else 0, **quote.totals(),
+        "paid_fen": payable if payment_method == "prepaid" else 0, "rebate_fen": split.rebate_fen,
         "ship_contact": address["contact_name"], "ship_phone": address["phone"],
         "ship_region_code": address["region_code"], "ship_address": address["full_text"],
         "remark": remark or "", "created_at": now, "updated_at": now,
     }
     event = _event_values(None, None, "pending_approval", actor=user, reason="经销商提交订单", at=now)
-    # order_id: filled in by the writer. No hold for an order paid by WeChat Pay.
-    entry = funds.hold_entry(account, quote.total_fen, at=now) if on_credit else None
+    # order_id: filled in by the writer. Only credit holds (what the rebate leaves to pay).
+    entry = funds.hold_entry(account, payable, at=now) if on_credit else None
     write = OrderWrite(
         order=values, lines=[_line_values(line) for line in quote.lines],
         allocations=sorted(inventory.allocate(locked, pairs)), credit_entry=entry, event=event,
@@ -371,10 +397,24 @@ def _create_order(session, *, user, account, pairs, priced, locked, address, rem
     else:
         order_id, order_no = _write_order(session, write, account)
     values.pop("updated_at")
+    _take_order_charges(session, balances, order_id, order_no, split, actor=user, at=now)
     event["order_id"] = order_id
     order = PlacedOrder(id=order_id, order_no=order_no, **values, lines=quote.lines, events=[OrderEvent(**event)])
     notify_events.order_changed(session, order, from_status=None, to_status="pending_approval", actor=user)
     return order
+
+
+def _take_order_charges(session, balances, order_id, order_no, split, *, actor, at):
+    """The ledger side of a submission: rebate −rebate and, paid by prepaid, prepaid −payable
+    (ref "order"), against the account row the submission locked. Checked before anything
+    was written (`PaymentSplit.raise_for_problems`); `ledger.post` checks the balances again."""
+    movements = []
+    if split.rebate_fen:
+        movements.append(ledger.Movement("rebate", -split.rebate_fen, "order", order_id, f"订单 {order_no} 返利抵扣"))
+    if split.method == "prepaid" and split.payable_fen:
+        movements.append(ledger.Movement("prepaid", -split.payable_fen, "order", order_id, f"订单 {order_no} 预付款支付"))
+    if movements:
+        ledger.post(session, balances, movements, actor=actor, actor_type="dealer_user", at=at)
 
 
 @dataclass
@@ -424,11 +464,12 @@ WITH number AS (
     SELECT nextval(CAST(:sequence AS regclass)) AS n
 ), new_order AS (
     INSERT INTO orders (order_no, dealer_id, placed_by_id, status, payment_method, subtotal_fen,
-                        discount_fen, shipping_fen, total_fen, credit_held_fen, ship_contact, ship_phone,
-                        ship_region_code, ship_address, remark, created_at, updated_at)
+                        discount_fen, shipping_fen, total_fen, credit_held_fen, paid_fen, rebate_fen,
+                        ship_contact, ship_phone, ship_region_code, ship_address, remark, created_at, updated_at)
     SELECT :order_no_prefix || CASE WHEN n < 10000 THEN lpad(CAST(n AS text), 4, '0') ELSE CAST(n AS text) END,
            :dealer_id, :placed_by_id, :status, :payment_method, :subtotal_fen,
-           :discount_fen, :shipping_fen, :total_fen, :credit_held_fen, :ship_contact, :ship_phone,
+           :discount_fen, :shipping_fen, :total_fen, :credit_held_fen, :paid_fen, :rebate_fen,
+           :ship_contact, :ship_phone,
            :ship_region_code, :ship_address, :remark, :created_at, :updated_at
     FROM number
     RETURNING id, order_no
@@ -513,13 +554,14 @@ _LINE_COLUMNS = ("sku_id", "sku_code", "name", "spec", "unit", "qty", "list_pric
                  "amount_fen", "price_source")
 
 
-def _raise_for_problems(problems, account, total_fen, *, check_credit=True):
+def _raise_for_problems(problems, account, split, *, check_credit=True):
     other = [p for p in problems if p["code"] != "insufficient_stock"]
     if other:
         raise DomainError("order_invalid", "订单中有商品不符合下单要求，请按提示修改", 422, {"problems": problems})
     if problems:
         raise DomainError("insufficient_stock", "部分商品库存不足，请减少数量后重试", 409, {"problems": problems})
-    credit = funds.credit_problem(account, total_fen) if check_credit else None
+    split.raise_for_problems()
+    credit = funds.credit_problem(account, split.payable_fen) if check_credit else None
     if credit:
         raise DomainError("credit_limit_exceeded", credit["message"], 409, {"problems": [credit]})
 
@@ -650,7 +692,7 @@ def cancel_order(*, user, order_no, reason=None):
         if order.credit_held_fen:
             funds.release_credit(session, account, amount_fen=order.credit_held_fen, order_id=order.id, note="订单取消")
             order.credit_held_fen = 0
-        _paid_to_prepaid(session, order, actor=user, actor_type="dealer_user", why="订单取消")
+        _give_back_payments(session, order, actor=user, actor_type="dealer_user", why="订单取消")
         previous = order.status
         order.status = "cancelled"
         order.updated_at = utcnow()
@@ -660,16 +702,83 @@ def cancel_order(*, user, order_no, reason=None):
     return order
 
 
-def _paid_to_prepaid(session, order, *, actor, actor_type, why):
-    """What was already paid for an order that will not be delivered stays the dealer's:
-    it is credited to the prepaid balance (refunds to WeChat Pay are later work). The
-    caller locked the dealer's account row."""
-    if not order.paid_fen:
-        return
-    balances = ledger.lock_balances(session, order.dealer_id)
-    ledger.post(session, balances, [ledger.Movement(
-        "prepaid", order.paid_fen, "order", order.id, f"{why}，订单 {order.order_no} 已付款转入预付款",
-    )], actor=actor, actor_type=actor_type)
+def _give_back_payments(session, order, *, actor, actor_type, why):
+    """What an order that will not be delivered was paid stays the dealer's (ref "order"):
+    the rebate it used goes back to the rebate balance, and what its method paid (prepaid
+    at submission, WeChat Pay, an offline transfer) is credited to the prepaid balance
+    (refunds to WeChat Pay are later work). `paid_fen` and `rebate_fen` stay as the record
+    of what was paid; a cancelled or rejected order is due nothing. The caller locked the
+    dealer's account row, then the order."""
+    movements = []
+    if order.rebate_fen:
+        movements.append(ledger.Movement(
+            "rebate", order.rebate_fen, "order", order.id, f"{why}，订单 {order.order_no} 返利抵扣退回"))
+    if order.paid_fen:
+        movements.append(ledger.Movement(
+            "prepaid", order.paid_fen, "order", order.id, f"{why}，订单 {order.order_no} 已付款转入预付款"))
+    if movements:
+        balances = ledger.lock_balances(session, order.dealer_id)
+        ledger.post(session, balances, movements, actor=actor, actor_type=actor_type)
+
+
+# --- payments --------------------------------------------------------------------------
+
+PAYMENT_METHODS_APPLIED = ("wechat", "offline")
+
+
+def apply_payment(session, balances, order, *, amount_fen, method, reference, actor, actor_type, at=None,
+                  **payment_columns):
+    """Record money a dealer paid for `order` (WeChat Pay, a confirmed offline transfer): the
+    one way a payment reaches an order. Returns the new `Payment` (`applied_fen`: what went
+    to the order).
+
+    The caller locked the dealer's account row (`ledger.lock_balances` → `balances`), then
+    the order row (`FOR UPDATE`), in that order, and made sure this payment is recorded
+    only once (e.g. a unique transaction id). In the caller's transaction:
+    - applied = min(amount, what the order still has due, `due_fen`: nothing once it was
+      cancelled or rejected); the order's `paid_fen` grows by it;
+    - ledger (ref "payment" unless said): receivable +applied (the order's charge, ref
+      "order") and −applied (the payment), so an order paid up front nets to zero;
+      anything beyond (the order was cancelled meanwhile, paid twice) goes to prepaid
+      (+excess), never lost;
+    - a credit order is not paid by order (its shipments post receivable): the whole
+      amount pays the dealer's receivable (−amount), `applied_fen` 0.
+    `reference` says what paid in the ledger notes ("微信支付 4200…", "线下转账凭证 #12");
+    `payment_columns` are `Payment` columns (transaction_id, out_trade_no, payer_openid,
+    paid_at, ...). 422 for a method other than wechat/offline or an amount that is not a
+    positive integer of fen.
+    """
+    if method not in PAYMENT_METHODS_APPLIED:
+        raise DomainError("invalid_payment_method", "付款方式应为微信支付或线下转账", 422)
+    if type(amount_fen) is not int or not 0 < amount_fen <= ledger.MAX_AMOUNT_FEN:
+        raise DomainError("invalid_amount", "付款金额应为正整数（单位：分）", 422)
+    now = at or utcnow()
+    on_account = order.payment_method == "credit"
+    applied = 0 if on_account else min(amount_fen, order.due_fen)
+    payment = Payment(dealer_id=order.dealer_id, order_id=order.id, method=method, amount_fen=amount_fen,
+                      applied_fen=applied, created_at=now, **payment_columns)
+    session.add(payment)
+    session.flush()
+    label = PAYMENT_METHOD_LABELS[method]
+    movements = []
+    if on_account:
+        movements.append(ledger.Movement(
+            "receivable", -amount_fen, "payment", payment.id, f"{reference}：账期订单 {order.order_no} 还款"))
+    if applied:
+        movements += [
+            ledger.Movement("receivable", applied, "order", order.id, f"订单 {order.order_no} 应付（{label}）"),
+            ledger.Movement("receivable", -applied, "payment", payment.id, reference),
+        ]
+    excess = 0 if on_account else amount_fen - applied
+    if excess:
+        why = "订单已取消或驳回" if order.status in CLOSED_UNPAID_STATUSES else "超出订单未付金额"
+        movements.append(ledger.Movement(
+            "prepaid", excess, "payment", payment.id, f"{reference}：{why}，{format_yuan(excess)} 转入预付款"))
+    ledger.post(session, balances, movements, actor=actor, actor_type=actor_type, at=now)
+    if applied:
+        order.paid_fen += applied
+        order.updated_at = now
+    return payment
 
 
 # --- receipt and completion ----------------------------------------------------------
@@ -900,7 +1009,7 @@ def reject_order(*, staff, order_no, reason):
         if order.credit_held_fen:
             funds.release_credit(session, account, amount_fen=order.credit_held_fen, order_id=order.id, note="订单驳回")
             order.credit_held_fen = 0
-        _paid_to_prepaid(session, order, actor=staff, actor_type="staff", why="订单驳回")
+        _give_back_payments(session, order, actor=staff, actor_type="staff", why="订单驳回")
         _transition(session, order, "rejected", actor=staff, reason=reason)
     return order
 

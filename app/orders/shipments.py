@@ -8,16 +8,29 @@ shrinks), write the shipment and its lines, raise `order_lines.shipped_qty`, and
 order to `partially_shipped` / `shipped` through the order service's `_transition`
 (event, audit entry `order.ship`), telling the dealer and the rep. Any problem raises
 before anything is written.
+
+A credit order's shipment turns its credit hold into receivable, in the same transaction:
+the hold shrinks by the shipped value and the ledger posts receivable +shipped value
+(ref "shipment", the shipment's id), so the dealer's exposure (receivable + held) does
+not move. The dealer's account row is locked before the order row (the ledger's lock
+order, as submit, cancel and reject take them). The shipped value is the share of what
+credit pays (total − rebate) that the shipped goods make up, from the cumulative shipped
+amounts, rounded half up once: the shipments of an order add up to its hold exactly, and
+the last one releases whatever is left.
 """
 import re
+from fractions import Fraction
 
 from sqlalchemy import func, select
 
 from app.database import write_transaction
 from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.funds import ledger
+from app.funds import service as funds
 from app.inventory import service as inventory
 from app.models_base import utcnow
+from app.money import share_of
 from app.notify import dealer_alerts, rep_alerts
 from app.orders import service as orders
 from app.orders.models import STATUS_LABELS, Order, OrderLine, Shipment, ShipmentLine
@@ -69,6 +82,13 @@ def ship_order(*, staff, order_no, quantities, carrier, tracking_no, warehouse_i
     if warehouse_id is not None and (type(warehouse_id) is not int or warehouse_id < 1):
         raise DomainError("validation_error", "发货仓库参数有误", 422)
     with write_transaction() as session:
+        # Which dealer and how paid never change: read them unlocked to take the locks in order.
+        found = session.execute(
+            select(Order.dealer_id, Order.payment_method).where(Order.order_no == order_no)
+        ).first()
+        if found is None:
+            raise NotFound("订单不存在", "order_not_found")
+        account = funds.lock_account(session, found.dealer_id) if found.payment_method == "credit" else None
         order = session.execute(
             select(Order).where(Order.order_no == order_no).with_for_update()
             .execution_options(populate_existing=True)
@@ -123,6 +143,8 @@ def ship_order(*, staff, order_no, quantities, carrier, tracking_no, warehouse_i
         done = all(line.shipped_qty == line.qty for line in lines)
         if done:
             order.shipped_at = now
+        if account is not None:
+            _hold_to_receivable(session, account, order, lines, shipment, staff=staff)
         units = sum(wanted.values())
         shipped_lines = {line.sku_code: wanted[line.id] for line in lines if line.id in wanted}
         orders._transition(
@@ -133,6 +155,37 @@ def ship_order(*, staff, order_no, quantities, carrier, tracking_no, warehouse_i
         dealer_alerts.shipment_sent(session, order, carrier, tracking_no)
         rep_alerts.shipment_sent(session, order, carrier, tracking_no)
     return shipment
+
+
+def receivable_due(order, lines):
+    """How much of a credit order's hold its shipments so far (`lines`' shipped_qty) have
+    turned into receivable: the shipped goods' share of what credit pays, rounded half up."""
+    credit_pays = order.payable_fen
+    if all(line.shipped_qty == line.qty for line in lines):
+        return credit_pays
+    goods = sum(line.amount_fen for line in lines)
+    if goods <= 0:
+        return 0
+    shipped = sum(Fraction(line.amount_fen * line.shipped_qty, line.qty) for line in lines)
+    return share_of(credit_pays, shipped, goods)
+
+
+def _hold_to_receivable(session, account, order, lines, shipment, *, staff):
+    """Release the hold for what this shipment sent and post it as receivable (see the
+    module docstring). `account` was locked before the order."""
+    credit_pays = order.payable_fen
+    already = credit_pays - order.credit_held_fen
+    amount = min(max(receivable_due(order, lines) - already, 0), order.credit_held_fen)
+    if not amount:
+        return
+    balances = ledger.lock_balances(session, order.dealer_id)  # the row `account` locked: no wait
+    ledger.post(session, balances, [ledger.Movement(
+        "receivable", amount, "shipment", shipment.id, f"订单 {order.order_no} 第 {shipment.seq} 次发货",
+    )], actor=staff, actor_type="staff")
+    account.receivable_fen = balances.receivable
+    funds.release_credit(session, account, amount_fen=amount, order_id=order.id,
+                         note=f"第 {shipment.seq} 次发货，转为应收账款")
+    order.credit_held_fen -= amount
 
 
 def _check_quantities(lines, quantities):
