@@ -11,7 +11,7 @@ transaction, the dealer's account row locked first (as orders lock it), then:
 - the `payments` row; `transaction_id` and `out_trade_no` are unique, and a payment seen
   before (a duplicate or concurrent duplicate notification) is answered as done and
   changes nothing;
-- ledger entries: receivable +applied (the order's charge) and −applied (the payment),
+- through `apply_payment` (which confirmed offline transfers use too), ledger entries: receivable +applied (the order's charge) and −applied (the payment),
   so the receivable nets to zero for an order paid up front; anything beyond what the
   order still needed (it was cancelled or rejected meanwhile, or two prepay orders were
   both paid) goes to prepaid (+excess), never lost;
@@ -215,33 +215,56 @@ def record_wechat_transaction(transaction):
 
 def _record(session, balances, attempt, transaction, transaction_id, total):
     order = session.execute(select(Order).where(Order.id == attempt.order_id).with_for_update()).scalar_one()
-    owed = 0 if order.status in UNPAYABLE_STATUSES else max(order.total_fen - order.paid_fen, 0)
-    applied = min(total, owed)
     now = utcnow()
     payment = Payment(
-        dealer_id=attempt.dealer_id, order_id=order.id, method="wechat", amount_fen=total, applied_fen=applied,
+        dealer_id=attempt.dealer_id, order_id=order.id, method="wechat", amount_fen=total,
         transaction_id=transaction_id, out_trade_no=attempt.out_trade_no,
         payer_openid=(transaction.get("payer") or {}).get("openid"), paid_at=_parse_time(transaction.get("success_time")),
         created_at=now,
     )
+    apply_payment(session, balances, payment, order, label=f"微信支付 {transaction_id}", method_label="微信支付",
+                  actor=WECHATPAY_ACTOR, actor_type="wechatpay", at=now)
+    attempt.status, attempt.updated_at = "paid", now
+
+
+def apply_payment(session, balances, payment, order, *, label, method_label, actor, actor_type, at):
+    """Record `payment` (a new, unsaved `Payment` of `amount_fen`) and post its ledger entries,
+    inside the caller's write transaction, which locked the dealer's account (`balances`) and
+    then `order` (the order it pays, or None for a deposit).
+
+    What the order still needs is applied to it: receivable +applied (the order's charge) and
+    −applied (the payment), so the receivable nets to zero for an order paid up front, and the
+    order's `paid_fen` grows. Anything beyond that (no order, an order cancelled or rejected
+    meanwhile, or paid already) goes to prepaid, never lost. Sets `payment.applied_fen`; returns it.
+    """
+    owed = 0 if order is None or order.status in UNPAYABLE_STATUSES else max(order.total_fen - order.paid_fen, 0)
+    total = payment.amount_fen
+    applied = min(total, owed)
+    payment.applied_fen = applied
     session.add(payment)
     session.flush()
     movements = []
     if applied:
         movements += [
-            ledger.Movement("receivable", applied, "order", order.id, f"订单 {order.order_no} 应付（微信支付）"),
-            ledger.Movement("receivable", -applied, "payment", payment.id, f"微信支付 {transaction_id}"),
+            ledger.Movement("receivable", applied, "order", order.id, f"订单 {order.order_no} 应付（{method_label}）"),
+            ledger.Movement("receivable", -applied, "payment", payment.id, label),
         ]
     if total > applied:
-        why = "订单已取消或驳回" if order.status in UNPAYABLE_STATUSES else "超出订单未付金额"
+        if order is None:
+            why = "未指定订单"
+        elif order.status in UNPAYABLE_STATUSES:
+            why = "订单已取消或驳回"
+        else:
+            why = "超出订单未付金额"
         movements.append(ledger.Movement(
             "prepaid", total - applied, "payment", payment.id,
-            f"微信支付 {transaction_id}：{why}，{format_yuan(total - applied)} 转入预付款",
+            f"{label}：{why}，{format_yuan(total - applied)} 转入预付款"[:200],
         ))
-    ledger.post(session, balances, movements, actor=WECHATPAY_ACTOR, actor_type="wechatpay", at=now)
-    order.paid_fen += applied
-    order.updated_at = now
-    attempt.status, attempt.updated_at = "paid", now
+    ledger.post(session, balances, movements, actor=actor, actor_type=actor_type, at=at)
+    if applied:
+        order.paid_fen += applied
+        order.updated_at = at
+    return applied
 
 
 def _parse_time(text):
