@@ -182,6 +182,20 @@ def test_another_dealers_voucher_order_or_submission_is_a_404_like_a_missing_one
     assert counts() == before
 
 
+def test_an_unbound_wechat_user_gets_403_not_bound_on_every_offline_payment_route(client, world):
+    from app.dealers.service import issue_token
+
+    submitted = pay(client, world.a_buyer, upload(client, world.a_buyer)).json
+    headers = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}
+    for method, path, body in [
+        ("GET", f"{MP}/payments/offline/{submitted['id']}", None), ("GET", f"{MP}/payments/offline", None),
+        ("POST", f"{MP}/payments/offline", {"amount_fen": 1, "transfer_date": today().isoformat(),
+                                           "voucher_id": submitted["voucher"]["id"]}),
+    ]:
+        r = client.open(path, method=method, headers=headers, json=body)
+        assert (r.status_code, r.json["error"]["code"]) == (403, "not_bound"), path
+
+
 def test_a_viewer_cannot_submit(client, world):
     voucher = upload(client, world.a_buyer)
     before = counts()
