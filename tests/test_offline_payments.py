@@ -50,8 +50,10 @@ def pay(client, user, voucher_id, amount_fen=50_000, order_no=None, **extra):
 
 
 def place_order(client, world, user=None, qty=2):
-    """A credit order of `qty` cola at dealer A's price (¥40.00 each): still wholly due."""
-    r = submit(client, auth(user or world.a_buyer), [{"sku_id": world.cola.id, "qty": qty}])
+    """An order paid up front (not on credit) of `qty` cola at dealer A's price (¥40.00 each):
+    still wholly due. A WeChat Pay order, the one up-front method main takes so far; a transfer
+    may pay any order with something due."""
+    r = submit(client, auth(user or world.a_buyer), [{"sku_id": world.cola.id, "qty": qty}], payment_method="wechat")
     assert r.status_code == 201, r.json
     return r.json["order_no"]
 

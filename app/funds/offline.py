@@ -99,7 +99,7 @@ def submit_offline_payment(*, user, amount_fen, transfer_date, voucher_id, order
                 raise NotFound("订单不存在", "order_not_found")
             if order.status in UNPAYABLE_STATUSES:
                 raise DomainError("order_not_payable", "订单已取消或已驳回，不能付款", 409, {"status": order.status})
-            if order.total_fen - order.paid_fen <= 0:
+            if _due(order) <= 0:
                 raise DomainError("order_already_paid", "订单已付清，无需再付款", 409)
         now = utcnow()
         record = OfflinePayment(
@@ -110,6 +110,11 @@ def submit_offline_payment(*, user, amount_fen, transfer_date, voucher_id, order
         )
         session.add(record)
     return record
+
+
+def _due(order):
+    """What the order still has to be paid (the order model may grow this as `due_fen`)."""
+    return max(order.total_fen - order.paid_fen, 0)
 
 
 def _optional(text, limit):
@@ -233,15 +238,8 @@ def confirm_offline_payment(*, staff, payment_id, received_fen=None, note=None):
             ).scalar_one()
         received = received_fen if received_fen is not None else record.amount_fen
         now = utcnow()
-        payment = Payment(
-            dealer_id=dealer_id, order_id=record.order_id, method="offline", amount_fen=received,
-            offline_payment_id=record.id, paid_at=now, created_at=now,
-        )
-        # The one step that applies money to an order (shared with WeChat Pay).
-        applied = apply_payment(
-            session, balances, payment, order, label=f"线下转账 #{record.id}", method_label="线下转账",
-            actor=staff, actor_type="staff", at=now,
-        )
+        payment = _record_payment(session, balances, record, order, received, staff=staff, at=now)
+        applied = payment.applied_fen
         record.status, record.received_fen, record.decision_note = "confirmed", received, note
         record.decided_by_id, record.decided_at, record.updated_at = staff.id, now, now
         audit.record(
@@ -253,6 +251,25 @@ def confirm_offline_payment(*, staff, payment_id, received_fen=None, note=None):
         )
         dealer_alerts.offline_payment_decided(session, record, order, to_status="confirmed")
     return record, payment
+
+
+def _record_payment(session, balances, record, order, amount_fen, *, staff, at):
+    """The confirmed transfer's `Payment` and ledger entries. Paying an order goes through the
+    one step that applies money to orders (shared with WeChat Pay); a deposit names no order
+    and all of it is prepaid."""
+    reference = f"线下转账 #{record.id}"
+    columns = {"offline_payment_id": record.id, "paid_at": at}
+    if order is not None:
+        return apply_payment(session, balances, order, amount_fen=amount_fen, method="offline", reference=reference,
+                             actor=staff, actor_type="staff", at=at, **columns)
+    payment = Payment(dealer_id=record.dealer_id, order_id=None, method="offline", amount_fen=amount_fen,
+                      applied_fen=0, created_at=at, **columns)
+    session.add(payment)
+    session.flush()
+    ledger.post(session, balances, [ledger.Movement(
+        "prepaid", amount_fen, "payment", payment.id, f"{reference}：预付款充值 {format_yuan(amount_fen)}",
+    )], actor=staff, actor_type="staff", at=at)
+    return payment
 
 
 def reject_offline_payment(*, staff, payment_id, reason):

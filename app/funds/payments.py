@@ -216,55 +216,57 @@ def record_wechat_transaction(transaction):
 def _record(session, balances, attempt, transaction, transaction_id, total):
     order = session.execute(select(Order).where(Order.id == attempt.order_id).with_for_update()).scalar_one()
     now = utcnow()
-    payment = Payment(
-        dealer_id=attempt.dealer_id, order_id=order.id, method="wechat", amount_fen=total,
+    apply_payment(
+        session, balances, order, amount_fen=total, method="wechat", reference=f"微信支付 {transaction_id}",
+        actor=WECHATPAY_ACTOR, actor_type="wechatpay", at=now,
         transaction_id=transaction_id, out_trade_no=attempt.out_trade_no,
         payer_openid=(transaction.get("payer") or {}).get("openid"), paid_at=_parse_time(transaction.get("success_time")),
-        created_at=now,
     )
-    apply_payment(session, balances, payment, order, label=f"微信支付 {transaction_id}", method_label="微信支付",
-                  actor=WECHATPAY_ACTOR, actor_type="wechatpay", at=now)
     attempt.status, attempt.updated_at = "paid", now
 
 
-def apply_payment(session, balances, payment, order, *, label, method_label, actor, actor_type, at):
-    """Record `payment` (a new, unsaved `Payment` of `amount_fen`) and post its ledger entries,
-    inside the caller's write transaction, which locked the dealer's account (`balances`) and
-    then `order` (the order it pays, or None for a deposit).
+METHOD_LABELS = {"wechat": "微信支付", "offline": "线下转账"}
 
-    What the order still needs is applied to it: receivable +applied (the order's charge) and
-    −applied (the payment), so the receivable nets to zero for an order paid up front, and the
-    order's `paid_fen` grows. Anything beyond that (no order, an order cancelled or rejected
-    meanwhile, or paid already) goes to prepaid, never lost. Sets `payment.applied_fen`; returns it.
+
+def apply_payment(session, balances, order, *, amount_fen, method, reference, actor, actor_type, at=None,
+                  **payment_columns):
+    """Record money a dealer paid for `order` (WeChat Pay, a confirmed offline transfer): the
+    one way a payment reaches an order. Returns the new `Payment` (`applied_fen`: what went
+    to the order).
+
+    The caller locked the dealer's account row (`ledger.lock_balances` → `balances`), then
+    the order row (`FOR UPDATE`), and made sure this payment is recorded only once. In the
+    caller's transaction: applied = min(amount, what the order still needs; nothing once it
+    was cancelled or rejected), and the order's `paid_fen` grows by it; ledger receivable
+    +applied (the order's charge, ref "order") and −applied (ref "payment"), so an order paid
+    up front nets to zero; anything beyond goes to prepaid (+excess), never lost.
+    `reference` names the payment in the ledger notes; `payment_columns` are further
+    `Payment` columns (transaction_id, out_trade_no, offline_payment_id, paid_at, ...).
     """
-    owed = 0 if order is None or order.status in UNPAYABLE_STATUSES else max(order.total_fen - order.paid_fen, 0)
-    total = payment.amount_fen
-    applied = min(total, owed)
-    payment.applied_fen = applied
+    now = at or utcnow()
+    owed = 0 if order.status in UNPAYABLE_STATUSES else max(order.total_fen - order.paid_fen, 0)
+    applied = min(amount_fen, owed)
+    payment = Payment(dealer_id=order.dealer_id, order_id=order.id, method=method, amount_fen=amount_fen,
+                      applied_fen=applied, created_at=now, **payment_columns)
     session.add(payment)
     session.flush()
     movements = []
     if applied:
         movements += [
-            ledger.Movement("receivable", applied, "order", order.id, f"订单 {order.order_no} 应付（{method_label}）"),
-            ledger.Movement("receivable", -applied, "payment", payment.id, label),
+            ledger.Movement("receivable", applied, "order", order.id,
+                            f"订单 {order.order_no} 应付（{METHOD_LABELS[method]}）"),
+            ledger.Movement("receivable", -applied, "payment", payment.id, reference),
         ]
-    if total > applied:
-        if order is None:
-            why = "未指定订单"
-        elif order.status in UNPAYABLE_STATUSES:
-            why = "订单已取消或驳回"
-        else:
-            why = "超出订单未付金额"
+    excess = amount_fen - applied
+    if excess:
+        why = "订单已取消或驳回" if order.status in UNPAYABLE_STATUSES else "超出订单未付金额"
         movements.append(ledger.Movement(
-            "prepaid", total - applied, "payment", payment.id,
-            f"{label}：{why}，{format_yuan(total - applied)} 转入预付款"[:200],
-        ))
-    ledger.post(session, balances, movements, actor=actor, actor_type=actor_type, at=at)
+            "prepaid", excess, "payment", payment.id, f"{reference}：{why}，{format_yuan(excess)} 转入预付款"))
+    ledger.post(session, balances, movements, actor=actor, actor_type=actor_type, at=now)
     if applied:
         order.paid_fen += applied
-        order.updated_at = at
-    return applied
+        order.updated_at = now
+    return payment
 
 
 def _parse_time(text):
