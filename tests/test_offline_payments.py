@@ -565,3 +565,43 @@ def test_two_clerks_confirming_at_once_make_one_payment(pg_app, pg_world, pg_cli
     assert db.session.execute(
         select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "payment.offline_confirm")
     ).scalar_one() == 6
+
+
+@pytest.mark.postgres
+def test_a_confirmation_and_a_rejection_at_once_decide_once(pg_app, pg_world, pg_client):
+    from app.staff.service import create_staff
+    from tests.test_concurrency import run_concurrently
+
+    world, client = pg_world, pg_client
+    clerk = create_staff(username="fin9", name="财务9", role="finance", password="x-password-1")
+    submissions = [pay(client, world.a_buyer, upload(client, world.a_buyer, (0, i, 0)), 1_000 + i).json
+                   for i in range(5)]
+
+    def decide(payment_id, action):
+        def job(_client):
+            with pg_app.app_context():
+                from app.staff.models import Staff
+
+                staff = db.session.get(Staff, clerk.id)
+                try:
+                    if action == "confirm":
+                        offline_service.confirm_offline_payment(staff=staff, payment_id=payment_id)
+                    else:
+                        offline_service.reject_offline_payment(staff=staff, payment_id=payment_id, reason="未到账")
+                    return action
+                except Exception as exc:  # noqa: BLE001 - the test counts the outcomes
+                    return getattr(exc, "code", repr(exc))
+                finally:
+                    db.session.remove()
+        return job
+
+    results = run_concurrently(pg_app, [decide(s["id"], a) for s in submissions for a in ("confirm", "reject")])
+    for i, s in enumerate(submissions):
+        pair = results[2 * i: 2 * i + 2]
+        assert sorted(pair) in (["confirm", "offline_payment_decided"], ["offline_payment_decided", "reject"]), pair
+        row = record(s["id"])
+        paid = db.session.execute(select(func.count()).select_from(Payment)
+                                  .where(Payment.offline_payment_id == s["id"])).scalar_one()
+        assert (row.status, paid) in (("confirmed", 1), ("rejected", 0))
+    confirmed = sum(s["amount_fen"] for s in submissions if record(s["id"]).status == "confirmed")
+    assert balances(world.dealer_a)["prepaid_fen"] == confirmed
