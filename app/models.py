@@ -7,6 +7,7 @@ from app.funds.models import (  # noqa: F401
     CreditAccount,
     CreditEntry,
     LedgerEntry,
+    OfflinePayment,
     Payment,
     WechatPayOrder,
 )

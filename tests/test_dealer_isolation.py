@@ -392,16 +392,19 @@ ENDPOINTS = [
     ("POST", "/uploads", None),
     ("POST", "/orders/{order_no}/returns", {"lines": [{"sku_id": "{sku}", "qty": 1}], "reason": "外箱破损"}),
     ("GET", "/returns", None),
+    ("POST", "/payments/offline", {"amount_fen": 100, "transfer_date": "{today}", "voucher_id": MISSING_ID}),
+    ("GET", "/payments/offline", None),
 ]
 # Routes whose id needs more than a pending order to be real: tests/test_returns.py probes them
 # as a foreign dealer, an unbound WeChat user and a viewer.
-COVERED_ELSEWHERE = [("GET", "/returns/{return_id}")]
+# So do offline payments' (a voucher upload first): tests/test_offline_payments.py.
+COVERED_ELSEWHERE = [("GET", "/returns/{return_id}"), ("GET", "/payments/offline/{offline_payment_id}")]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),
                   ("POST", "/orders/{order_no}/cancel"), ("POST", "/orders/{order_no}/pay"),
                   ("POST", "/orders/{order_no}/confirm-receipt"), ("POST", "/addresses"),
-                  ("POST", "/uploads"), ("POST", "/orders/{order_no}/returns")}
+                  ("POST", "/uploads"), ("POST", "/orders/{order_no}/returns"), ("POST", "/payments/offline")}
 
 
 def fill(value, ids):
@@ -423,7 +426,10 @@ def _endpoint_request(client, endpoint, ids, headers):
 
 def endpoint_ids(w, order_no=MISSING_ORDER_NO):
     """Values for the placeholders in ENDPOINTS."""
-    return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID}
+    from app.funds.offline import china_today
+
+    return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID, "offline_payment_id": MISSING_ID,
+            "today": china_today().isoformat()}
 
 
 def test_endpoint_table_covers_every_mini_program_route(app, world):

@@ -46,6 +46,9 @@ ACTION_LABELS = {
     "stock.threshold": "修改低库存阈值",
     "settings.auto_approval": "修改自动审批规则",
     "settings.rebate_usage": "修改返利抵扣比例",
+    "payment.offline_confirm": "确认线下付款到账",
+    "payment.offline_reject": "驳回线下付款",
+    "ledger.adjust": "手工调整资金账户",
     "import": "Excel 导入",
 }
 
@@ -59,6 +62,8 @@ ENTITY_LABELS = {
     "category": "商品分类",
     "stock": "库存",
     "settings": "系统设置",
+    "offline_payment": "线下付款",
+    "ledger": "资金账户",
     "import": "Excel 导入",
 }
 
@@ -75,18 +80,22 @@ FIELD_LABELS = {
     "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
     "max_rate_bp": "返利抵扣比例（基点）",
     "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+    "refund_fen": "应退金额", "amount_fen": "金额", "received_fen": "实收金额", "applied_fen": "计入订单",
+    "account": "账户", "balance_after_fen": "调整后余额", "payment_id": "付款记录", "order_no": "订单号",
+    "transfer_date": "转账日期", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
 }
 
 
 def _status_labels(entity_type):
     from app.catalog.models import SKU_STATUS_LABELS
     from app.dealers.models import DEALER_STATUS_LABELS
+    from app.funds.models import OFFLINE_STATUS_LABELS
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
     from app.returns.models import STATUS_LABELS as RETURN_STATUS
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS,
+        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS,
     }.get(entity_type, {})
 
 
@@ -106,6 +115,10 @@ def display_value(key, value, entity_type=None):
         return format_yuan(value)
     if key == "status" and isinstance(value, str):
         return _status_labels(entity_type).get(value, value)
+    if key == "account" and isinstance(value, str):
+        from app.funds.models import ACCOUNT_LABELS
+
+        return ACCOUNT_LABELS.get(value, value)
     if key == "invite_role" and isinstance(value, str):
         from app.dealers.models import ROLE_LABELS
 

@@ -9,6 +9,7 @@ from app.console import (  # noqa: F401
     catalog,
     dashboard,
     dealers,
+    finance,
     imports,
     orders,
     prices,

@@ -1,5 +1,7 @@
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, text
-from sqlalchemy.orm import Mapped, mapped_column
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models_base import UTCDateTime, fen, pk, timestamp
@@ -95,9 +97,13 @@ class LedgerEntry(db.Model):
     created_at = timestamp()
 
 
+PAYMENT_METHODS = ("wechat", "offline")
+PAYMENT_METHOD_LABELS = {"wechat": "微信支付", "offline": "线下转账"}
+
+
 class Payment(db.Model):
     """Money received from a dealer, recorded once: a WeChat Pay transaction id (and the
-    out_trade_no it paid) can appear only once."""
+    out_trade_no it paid) can appear only once, and so can a confirmed offline voucher."""
 
     __tablename__ = "payments"
     __table_args__ = (
@@ -114,6 +120,9 @@ class Payment(db.Model):
     applied_fen: Mapped[int] = fen()
     transaction_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     out_trade_no: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # An offline transfer (method "offline") is recorded for the voucher finance confirmed;
+    # unique, so one voucher can never become two payments.
+    offline_payment_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("offline_payments.id"), unique=True)
     payer_openid: Mapped[str | None] = mapped_column(String(128))
     paid_at = mapped_column(UTCDateTime, nullable=True)
     created_at = timestamp()
@@ -142,3 +151,50 @@ class WechatPayOrder(db.Model):
     expires_at = mapped_column(UTCDateTime, nullable=False)
     created_at = timestamp()
     updated_at = timestamp()
+
+
+OFFLINE_STATUSES = ("pending", "confirmed", "rejected")
+OFFLINE_STATUS_LABELS = {"pending": "待确认", "confirmed": "已确认", "rejected": "已驳回"}
+
+
+class OfflinePayment(db.Model):
+    """A transfer (线下转账) a dealer says it made, with the voucher image, for finance to check.
+
+    `pending` → `confirmed` (finance saw the money arrive: a `Payment` of method "offline"
+    for `received_fen` and its ledger entries were written in the same transaction) or
+    `pending` → `rejected` (with a reason the dealer sees; no money moved).
+    `order_id` is the order it pays, or None for a deposit to the prepaid balance.
+    """
+
+    __tablename__ = "offline_payments"
+    __table_args__ = (
+        Index("ix_offline_payments_dealer", "dealer_id", "id"),
+        Index("ix_offline_payments_status", "status", "id"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        CheckConstraint("received_fen IS NULL OR received_fen > 0", name="received_positive"),
+    )
+
+    id: Mapped[int] = pk()
+    dealer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dealers.id"))
+    submitted_by_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dealer_users.id"))
+    order_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("orders.id"), index=True)
+    # What the dealer says it transferred; `received_fen` is what finance confirmed arrived.
+    amount_fen: Mapped[int] = fen()
+    transfer_date: Mapped[date] = mapped_column(Date)
+    payer_name: Mapped[str | None] = mapped_column(String(64))
+    bank_reference: Mapped[str | None] = mapped_column(String(64))
+    remark: Mapped[str | None] = mapped_column(String(200))
+    voucher_upload_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("uploads.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    received_fen: Mapped[int | None] = mapped_column(BigInteger)
+    decision_note: Mapped[str | None] = mapped_column(String(200))
+    decided_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("staff.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at = timestamp()
+    updated_at = timestamp()
+
+    dealer = relationship("Dealer")
+    order = relationship("Order")
+    voucher = relationship("Upload")
+    submitted_by = relationship("DealerUser")
+    decided_by = relationship("Staff")

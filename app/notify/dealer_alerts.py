@@ -8,7 +8,8 @@ transaction. WeChat offers no API to ask how many consents remain, so we count t
 
 Events: `order_approved`, `order_rejected` and staff `order_cancelled` come from order
 transitions (`order_changed`); `order_shipped` and `payment_due` come from shipments and
-receivables (`shipment_sent`, `payment_due`). A dealer's own submit or cancel notifies
+receivables (`shipment_sent`, `payment_due`); `payment_confirmed` and `payment_rejected`
+from finance's decision on an offline transfer (`offline_payment_decided`). A dealer's own submit or cancel notifies
 nobody on the dealer's side: they did it themselves.
 
 Template ids and which of our values fills which template field come from configuration
@@ -43,6 +44,8 @@ TITLES = {
     "return_approved": "退货申请审核通知",
     "return_rejected": "退货申请审核通知",
     "return_received": "退货入库通知",
+    "payment_confirmed": "付款到账通知",
+    "payment_rejected": "付款审核结果通知",
 }
 # Short status words for `phrase` fields (at most 5 Chinese characters).
 STATUS_WORDS = {
@@ -54,6 +57,8 @@ STATUS_WORDS = {
     "return_approved": "同意退货",
     "return_rejected": "拒绝退货",
     "return_received": "退货已入库",
+    "payment_confirmed": "已确认到账",
+    "payment_rejected": "已驳回",
 }
 TIPS = {
     "order_approved": "我们将尽快为您安排发货",
@@ -64,9 +69,12 @@ TIPS = {
     "return_approved": "请按业务员的安排退回货物",
     "return_rejected": "如有疑问请联系业务员",
     "return_received": "退款将在对账后退回",
+    "payment_confirmed": "款项已入账，可在资金账户查看",
+    "payment_rejected": "请核对后重新提交付款凭证",
 }
 ORDER_PAGE = "pages/order/detail?order_no={order_no}"
 RETURN_PAGE = "pages/return/detail?id={return_id}"
+OFFLINE_PAYMENT_PAGE = "pages/payment/offline?id={payment_id}"
 
 CONSENTS = SubscribeConsent.__table__
 MESSAGES = DealerMessage.__table__
@@ -211,18 +219,40 @@ def return_changed(session, request, order, *, to_status, reason=None):
             goods=goods[0] if len(goods) == 1 else f"{goods[0]}等{len(goods)}种商品" if goods else "")
 
 
+def offline_payment_decided(session, record, order, *, to_status, reason=None):
+    """Tell the dealer finance confirmed (the money is in its account) or rejected its offline
+    transfer. `order` is the order it paid, or None for a deposit. Call in the decision's transaction."""
+    when = f"{record.transfer_date:%Y-%m-%d} 的转账"
+    what = f"订单 {order.order_no} 的付款" if order is not None else "预付款充值"
+    if to_status == "confirmed":
+        event, title, amount = "payment_confirmed", "线下付款已到账", record.received_fen
+        body = f"您 {when}（{what}）已确认到账 {format_yuan(amount)}，可在资金账户中查看。"
+        if amount != record.amount_fen:
+            body += f"（您提交的金额为 {format_yuan(record.amount_fen)}，以实际到账为准。）"
+    elif to_status == "rejected":
+        event, title, amount = "payment_rejected", "线下付款未通过审核", record.amount_fen
+        body = f"您 {when}（{what}，{format_yuan(amount)}）未通过财务审核，原因：{reason or '未说明'}。请核对后重新提交。"
+    else:
+        return
+    _notify(session, order, event, title, body, to_status, page=OFFLINE_PAYMENT_PAGE.format(payment_id=record.id),
+            ref_type="offline_payment", ref_id=record.id, dealer_id=record.dealer_id, reason=reason,
+            amount_fen=amount)
+
+
 class Fen(int):
     """An amount in fen, so field formatting knows to show it as yuan."""
 
 
-def _notify(session, order, event, title, body, dedupe, *, page=None, ref_type="order", ref_id=None, **facts):
+def _notify(session, order, event, title, body, dedupe, *, page=None, ref_type="order", ref_id=None, dealer_id=None,
+            **facts):
     """The message-list entry always; a subscribe message to each user with consent left.
-    Events about something else than the order itself (a return) name it by `ref_type`/`ref_id`
-    and open their own mini-program `page`."""
+    Events about something else than the order itself (a return, a payment) name it by
+    `ref_type`/`ref_id`, open their own mini-program `page`, and may have no order (`dealer_id`)."""
     page = page or ORDER_PAGE.format(order_no=order.order_no)
     ref_id = ref_id or order.id
+    dealer_id = dealer_id or order.dealer_id
     session.execute(MESSAGES.insert().values(
-        dealer_id=order.dealer_id, event=event, title=title, body=body, page=page,
+        dealer_id=dealer_id, event=event, title=title, body=body, page=page,
         ref_type=ref_type, ref_id=ref_id, created_at=utcnow(),
     ))
     config = current_app.config
@@ -231,7 +261,7 @@ def _notify(session, order, event, title, body, dedupe, *, page=None, ref_type="
         return
     recipients = dict(session.execute(
         select(USERS.c.id, USERS.c.openid).where(
-            USERS.c.dealer_id == order.dealer_id, USERS.c.active.is_(True), USERS.c.openid.is_not(None)
+            USERS.c.dealer_id == dealer_id, USERS.c.active.is_(True), USERS.c.openid.is_not(None)
         )
     ).all())
     if not recipients:
@@ -247,7 +277,7 @@ def _notify(session, order, event, title, body, dedupe, *, page=None, ref_type="
     ).scalars().all()
     if not used:
         return
-    values = _values(session, order, event, facts)
+    values = _values(session, order, dealer_id, event, facts)
     data = {
         key: {"value": field_value(field_kind(key), values[source]())}
         for key, source in config["WECHAT_SUBSCRIBE_FIELDS"][event].items()
@@ -269,19 +299,20 @@ def _notify(session, order, event, title, body, dedupe, *, page=None, ref_type="
             )
 
 
-def _values(session, order, event, facts):
-    """What a template field can show, each computed only if a field asks for it."""
+def _values(session, order, dealer_id, event, facts):
+    """What a template field can show, each computed only if a field asks for it (`order` may
+    be None for an event about no order: its fields are then empty)."""
     reason = facts.get("reason")
     return {
-        "order_no": lambda: order.order_no,
+        "order_no": lambda: order.order_no if order is not None else "",
         "status": lambda: STATUS_WORDS[event],
-        "amount": lambda: Fen(facts.get("amount_fen", order.total_fen)),
+        "amount": lambda: Fen(facts["amount_fen"] if "amount_fen" in facts else order.total_fen),
         "reason": lambda: reason or ("审批通过" if event == "order_approved" else "未说明"),
         "time": lambda: utcnow(),
         "carrier": lambda: facts.get("carrier") or "",
         "tracking_no": lambda: facts.get("tracking_no") or "",
-        "dealer_name": lambda: session.execute(select(Dealer.name).where(Dealer.id == order.dealer_id)).scalar_one(),
-        "goods": lambda: facts.get("goods") or _goods(order),
+        "dealer_name": lambda: session.execute(select(Dealer.name).where(Dealer.id == dealer_id)).scalar_one(),
+        "goods": lambda: facts.get("goods") or (_goods(order) if order is not None else ""),
         "due_date": lambda: facts.get("due_date") or "",
         "tip": lambda: TIPS[event],
     }
