@@ -26,6 +26,8 @@ ACTION_LABELS = {
     "return.approve": "同意退货",
     "return.reject": "拒绝退货",
     "return.receive": "退货入库",
+    "return.close": "结束退货",
+    "refund.retry": "重试退款",
     "dealer.create": "新建经销商",
     "dealer.update": "修改经销商",
     "dealer.suspend": "暂停经销商",
@@ -70,7 +72,8 @@ FIELD_LABELS = {
     "pack_size": "每箱数量", "unit": "单位", "spec": "规格", "image_url": "图片", "category_id": "分类",
     "valid_from": "生效日期", "valid_to": "失效日期", "sku": "商品", "sku_code": "商品编码", "warehouse": "仓库",
     "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
-    "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+    "refund_fen": "应退金额", "received_fen": "实收货物价值", "refund_status": "退款状态",
+    "out_refund_no": "退款单号", "failure": "失败原因", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
 }
 
 

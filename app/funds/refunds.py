@@ -29,6 +29,7 @@ Lock order: the dealer's account row (`ledger.lock_balances`), then the return r
 refund rows — the same order receipts take — so they never deadlock.
 """
 import logging
+import re
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -124,6 +125,9 @@ def _new_refund(session, request, order, receipt, method, amount_fen, now, payme
     else:
         refund.refunded_at = now
     return refund
+
+
+OUT_REFUND_NO_RE = re.compile(r"^(RT[0-9A-Za-z]+-[0-9]+)-R([0-9]{1,15})-([0-9]{1,9})$")
 
 
 def _out_refund_no(request, refund):
@@ -300,6 +304,11 @@ def record_wechat_refund(resource, *, expected_out_refund_no=None):
     ).first()
     db.session.rollback()
     if known is None:
+        if _superseded(out_refund_no):
+            # An attempt finance replaced by a retry: it failed before, so it stays history.
+            (log.error if state == "SUCCESS" else log.info)(
+                "WeChat Pay reports %s for superseded refund attempt %s", state, out_refund_no)
+            return "duplicate"
         log.error("WeChat Pay reports refund %s that we never asked for", out_refund_no)
         raise PaymentRejected("RESOURCE_NOT_EXISTS", "商户退款单号不存在", 404)
     try:
@@ -344,6 +353,22 @@ def record_wechat_refund(resource, *, expected_out_refund_no=None):
         db.session.rollback()
         raise PaymentRejected("DUPLICATE_REFUND_ID", "该微信退款单号已记录在另一笔退款上") from None
     return outcome
+
+
+def _superseded(out_refund_no):
+    """Whether `out_refund_no` is an earlier attempt of one of our refunds (see `_out_refund_no`)."""
+    match = OUT_REFUND_NO_RE.match(out_refund_no)
+    if match is None:
+        return False
+    return_no, refund_id, attempt = match.group(1), int(match.group(2)), int(match.group(3))
+    from app.returns.models import ReturnRequest
+
+    row = db.session.execute(
+        select(Refund.attempts).join(ReturnRequest, ReturnRequest.id == Refund.return_id)
+        .where(Refund.id == refund_id, ReturnRequest.return_no == return_no)
+    ).first()
+    db.session.rollback()
+    return row is not None and attempt < row.attempts
 
 
 def _lock_refund(session, refund_id):
@@ -438,7 +463,7 @@ def retry_refund(*, staff, refund_id, return_id=None):
                 f"这笔退款当前状态为「{REFUND_STATUS_LABELS[refund.status]}」，只有退款失败的才能重试", 409,
                 {"status": refund.status},
             )
-        before = {"status": refund.status, "out_refund_no": refund.out_refund_no, "failure": refund.failure}
+        before = {"refund_status": refund.status, "out_refund_no": refund.out_refund_no, "failure": refund.failure}
         now = utcnow()
         refund.failure, refund.updated_at = None, now
         if refund.method == "wechat":
@@ -454,7 +479,7 @@ def retry_refund(*, staff, refund_id, return_id=None):
         audit.record(
             session, actor=staff, action="refund.retry", entity_type="return", entity_id=request.return_no,
             label=f"{request.return_no} 退款 {format_yuan(refund.amount_fen)}", before=before,
-            after={"status": refund.status, "out_refund_no": refund.out_refund_no, "refund_fen": refund.amount_fen},
+            after={"refund_status": refund.status, "out_refund_no": refund.out_refund_no, "refund_fen": refund.amount_fen},
             reason="财务重试退款",
         )
     submit_after_commit([refund])

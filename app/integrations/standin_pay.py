@@ -254,12 +254,12 @@ class PayState:
         return self._notification("TRANSACTION.SUCCESS", "支付成功", "transaction", resource, key=key,
                                   timestamp_offset=timestamp_offset, apiv3_key=apiv3_key)
 
-    def refund_notification(self, out_refund_no, *, refund=None, key=None, timestamp_offset=0, apiv3_key=None,
+    def refund_notification(self, number, *, refund=None, key=None, timestamp_offset=0, apiv3_key=None,
                             **overrides):
         """(headers, body bytes) of the REFUND.* notification of a refund in its current
         state (REFUND.SUCCESS / ABNORMAL / CLOSED). For tests, as `notification`; `refund`
         overrides the amount refunded inside, `overrides` any other resource field."""
-        stored = self.get_refund(out_refund_no)
+        stored = self.get_refund(number)
         resource = {**self.refund_resource(stored), **overrides}
         if refund is not None:
             resource["amount"] = {**resource["amount"], "refund": refund, "payer_refund": refund}
