@@ -393,9 +393,9 @@ ENDPOINTS = [
     ("POST", "/orders/{order_no}/returns", {"lines": [{"sku_id": "{sku}", "qty": 1}], "reason": "外箱破损"}),
     ("GET", "/returns", None),
 ]
-# Routes whose id needs more than a pending order to be real: tests/test_returns.py probes them
-# as a foreign dealer, an unbound WeChat user and a viewer.
-COVERED_ELSEWHERE = [("GET", "/returns/{return_id}")]
+# Routes whose id needs more than a pending order to be real: tests/test_returns.py and
+# tests/test_refunds.py (withdraw) probe them as a foreign dealer, an unbound WeChat user and a viewer.
+COVERED_ELSEWHERE = [("GET", "/returns/{return_id}"), ("POST", "/returns/{return_id}/withdraw")]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),

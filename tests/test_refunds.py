@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEntry
+from app.dealers.service import issue_token
 from app.extensions import db
 from app.funds import ledger
 from app.funds import refunds as refunding
@@ -227,7 +228,11 @@ def test_the_dealer_withdraws_a_pending_return(client, world, staff):
     ship(staff, order_no, {world.cola: 10})
     ret = ask(client, world.a_buyer, order_no, [(world.cola, 10)]).json
 
-    assert client.post(f"{MP}/returns/{ret['id']}/withdraw", headers=auth(world.a_viewer)).status_code == 403
+    viewer = client.post(f"{MP}/returns/{ret['id']}/withdraw", headers=auth(world.a_viewer))
+    assert viewer.status_code == 403 and viewer.json["error"]["code"] == "forbidden_role"
+    unbound = client.post(f"{MP}/returns/{ret['id']}/withdraw",
+                          headers={"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"})
+    assert unbound.status_code == 403 and unbound.json["error"]["code"] == "not_bound"
     foreign = client.post(f"{MP}/returns/{ret['id']}/withdraw", headers=auth(world.b_owner))
     missing = client.post(f"{MP}/returns/99999999/withdraw", headers=auth(world.b_owner))
     assert foreign.status_code == missing.status_code == 404 and foreign.json == missing.json
@@ -530,3 +535,29 @@ def test_a_refund_notification_racing_the_query_is_recorded_once(pg_app, pg_worl
     assert db.session.execute(select(func.count()).select_from(Refund)).scalar_one() == 1
     assert current(ret["id"]).refunded_fen == 8000
     assert_ledger_replays(w.dealer_a.id)
+
+
+# --- upgrading a database with returns received before refunds existed ------------------------
+
+def test_returns_received_before_the_upgrade_wait_for_finance_as_failed_refunds(app, client, world, staff):
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    order_no = place_and_approve(client, world, [(world.cola, 5)])
+    ship(staff, order_no, {world.cola: 5})
+    ret = approved_return(client, world, staff, order_no, [(world.cola, 2)])
+    db.session.remove()
+    downgrade(revision="0010")
+    db.session.execute(text("UPDATE returns SET status = 'received', refund_status = 'pending_ledger' WHERE id = :id"),
+                       {"id": ret["id"]})
+    db.session.commit()
+    upgrade()
+    db.session.remove()
+
+    [refund] = refunds_of(ret["id"])
+    assert (refund.method, refund.amount_fen, refund.status) == ("receivable", 8000, "failed")
+    done = current(ret["id"])
+    assert done.refund_status == "failed" and done.lines[0].received_qty == 2
+    refunding.retry_refund(staff=staff["finance"], refund_id=refund.id, return_id=ret["id"])
+    assert refunds_of(ret["id"])[0].status == "refunded" and current(ret["id"]).refunded_fen == 8000
+    assert refund_entries(world.dealer_a.id) == [("receivable", -8000, "refund", refund.id)]
