@@ -561,3 +561,21 @@ def test_returns_received_before_the_upgrade_wait_for_finance_as_failed_refunds(
     refunding.retry_refund(staff=staff["finance"], refund_id=refund.id, return_id=ret["id"])
     assert refunds_of(ret["id"])[0].status == "refunded" and current(ret["id"]).refunded_fen == 8000
     assert refund_entries(world.dealer_a.id) == [("receivable", -8000, "refund", refund.id)]
+
+
+def test_an_upgraded_wechat_refund_finds_its_payment_when_retried(client, world, staff, wechat):
+    order_no, out_trade_no = paid_wechat_order(client, world, staff, wechat, qty=2)
+    ret = approved_return(client, world, staff, order_no, [(world.cola, 1)])
+    order = db.session.execute(select(Order).where(Order.order_no == order_no)).scalar_one()
+    # What migration 0015 leaves for a WeChat order's return received before it: no payment, no number.
+    legacy = Refund(dealer_id=world.dealer_a.id, order_id=order.id, return_id=ret["id"], method="wechat",
+                    amount_fen=4000, status="failed", attempts=0, failure="升级前已入库的退货")
+    db.session.add(legacy)
+    db.session.commit()
+    refunding.retry_refund(staff=staff["finance"], refund_id=legacy.id)
+    [refund] = refunds_of(ret["id"])
+    assert refund.out_trade_no == out_trade_no and refund.status == "refunding"
+    [at_wechat] = wechat.pay.refunds()
+    assert at_wechat["out_refund_no"] == refund.out_refund_no and at_wechat["refund"] == 4000
+    assert notify_refund(client, wechat, refund.out_refund_no).status_code == 204
+    assert current(ret["id"]).refund_status == "refunded" and len(refund_entries(world.dealer_a.id)) == 2

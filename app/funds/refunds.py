@@ -203,7 +203,9 @@ def submit_wechat_refund(refund_id):
     """Job: ask WeChat Pay to refund a pending refund, outside any transaction, and record its
     answer. Safe to run twice (same out_refund_no = same refund at WeChat Pay). Returns what
     happened: "sent" / "recorded" / "failed" / "unavailable" / "skipped"."""
-    refund = db.session.get(Refund, refund_id)
+    refund = db.session.execute(
+        select(Refund).where(Refund.id == refund_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
     if refund is None or refund.status != "pending" or refund.method != "wechat":
         db.session.rollback()
         return "skipped"
@@ -242,10 +244,11 @@ def _attach_payment_then_submit(refund_id):
     from app.orders.models import Order
     from app.returns.models import ReturnRequest
 
-    refund = db.session.get(Refund, refund_id)
+    dealer_id, return_id = db.session.execute(
+        select(Refund.dealer_id, Refund.return_id).where(Refund.id == refund_id)).one()
     with write_transaction() as session:
-        ledger.lock_balances(session, refund.dealer_id)
-        request = session.execute(select(ReturnRequest).where(ReturnRequest.id == refund.return_id).with_for_update()
+        ledger.lock_balances(session, dealer_id)
+        request = session.execute(select(ReturnRequest).where(ReturnRequest.id == return_id).with_for_update()
                                   .execution_options(populate_existing=True)).scalar_one()
         refund = _lock_refund(session, refund_id)
         order = session.get(Order, refund.order_id)
