@@ -148,7 +148,8 @@ def _storage_settings(env):
 # event which of our values fills which template field. The demo defaults name templates
 # whose fields are typical of the library's order templates.
 SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled",
-                    "return_approved", "return_rejected", "return_received", "payment_confirmed", "payment_rejected")
+                    "return_approved", "return_rejected", "return_received", "payment_confirmed", "payment_rejected",
+                    "return_closed")
 DEMO_SUBSCRIBE_TEMPLATES = {
     "order_approved": "demo-tmpl-order-approved",
     "order_rejected": "demo-tmpl-order-rejected",
@@ -172,6 +173,7 @@ DEMO_SUBSCRIBE_FIELDS = {
     # Offline transfers finance confirmed or rejected; no demo template either.
     "payment_confirmed": {"amount1": "amount", "phrase2": "status", "thing3": "tip", "time4": "time"},
     "payment_rejected": {"amount1": "amount", "phrase2": "status", "thing3": "reason", "time4": "time"},
+    "return_closed": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
 }
 SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
                     "dealer_name", "goods", "due_date", "tip")

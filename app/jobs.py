@@ -27,7 +27,7 @@ PERIODIC_JOBS = {
     "inactive-dealers": ("app.notify.rep_alerts.remind_inactive_dealers", DAY, 300, "low"),
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
     "auto-complete-orders": ("app.orders.service.auto_complete_orders", DAY, 600, "low"),
-    "wechatpay-reconcile": ("app.funds.payments.reconcile_wechat_payments", 600, 300, "default"),
+    "wechatpay-reconcile": ("app.funds.refunds.reconcile_wechatpay", 600, 300, "default"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"

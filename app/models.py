@@ -9,6 +9,7 @@ from app.funds.models import (  # noqa: F401
     LedgerEntry,
     OfflinePayment,
     Payment,
+    Refund,
     WechatPayOrder,
 )
 from app.inventory.models import Reservation, Stock, Warehouse  # noqa: F401
@@ -30,6 +31,13 @@ from app.orders.models import (  # noqa: F401
     ShipmentLine,
 )
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
-from app.returns.models import ReturnEvent, ReturnLine, ReturnPhoto, ReturnRequest  # noqa: F401
+from app.returns.models import (  # noqa: F401
+    ReturnEvent,
+    ReturnLine,
+    ReturnPhoto,
+    ReturnReceipt,
+    ReturnReceiptLine,
+    ReturnRequest,
+)
 from app.staff.models import Staff  # noqa: F401
 from app.storage.models import Upload  # noqa: F401

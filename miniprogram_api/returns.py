@@ -2,8 +2,9 @@
 from flask import g
 
 from app.returns import service
-from app.returns.models import STATUS_LABELS
-from app.returns.schemas import ReturnIn, ReturnListQuery, ReturnOut, ReturnPage
+from app.funds.models import REFUND_METHOD_LABELS, REFUND_STATUS_LABELS
+from app.returns.models import REFUND_LABELS, STATUS_LABELS
+from app.returns.schemas import ReturnIn, ReturnListQuery, ReturnOut, ReturnPage, WithdrawIn
 from app.storage.service import url_for as upload_url
 from miniprogram_api.auth import BEARER_DOC, dealer_user_required
 from miniprogram_api.blueprint import MpBlueprint
@@ -15,7 +16,22 @@ def _summary(request):
     return {
         "id": request.id, "return_no": request.return_no, "order_no": request.order.order_no,
         "status": request.status, "status_label": STATUS_LABELS[request.status], "refund_fen": request.refund_fen,
-        "refund_status": request.refund_status, "line_count": len(request.lines), "created_at": request.created_at,
+        "refund_status": request.refund_status, "refunded_fen": request.refunded_fen, "line_count": len(request.lines),
+        "created_at": request.created_at,
+    }
+
+
+def _refund(request):
+    items = [
+        {"method": r.method, "method_label": REFUND_METHOD_LABELS[r.method], "amount_fen": r.amount_fen,
+         "status": r.status, "status_label": REFUND_STATUS_LABELS[r.status], "refunded_at": r.refunded_at,
+         "created_at": r.created_at}
+        for r in request.refunds
+    ]
+    return {
+        "status": request.refund_status, "status_label": REFUND_LABELS.get(request.refund_status, "—"),
+        "amount_fen": sum(receipt.amount_fen for receipt in request.receipts), "refunded_fen": request.refunded_fen,
+        "items": items,
     }
 
 
@@ -26,7 +42,8 @@ def _detail(request):
         "decision_reason": request.decision_reason,
         "lines": [
             {"sku_id": line.sku_id, "sku_code": line.sku_code, "name": line.name, "spec": line.spec, "unit": line.unit,
-             "qty": line.qty, "unit_price_fen": line.unit_price_fen, "amount_fen": line.amount_fen}
+             "qty": line.qty, "unit_price_fen": line.unit_price_fen, "amount_fen": line.amount_fen,
+             "received_qty": line.received_qty}
             for line in request.lines
         ],
         "photos": [
@@ -39,6 +56,7 @@ def _detail(request):
              "actor_type": e.actor_type, "actor_name": e.actor_name, "reason": e.reason, "at": e.created_at}
             for e in request.events
         ],
+        "refund": _refund(request),
     }
 
 
@@ -75,4 +93,15 @@ def list_returns(query):
 @dealer_user_required
 def get_return(return_id):
     """退货申请详情：明细、照片、处理记录"""
+    return _detail(service.get_return(dealer_id=g.user.dealer_id, return_id=return_id))
+
+
+@blp.post("/returns/<id:return_id>/withdraw")
+@blp.arguments(WithdrawIn, required=False)
+@blp.response(200, ReturnOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def withdraw(body, return_id):
+    """撤回退货申请：仅待审核的申请可以撤回"""
+    service.withdraw_return(user=g.user, return_id=return_id, reason=body.get("reason"))
     return _detail(service.get_return(dealer_id=g.user.dealer_id, return_id=return_id))

@@ -395,10 +395,11 @@ ENDPOINTS = [
     ("POST", "/payments/offline", {"amount_fen": 100, "transfer_date": "{today}", "voucher_id": MISSING_ID}),
     ("GET", "/payments/offline", None),
 ]
-# Routes whose id needs more than a pending order to be real: tests/test_returns.py probes them
-# as a foreign dealer, an unbound WeChat user and a viewer.
+# Routes whose id needs more than a pending order to be real: tests/test_returns.py and
+# tests/test_refunds.py (withdraw) probe them as a foreign dealer, an unbound WeChat user and a viewer.
 # So do offline payments' (a voucher upload first): tests/test_offline_payments.py.
-COVERED_ELSEWHERE = [("GET", "/returns/{return_id}"), ("GET", "/payments/offline/{offline_payment_id}")]
+COVERED_ELSEWHERE = [("GET", "/returns/{return_id}"), ("POST", "/returns/{return_id}/withdraw"),
+                     ("GET", "/payments/offline/{offline_payment_id}")]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),

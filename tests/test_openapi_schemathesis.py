@@ -275,8 +275,14 @@ def test_documented_required_request_bodies_are_required(client, world, served_d
     open_order, _ = submit_order(
         user=world.a_buyer, lines=[{"sku_id": world.cola.id, "qty": 1}], idempotency_key="doc-probe-1"
     )
+    from app.returns.models import ReturnRequest
+    from tests.factories import add
+
+    # A pending return request of A's (its order needs no shipment for this probe).
+    pending_return = add(ReturnRequest(return_no="RT-DOC-PROBE-1", order_id=open_order.id, dealer_id=world.dealer_a.id,
+                                       requested_by_id=world.a_buyer.id, status="pending", reason="文档探测"))
     headers = {**auth(world.a_buyer), "Idempotency-Key": "doc-probe-2"}
-    fill = {"{order_no}": open_order.order_no, "{sku_id}": str(world.cola.id)}
+    fill = {"{order_no}": open_order.order_no, "{sku_id}": str(world.cola.id), "{return_id}": str(pending_return.id)}
     mismatches = []
     for method, path, op in _operations(served_document):
         if "requestBody" not in op:

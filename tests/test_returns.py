@@ -1,5 +1,7 @@
 """Returns (after-sales): dealers ask to send back shipped goods with photos; staff approve or
-reject, the warehouse receives the goods back into stock; the refund waits for the ledger."""
+reject (or the dealer withdraws), the warehouse receives the goods back into stock, all at once
+or in parts, and what was received is refunded through the ledger (tests/test_refunds.py
+covers the money in depth)."""
 import io
 import re
 
@@ -9,6 +11,7 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.extensions import db
+from app.funds.models import LedgerEntry
 from app.inventory.models import Stock
 from app.notify.models import DealerMessage, Outbox
 from app.orders import service as orders
@@ -260,8 +263,10 @@ def test_approve_then_receive_puts_the_goods_back_in_stock(client, world, staff,
     assert on_hand(world.soy, world.wh_east) == 2
     done = current(ret["id"])
     assert done.status == "received" and done.warehouse_id == world.wh_east.id
-    assert done.refund_status == "pending_ledger" and done.refund_fen == 3 * 4000 + 2 * 2299
-    assert [r.id for r in returns.refunds_awaiting_ledger()] == [done.id]
+    # A credit order: the refund is a credit note on the receivable, done at once.
+    assert done.refund_status == "refunded" and done.refund_fen == done.refunded_fen == 3 * 4000 + 2 * 2299
+    note = db.session.execute(select(LedgerEntry).where(LedgerEntry.ref_type == "refund")).scalar_one()
+    assert (note.account, note.amount_fen, note.dealer_id) == ("receivable", -16598, world.dealer_a.id)
     assert [(e.from_status, e.to_status, e.actor_name) for e in done.events] == [
         (None, "pending", "buyer"), ("pending", "approved", "王业务"), ("approved", "received", "仓管")]
     audit = db.session.execute(select(AuditEntry).where(AuditEntry.entity_type == "return")

@@ -26,6 +26,8 @@ ACTION_LABELS = {
     "return.approve": "同意退货",
     "return.reject": "拒绝退货",
     "return.receive": "退货入库",
+    "return.close": "结束退货",
+    "refund.retry": "重试退款",
     "dealer.create": "新建经销商",
     "dealer.update": "修改经销商",
     "dealer.suspend": "暂停经销商",
@@ -79,10 +81,10 @@ FIELD_LABELS = {
     "valid_from": "生效日期", "valid_to": "失效日期", "sku": "商品", "sku_code": "商品编码", "warehouse": "仓库",
     "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
     "max_rate_bp": "返利抵扣比例（基点）",
-    "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
     "refund_fen": "应退金额", "amount_fen": "金额", "received_fen": "实收金额", "applied_fen": "计入订单",
     "account": "账户", "balance_after_fen": "调整后余额", "payment_id": "付款记录", "order_no": "订单号",
-    "transfer_date": "转账日期", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+    "transfer_date": "转账日期", "refund_status": "退款状态", "out_refund_no": "退款单号", "failure": "失败原因",
+    "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
 }
 
 

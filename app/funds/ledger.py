@@ -179,22 +179,24 @@ def get_balances(dealer_id):
 def list_entries(*, dealer_id, account=None, page=1, page_size=20):
     """One page of the dealer's ledger entries, newest first, each a dict with the entry's
     columns, `account_label` and the related `order_no` (the order, the order a payment
-    paid or a shipment sent; None otherwise): (items, total)."""
-    from app.funds.models import Payment
+    paid, a shipment sent or a refund refunded; None otherwise): (items, total)."""
+    from app.funds.models import Payment, Refund
     from app.orders.models import Order, Shipment
 
     where = [ENTRIES.c.dealer_id == dealer_id]
     if account:
         where.append(ENTRIES.c.account == account)
     total = db.session.execute(select(func.count()).select_from(ENTRIES).where(*where)).scalar_one()
-    payments, orders, shipments = Payment.__table__, Order.__table__, Shipment.__table__
+    payments, orders, shipments, refunds = Payment.__table__, Order.__table__, Shipment.__table__, Refund.__table__
     order_id = case((ENTRIES.c.ref_type == "order", ENTRIES.c.ref_id),
-                    (ENTRIES.c.ref_type == "shipment", shipments.c.order_id), else_=payments.c.order_id)
+                    (ENTRIES.c.ref_type == "shipment", shipments.c.order_id),
+                    (ENTRIES.c.ref_type == "refund", refunds.c.order_id), else_=payments.c.order_id)
     rows = db.session.execute(
         select(ENTRIES, orders.c.order_no)
         .select_from(
             ENTRIES.outerjoin(payments, and_(ENTRIES.c.ref_type == "payment", payments.c.id == ENTRIES.c.ref_id))
             .outerjoin(shipments, and_(ENTRIES.c.ref_type == "shipment", shipments.c.id == ENTRIES.c.ref_id))
+            .outerjoin(refunds, and_(ENTRIES.c.ref_type == "refund", refunds.c.id == ENTRIES.c.ref_id))
             .outerjoin(orders, and_(orders.c.id == order_id, orders.c.dealer_id == ENTRIES.c.dealer_id))
         )
         .where(*where).order_by(ENTRIES.c.id.desc()).limit(page_size).offset((page - 1) * page_size)

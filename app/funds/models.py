@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -13,8 +13,9 @@ LEDGER_ACCOUNTS = ("receivable", "prepaid", "rebate")
 ACCOUNT_LABELS = {"receivable": "应收账款", "prepaid": "预付款", "rebate": "返利"}
 # What caused a ledger movement (`ref_type`); `ref_id` is that row's id.
 # "order": an order's charges at submission (prepaid, rebate part-payment) and their
-# reversals; "shipment": receivable for what a credit order's shipment sent.
-LEDGER_REF_TYPES = ("order", "shipment", "payment", "adjustment")
+# reversals; "shipment": receivable for what a credit order's shipment sent; "refund":
+# money given back for returned goods; "rebate": an approved rebate document.
+LEDGER_REF_TYPES = ("order", "shipment", "payment", "refund", "rebate", "adjustment")
 
 
 class CreditBalances:
@@ -198,3 +199,50 @@ class OfflinePayment(db.Model):
     voucher = relationship("Upload")
     submitted_by = relationship("DealerUser")
     decided_by = relationship("Staff")
+
+
+# How a refund reaches the dealer: back through WeChat Pay, as a credit note on the
+# receivable (credit orders), or onto the prepaid balance (prepaid / offline-paid orders).
+REFUND_METHODS = ("wechat", "receivable", "prepaid")
+REFUND_METHOD_LABELS = {"wechat": "原路退回微信支付", "receivable": "冲减应收账款", "prepaid": "退回预付款"}
+# pending: written, not yet accepted by WeChat Pay; refunding: WeChat Pay is paying it out;
+# refunded: the money is back (ledger posted); failed: refused, closed or abnormal (finance retries).
+REFUND_STATUSES = ("pending", "refunding", "refunded", "failed")
+REFUND_STATUS_LABELS = {"pending": "待退款", "refunding": "退款中", "refunded": "已退款", "failed": "退款失败"}
+
+
+class Refund(db.Model):
+    """Money going back to a dealer for returned goods: one per receipt of a return (more
+    when a WeChat Pay order was paid in several transactions).
+
+    `out_refund_no` is ours, written before WeChat Pay is called (a retry after a failure
+    gets a new one); WeChat Pay's `refund_id` can be recorded only once. The ledger entries
+    (ref_type "refund", ref_id = this id) are posted exactly once, when `status` becomes
+    `refunded`.
+    """
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        Index("ix_refunds_status", "status", "id"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = pk()
+    dealer_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("dealers.id"))
+    order_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("orders.id"), index=True)
+    return_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("returns.id"), index=True)
+    receipt_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("return_receipts.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    amount_fen: Mapped[int] = fen()
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    # WeChat Pay: the payment refunded, our refund number (attempt suffix), theirs.
+    out_trade_no: Mapped[str | None] = mapped_column(String(32))
+    transaction_id: Mapped[str | None] = mapped_column(String(64))
+    out_refund_no: Mapped[str | None] = mapped_column(String(64), unique=True)
+    refund_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    user_received_account: Mapped[str | None] = mapped_column(String(64))
+    failure: Mapped[str | None] = mapped_column(String(200))
+    refunded_at = mapped_column(UTCDateTime, nullable=True)
+    created_at = timestamp()
+    updated_at = timestamp()

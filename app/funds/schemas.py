@@ -58,7 +58,7 @@ class LedgerEntryOut(Schema):
     balance_after_fen = Int(required=True)
     ref_type = Str(required=True, metadata={
         "description": "order 订单（下单时的预付款支付、返利抵扣及其退回）/ shipment 发货（账期订单发货转应收）/ "
-                       "payment 付款 / adjustment 调整"})
+                       "payment 付款 / refund 退货退款 / rebate 返利 / adjustment 调整"})
     order_no = Str(allow_none=True, metadata={"description": "相关订单号（如有）"})
     note = Str(allow_none=True)
     actor_name = Str(allow_none=True)

@@ -1,5 +1,7 @@
-"""POST /pay/wechat/notify: WeChat Pay's payment notifications (set as `notify_url` of
-every JSAPI prepay order, from WECHATPAY_NOTIFY_URL).
+"""POST /pay/wechat/notify: WeChat Pay's payment and refund notifications (set as
+`notify_url` of every JSAPI prepay order and every refund, from WECHATPAY_NOTIFY_URL).
+TRANSACTION.* events go to `app.funds.payments`, REFUND.* events to `app.funds.refunds`;
+both are verified and decrypted the same way first.
 
 Answers as WeChat Pay documents: 204 (no body) when the notification was handled — also
 when it was a duplicate or of a kind we do not act on — and 4xx/5xx with
@@ -11,7 +13,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, request
 
 from app.errors import DomainError
-from app.funds import payments
+from app.funds import payments, refunds
 from app.integrations.wechatpay import (
     NotificationRejected,
     WeChatPayNotConfigured,
@@ -42,7 +44,10 @@ def wechat_notify():
         log.warning("WeChat Pay notification rejected from %s: %s", request.remote_addr, exc)
         return _fail(401, "SIGN_ERROR", str(exc))
     try:
-        outcome = payments.record_wechat_notification(notification)
+        if str(notification.get("event_type", "")).startswith("REFUND."):
+            outcome = refunds.record_wechat_notification(notification)
+        else:
+            outcome = payments.record_wechat_notification(notification)
     except payments.PaymentRejected as exc:
         return _fail(exc.status, exc.code, exc.message)
     except DomainError as exc:

@@ -90,8 +90,9 @@ WECHAT_PATHS = ("/sns/jscode2session", "/cgi-bin/stable_token", "/cgi-bin/token"
 WECOM_PATHS = (
     "/cgi-bin/gettoken", "/cgi-bin/message/send", "/cgi-bin/message/update_template_card", "/cgi-bin/webhook/send",
 )
-# Only the prepay route of WeChat Pay takes scripted faults (the others carry the order number).
-STANDIN_PATHS = WECHAT_PATHS + WECOM_PATHS + ("/v3/pay/transactions/jsapi",)
+# Only the prepay and refund routes of WeChat Pay take scripted faults (the others carry the
+# order or refund number).
+STANDIN_PATHS = WECHAT_PATHS + WECOM_PATHS + ("/v3/pay/transactions/jsapi", "/v3/refund/domestic/refunds")
 
 CHANNEL_LABELS = {
     "mp_subscribe": "小程序订阅消息",
@@ -529,6 +530,11 @@ async function payOrder(no) {
   var data = await res.json();
   document.getElementById("payout").textContent = data.message;
 }
+async function settleRefund(no, status) {
+  var res = await fetch("/_standin/pay/refunds/" + encodeURIComponent(no) + "/settle?status=" + status, {method: "POST"});
+  var data = await res.json();
+  document.getElementById("payout").textContent = data.message;
+}
 async function refreshPay() {
   var res = await fetch("/_standin/pay/orders?format=html");
   if (res.ok) { document.getElementById("payorders").innerHTML = await res.text(); }
@@ -656,7 +662,7 @@ def create_standin_app(
         if fault["http_status"]:
             return "<html><body>stand-in fault</body></html>", fault["http_status"]
         if fault["errcode"] is not None:
-            if request.path.startswith("/v3/pay/"):
+            if request.path.startswith("/v3/"):
                 return jsonify({"code": str(fault["errcode"]), "message": "模拟故障"}), 500
             return _error(fault["errcode"])
         return None  # a pure delay: answer normally, just late

@@ -4,10 +4,15 @@ Routes (as api.mch.weixin.qq.com answers them):
     POST /v3/pay/transactions/jsapi                          JSAPI prepay → {"prepay_id"}
     GET  /v3/pay/transactions/out-trade-no/{no}?mchid=        query → the transaction
     POST /v3/pay/transactions/out-trade-no/{no}/close         close → 204
+    POST /v3/refund/domestic/refunds                          refund a paid order → the refund (PROCESSING)
+    GET  /v3/refund/domestic/refunds/{out_refund_no}          query → the refund
 Control routes (not WeChat Pay):
     POST /_standin/pay/{no}/pay    the payer confirms in WeChat: the order becomes SUCCESS
                                    and a TRANSACTION.SUCCESS notification is POSTed to its notify_url
-    GET  /_standin/pay/orders      the prepay orders the stand-in knows
+    POST /_standin/pay/refunds/{out_refund_no}/settle?status=SUCCESS|ABNORMAL|CLOSED
+                                   the refund reaches its end state and a REFUND.* notification
+                                   is POSTed to its notify_url
+    GET  /_standin/pay/orders      the prepay orders (and refunds) the stand-in knows
 
 Every request must carry the merchant's signature (`Authorization: WECHATPAY2-SHA256-RSA2048
 mchid=..,nonce_str=..,signature=..,timestamp=..,serial_no=..` over
@@ -38,6 +43,7 @@ from flask import Response, jsonify, request
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 MAX_SKEW_SECONDS = 5 * 60
 OUT_TRADE_NO_RE = re.compile(r"^[0-9A-Za-z_\-|*]{6,32}$")
+OUT_REFUND_NO_RE = re.compile(r"^[0-9A-Za-z_\-|*@]{1,64}$")
 CHINA = timezone(timedelta(hours=8))
 AUTH_RE = re.compile(r'(\w+)="([^"]*)"')
 
@@ -53,6 +59,7 @@ class PayState:
         self._lock = threading.Lock()
         self.merchant = None
         self._orders = {}
+        self._refunds = {}
         self.notifications = []
 
     def configure(self, *, mchid, appid, merchant_public_key, merchant_serial_no, apiv3_key,
@@ -69,7 +76,99 @@ class PayState:
     def reset(self):
         with self._lock:
             self._orders = {}
+            self._refunds = {}
             self.notifications = []
+
+    def get_refund(self, out_refund_no):
+        with self._lock:
+            refund = self._refunds.get(out_refund_no)
+            return dict(refund) if refund else None
+
+    def refunds(self):
+        with self._lock:
+            return [dict(r) for r in self._refunds.values()]
+
+    def create_refund(self, body):
+        """Refund part of a paid order as WeChat Pay does: (http status, answer body)."""
+        amount = body.get("amount") if isinstance(body.get("amount"), dict) else {}
+        no = body.get("out_refund_no")
+        for name, ok in (
+            ("out_refund_no", isinstance(no, str) and OUT_REFUND_NO_RE.match(no)),
+            ("out_trade_no", isinstance(body.get("out_trade_no"), str) or isinstance(body.get("transaction_id"), str)),
+            ("amount.refund", type(amount.get("refund")) is int and amount["refund"] > 0),
+            ("amount.total", type(amount.get("total")) is int and amount["total"] > 0),
+            ("amount.currency", amount.get("currency") == "CNY"),
+            ("notify_url", body.get("notify_url") is None or (
+                isinstance(body["notify_url"], str) and body["notify_url"].startswith(("http://", "https://")))),
+        ):
+            if not ok:
+                return 400, {"code": "PARAM_ERROR", "message": f"参数错误：{name}"}
+        with self._lock:
+            order = next((o for o in self._orders.values() if o.get("out_trade_no") == body.get("out_trade_no")
+                          or (body.get("transaction_id") and o.get("transaction_id") == body["transaction_id"])), None)
+            if order is None:
+                return 404, {"code": "RESOURCE_NOT_EXISTS", "message": "订单不存在"}
+            if order["trade_state"] != "SUCCESS":
+                return 400, {"code": "INVALID_REQUEST", "message": "订单未支付，不能退款"}
+            if amount["total"] != order["total"]:
+                return 400, {"code": "PARAM_ERROR", "message": "订单金额与原订单不一致"}
+            existing = self._refunds.get(no)
+            if existing is not None:
+                if existing["out_trade_no"] != order["out_trade_no"] or existing["refund"] != amount["refund"]:
+                    return 400, {"code": "INVALID_REQUEST", "message": "退款单号已用于另一笔退款"}
+                return 200, self.refund_object(existing)
+            refunded = sum(r["refund"] for r in self._refunds.values()
+                           if r["out_trade_no"] == order["out_trade_no"] and r["status"] in ("PROCESSING", "SUCCESS"))
+            if refunded + amount["refund"] > order["total"]:
+                return 400, {"code": "INVALID_REQUEST", "message": "申请退款金额超过订单可退金额"}
+            refund = self._refunds[no] = {
+                "out_refund_no": no, "refund_id": "50" + "".join(secrets.choice("0123456789") for _ in range(27)),
+                "out_trade_no": order["out_trade_no"], "transaction_id": order["transaction_id"],
+                "refund": amount["refund"], "total": order["total"], "status": "PROCESSING",
+                "notify_url": body.get("notify_url") or order["notify_url"], "reason": body.get("reason", ""),
+                "create_time": _now_rfc3339(), "created_at": time.time(),
+            }
+            return 200, self.refund_object(refund)
+
+    def settle_refund(self, out_refund_no, status="SUCCESS"):
+        """The refund reached the payer (SUCCESS) or did not (ABNORMAL / CLOSED); None if unknown."""
+        with self._lock:
+            refund = self._refunds.get(out_refund_no)
+            if refund is None or status not in ("SUCCESS", "ABNORMAL", "CLOSED"):
+                return None
+            refund["status"] = status
+            if status == "SUCCESS":
+                refund["success_time"] = _now_rfc3339()
+            return dict(refund)
+
+    def refund_object(self, refund):
+        """A refund as the refund and query routes answer it."""
+        body = {
+            "refund_id": refund["refund_id"], "out_refund_no": refund["out_refund_no"],
+            "transaction_id": refund["transaction_id"], "out_trade_no": refund["out_trade_no"], "channel": "ORIGINAL",
+            "user_received_account": "支付用户零钱", "create_time": refund["create_time"], "status": refund["status"],
+            "funds_account": "AVAILABLE", "promotion_detail": [],
+            "amount": {"total": refund["total"], "refund": refund["refund"], "from": [], "payer_total": refund["total"],
+                       "payer_refund": refund["refund"], "settlement_refund": refund["refund"],
+                       "settlement_total": refund["total"], "discount_refund": 0, "currency": "CNY", "refund_fee": 0},
+        }
+        if refund.get("success_time"):
+            body["success_time"] = refund["success_time"]
+        return body
+
+    def refund_resource(self, refund):
+        """A refund as a REFUND.* notification carries it (decrypted)."""
+        body = {
+            "mchid": self.merchant["mchid"], "out_trade_no": refund["out_trade_no"],
+            "transaction_id": refund["transaction_id"], "out_refund_no": refund["out_refund_no"],
+            "refund_id": refund["refund_id"], "refund_status": refund["status"],
+            "user_received_account": "支付用户零钱",
+            "amount": {"total": refund["total"], "refund": refund["refund"], "payer_total": refund["total"],
+                       "payer_refund": refund["refund"]},
+        }
+        if refund.get("success_time"):
+            body["success_time"] = refund["success_time"]
+        return body
 
     def get(self, out_trade_no):
         with self._lock:
@@ -152,17 +251,34 @@ class PayState:
         resource = self.transaction(order)
         if total is not None:
             resource["amount"]["total"] = resource["amount"]["payer_total"] = total
+        return self._notification("TRANSACTION.SUCCESS", "支付成功", "transaction", resource, key=key,
+                                  timestamp_offset=timestamp_offset, apiv3_key=apiv3_key)
+
+    def refund_notification(self, number, *, refund=None, key=None, timestamp_offset=0, apiv3_key=None,
+                            **overrides):
+        """(headers, body bytes) of the REFUND.* notification of a refund in its current
+        state (REFUND.SUCCESS / ABNORMAL / CLOSED). For tests, as `notification`; `refund`
+        overrides the amount refunded inside, `overrides` any other resource field."""
+        stored = self.get_refund(number)
+        resource = {**self.refund_resource(stored), **overrides}
+        if refund is not None:
+            resource["amount"] = {**resource["amount"], "refund": refund, "payer_refund": refund}
+        summary = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}.get(stored["status"], "退款")
+        return self._notification(f"REFUND.{stored['status']}", summary, "refund", resource, key=key,
+                                  timestamp_offset=timestamp_offset, apiv3_key=apiv3_key)
+
+    def _notification(self, event_type, summary, original_type, resource, *, key, timestamp_offset, apiv3_key):
         nonce = secrets.token_hex(6)  # 12 characters: AES-GCM's 96-bit nonce
-        associated_data = "transaction"
+        associated_data = original_type
         aes_key = (apiv3_key or self.merchant["apiv3_key"]).encode()
         ciphertext = AESGCM(aes_key).encrypt(
             nonce.encode(), json.dumps(resource, ensure_ascii=False).encode(), associated_data.encode()
         )
         body = json.dumps({
             "id": "EV-" + secrets.token_hex(10), "create_time": _now_rfc3339(), "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS", "summary": "支付成功",
+            "event_type": event_type, "summary": summary,
             "resource": {
-                "original_type": "transaction", "algorithm": "AEAD_AES_256_GCM",
+                "original_type": original_type, "algorithm": "AEAD_AES_256_GCM",
                 "ciphertext": base64.b64encode(ciphertext).decode(), "associated_data": associated_data, "nonce": nonce,
             },
         }, ensure_ascii=False)
@@ -188,8 +304,17 @@ class PayState:
         """POST the notification to the order's notify_url: (HTTP status or None, text)."""
         order = self.get(out_trade_no)
         headers, body = self.notification(out_trade_no)
+        return self._post(order["notify_url"], out_trade_no, headers, body)
+
+    def send_refund_notification(self, out_refund_no):
+        """POST the refund's REFUND.* notification to its notify_url: (HTTP status or None, text)."""
+        refund = self.get_refund(out_refund_no)
+        headers, body = self.refund_notification(out_refund_no)
+        return self._post(refund["notify_url"], out_refund_no, headers, body)
+
+    def _post(self, url, out_trade_no, headers, body):
         try:
-            resp = requests.post(order["notify_url"], data=body, headers=headers, timeout=10)
+            resp = requests.post(url, data=body, headers=headers, timeout=10)
         except requests.RequestException as exc:
             result = (None, f"推送失败：{exc.__class__.__name__}")
         else:
@@ -291,6 +416,38 @@ def register_pay_routes(app, pay):
         pay.put(no, trade_state="CLOSED")
         return answer(204)
 
+    @app.post("/v3/refund/domestic/refunds")
+    def refund_create():
+        refused = authorized()
+        if refused:
+            return refused
+        body = request.get_json(force=True, silent=True)
+        if not isinstance(body, dict):
+            return error(400, "PARAM_ERROR", "请求体不是 JSON 对象")
+        status, answer_body = pay.create_refund(body)
+        return answer(status, answer_body)
+
+    @app.get("/v3/refund/domestic/refunds/<no>")
+    def refund_query(no):
+        refused = authorized()
+        if refused:
+            return refused
+        refund = pay.get_refund(no)
+        if refund is None:
+            return error(404, "RESOURCE_NOT_EXISTS", "退款单不存在")
+        return answer(200, pay.refund_object(refund))
+
+    @app.post("/_standin/pay/refunds/<no>/settle")
+    def refund_settles(no):
+        status = request.args.get("status", "SUCCESS")
+        refund = pay.settle_refund(no, status)
+        if refund is None:
+            return jsonify({"message": f"没有退款单 {no}（或状态 {status} 不对）"}), 404
+        code, _text = pay.send_refund_notification(no)
+        ok = code in (200, 204)
+        return jsonify({"message": f"{REFUND_STATE_LABELS.get(status, status)}，通知已推送到 {refund['notify_url']}，应答 HTTP {code}",
+                        "ok": ok}), 200 if ok else 502
+
     @app.post("/_standin/pay/<no>/pay")
     def payer_confirms(no):
         order = pay.mark_paid(no)
@@ -304,11 +461,29 @@ def register_pay_routes(app, pay):
     @app.get("/_standin/pay/orders")
     def pay_orders():
         if request.args.get("format") == "html":
-            return _orders_html(pay.orders())
+            return _orders_html(pay.orders()) + _refunds_html(pay.refunds())
         return jsonify(pay.orders())
 
 
 STATE_LABELS = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭"}
+REFUND_STATE_LABELS = {"PROCESSING": "退款处理中", "SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}
+
+
+def _refunds_html(refunds):
+    """The demo page's refunds, each one still processing with buttons that settle it."""
+    if not refunds:
+        return ""
+    rows = []
+    for refund in sorted(refunds, key=lambda r: r.get("created_at", 0), reverse=True)[:20]:
+        no = json.dumps(refund["out_refund_no"])
+        buttons = (f"<button onclick='settleRefund({no}, \"SUCCESS\")'>模拟退款到账</button> "
+                   f"<button onclick='settleRefund({no}, \"ABNORMAL\")'>模拟退款异常</button>"
+                   if refund["status"] == "PROCESSING" else "")
+        rows.append(f"<tr><td>{html.escape(refund['out_refund_no'])}</td><td>{html.escape(refund['out_trade_no'])}</td>"
+                    f"<td>{refund['refund'] / 100:.2f} 元</td><td>{REFUND_STATE_LABELS.get(refund['status'], refund['status'])}</td>"
+                    f"<td>{buttons}</td></tr>")
+    return ("<h3>退款</h3><table><tr><th>商户退款单号</th><th>商户订单号</th><th>金额</th><th>状态</th><th></th></tr>"
+            + "".join(rows) + "</table>")
 
 
 def _orders_html(orders):

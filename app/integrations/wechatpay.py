@@ -54,7 +54,7 @@ class WeChatPayNotConfigured(WeChatPayError):
 
 
 class NotificationRejected(Exception):
-    """A payment notification failed verification (signature, timestamp, decryption, shape)."""
+    """A payment or refund notification failed verification (signature, timestamp, decryption, shape)."""
 
 
 class WeChatPayGateway:
@@ -128,6 +128,21 @@ class WeChatPayGateway:
         """POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close (204)."""
         self._call("关闭订单", self._pay.close, out_trade_no=out_trade_no)
 
+    def refund(self, *, out_refund_no, out_trade_no, refund_fen, total_fen, reason=None, notify_url=None):
+        """POST /v3/refund/domestic/refunds: refund `refund_fen` of the payment `out_trade_no`
+        (whose amount was `total_fen`). Answers the refund: {refund_id, out_refund_no, status
+        (SUCCESS / PROCESSING / CLOSED / ABNORMAL), amount...}. The same out_refund_no asked
+        again is the same refund at WeChat Pay, so a call whose answer was lost may be repeated."""
+        return self._call(
+            "申请退款", self._pay.refund, out_refund_no=out_refund_no, out_trade_no=out_trade_no,
+            amount={"refund": refund_fen, "total": total_fen, "currency": "CNY"},
+            reason=(reason or None) and reason[:80], notify_url=notify_url,
+        )
+
+    def query_refund(self, out_refund_no):
+        """GET /v3/refund/domestic/refunds/{out_refund_no}: the refund as it stands."""
+        return self._call("查询退款", self._pay.query_refund, out_refund_no=out_refund_no)
+
     def request_payment_params(self, prepay_id, *, timestamp=None, nonce=None):
         """What `wx.requestPayment` takes: {appId, timeStamp, nonceStr, package, signType, paySign}."""
         timestamp = str(int(timestamp if timestamp is not None else time.time()))
@@ -141,7 +156,8 @@ class WeChatPayGateway:
 
     def parse_notification(self, headers, body, *, now=None):
         """The verified notification with its resource decrypted: {id, create_time,
-        event_type, resource_type, summary, resource: {transaction...}}.
+        event_type, resource_type, summary, resource: {transaction...} or {refund...}}
+        (payments: TRANSACTION.SUCCESS; refunds: REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED).
 
         Raises NotificationRejected for a missing or forged signature, a timestamp more
         than 5 minutes off, a resource that does not decrypt with the APIv3 key, or a

@@ -46,6 +46,7 @@ TITLES = {
     "return_received": "退货入库通知",
     "payment_confirmed": "付款到账通知",
     "payment_rejected": "付款审核结果通知",
+    "return_closed": "退货入库通知",
 }
 # Short status words for `phrase` fields (at most 5 Chinese characters).
 STATUS_WORDS = {
@@ -59,6 +60,7 @@ STATUS_WORDS = {
     "return_received": "退货已入库",
     "payment_confirmed": "已确认到账",
     "payment_rejected": "已驳回",
+    "return_closed": "退货已结束",
 }
 TIPS = {
     "order_approved": "我们将尽快为您安排发货",
@@ -68,9 +70,10 @@ TIPS = {
     "order_cancelled": "如有疑问请联系业务员",
     "return_approved": "请按业务员的安排退回货物",
     "return_rejected": "如有疑问请联系业务员",
-    "return_received": "退款将在对账后退回",
     "payment_confirmed": "款项已入账，可在资金账户查看",
     "payment_rejected": "请核对后重新提交付款凭证",
+    "return_received": "退款将按原付款方式退回",
+    "return_closed": "按实收货物退款",
 }
 ORDER_PAGE = "pages/order/detail?order_no={order_no}"
 RETURN_PAGE = "pages/return/detail?id={return_id}"
@@ -195,13 +198,16 @@ def payment_due(session, order, due_date, amount_fen):
             amount_fen=amount_fen, due_date=due_date)
 
 
-def return_changed(session, request, order, *, to_status, reason=None):
-    """Tell the dealer a staff member decided on its return request or received the goods.
+def return_changed(session, request, order, *, to_status, reason=None, amount_fen=None):
+    """Tell the dealer a staff member decided on its return request, received all of its
+    goods or closed it (`amount_fen`: what the received goods are worth, to be refunded).
 
-    Call in the transition's transaction (`app.returns.service`). Filing a request tells
-    the dealer nothing: they did it themselves.
+    Call in the transition's transaction (`app.returns.service`). Filing or withdrawing a
+    request tells the dealer nothing: they did it themselves.
     """
-    no, amount = request.return_no, format_yuan(request.refund_fen)
+    no = request.return_no
+    amount_fen = request.refund_fen if amount_fen is None else amount_fen
+    amount = format_yuan(amount_fen)
     if to_status == "approved":
         event, title = "return_approved", "退货申请已同意"
         body = f"您的退货申请 {no}（订单 {order.order_no}，{amount}）已同意，请按业务员的安排退回货物。"
@@ -210,12 +216,16 @@ def return_changed(session, request, order, *, to_status, reason=None):
         body = f"您的退货申请 {no}（订单 {order.order_no}）未获同意，原因：{reason or '未说明'}。如有疑问请联系业务员。"
     elif to_status == "received":
         event, title = "return_received", "退货已入库"
-        body = f"您退回的货物（退货单 {no}，订单 {order.order_no}）已入库，应退 {amount} 将在对账后退回。"
+        body = f"您退回的货物（退货单 {no}，订单 {order.order_no}）已全部入库，{amount} 将按原付款方式退回。"
+    elif to_status == "closed":
+        event, title = "return_closed", "退货已结束"
+        body = (f"退货单 {no}（订单 {order.order_no}）已结束：{reason or '未说明'}。"
+                f"按实际收到的货物退款 {amount}。")
     else:
         return
     goods = [line.name for line in request.lines]
     _notify(session, order, event, title, body, to_status, page=RETURN_PAGE.format(return_id=request.id),
-            ref_type="return", ref_id=request.id, reason=reason, amount_fen=request.refund_fen,
+            ref_type="return", ref_id=request.id, reason=reason, amount_fen=amount_fen,
             goods=goods[0] if len(goods) == 1 else f"{goods[0]}等{len(goods)}种商品" if goods else "")
 
 

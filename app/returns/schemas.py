@@ -1,5 +1,7 @@
 from app.orders.schemas import MAX_QTY
-from app.returns.models import RETURN_STATUSES
+from app.funds.models import REFUND_METHODS
+from app.funds.models import REFUND_STATUSES as REFUND_ITEM_STATUSES
+from app.returns.models import REFUND_STATUSES, RETURN_STATUSES
 from app.returns.service import MAX_PHOTOS
 from app.validation import (
     DateTime,
@@ -33,6 +35,10 @@ class ReturnIn(Schema):
     )
 
 
+class WithdrawIn(Schema):
+    reason = Str(validate=length(0, 200), load_default=None, metadata={"description": "撤回原因（可选）"})
+
+
 class ReturnListQuery(PageQuery):
     status = Str(validate=one_of(RETURN_STATUSES))
 
@@ -45,7 +51,8 @@ class ReturnLineOut(Schema):
     unit = Str(required=True)
     qty = Int(required=True)
     unit_price_fen = Int(required=True, metadata={"description": "下单时的单价"})
-    amount_fen = Int(required=True, metadata={"description": "单价 × 数量：本行应退金额"})
+    amount_fen = Int(required=True, metadata={"description": "单价 × 申请数量：本行申请退款金额"})
+    received_qty = Int(required=True, metadata={"description": "仓库已收到的数量（退款按实收数量计算）"})
 
 
 class ReturnPhotoOut(Schema):
@@ -66,15 +73,37 @@ class ReturnEventOut(Schema):
     at = DateTime(required=True)
 
 
+class RefundItemOut(Schema):
+    method = Str(required=True, validate=one_of(REFUND_METHODS),
+                 metadata={"description": "wechat 原路退回微信支付 / receivable 冲减应收账款 / prepaid 退回预付款"})
+    method_label = Str(required=True)
+    amount_fen = Int(required=True)
+    status = Str(required=True, validate=one_of(REFUND_ITEM_STATUSES))
+    status_label = Str(required=True)
+    refunded_at = DateTime(allow_none=True)
+    created_at = DateTime(required=True)
+
+
+class RefundOut(Schema):
+    status = Str(allow_none=True, metadata={"description": "null 尚未收到货 / pending 待退款 / refunding 退款中（微信支付处理中） / refunded 已退款 / failed 退款失败（财务处理中）"})
+    status_label = Str(required=True)
+    amount_fen = Int(required=True, metadata={"description": "按已收到的货物应退的金额"})
+    refunded_fen = Int(required=True, metadata={"description": "已经退回的金额"})
+    items = Nested(RefundItemOut, many=True, required=True, metadata={"description": "每次入库产生的退款"})
+
+
 class ReturnSummaryOut(Schema):
     id = Int(required=True)
     return_no = Str(required=True, metadata={"example": "RT202611260001-1"})
     order_no = Str(required=True)
     status = Str(required=True, validate=one_of(RETURN_STATUSES),
-                 metadata={"description": "pending 待审核 / approved 已同意待退回 / rejected 已拒绝 / received 已收货入库"})
+                 metadata={"description": "pending 待审核 / approved 已同意待退回 / receiving 部分入库 / received 已收货入库 / "
+                                          "closed 已结束（按实收退款） / rejected 已拒绝 / withdrawn 已撤回"})
     status_label = Str(required=True)
-    refund_fen = Int(required=True, metadata={"description": "应退金额（各行之和）"})
-    refund_status = Str(allow_none=True, metadata={"description": "null 尚未到退款环节；pending_ledger 货已入库、退款待记入资金台账；credited 已入账"})
+    refund_fen = Int(required=True, metadata={"description": "申请退款金额（各行单价 × 申请数量之和）；实际退款按收到的货物计算，见详情的 refund"})
+    refund_status = Str(allow_none=True, validate=one_of(REFUND_STATUSES),
+                        metadata={"description": "null 尚未收到货；pending 待退款；refunding 退款中；refunded 已退款；failed 退款失败"})
+    refunded_fen = Int(required=True, metadata={"description": "已经退回的金额"})
     line_count = Int(required=True)
     created_at = DateTime(required=True)
 
@@ -85,6 +114,7 @@ class ReturnOut(ReturnSummaryOut):
     lines = Nested(ReturnLineOut, many=True, required=True)
     photos = Nested(ReturnPhotoOut, many=True, required=True)
     events = Nested(ReturnEventOut, many=True, required=True)
+    refund = Nested(RefundOut, required=True)
 
 
 class ReturnPage(Schema):

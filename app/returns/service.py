@@ -1,25 +1,32 @@
 """Returns (after-sales): the one place that creates return requests and changes their state.
 
-Dealer side: `create_return` (owner/buyer, own shipped orders only), `list_returns`,
-`get_return`. Staff side: `approve_return` / `reject_return` (admin; sales for their own
-dealers), `receive_return` (warehouse, admin: the goods go back on hand in the chosen
-warehouse). Each is one write transaction: the state change, its `ReturnEvent`, the audit
-entry (staff) and the dealer's notification rows commit together or not at all.
+Dealer side: `create_return` (owner/buyer, own shipped orders only), `withdraw_return`
+(while still pending), `list_returns`, `get_return`. Staff side: `approve_return` /
+`reject_return` (admin; sales for their own dealers), `receive_return` (warehouse, admin:
+some or all of the outstanding units go back on hand in the chosen warehouse, in as many
+receipts as the goods arrive in), `close_return` (admin, warehouse, sales for their own
+dealers: end a return whose remaining goods will not come). Each is one write transaction:
+the state change, its `ReturnEvent`, the audit entry (staff), the refund and the dealer's
+notification rows commit together or not at all.
 
 Quantities: per order line, what may still be returned is the shipped quantity minus what
-pending, approved and received requests already hold (a rejected request frees its
-units). `create_return` locks the order row, so two requests for the same order queue and
-the second sees the first.
+pending, approved and partly received requests ask for and what received or closed ones
+took back (a rejected or withdrawn request frees its units). `create_return` locks the
+order row, so two requests for the same order queue and the second sees the first.
 
-Refunds: `refund_fen` is the sum of the lines (order line unit price × qty). Nothing moves
-money here: a received return's `refund_status` is `pending_ledger` until the funds ledger
-(`app.funds.ledger`, not wired to returns yet) posts the credit note; `refunds_awaiting_ledger`
-is what it is to pick up.
+Refunds follow what was received: each receipt is worth unit price × qty received per line
+(never more than the order line was charged, nor the order in total), and
+`app.funds.refunds.refund_receipt` refunds it in the receipt's transaction — a credit note,
+prepaid, or a WeChat Pay refund sent after the commit. Receipts lock the dealer's account
+row before the return row (the ledger's lock order), so two receipts of one return queue
+and the second sees what the first took in.
 """
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from app.audit import service as audit
+from app.funds import ledger
+from app.funds import refunds as refunding
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
 from app.dealers.service import check_may_act, scope_to_staff
@@ -27,30 +34,36 @@ from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.inventory.models import Stock, Warehouse
 from app.models_base import utcnow
-from app.money import line_amount
+from app.money import format_yuan, line_amount
 from app.notify import dealer_alerts, rep_alerts
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS
 from app.orders.models import Order, OrderLine
 from app.orders.service import lock_dealer_order
 from app.returns.models import (
     HOLDING_STATUSES,
+    RECEIVABLE_STATUSES,
     RETURNABLE_ORDER_STATUSES,
+    SETTLED_STATUSES,
     STATUS_LABELS,
     ReturnEvent,
     ReturnLine,
     ReturnPhoto,
+    ReturnReceipt,
+    ReturnReceiptLine,
     ReturnRequest,
 )
 from app.storage.service import dealer_uploads
 
 DECIDER_ROLES = ("admin", "sales")
 RECEIVER_ROLES = ("admin", "warehouse")
+CLOSER_ROLES = ("admin", "warehouse", "sales")
 VIEWER_ROLES = ("admin", "sales", "warehouse", "finance")
 MAX_PHOTOS = 9  # wx.chooseImage picks at most 9
 STAFF_PAGE_SIZE = 50
 
 _LOADED = (
     selectinload(ReturnRequest.lines), selectinload(ReturnRequest.photos), selectinload(ReturnRequest.events),
+    selectinload(ReturnRequest.refunds), selectinload(ReturnRequest.receipts).selectinload(ReturnReceipt.lines),
 )
 
 
@@ -137,12 +150,14 @@ def create_return(*, user, order_no, lines, reason, photo_ids=()):
 
 
 def returnable_quantities(session, order_lines):
-    """{order_line_id: units that may still be returned} = shipped − held by live requests."""
+    """{order_line_id: units that may still be returned} = shipped − asked for by open
+    requests − taken back by received or closed ones."""
     ids = [line.id for line in order_lines]
+    held_qty = case((ReturnRequest.status.in_(HOLDING_STATUSES), ReturnLine.qty), else_=ReturnLine.received_qty)
     held = dict(session.execute(
-        select(ReturnLine.order_line_id, func.sum(ReturnLine.qty))
+        select(ReturnLine.order_line_id, func.sum(held_qty))
         .join(ReturnRequest, ReturnRequest.id == ReturnLine.return_id)
-        .where(ReturnLine.order_line_id.in_(ids), ReturnRequest.status.in_(HOLDING_STATUSES))
+        .where(ReturnLine.order_line_id.in_(ids), ReturnRequest.status.in_(HOLDING_STATUSES + SETTLED_STATUSES))
         .group_by(ReturnLine.order_line_id)
     ).all()) if ids else {}
     return {line.id: max(line.shipped_qty - int(held.get(line.id) or 0), 0) for line in order_lines}
@@ -172,6 +187,34 @@ def get_return(*, dealer_id, return_id):
     return request
 
 
+def withdraw_return(*, user, return_id, reason=None):
+    """The dealer (owner/buyer) takes back its own request while it is still pending: it
+    becomes `withdrawn` and its units may be asked for again. 404 for another dealer's or an
+    unknown id, 403 for a read-only user, 409 `return_state_conflict` once staff decided."""
+    if user.role not in ORDERING_ROLES:
+        raise DomainError("forbidden_role", "您的账号为只读角色，不能撤回退货申请", 403)
+    reason = (reason or "").strip()[:200] or "经销商撤回退货申请"
+    with write_transaction() as session:
+        check_may_act(session, user)
+        request = session.execute(
+            select(ReturnRequest).where(ReturnRequest.id == return_id, ReturnRequest.dealer_id == user.dealer_id)
+            .with_for_update().execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if request is None:
+            raise NotFound("退货申请不存在", "return_not_found")
+        if request.status != "pending":
+            raise DomainError(
+                "return_state_conflict",
+                f"退货申请当前状态为「{STATUS_LABELS[request.status]}」，只有待审核的申请才能撤回", 409,
+                {"status": request.status},
+            )
+        now = utcnow()
+        request.status, request.updated_at = "withdrawn", now
+        _record_event(session, request, "pending", "withdrawn", actor=user, actor_type="dealer_user", reason=reason,
+                      at=now)
+    return request
+
+
 # --- staff side ----------------------------------------------------------------------------
 
 def _require(staff, roles, action):
@@ -185,7 +228,7 @@ def _staff_query(staff):
     return scope_to_staff(query, staff)
 
 
-def list_returns_for_staff(*, staff, status=None, q=None, page=1):
+def list_returns_for_staff(*, staff, status=None, refund_status=None, q=None, page=1):
     """One page of return requests `staff` may see, newest first: ([(request, dealer, order_no)], total).
     Reps see their own dealers' requests; admin, warehouse and finance see all."""
     _require(staff, VIEWER_ROLES, "查看退货")
@@ -196,6 +239,8 @@ def list_returns_for_staff(*, staff, status=None, q=None, page=1):
     )
     if status:
         query = query.where(ReturnRequest.status == status)
+    if refund_status:
+        query = query.where(ReturnRequest.refund_status == refund_status)
     if q:
         like = f"%{q}%"
         query = query.where(
@@ -208,6 +253,15 @@ def list_returns_for_staff(*, staff, status=None, q=None, page=1):
         .limit(STAFF_PAGE_SIZE).offset((page - 1) * STAFF_PAGE_SIZE)
     ).all()
     return rows, total
+
+
+def count_failed_refunds(*, staff):
+    """How many returns `staff` may see have a failed refund (the console's banner for finance)."""
+    _require(staff, VIEWER_ROLES, "查看退货")
+    return db.session.execute(
+        _staff_query(staff).where(ReturnRequest.refund_status == "failed")
+        .with_only_columns(func.count(), maintain_column_froms=True)
+    ).scalar_one()
 
 
 def get_return_for_staff(*, staff, return_id):
@@ -223,13 +277,14 @@ def get_return_for_staff(*, staff, return_id):
 
 
 def _lock_for_staff(session, staff, return_id, expected, action):
+    expected = (expected,) if isinstance(expected, str) else expected
     request = session.execute(
         _staff_query(staff).where(ReturnRequest.id == return_id).with_for_update(of=ReturnRequest)
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if request is None:
         raise NotFound("退货申请不存在，或不是你负责的经销商的", "return_not_found")
-    if request.status != expected:
+    if request.status not in expected:
         raise DomainError(
             "return_state_conflict",
             f"退货单 {request.return_no} 当前状态为「{STATUS_LABELS[request.status]}」，不能{action}",
@@ -263,29 +318,155 @@ def reject_return(*, staff, return_id, reason):
     return request
 
 
-def receive_return(*, staff, return_id, warehouse_id):
-    """The goods of an approved return arrived: add them to on-hand stock in `warehouse_id`
-    (warehouse, admin). The refund becomes due (`refund_status` `pending_ledger`).
-    Raises 422 `warehouse_not_found`, 404, 409 unless approved. Audited with the on-hand
-    figures before and after."""
+def receive_return(*, staff, return_id, warehouse_id, quantities=None):
+    """Goods of an approved return arrived: add them to on-hand stock in `warehouse_id`
+    (warehouse, admin) and refund what they are worth.
+
+    `quantities` is {return line id: units that arrived} (0 or absent: none of that line);
+    None takes in everything still outstanding. The return becomes `receiving` until every
+    approved unit is in, then `received`. Returns (request, receipt, refunds made).
+    Raises 422 `warehouse_not_found`, 422 `receipt_invalid` (every problem in
+    `details.problems`: an unknown line, more than is outstanding, nothing at all), 404, 409
+    unless approved or partly received. Audited with the on-hand figures before and after.
+    Nothing is written when it raises."""
     _require(staff, RECEIVER_ROLES, "退货入库")
     if type(warehouse_id) is not int or warehouse_id < 1:
         raise DomainError("warehouse_not_found", "请选择入库仓库", 422)
+    dealer_id = _dealer_of(staff, return_id)
     with write_transaction() as session:
-        request = _lock_for_staff(session, staff, return_id, "approved", "入库")
+        balances = ledger.lock_balances(session, dealer_id)
+        request = _lock_for_staff(session, staff, return_id, RECEIVABLE_STATUSES, "入库")
         warehouse = session.get(Warehouse, warehouse_id)
         if warehouse is None:
             raise DomainError("warehouse_not_found", "入库仓库不存在", 422)
+        lines = session.execute(
+            select(ReturnLine).where(ReturnLine.return_id == request.id).order_by(ReturnLine.id)
+            .execution_options(populate_existing=True)
+        ).scalars().all()
+        taking = _quantities_to_receive(lines, quantities)
+        order = session.execute(select(Order).where(Order.id == request.order_id)
+                                .execution_options(populate_existing=True)).scalar_one()
+        amounts = _receipt_amounts(session, order, lines, taking)
+        now = utcnow()
+        receipt = ReturnReceipt(return_id=request.id, warehouse_id=warehouse.id, received_by_id=staff.id,
+                                amount_fen=sum(amounts.values()), created_at=now)
         units = {}
-        for line in request.lines:
-            units[line.sku_id] = units.get(line.sku_id, 0) + line.qty
+        for line in lines:
+            qty = taking.get(line.id, 0)
+            if qty:
+                line.received_qty += qty
+                units[line.sku_id] = units.get(line.sku_id, 0) + qty
+                receipt.lines.append(ReturnReceiptLine(return_line_id=line.id, qty=qty, amount_fen=amounts[line.id]))
+        session.add(receipt)
+        session.flush()
         before, after = _stock_in(session, warehouse.id, units)
+        done = all(line.received_qty == line.qty for line in lines)
+        count, received_fen = _receipt_totals(session, request.id)
+        taken = "，".join(f"{line.name} × {taking[line.id]}{line.unit}" for line in lines if taking.get(line.id))
         _transition(
-            session, request, "received", staff=staff, reason=f"退货入库：{warehouse.name}", action="return.receive",
-            extra={"received_by_id": staff.id, "received_at": utcnow(), "warehouse_id": warehouse.id,
-                   "refund_status": "pending_ledger"},
-            audit_before={"on_hand": before}, audit_after={"on_hand": after, "warehouse": warehouse.code},
+            session, request, "received" if done else "receiving", staff=staff,
+            reason=f"第 {count} 次入库（{warehouse.name}）：{taken}，价值 {format_yuan(receipt.amount_fen)}",
+            action="return.receive",
+            extra={"received_by_id": staff.id, "received_at": now, "warehouse_id": warehouse.id},
+            audit_before={"on_hand": before}, audit_after={"on_hand": after, "warehouse": warehouse.code,
+                                                            "received_fen": receipt.amount_fen},
+            notify=done, notify_amount_fen=received_fen,
         )
+        made = refunding.refund_receipt(session, balances, request=request, order=order, receipt=receipt,
+                                        amount_fen=receipt.amount_fen, actor=staff, actor_type="staff")
+    refunding.submit_after_commit(made)
+    return request, receipt, made
+
+
+def _receipt_totals(session, return_id):
+    """(number of receipts, what they are worth) of a return so far."""
+    count, total = session.execute(
+        select(func.count(), func.coalesce(func.sum(ReturnReceipt.amount_fen), 0)).where(ReturnReceipt.return_id == return_id)
+    ).one()
+    return count, int(total)
+
+
+def _dealer_of(staff, return_id):
+    """The dealer of a return `staff` may see (no lock: the account lock comes first), or 404."""
+    dealer_id = db.session.execute(
+        _staff_query(staff).where(ReturnRequest.id == return_id).with_only_columns(ReturnRequest.dealer_id)
+    ).scalar_one_or_none()
+    db.session.rollback()
+    if dealer_id is None:
+        raise NotFound("退货申请不存在，或不是你负责的经销商的", "return_not_found")
+    return dealer_id
+
+
+def _quantities_to_receive(lines, quantities):
+    """{return line id: units to take in now}, checked against what is outstanding."""
+    if quantities is None:
+        return {line.id: line.outstanding_qty for line in lines if line.outstanding_qty}
+    by_id = {line.id: line for line in lines}
+    problems = []
+    for line_id, qty in quantities.items():
+        line = by_id.get(line_id)
+        if line is None:
+            problems.append({"code": "line_not_in_return", "line_id": line_id, "message": "该商品不在这张退货单里"})
+        elif type(qty) is not int or qty < 0:
+            problems.append({"code": "qty_invalid", "line_id": line_id, "message": f"{line.name}：数量应为不小于 0 的整数"})
+        elif qty > line.outstanding_qty:
+            problems.append({
+                "code": "exceeds_outstanding", "line_id": line_id, "requested": qty, "outstanding": line.outstanding_qty,
+                "message": f"{line.name}：还待退回 {line.outstanding_qty} {line.unit}（申请 {line.qty}，已入库 "
+                           f"{line.received_qty}），本次填了 {qty} {line.unit}",
+            })
+    taking = {line_id: qty for line_id, qty in quantities.items() if line_id in by_id and type(qty) is int and qty > 0}
+    if not problems and not taking:
+        problems.append({"code": "nothing_received", "message": "请至少填写一种商品的实收数量"})
+    if problems:
+        raise DomainError("receipt_invalid", "入库数量有误，请按提示修改", 422, {"problems": problems})
+    return taking
+
+
+def _receipt_amounts(session, order, lines, taking):
+    """{return line id: what the units taken in now are worth}: unit price × qty
+    (ROUND_HALF_UP per line, see `app.money`), capped so that all receipts of an order line
+    never exceed what it was charged, and all receipts of the order never exceed its total."""
+    order_line_ids = [line.order_line_id for line in lines if taking.get(line.id)]
+    charged = dict(session.execute(
+        select(OrderLine.id, OrderLine.amount_fen).where(OrderLine.id.in_(order_line_ids))
+    ).all()) if order_line_ids else {}
+    already = dict(session.execute(
+        select(ReturnLine.order_line_id, func.sum(ReturnReceiptLine.amount_fen))
+        .join(ReturnLine, ReturnLine.id == ReturnReceiptLine.return_line_id)
+        .where(ReturnLine.order_line_id.in_(order_line_ids)).group_by(ReturnLine.order_line_id)
+    ).all()) if order_line_ids else {}
+    order_already = session.execute(
+        select(func.coalesce(func.sum(ReturnReceipt.amount_fen), 0))
+        .join(ReturnRequest, ReturnRequest.id == ReturnReceipt.return_id).where(ReturnRequest.order_id == order.id)
+    ).scalar_one()
+    order_room = max(order.total_fen - int(order_already), 0)
+    amounts = {}
+    for line in lines:
+        qty = taking.get(line.id)
+        if not qty:
+            continue
+        line_room = max(charged[line.order_line_id] - int(already.get(line.order_line_id) or 0), 0)
+        amount = min(line_amount(line.unit_price_fen, qty), line_room, order_room)
+        order_room -= amount
+        amounts[line.id] = amount
+    return amounts
+
+
+def close_return(*, staff, return_id, reason):
+    """End an approved or partly received return whose remaining goods will not come
+    (admin, warehouse; sales for their own dealers): `closed`. What was received stays
+    received and refunded; the units never received may be asked for again. 422 without a
+    reason, 404, 409 in any other state."""
+    _require(staff, CLOSER_ROLES, "结束退货")
+    reason = (reason or "").strip()[:200]
+    if not reason:
+        raise DomainError("reason_required", "结束退货需要填写原因（经销商可见）", 422)
+    with write_transaction() as session:
+        request = _lock_for_staff(session, staff, return_id, RECEIVABLE_STATUSES, "结束")
+        _count, received_fen = _receipt_totals(session, request.id)
+        _transition(session, request, "closed", staff=staff, reason=reason, action="return.close",
+                    audit_after={"received_fen": received_fen}, notify_amount_fen=received_fen)
     return request
 
 
@@ -316,7 +497,7 @@ def _stock_in(session, warehouse_id, units):
 
 
 def _transition(session, request, to_status, *, staff, reason, action, extra=None, audit_before=None,
-                audit_after=None):
+                audit_after=None, notify=True, notify_amount_fen=None):
     previous = request.status
     now = utcnow()
     request.status = to_status
@@ -330,7 +511,9 @@ def _transition(session, request, to_status, *, staff, reason, action, extra=Non
         after={"status": to_status, "refund_fen": request.refund_fen, **(audit_after or {})}, reason=reason,
     )
     _record_event(session, request, previous, to_status, actor=staff, actor_type="staff", reason=reason, at=now)
-    dealer_alerts.return_changed(session, request, request.order, to_status=to_status, reason=reason)
+    if notify:
+        dealer_alerts.return_changed(session, request, request.order, to_status=to_status, reason=reason,
+                                     amount_fen=notify_amount_fen)
 
 
 def _record_event(session, request, from_status, to_status, *, actor, actor_type, reason=None, at=None):
@@ -359,16 +542,3 @@ def shipped_from(request):
         .group_by(ShipmentLine.warehouse_id).order_by(func.sum(ShipmentLine.qty).desc(), ShipmentLine.warehouse_id)
         .limit(1)
     ).scalar_one_or_none()
-
-
-# --- the seam for the funds ledger ----------------------------------------------------------
-
-def refunds_awaiting_ledger(limit=500):
-    """Received returns whose refund the ledger has not posted yet, oldest first. Wiring the
-    ledger in means: under the dealer's account lock (`app.funds.ledger.lock_balances`, taken
-    before the return row), post a credit of `refund_fen` (a negative `receivable` movement
-    with ref_type `return`) and set `refund_status` to `credited`, in one transaction."""
-    return db.session.execute(
-        select(ReturnRequest).where(ReturnRequest.refund_status == "pending_ledger")
-        .order_by(ReturnRequest.id).limit(limit)
-    ).scalars().all()
