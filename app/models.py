@@ -28,6 +28,14 @@ from app.orders.models import (  # noqa: F401
     ShipmentLine,
 )
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
+from app.rebates.models import (  # noqa: F401
+    RebateClose,
+    RebateDocument,
+    RebateDocumentLine,
+    RebateRule,
+    RebateTarget,
+    RebateTier,
+)
 from app.returns.models import ReturnEvent, ReturnLine, ReturnPhoto, ReturnRequest  # noqa: F401
 from app.staff.models import Staff  # noqa: F401
 from app.storage.models import Upload  # noqa: F401

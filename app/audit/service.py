@@ -44,6 +44,11 @@ ACTION_LABELS = {
     "stock.threshold": "修改低库存阈值",
     "settings.auto_approval": "修改自动审批规则",
     "import": "Excel 导入",
+    "rebate_rule.create": "新建返利规则",
+    "rebate_rule.update": "修改返利规则",
+    "rebate.close": "返利期间结算",
+    "rebate.approve": "审核通过返利单（入账）",
+    "rebate.reject": "驳回返利单",
 }
 
 ENTITY_LABELS = {
@@ -57,6 +62,8 @@ ENTITY_LABELS = {
     "stock": "库存",
     "settings": "系统设置",
     "import": "Excel 导入",
+    "rebate_rule": "返利规则",
+    "rebate": "返利单",
 }
 
 
@@ -71,6 +78,10 @@ FIELD_LABELS = {
     "valid_from": "生效日期", "valid_to": "失效日期", "sku": "商品", "sku_code": "商品编码", "warehouse": "仓库",
     "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
     "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+    "period_kind": "结算周期", "basis": "计算基数", "scope": "商品范围", "applies_to": "适用经销商",
+    "tiers": "返利档位（门槛分, 基点）", "targets": "范围与对象", "growth": "增长返利（门槛基点, 基点, 去年最低分）",
+    "active": "启用", "period": "期间", "rebate_fen": "返利金额", "dealer_id": "经销商 ID", "rule_id": "规则 ID",
+    "created": "新生成", "recomputed": "重新计算", "removed": "删除草稿", "final": "已审核（未变）",
 }
 
 
@@ -78,11 +89,12 @@ def _status_labels(entity_type):
     from app.catalog.models import SKU_STATUS_LABELS
     from app.dealers.models import DEALER_STATUS_LABELS
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
+    from app.rebates.models import DOCUMENT_STATUS_LABELS as REBATE_STATUS
     from app.returns.models import STATUS_LABELS as RETURN_STATUS
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS,
+        "dealer": DEALER_STATUS_LABELS, "rebate": REBATE_STATUS,
     }.get(entity_type, {})
 
 

@@ -12,6 +12,7 @@ from app.console import (  # noqa: F401
     imports,
     orders,
     prices,
+    rebates,
     returns,
     stock,
 )

@@ -41,7 +41,7 @@ class LedgerEntryOut(Schema):
     account_label = Str(required=True)
     amount_fen = Int(required=True, metadata={"description": "正数增加余额，负数减少"})
     balance_after_fen = Int(required=True)
-    ref_type = Str(required=True, metadata={"description": "order 订单 / payment 付款 / adjustment 调整"})
+    ref_type = Str(required=True, metadata={"description": "order 订单 / payment 付款 / rebate 返利单 / adjustment 调整"})
     order_no = Str(allow_none=True, metadata={"description": "相关订单号（如有）"})
     note = Str(allow_none=True)
     actor_name = Str(allow_none=True)

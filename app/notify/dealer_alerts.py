@@ -8,7 +8,8 @@ transaction. WeChat offers no API to ask how many consents remain, so we count t
 
 Events: `order_approved`, `order_rejected` and staff `order_cancelled` come from order
 transitions (`order_changed`); `order_shipped` and `payment_due` come from shipments and
-receivables (`shipment_sent`, `payment_due`). A dealer's own submit or cancel notifies
+receivables (`shipment_sent`, `payment_due`); `rebate_approved` from a rebate document's
+approval (`app.rebates.service`). A dealer's own submit or cancel notifies
 nobody on the dealer's side: they did it themselves.
 
 Template ids and which of our values fills which template field come from configuration
@@ -18,6 +19,7 @@ rules WeChat's subscribeMessage.send document sets for each field kind (`field_v
 import hashlib
 import re
 from datetime import date, datetime
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -43,6 +45,7 @@ TITLES = {
     "return_approved": "退货申请审核通知",
     "return_rejected": "退货申请审核通知",
     "return_received": "退货入库通知",
+    "rebate_approved": "返利到账通知",
 }
 # Short status words for `phrase` fields (at most 5 Chinese characters).
 STATUS_WORDS = {
@@ -54,6 +57,7 @@ STATUS_WORDS = {
     "return_approved": "同意退货",
     "return_rejected": "拒绝退货",
     "return_received": "退货已入库",
+    "rebate_approved": "返利到账",
 }
 TIPS = {
     "order_approved": "我们将尽快为您安排发货",
@@ -64,9 +68,11 @@ TIPS = {
     "return_approved": "请按业务员的安排退回货物",
     "return_rejected": "如有疑问请联系业务员",
     "return_received": "退款将在对账后退回",
+    "rebate_approved": "返利可在下单时抵扣货款",
 }
 ORDER_PAGE = "pages/order/detail?order_no={order_no}"
 RETURN_PAGE = "pages/return/detail?id={return_id}"
+REBATE_PAGE = "pages/rebate/detail?id={document_id}"
 
 CONSENTS = SubscribeConsent.__table__
 MESSAGES = DealerMessage.__table__
@@ -209,6 +215,21 @@ def return_changed(session, request, order, *, to_status, reason=None):
     _notify(session, order, event, title, body, to_status, page=RETURN_PAGE.format(return_id=request.id),
             ref_type="return", ref_id=request.id, reason=reason, amount_fen=request.refund_fen,
             goods=goods[0] if len(goods) == 1 else f"{goods[0]}等{len(goods)}种商品" if goods else "")
+
+
+def rebate_approved(session, document, *, period_label):
+    """Tell the dealer an approved rebate document was credited to its rebate account.
+
+    Call in the approval's transaction (`app.rebates.service`). The message is about the
+    document, not an order: it stands in as the subject, numbered FL + its id."""
+    number = f"FL{document.id:06d}"
+    body = (f"您的返利单 {number}（{document.rule_name}，{period_label}）已审核通过，"
+            f"{format_yuan(document.rebate_fen)} 已计入返利账户，可在下单时抵扣货款。")
+    subject = SimpleNamespace(dealer_id=document.dealer_id, order_no=number, id=document.id,
+                              total_fen=document.rebate_fen, lines=[])
+    _notify(session, subject, "rebate_approved", "返利已到账", body, "approved",
+            page=REBATE_PAGE.format(document_id=document.id), ref_type="rebate", ref_id=document.id,
+            amount_fen=document.rebate_fen, goods=document.rule_name)
 
 
 class Fen(int):
