@@ -564,21 +564,20 @@ def test_two_approvals_at_once_credit_once(pg_app, pg_world):
     doc_id = doc_of(pg_world.dealer_a).id
     db.session.remove()
 
+    def approve(staff, barrier, results):
+        with pg_app.app_context():
+            barrier.wait()
+            try:
+                results.append(rebates.approve_document(staff=db.session.merge(staff), document_id=doc_id).status)
+            except DomainError as exc:
+                results.append(exc.code)
+            finally:
+                db.session.remove()
+
     for attempt in range(3):  # a few rounds: each must end with exactly one credit
         barrier = threading.Barrier(2)
         results = []
-
-        def approve(staff):
-            with pg_app.app_context():
-                barrier.wait()
-                try:
-                    results.append(rebates.approve_document(staff=db.session.merge(staff), document_id=doc_id).status)
-                except DomainError as exc:
-                    results.append(exc.code)
-                finally:
-                    db.session.remove()
-
-        threads = [threading.Thread(target=approve, args=(f,)) for f in finance]
+        threads = [threading.Thread(target=approve, args=(f, barrier, results)) for f in finance]
         for t in threads:
             t.start()
         for t in threads:

@@ -653,10 +653,13 @@ def _clean_rule(session, *, name, period_kind, basis, scope="all", category_ids=
         raise invalid("tiers", "至少填写一档返利（门槛金额与返利比例）")
     if len(tiers) > MAX_TIERS:
         raise invalid("tiers", f"最多 {MAX_TIERS} 档")
+    typed = sorted(
+        (integer(threshold, field="tiers", label="门槛金额（分）", minimum=0, maximum=10**14),
+         integer(rate, field="tiers", label="返利比例（基点）", minimum=1, maximum=10_000))
+        for threshold, rate in tiers
+    )
     checked = []
-    for n, (threshold, rate) in enumerate(sorted(tiers), start=1):
-        threshold = integer(threshold, field="tiers", label="门槛金额（分）", minimum=0, maximum=10**14)
-        rate = integer(rate, field="tiers", label="返利比例（基点）", minimum=1, maximum=10_000)
+    for threshold, rate in typed:
         if checked and threshold == checked[-1][0]:
             raise invalid("tiers", f"两档的门槛金额相同：{format_yuan(threshold)}")
         if checked and rate < checked[-1][1]:
