@@ -766,3 +766,33 @@ def test_orders_shipped_and_returned_through_the_services_earn_their_rebate(clie
     assert (doc.basis_amount_fen, doc.rebate_fen) == (32_000, 1_600)
     rebates.approve_document(staff=staff["finance"], document_id=doc.id)
     assert client.get(f"{MP}/account", headers=auth(world.a_buyer)).get_json()["accounts"]["rebate_fen"] == 1_600
+
+
+def test_unbound_users_are_refused_and_viewers_may_read_a_document(client, world, staff, draft):
+    from app.dealers.service import issue_token
+
+    unbound = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}
+    for path in ("/rebates", f"/rebates/{draft.id}"):
+        r = client.get(MP + path, headers=unbound)
+        assert (r.status_code, r.get_json()["error"]["code"]) == (403, "not_bound")
+    r = client.get(f"{MP}/rebates/{draft.id}", headers=auth(world.a_viewer))
+    assert r.status_code == 200 and r.get_json()["rebate_fen"] == draft.rebate_fen
+
+
+def test_demo_data_has_two_rebate_rules_the_dealers_see_progress_against(app, runner):
+    from app.dealers.models import Dealer
+
+    assert runner.invoke(args=["demo", "seed"]).exit_code == 0
+    rules = rebates.list_rules()
+    assert [(r.name, r.period_kind, r.basis, r.scope, r.applies_to) for r in rules] == [
+        ("季度发货返利", "quarter", "shipped", "all", "all"),
+        ("金牌经销商调味品月度回款返利", "month", "paid", "categories", "tiers"),
+    ]
+    gold = db.session.execute(select(Dealer).where(Dealer.code == "D001")).scalar_one()
+    seen = rebates.dealer_rebates(dealer_id=gold.id)
+    assert gold.tier.code == "gold"
+    assert [p["rule"]["name"] for p in seen["progress_all"]] == [r.name for r in rules]
+    progress = seen["progress"]  # D001's completed demo order was shipped this quarter
+    assert progress["amount_fen"] > 0
+    assert progress["next_tier"]["threshold_fen"] == 100_000_00
+    assert progress["next_tier"]["gap_fen"] == 100_000_00 - progress["amount_fen"]
