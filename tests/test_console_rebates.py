@@ -104,6 +104,9 @@ def test_finance_creates_and_edits_a_rule_through_the_form(client, world, staff)
     assert [a.action for a in db.session.execute(select(AuditEntry).order_by(AuditEntry.id)).scalars()] == [
         "rebate_rule.create", "rebate_rule.update"]
     assert "2.5%" in client.get("/console/rebates/rules", headers=HTML).get_data(as_text=True)
+    log = client.get("/console/audit", headers=HTML)
+    assert log.status_code == 200
+    assert "新建返利规则" in log.get_data(as_text=True) and "修改返利规则" in log.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("change, words", [
