@@ -166,3 +166,15 @@ def test_an_unknown_document_is_404(client, world, staff):
     login(client, staff["finance"].username)
     assert client.get("/console/rebates/999999", headers=HTML).status_code == 404
     assert client.get("/console/rebates/abc", headers=HTML).status_code == 404
+
+
+def test_the_list_shows_drafts_by_default_and_every_status_on_request(client, world, staff, draft):
+    rebates.approve_document(staff=staff["finance"], document_id=draft.id)
+    login(client, staff["finance"].username)
+
+    default = client.get("/console/rebates", headers=HTML).get_data(as_text=True)
+    every = client.get("/console/rebates?status=all", headers=HTML).get_data(as_text=True)
+
+    assert f"/console/rebates/{draft.id}\"" not in default and "没有符合条件的返利单" in default
+    assert f"/console/rebates/{draft.id}\"" in every and "已入账" in every
+    assert client.get("/console/rebates?status=bogus", headers=HTML).status_code == 400

@@ -796,3 +796,33 @@ def test_demo_data_has_two_rebate_rules_the_dealers_see_progress_against(app, ru
     assert progress["amount_fen"] > 0
     assert progress["next_tier"]["threshold_fen"] == 100_000_00
     assert progress["next_tier"]["gap_fen"] == 100_000_00 - progress["amount_fen"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("basis, expected", [
+    # shipped: 120,000 + 50,000 (Q4 shipments) − 20,000 (return received in Q4)
+    ("shipped", 15_000_000),
+    # paid: the first order (paid in two parts, the last in Q4) − its return; the second is only part paid
+    ("paid", 10_000_000),
+])
+def test_basis_amounts_on_postgresql(pg_app, pg_world, basis, expected):
+    from app.staff.service import create_staff
+
+    w = pg_world
+    finance = create_staff(username="fin", name="财务", role="finance", password="correct-horse-9")
+    rule = rebates.create_rule(staff=finance, name="季度返利", period_kind="quarter", basis=basis,
+                               valid_from=date(2025, 1, 1), tiers=[(100_000 * YUAN, 200)])
+    first = order(w, w.dealer_a, [(w.cola, 6, 2_000_000)], at=china("2026-09-20"), status="approved")
+    ship(w, first, None, at=china("2026-10-01", 0))
+    pay(first, 5_000_000, at=china("2026-09-30", 23))
+    pay(first, 7_000_000, at=china("2026-12-31", 23, 59))
+    return_received(first, w.cola, 1, at=china("2026-11-11"))
+    second = order(w, w.dealer_a, [(w.soy, 5, 1_000_000)], at=china("2026-10-20"), status="approved")
+    ship(w, second, None, at=china("2026-10-21"))
+    pay(second, 4_999_999, at=china("2026-10-22"))
+    db.session.commit()
+
+    assert rebates.basis_totals(db.session, rebates.spec_of(db.session, rule), date(2026, 10, 1),
+                                date(2026, 12, 31)) == {w.dealer_a.id: expected}
+    close()
+    assert doc_of(w.dealer_a).basis_amount_fen == expected

@@ -26,8 +26,9 @@ ROLES = rebates.MANAGER_ROLES
 @login_required(*ROLES)
 def rebates_list():
     args = request.args
-    status = args.get("status", "draft") if "status" in args else "draft"
-    if status and status not in DOCUMENT_STATUSES:
+    # Drafts by default (what finance has to do); "all" lists every status.
+    status = args.get("status") or "draft"
+    if status != "all" and status not in DOCUMENT_STATUSES:
         raise DomainError("invalid_filter", "状态参数有误", 400)
     period = args.get("period", "").strip()[:12] or None
     if period:
@@ -37,7 +38,8 @@ def rebates_list():
             raise DomainError("invalid_filter", exc.message, 400) from None
     q = args.get("q", "").strip()[:64] or None
     page = page_arg(args)
-    rows, total = rebates.list_documents(staff=g.staff, status=status or None, period=period, q=q, page=page)
+    rows, total = rebates.list_documents(staff=g.staff, status=None if status == "all" else status, period=period,
+                                         q=q, page=page)
     return render_template(
         "console/rebates.html", rows=rows, total=total, status=status, period=period or "", q=q or "",
         status_labels=DOCUMENT_STATUS_LABELS, basis_labels=BASIS_LABELS,
