@@ -14,6 +14,7 @@ demo_cli = AppGroup("demo", help="演示数据与本地演示环境")
 dealers_cli = AppGroup("dealers", help="经销商管理")
 settings_cli = AppGroup("settings", help="品牌设置")
 orders_cli = AppGroup("orders", help="订单")
+rebates_cli = AppGroup("rebates", help="返利")
 
 
 @demo_cli.command("seed")
@@ -194,9 +195,30 @@ def orders_auto_complete(days):
     click.echo(f"已自动确认收货 {len(done)} 笔：{'、'.join(done)}")
 
 
+@rebates_cli.command("close")
+@click.option("--period", required=True, help="结算期间：2026-11（月）、2026Q4（季度）或 2026（年）")
+def rebates_close(period):
+    """结算一个已结束的期间：按该周期的启用规则计算每个经销商的返利，生成待审核的返利单。
+    可重复执行：待审核的返利单重新计算，已审核或已驳回的不变。"""
+    from app.rebates.service import close_period
+
+    try:
+        result = close_period(period=period)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    if not result["rules"]:
+        click.echo(f"{result['label']}：没有适用于该期间的启用返利规则。")
+        return
+    for rule in result["rules"]:
+        click.echo(f"{result['label']} · {rule['name']}：新生成 {rule['created']} 张，重新计算 {rule['recomputed']} 张，"
+                   f"删除 {rule['removed']} 张（已不再达标），已审核未变 {rule['final']} 张")
+    click.echo("请在管理后台“返利”页面审核返利单；审核通过后返利计入经销商返利账户。")
+
+
 def register(app):
     app.cli.add_command(demo_cli)
     app.cli.add_command(orders_cli)
+    app.cli.add_command(rebates_cli)
     app.cli.add_command(dealers_cli)
     app.cli.add_command(settings_cli)
     app.cli.add_command(staff_cli)

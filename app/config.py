@@ -149,7 +149,7 @@ def _storage_settings(env):
 # whose fields are typical of the library's order templates.
 SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled",
                     "return_approved", "return_rejected", "return_received", "payment_confirmed", "payment_rejected",
-                    "return_closed")
+                    "return_closed", "rebate_approved")
 DEMO_SUBSCRIBE_TEMPLATES = {
     "order_approved": "demo-tmpl-order-approved",
     "order_rejected": "demo-tmpl-order-rejected",
@@ -174,6 +174,8 @@ DEMO_SUBSCRIBE_FIELDS = {
     "payment_confirmed": {"amount1": "amount", "phrase2": "status", "thing3": "tip", "time4": "time"},
     "payment_rejected": {"amount1": "amount", "phrase2": "status", "thing3": "reason", "time4": "time"},
     "return_closed": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
+    # Rebates: `order_no` is the rebate document's number (FL + id) here.
+    "rebate_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
 }
 SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
                     "dealer_name", "goods", "due_date", "tip")

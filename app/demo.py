@@ -300,7 +300,31 @@ def seed_demo(*, reset=False) -> dict:
         settings.write(session, approval_rules.KEY, AutoApproval(enabled=False).as_value())
         lines = _summary_lines(brand, seeded)
     lines += _seed_orders()
+    lines += _seed_rebate_rules(today)
     return {"lines": lines}
+
+
+# --- rebates: two rules, configured as finance would in the console ---------------------------------
+
+def _seed_rebate_rules(today):
+    """A quarterly rule on shipped goods for every dealer (with a growth rebate) and a monthly rule
+    on paid soy sauce and vinegar for gold dealers, through the rebate service (validated, audited).
+    The mini-program's GET /rebates shows each dealer's progress against them."""
+    from app.rebates.service import create_rule, describe_rule
+
+    finance = db.session.execute(select(Staff).where(Staff.role == "finance")).scalars().first()
+    categories = {c.name: c.id for c in db.session.execute(select(Category)).scalars()}
+    gold = db.session.execute(select(Tier).where(Tier.code == "gold")).scalar_one()
+    start = today.replace(month=1, day=1)
+    rules = [
+        create_rule(staff=finance, name="季度发货返利", period_kind="quarter", basis="shipped", valid_from=start,
+                    tiers=[(100_000_00, 200), (300_000_00, 300)], growth=(2000, 100, 50_000_00)),
+        create_rule(staff=finance, name="金牌经销商调味品月度回款返利", period_kind="month", basis="paid",
+                    scope="categories", category_ids=[categories["酱油"], categories["醋"]], applies_to="tiers",
+                    tier_ids=[gold.id], valid_from=start, tiers=[(20_000_00, 100), (50_000_00, 150)]),
+    ]
+    return ["", "返利规则（管理后台“返利”页面可修改；期间结束后每天 08:00 自动结算上一期）：",
+            *(f"  {rule.name}：{describe_rule(rule)}" for rule in rules)]
 
 
 # --- orders: a few in every state, placed and moved through the order services ---------------

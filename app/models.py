@@ -31,6 +31,14 @@ from app.orders.models import (  # noqa: F401
     ShipmentLine,
 )
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
+from app.rebates.models import (  # noqa: F401
+    RebateClose,
+    RebateDocument,
+    RebateDocumentLine,
+    RebateRule,
+    RebateTarget,
+    RebateTier,
+)
 from app.returns.models import (  # noqa: F401
     ReturnEvent,
     ReturnLine,

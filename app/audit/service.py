@@ -52,6 +52,11 @@ ACTION_LABELS = {
     "payment.offline_reject": "驳回线下付款",
     "ledger.adjust": "手工调整资金账户",
     "import": "Excel 导入",
+    "rebate_rule.create": "新建返利规则",
+    "rebate_rule.update": "修改返利规则",
+    "rebate.close": "返利期间结算",
+    "rebate.approve": "审核通过返利单（入账）",
+    "rebate.reject": "驳回返利单",
 }
 
 ENTITY_LABELS = {
@@ -67,6 +72,8 @@ ENTITY_LABELS = {
     "offline_payment": "线下付款",
     "ledger": "资金账户",
     "import": "Excel 导入",
+    "rebate_rule": "返利规则",
+    "rebate": "返利单",
 }
 
 
@@ -85,6 +92,10 @@ FIELD_LABELS = {
     "account": "账户", "balance_after_fen": "调整后余额", "payment_id": "付款记录", "order_no": "订单号",
     "transfer_date": "转账日期", "refund_status": "退款状态", "out_refund_no": "退款单号", "failure": "失败原因",
     "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+    "period_kind": "结算周期", "basis": "计算基数", "scope": "商品范围", "applies_to": "适用经销商",
+    "tiers": "返利档位（门槛分, 基点）", "targets": "范围与对象", "growth": "增长返利（门槛基点, 基点, 去年最低分）",
+    "active": "启用", "period": "期间", "rebate_fen": "返利金额", "dealer_id": "经销商 ID", "rule_id": "规则 ID",
+    "created": "新生成", "recomputed": "重新计算", "removed": "删除草稿", "final": "已审核（未变）",
 }
 
 
@@ -93,11 +104,12 @@ def _status_labels(entity_type):
     from app.dealers.models import DEALER_STATUS_LABELS
     from app.funds.models import OFFLINE_STATUS_LABELS
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
+    from app.rebates.models import DOCUMENT_STATUS_LABELS as REBATE_STATUS
     from app.returns.models import STATUS_LABELS as RETURN_STATUS
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS,
+        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS, "rebate": REBATE_STATUS,
     }.get(entity_type, {})
 
 

@@ -13,6 +13,7 @@ from app.console import (  # noqa: F401
     imports,
     orders,
     prices,
+    rebates,
     returns,
     stock,
 )

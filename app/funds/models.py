@@ -81,6 +81,10 @@ class LedgerEntry(db.Model):
     __table_args__ = (
         Index("ix_ledger_entries_dealer_account", "dealer_id", "account", "id"),
         Index("ix_ledger_entries_ref", "ref_type", "ref_id"),
+        # An approved rebate document is credited once: a second credit of it cannot be written.
+        Index("ux_ledger_entries_rebate_credit", "ref_id", unique=True,
+              postgresql_where=text("ref_type = 'rebate' AND amount_fen > 0"),
+              sqlite_where=text("ref_type = 'rebate' AND amount_fen > 0")),
         CheckConstraint("amount_fen <> 0", name="amount_nonzero"),
     )
 

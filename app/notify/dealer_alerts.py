@@ -9,7 +9,8 @@ transaction. WeChat offers no API to ask how many consents remain, so we count t
 Events: `order_approved`, `order_rejected` and staff `order_cancelled` come from order
 transitions (`order_changed`); `order_shipped` and `payment_due` come from shipments and
 receivables (`shipment_sent`, `payment_due`); `payment_confirmed` and `payment_rejected`
-from finance's decision on an offline transfer (`offline_payment_decided`). A dealer's own submit or cancel notifies
+from finance's decision on an offline transfer (`offline_payment_decided`); `rebate_approved` from a rebate
+document's approval (`app.rebates.service`). A dealer's own submit or cancel notifies
 nobody on the dealer's side: they did it themselves.
 
 Template ids and which of our values fills which template field come from configuration
@@ -19,6 +20,7 @@ rules WeChat's subscribeMessage.send document sets for each field kind (`field_v
 import hashlib
 import re
 from datetime import date, datetime
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import func, select, update
@@ -47,6 +49,7 @@ TITLES = {
     "payment_confirmed": "付款到账通知",
     "payment_rejected": "付款审核结果通知",
     "return_closed": "退货入库通知",
+    "rebate_approved": "返利到账通知",
 }
 # Short status words for `phrase` fields (at most 5 Chinese characters).
 STATUS_WORDS = {
@@ -61,6 +64,7 @@ STATUS_WORDS = {
     "payment_confirmed": "已确认到账",
     "payment_rejected": "已驳回",
     "return_closed": "退货已结束",
+    "rebate_approved": "返利到账",
 }
 TIPS = {
     "order_approved": "我们将尽快为您安排发货",
@@ -74,10 +78,12 @@ TIPS = {
     "payment_rejected": "请核对后重新提交付款凭证",
     "return_received": "退款将按原付款方式退回",
     "return_closed": "按实收货物退款",
+    "rebate_approved": "返利可在下单时抵扣货款",
 }
 ORDER_PAGE = "pages/order/detail?order_no={order_no}"
 RETURN_PAGE = "pages/return/detail?id={return_id}"
 OFFLINE_PAYMENT_PAGE = "pages/payment/offline?id={payment_id}"
+REBATE_PAGE = "pages/rebate/detail?id={document_id}"
 
 CONSENTS = SubscribeConsent.__table__
 MESSAGES = DealerMessage.__table__
@@ -247,6 +253,21 @@ def offline_payment_decided(session, record, order, *, to_status, reason=None):
     _notify(session, order, event, title, body, to_status, page=OFFLINE_PAYMENT_PAGE.format(payment_id=record.id),
             ref_type="offline_payment", ref_id=record.id, dealer_id=record.dealer_id, reason=reason,
             amount_fen=amount)
+
+
+def rebate_approved(session, document, *, period_label):
+    """Tell the dealer an approved rebate document was credited to its rebate account.
+
+    Call in the approval's transaction (`app.rebates.service`). The message is about the
+    document, not an order: it stands in as the subject, numbered FL + its id."""
+    number = f"FL{document.id:06d}"
+    body = (f"您的返利单 {number}（{document.rule_name}，{period_label}）已审核通过，"
+            f"{format_yuan(document.rebate_fen)} 已计入返利账户，可在下单时抵扣货款。")
+    subject = SimpleNamespace(dealer_id=document.dealer_id, order_no=number, id=document.id,
+                              total_fen=document.rebate_fen, lines=[])
+    _notify(session, subject, "rebate_approved", "返利已到账", body, "approved",
+            page=REBATE_PAGE.format(document_id=document.id), ref_type="rebate", ref_id=document.id,
+            amount_fen=document.rebate_fen, goods=document.rule_name)
 
 
 class Fen(int):
