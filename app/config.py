@@ -148,7 +148,7 @@ def _storage_settings(env):
 # event which of our values fills which template field. The demo defaults name templates
 # whose fields are typical of the library's order templates.
 SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled",
-                    "return_approved", "return_rejected", "return_received")
+                    "return_approved", "return_rejected", "return_received", "statement_issued", "statement_resolved")
 DEMO_SUBSCRIBE_TEMPLATES = {
     "order_approved": "demo-tmpl-order-approved",
     "order_rejected": "demo-tmpl-order-rejected",
@@ -169,6 +169,9 @@ DEMO_SUBSCRIBE_FIELDS = {
     "return_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
     "return_rejected": {"character_string1": "order_no", "phrase2": "status", "thing3": "reason", "time4": "time"},
     "return_received": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
+    # Statements (order_no is the statement's number here); no demo template either.
+    "statement_issued": {"character_string1": "order_no", "thing2": "goods", "amount3": "amount", "thing4": "tip"},
+    "statement_resolved": {"character_string1": "order_no", "thing2": "reason", "time3": "time"},
 }
 SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
                     "dealer_name", "goods", "due_date", "tip")

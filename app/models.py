@@ -30,4 +30,5 @@ from app.orders.models import (  # noqa: F401
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
 from app.returns.models import ReturnEvent, ReturnLine, ReturnPhoto, ReturnRequest  # noqa: F401
 from app.staff.models import Staff  # noqa: F401
+from app.statements.models import Statement, StatementEvent, StatementLine  # noqa: F401
 from app.storage.models import Upload  # noqa: F401

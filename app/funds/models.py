@@ -9,8 +9,11 @@ CREDIT_ENTRY_KINDS = ("limit_set", "hold", "release")
 # The ledger's accounts: what the dealer owes on credit, its deposits, its rebate balance.
 LEDGER_ACCOUNTS = ("receivable", "prepaid", "rebate")
 ACCOUNT_LABELS = {"receivable": "应收账款", "prepaid": "预付款", "rebate": "返利"}
-# What caused a ledger movement (`ref_type`); `ref_id` is that row's id.
-LEDGER_REF_TYPES = ("order", "payment", "adjustment")
+# What caused a ledger movement (`ref_type`); `ref_id` is that row's id. order: charges and
+# reversals at submit/cancel (prepaid or rebate spent on an order); shipment: receivable when
+# goods ship; payment: WeChat/offline payments; refund: refunds of returned goods; rebate:
+# rebate documents credited; adjustment: manual.
+LEDGER_REF_TYPES = ("order", "shipment", "payment", "refund", "rebate", "adjustment")
 
 
 class CreditBalances:
