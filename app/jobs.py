@@ -28,6 +28,9 @@ PERIODIC_JOBS = {
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
     "auto-complete-orders": ("app.orders.service.auto_complete_orders", DAY, 600, "low"),
     "wechatpay-reconcile": ("app.funds.payments.reconcile_wechat_payments", 600, 300, "default"),
+    # Hourly, acting once last month is over in China (+30 min): early on the 1st (≈01:00
+    # China time); later runs find every statement issued and only read.
+    "monthly-statements": ("app.statements.service.issue_due_statements", 3600, 1800, "low"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"

@@ -26,6 +26,7 @@ ACTION_LABELS = {
     "return.approve": "同意退货",
     "return.reject": "拒绝退货",
     "return.receive": "退货入库",
+    "statement.resolve": "处理对账单异议",
     "dealer.create": "新建经销商",
     "dealer.update": "修改经销商",
     "dealer.suspend": "暂停经销商",
@@ -49,6 +50,7 @@ ACTION_LABELS = {
 ENTITY_LABELS = {
     "order": "订单",
     "return": "退货单",
+    "statement": "对账单",
     "dealer": "经销商",
     "credit": "信用额度",
     "price_list": "价格表",
@@ -70,7 +72,7 @@ FIELD_LABELS = {
     "pack_size": "每箱数量", "unit": "单位", "spec": "规格", "image_url": "图片", "category_id": "分类",
     "valid_from": "生效日期", "valid_to": "失效日期", "sku": "商品", "sku_code": "商品编码", "warehouse": "仓库",
     "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
-    "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+    "refund_fen": "应退金额", "dispute_comment": "异议说明", "resolution_note": "处理说明", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
 }
 
 
@@ -79,10 +81,11 @@ def _status_labels(entity_type):
     from app.dealers.models import DEALER_STATUS_LABELS
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
     from app.returns.models import STATUS_LABELS as RETURN_STATUS
+    from app.statements.models import STATUS_LABELS as STATEMENT_STATUS
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS,
+        "dealer": DEALER_STATUS_LABELS, "statement": STATEMENT_STATUS,
     }.get(entity_type, {})
 
 

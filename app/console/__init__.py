@@ -13,6 +13,7 @@ from app.console import (  # noqa: F401
     orders,
     prices,
     returns,
+    statements,
     stock,
 )
 from app.console.auth import bp  # noqa: F401
