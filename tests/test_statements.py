@@ -119,10 +119,11 @@ def test_november_statement_groups_every_ref_type_by_china_month(client, world):
     assert november.line_count == 9  # 1 Nov 00:00 and 30 Nov 23:30 in; 31 Oct 23:59 and 1 Dec 00:00 out
 
     totals, receivable = group_totals(november, "receivable")
-    assert totals == {"orders": 70_000, "payments": -30_000, "rebates": 0, "returns": -4_000, "adjustments": 100}
+    assert totals == {"orders": 70_000, "payments": -30_000, "rebates": 0, "returns": -4_000, "adjustments": 100,
+                      "other": 0}
     assert (receivable["opening_fen"], receivable["closing_fen"]) == (0, 36_100)
     totals, prepaid = group_totals(november, "prepaid")
-    assert totals == {"orders": -5_000, "payments": 7_000, "rebates": 0, "returns": 0, "adjustments": 0}
+    assert totals == {"orders": -5_000, "payments": 7_000, "rebates": 0, "returns": 0, "adjustments": 0, "other": 0}
     assert (prepaid["opening_fen"], prepaid["closing_fen"]) == (10_000, 12_000)
     totals, rebate = group_totals(november, "rebate")
     assert totals["rebates"] == 8_000 and totals["orders"] == -3_000 and rebate["closing_fen"] == 5_000
@@ -327,6 +328,16 @@ def test_dispute_needs_a_comment_then_blocks_confirm(client, world, issued):
     r = client.post(f"{path}/dispute", json={"comment": "再说一次"}, headers=auth(world.a_owner))
     assert r.status_code == 409 and r.get_json()["error"]["code"] == "statement_already_disputed"
     assert statement_of(world.dealer_a, "2026-11").dispute_comment == "11 月 10 日的转账是 3 万 5"
+
+
+def test_an_unbound_wechat_user_gets_403_on_every_statement_route(client, world, issued):
+    from app.dealers.service import issue_token
+
+    headers = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}
+    for method, path, body in [("GET", "/statements", None), *STATEMENT_ROUTES]:
+        kwargs = {"headers": headers, **({"json": body} if body else {})}
+        r = client.open(MP + path.format(id=issued.nov.id), method=method, **kwargs)
+        assert (r.status_code, r.get_json()["error"]["code"]) == (403, "not_bound"), path
 
 
 def test_a_viewer_reads_but_cannot_confirm_or_dispute(client, world, issued):

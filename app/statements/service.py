@@ -256,11 +256,10 @@ def summarize(statement):
     for account in LEDGER_ACCOUNTS:
         lines = [line for line in statement.lines if line.account == account]
         groups = []
-        for category in CATEGORIES:
+        for category in CATEGORIES:  # every category, so the accounts' summary rows line up
             mine = [line for line in lines if line.category == category]
-            if mine or category != "other":
-                groups.append({"category": category, "label": CATEGORY_LABELS[category],
-                               "total_fen": sum(line.amount_fen for line in mine), "lines": mine})
+            groups.append({"category": category, "label": CATEGORY_LABELS[category],
+                           "total_fen": sum(line.amount_fen for line in mine), "lines": mine})
         accounts.append({
             "account": account, "label": ACCOUNT_LABELS[account], "opening_fen": statement.opening_fen(account),
             "movement_fen": sum(line.amount_fen for line in lines), "closing_fen": statement.closing_fen(account),
