@@ -300,6 +300,8 @@ def seed_demo(*, reset=False) -> dict:
         settings.write(session, approval_rules.KEY, AutoApproval(enabled=False).as_value())
         lines = _summary_lines(brand, seeded)
     lines += _seed_orders()
+    # No statements (对账单) here: every demo movement happens today, so last month has no
+    # ledger movements to show; `flask --app wsgi statements issue` issues them once a month is over.
     return {"lines": lines}
 
 

@@ -79,6 +79,8 @@ class LedgerEntry(db.Model):
     __table_args__ = (
         Index("ix_ledger_entries_dealer_account", "dealer_id", "account", "id"),
         Index("ix_ledger_entries_ref", "ref_type", "ref_id"),
+        # Monthly statements read the ledger by time (who moved money in a month).
+        Index("ix_ledger_entries_created_at", "created_at"),
         CheckConstraint("amount_fen <> 0", name="amount_nonzero"),
     )
 
