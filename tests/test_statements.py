@@ -522,3 +522,40 @@ def test_statement_totals_equal_ledger_replay_and_concurrent_issuing_makes_one_e
         assert november.opening_fen(account) == ledger_balance_before(
             w.dealer_a.id, account, month_end - timedelta(days=30))
     assert db.session.get(Dealer, w.dealer_a.id) is not None
+
+
+@pytest.mark.postgres
+def test_concurrent_confirms_and_disputes_make_exactly_one_transition(pg_app, pg_world, pg_client):
+    w = pg_world
+    post_at(w.dealer_a.id, china(2026, 11, 3, 9, 0), ("prepaid", 1_000, "adjustment", None, None))
+    statements.issue_statements(month="2026-11", now=NOV_OVER)
+    sid = statement_of(w.dealer_a, "2026-11").id
+    path = f"{MP}/statements/{sid}"
+    calls = [("confirm", None)] * 4 + [("dispute", {"comment": f"第 {i} 条异议"}) for i in range(4)]
+    barrier = threading.Barrier(len(calls))
+    results = [None] * len(calls)
+    headers = auth(w.a_owner)
+
+    def run(i, action, body):
+        client = pg_app.test_client()
+        barrier.wait()
+        try:
+            results[i] = client.post(f"{path}/{action}", headers=headers, **({"json": body} if body else {})).status_code
+        except Exception as exc:  # noqa: BLE001  recorded; the assertions below fail on it
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, *call)) for i, call in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    db.session.expire_all()
+    statement = statement_of(w.dealer_a, "2026-11")
+    events = db.session.execute(select(StatementEvent.action).where(StatementEvent.statement_id == sid)
+                                .order_by(StatementEvent.id)).scalars().all()
+    assert statement.status in ("confirmed", "disputed")
+    assert events == ["issued", statement.status]  # the action names the status it led to
+    if statement.status == "confirmed":  # every confirm succeeded (idempotent), every dispute was refused
+        assert sorted(results) == [200] * 4 + [409] * 4
+    else:  # one dispute won; the confirms and the other disputes were refused
+        assert sorted(results) == [200] + [409] * 7
