@@ -47,7 +47,7 @@ def statement_detail(statement_id):
     statement = statements.get_statement_for_staff(staff=g.staff, statement_id=statement_id)
     return render_template(
         "console/statement.html", statement=statement, accounts=statements.summarize(statement),
-        status_labels=STATUS_LABELS, event_labels=EVENT_LABELS,
+        status_labels=STATUS_LABELS, event_labels=EVENT_LABELS, category_labels=statements.CATEGORY_LABELS,
         share_url=url_for("console.statement_shared", token=statements.print_token(statement), _external=True),
     )
 

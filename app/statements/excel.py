@@ -56,16 +56,15 @@ def statement_workbook(statement, *, brand):
     row += 1
     header(row, ["账户", "时间（北京时间）", "类别", "订单号", "摘要", "金额", "余额"])
     for account in accounts:
-        for group in account["groups"]:
-            for line in group["lines"]:
-                row += 1
-                sheet.cell(row=row, column=1, value=account["label"])
-                sheet.cell(row=row, column=2, value=line.occurred_at.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M"))
-                sheet.cell(row=row, column=3, value=group["label"])
-                sheet.cell(row=row, column=4, value=line.order_no or "")
-                sheet.cell(row=row, column=5, value=line.note or "").alignment = Alignment(wrap_text=True)
-                money(row, 6, line.amount_fen)
-                money(row, 7, line.balance_after_fen)
+        for line in account["lines"]:
+            row += 1
+            sheet.cell(row=row, column=1, value=account["label"])
+            sheet.cell(row=row, column=2, value=line.occurred_at.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M"))
+            sheet.cell(row=row, column=3, value=CATEGORY_LABELS[line.category])
+            sheet.cell(row=row, column=4, value=line.order_no or "")
+            sheet.cell(row=row, column=5, value=line.note or "").alignment = Alignment(wrap_text=True)
+            money(row, 6, line.amount_fen)
+            money(row, 7, line.balance_after_fen)
     if statement.dispute_comment:
         row += 2
         sheet.cell(row=row, column=1, value="异议说明").font = bold

@@ -251,7 +251,7 @@ def _event(session, statement, action, from_status, to_status, *, actor_type, ac
 
 def summarize(statement):
     """What every view of a statement shows: per account the opening, each category's total
-    and lines, the closing. Totals are sums of the snapshotted lines."""
+    and lines, all lines in ledger order, the closing. Totals are sums of the snapshotted lines."""
     accounts = []
     for account in LEDGER_ACCOUNTS:
         lines = [line for line in statement.lines if line.account == account]
@@ -263,7 +263,7 @@ def summarize(statement):
         accounts.append({
             "account": account, "label": ACCOUNT_LABELS[account], "opening_fen": statement.opening_fen(account),
             "movement_fen": sum(line.amount_fen for line in lines), "closing_fen": statement.closing_fen(account),
-            "groups": groups,
+            "groups": groups, "lines": lines,  # lines: in ledger order, for the running balance
         })
     return accounts
 
