@@ -15,6 +15,7 @@ dealers_cli = AppGroup("dealers", help="经销商管理")
 settings_cli = AppGroup("settings", help="品牌设置")
 orders_cli = AppGroup("orders", help="订单")
 rebates_cli = AppGroup("rebates", help="返利")
+statements_cli = AppGroup("statements", help="对账单")
 
 
 @demo_cli.command("seed")
@@ -225,6 +226,7 @@ def register(app):
     app.cli.add_command(rq_cli)
     app.cli.add_command(notify_cli)
     app.cli.add_command(pay_cli)
+    app.cli.add_command(statements_cli)
 
 
 # --- background workers and notification delivery --------------------------------------
@@ -382,3 +384,22 @@ def pay_close(out_trade_no):
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"{out_trade_no}: 已关闭")
+
+
+# --- statements ------------------------------------------------------------------------------
+
+@statements_cli.command("issue")
+@click.option("--month", default=None, help="对账月份 YYYY-MM（北京时间自然月），默认上个月")
+def statements_issue(month):
+    """为每个正常经销商（以及当月有资金流水的经销商）出具该月对账单；已出具的不会重复或改动。"""
+    from app.statements import service as statements
+
+    try:
+        result = statements.issue_statements(month=month or statements.previous_month())
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{result['month']} 对账单：新出具 {len(result['created'])} 份，此前已出具 {result['existing']} 份。")
+    if result["failed"]:
+        raise click.ClickException(
+            f"{len(result['failed'])} 个经销商的台账对不上，未出具（经销商 id：{', '.join(map(str, result['failed']))}），详见日志"
+        )

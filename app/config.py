@@ -149,7 +149,8 @@ def _storage_settings(env):
 # whose fields are typical of the library's order templates.
 SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled",
                     "return_approved", "return_rejected", "return_received", "payment_confirmed", "payment_rejected",
-                    "return_closed", "rebate_approved")
+                    "return_closed", "rebate_approved",
+                    "statement_issued", "statement_resolved")
 DEMO_SUBSCRIBE_TEMPLATES = {
     "order_approved": "demo-tmpl-order-approved",
     "order_rejected": "demo-tmpl-order-rejected",
@@ -176,6 +177,9 @@ DEMO_SUBSCRIBE_FIELDS = {
     "return_closed": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
     # Rebates: `order_no` is the rebate document's number (FL + id) here.
     "rebate_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
+    # Statements (order_no is the statement's number here); no demo template either.
+    "statement_issued": {"character_string1": "order_no", "thing2": "goods", "amount3": "amount", "thing4": "tip"},
+    "statement_resolved": {"character_string1": "order_no", "thing2": "reason", "time3": "time"},
 }
 SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
                     "dealer_name", "goods", "due_date", "tip")

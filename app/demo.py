@@ -301,6 +301,8 @@ def seed_demo(*, reset=False) -> dict:
         lines = _summary_lines(brand, seeded)
     lines += _seed_orders()
     lines += _seed_rebate_rules(today)
+    # No statements (对账单) here: every demo movement happens today, so last month has no
+    # ledger movements to show; `flask --app wsgi statements issue` issues them once a month is over.
     return {"lines": lines}
 
 

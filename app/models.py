@@ -48,4 +48,5 @@ from app.returns.models import (  # noqa: F401
     ReturnRequest,
 )
 from app.staff.models import Staff  # noqa: F401
+from app.statements.models import Statement, StatementEvent, StatementLine  # noqa: F401
 from app.storage.models import Upload  # noqa: F401

@@ -395,14 +395,17 @@ ENDPOINTS = [
     ("POST", "/payments/offline", {"amount_fen": 100, "transfer_date": "{today}", "voucher_id": MISSING_ID}),
     ("GET", "/payments/offline", None),
     ("GET", "/rebates", None),
+    ("GET", "/statements", None),
 ]
 # Routes whose id needs more than a pending order to be real: tests/test_returns.py and
 # tests/test_refunds.py (withdraw) probe them as a foreign dealer, an unbound WeChat user and a viewer.
-# So do offline payments' (a voucher upload first): tests/test_offline_payments.py.
+# So do statements' (tests/test_statements.py) and offline payments' (a voucher upload first): tests/test_offline_payments.py.
 COVERED_ELSEWHERE = [("GET", "/returns/{return_id}"), ("POST", "/returns/{return_id}/withdraw"),
                      ("GET", "/payments/offline/{offline_payment_id}"),
                      # a rebate document needs a closed period: tests/test_rebates.py probes it
-                     ("GET", "/rebates/{rebate_id}")]
+                     ("GET", "/rebates/{rebate_id}"),
+                     ("GET", "/statements/{statement_id}"), ("POST", "/statements/{statement_id}/confirm"),
+                     ("POST", "/statements/{statement_id}/dispute")]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),
@@ -432,7 +435,7 @@ def endpoint_ids(w, order_no=MISSING_ORDER_NO):
     """Values for the placeholders in ENDPOINTS."""
     from app.funds.offline import china_today
 
-    return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID, "offline_payment_id": MISSING_ID, "rebate_id": MISSING_ID,
+    return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID, "offline_payment_id": MISSING_ID, "rebate_id": MISSING_ID, "statement_id": MISSING_ID,
             "today": china_today().isoformat()}
 
 

@@ -28,6 +28,7 @@ ACTION_LABELS = {
     "return.receive": "退货入库",
     "return.close": "结束退货",
     "refund.retry": "重试退款",
+    "statement.resolve": "处理对账单异议",
     "dealer.create": "新建经销商",
     "dealer.update": "修改经销商",
     "dealer.suspend": "暂停经销商",
@@ -62,6 +63,7 @@ ACTION_LABELS = {
 ENTITY_LABELS = {
     "order": "订单",
     "return": "退货单",
+    "statement": "对账单",
     "dealer": "经销商",
     "credit": "信用额度",
     "price_list": "价格表",
@@ -96,6 +98,7 @@ FIELD_LABELS = {
     "tiers": "返利档位（门槛分, 基点）", "targets": "范围与对象", "growth": "增长返利（门槛基点, 基点, 去年最低分）",
     "active": "启用", "period": "期间", "rebate_fen": "返利金额", "dealer_id": "经销商 ID", "rule_id": "规则 ID",
     "created": "新生成", "recomputed": "重新计算", "removed": "删除草稿", "final": "已审核（未变）",
+    "dispute_comment": "异议说明", "resolution_note": "处理说明",
 }
 
 
@@ -106,10 +109,11 @@ def _status_labels(entity_type):
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
     from app.rebates.models import DOCUMENT_STATUS_LABELS as REBATE_STATUS
     from app.returns.models import STATUS_LABELS as RETURN_STATUS
+    from app.statements.models import STATUS_LABELS as STATEMENT_STATUS
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS, "rebate": REBATE_STATUS,
+        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS, "rebate": REBATE_STATUS, "statement": STATEMENT_STATUS,
     }.get(entity_type, {})
 
 

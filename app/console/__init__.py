@@ -15,6 +15,7 @@ from app.console import (  # noqa: F401
     prices,
     rebates,
     returns,
+    statements,
     stock,
 )
 from app.console.auth import bp  # noqa: F401

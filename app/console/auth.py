@@ -90,6 +90,7 @@ NAV = (
     ("线下付款", "/console/finance/offline", ("admin", "finance")),
     ("收款记录", "/console/finance/payments", ("admin", "finance")),
     ("返利", "/console/rebates", ("admin", "finance")),
+    ("对账单", "/console/statements", ("admin", "finance")),
     ("审计日志", "/console/audit", ("admin", "finance")),
     ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse", "marketing")),
     ("自动审批", "/console/settings/auto-approval", ("admin",)),

@@ -85,6 +85,8 @@ class LedgerEntry(db.Model):
         Index("ux_ledger_entries_rebate_credit", "ref_id", unique=True,
               postgresql_where=text("ref_type = 'rebate' AND amount_fen > 0"),
               sqlite_where=text("ref_type = 'rebate' AND amount_fen > 0")),
+        # Monthly statements read the ledger by time (who moved money in a month).
+        Index("ix_ledger_entries_created_at", "created_at"),
         CheckConstraint("amount_fen <> 0", name="amount_nonzero"),
     )
 

@@ -10,7 +10,8 @@ Events: `order_approved`, `order_rejected` and staff `order_cancelled` come from
 transitions (`order_changed`); `order_shipped` and `payment_due` come from shipments and
 receivables (`shipment_sent`, `payment_due`); `payment_confirmed` and `payment_rejected`
 from finance's decision on an offline transfer (`offline_payment_decided`); `rebate_approved` from a rebate
-document's approval (`app.rebates.service`). A dealer's own submit or cancel notifies
+document's approval (`app.rebates.service`); `statement_issued` and `statement_resolved` from statements
+(`statement_issued`, `statement_dispute_resolved`). A dealer's own submit or cancel notifies
 nobody on the dealer's side: they did it themselves.
 
 Template ids and which of our values fills which template field come from configuration
@@ -50,6 +51,8 @@ TITLES = {
     "payment_rejected": "付款审核结果通知",
     "return_closed": "退货入库通知",
     "rebate_approved": "返利到账通知",
+    "statement_issued": "对账单通知",
+    "statement_resolved": "对账单异议处理通知",
 }
 # Short status words for `phrase` fields (at most 5 Chinese characters).
 STATUS_WORDS = {
@@ -65,6 +68,8 @@ STATUS_WORDS = {
     "payment_rejected": "已驳回",
     "return_closed": "退货已结束",
     "rebate_approved": "返利到账",
+    "statement_issued": "待确认",
+    "statement_resolved": "异议已处理",
 }
 TIPS = {
     "order_approved": "我们将尽快为您安排发货",
@@ -79,11 +84,14 @@ TIPS = {
     "return_received": "退款将按原付款方式退回",
     "return_closed": "按实收货物退款",
     "rebate_approved": "返利可在下单时抵扣货款",
+    "statement_issued": "请核对后在小程序中确认",
+    "statement_resolved": "请查看处理说明后确认对账单",
 }
 ORDER_PAGE = "pages/order/detail?order_no={order_no}"
 RETURN_PAGE = "pages/return/detail?id={return_id}"
 OFFLINE_PAYMENT_PAGE = "pages/payment/offline?id={payment_id}"
 REBATE_PAGE = "pages/rebate/detail?id={document_id}"
+STATEMENT_PAGE = "pages/statement/detail?id={statement_id}"
 
 CONSENTS = SubscribeConsent.__table__
 MESSAGES = DealerMessage.__table__
@@ -274,14 +282,53 @@ class Fen(int):
     """An amount in fen, so field formatting knows to show it as yuan."""
 
 
+def statement_issued(session, statement):
+    """Tell the dealer its monthly statement is ready to check (in the issuing transaction)."""
+    body = (f"您 {statement.month} 的对账单 {statement.statement_no} 已出具：应收账款期末 "
+            f"{format_yuan(statement.closing_receivable_fen)}，预付款期末 {format_yuan(statement.closing_prepaid_fen)}，"
+            f"返利期末 {format_yuan(statement.closing_rebate_fen)}。请核对后确认，如有出入请提出异议。")
+    _send_statement(session, statement, "statement_issued", "对账单已出具", body, "issued")
+
+
+def statement_dispute_resolved(session, statement):
+    """Tell the dealer finance handled its dispute, with finance's note (in that transaction)."""
+    body = f"您对 {statement.month} 对账单 {statement.statement_no} 提出的异议已处理：{statement.resolution_note}。请核对后确认。"
+    _send_statement(session, statement, "statement_resolved", "对账单异议已处理", body,
+                    f"resolved:{statement.resolved_at:%Y%m%d%H%M%S%f}")
+
+
+def _send_statement(session, statement, event, title, body, dedupe):
+    values = {
+        "order_no": lambda: statement.statement_no,
+        "status": lambda: STATUS_WORDS[event],
+        "amount": lambda: Fen(statement.closing_receivable_fen),
+        "reason": lambda: statement.resolution_note or "",
+        "time": lambda: utcnow(),
+        "carrier": lambda: "",
+        "tracking_no": lambda: "",
+        "dealer_name": lambda: statement.dealer_name,
+        "goods": lambda: f"{statement.month} 对账单",
+        "due_date": lambda: "",
+        "tip": lambda: TIPS[event],
+    }
+    _deliver(session, statement.dealer_id, event, title, body, dedupe, page=STATEMENT_PAGE.format(statement_id=statement.id),
+             ref_type="statement", ref_id=statement.id, values=values)
+
+
 def _notify(session, order, event, title, body, dedupe, *, page=None, ref_type="order", ref_id=None, dealer_id=None,
             **facts):
     """The message-list entry always; a subscribe message to each user with consent left.
     Events about something else than the order itself (a return, a payment) name it by
     `ref_type`/`ref_id`, open their own mini-program `page`, and may have no order (`dealer_id`)."""
-    page = page or ORDER_PAGE.format(order_no=order.order_no)
-    ref_id = ref_id or order.id
     dealer_id = dealer_id or order.dealer_id
+    _deliver(session, dealer_id, event, title, body, dedupe,
+             page=page or ORDER_PAGE.format(order_no=order.order_no), ref_type=ref_type,
+             ref_id=ref_id or order.id, values=lambda: _values(session, order, dealer_id, event, facts))
+
+
+def _deliver(session, dealer_id, event, title, body, dedupe, *, page, ref_type, ref_id, values):
+    """Write the message-list entry and the subscribe messages; `values` (or a function making
+    them, called only when a message is sent) fill the template's fields."""
     session.execute(MESSAGES.insert().values(
         dealer_id=dealer_id, event=event, title=title, body=body, page=page,
         ref_type=ref_type, ref_id=ref_id, created_at=utcnow(),
@@ -308,7 +355,7 @@ def _notify(session, order, event, title, body, dedupe, *, page=None, ref_type="
     ).scalars().all()
     if not used:
         return
-    values = _values(session, order, dealer_id, event, facts)
+    values = values() if callable(values) else values
     data = {
         key: {"value": field_value(field_kind(key), values[source]())}
         for key, source in config["WECHAT_SUBSCRIBE_FIELDS"][event].items()
