@@ -28,6 +28,8 @@ PERIODIC_JOBS = {
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
     "auto-complete-orders": ("app.orders.service.auto_complete_orders", DAY, 600, "low"),
     "wechatpay-reconcile": ("app.funds.payments.reconcile_wechat_payments", 600, 300, "default"),
+    "campaigns-tick": ("app.campaigns.jobs.tick", "CAMPAIGN_TICK_SECONDS", 600, "low"),
+    "customer-groups-sync": ("app.campaigns.jobs.sync_all_groups", DAY, 600, "low"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"

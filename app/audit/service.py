@@ -44,6 +44,13 @@ ACTION_LABELS = {
     "stock.threshold": "修改低库存阈值",
     "settings.auto_approval": "修改自动审批规则",
     "import": "Excel 导入",
+    "groups.sync": "同步客户群",
+    "groups.map": "客户群对应经销商",
+    "campaign.create": "新建客户群群发",
+    "campaign.schedule": "定时客户群群发",
+    "campaign.send": "立即发送客户群群发",
+    "campaign.cancel": "取消客户群群发",
+    "campaign.retry": "重试客户群群发",
 }
 
 ENTITY_LABELS = {
@@ -57,6 +64,8 @@ ENTITY_LABELS = {
     "stock": "库存",
     "settings": "系统设置",
     "import": "Excel 导入",
+    "customer_group": "客户群",
+    "campaign": "客户群群发",
 }
 
 

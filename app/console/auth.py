@@ -87,6 +87,8 @@ NAV = (
     ("价格", "/console/prices", ("admin", "sales", "finance")),
     ("库存", "/console/stock", ("admin", "sales", "warehouse")),
     ("退货", "/console/returns", ("admin", "sales", "warehouse", "finance")),
+    ("客户群", "/console/groups", ("admin", "marketing", "sales")),
+    ("客户群群发", "/console/campaigns", ("admin", "marketing")),
     ("审计日志", "/console/audit", ("admin", "finance")),
     ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse", "marketing")),
     ("自动审批", "/console/settings/auto-approval", ("admin",)),
