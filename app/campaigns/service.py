@@ -856,7 +856,7 @@ def _remind(session, sender, campaign):
 
     first = sender.reminders == 0
     content = (
-        f"{'新的' if first else '提醒：'}客户群群发「{campaign.title}」待你确认：共 {count} 个客户群。"
+        f"{'新的' if first else f'第 {sender.reminders} 次提醒：'}客户群群发「{campaign.title}」待你确认：共 {count} 个客户群。"
         "请打开企业微信 → 工作台 → 客户联系 →「群发助手」，确认后发送。"
     )
     outbox.add(session, channel="wecom_app", event="campaign_remind", recipient=sender.sender_userid,
