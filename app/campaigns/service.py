@@ -191,25 +191,43 @@ def sync_groups(*, actor=SYSTEM, owners=None):
 
 
 def suggest_dealer(group_name, dealers):
-    """The dealer whose name (or its name without the company suffix) appears in the group's
-    name, longest match first; None when none does."""
+    """The dealer whose name, or its trade name (「广州市天河区鑫达商贸有限公司」 -> 「鑫达」), appears
+    in the group's name; the longest match wins; None when none does."""
     best = None
     for dealer in dealers:
-        for candidate in {dealer.name, _short_name(dealer.name)}:
-            if len(candidate) >= 2 and candidate in (group_name or ""):
-                if best is None or len(candidate) > best[0]:
-                    best = (len(candidate), dealer)
+        for candidate in name_candidates(dealer.name):
+            if candidate in (group_name or "") and (best is None or len(candidate) > best[0]):
+                best = (len(candidate), dealer)
     return best[1] if best else None
 
 
-def _short_name(name):
-    for suffix in ("有限责任公司", "股份有限公司", "有限公司", "商贸", "贸易", "公司"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    for prefix_len in (3, 2):  # 「广州鑫达」 -> 「鑫达」: the city often precedes the trade name
-        if len(name) > prefix_len + 1 and name[:prefix_len].endswith(("市", "省")):
-            return name[prefix_len:]
-    return name[2:] if len(name) >= 4 else name
+COMPANY_SUFFIXES = ("有限责任公司", "股份有限公司", "有限公司", "公司")
+TRADE_WORDS = ("商贸", "贸易", "副食品", "食品", "粮油", "酒店用品", "商行", "批发")
+
+
+def name_candidates(name):
+    """Ways a dealer's name may appear in a group name: the full name, without the company
+    suffix, without the place in front, and without the line of trade."""
+    core = name
+    for suffix in COMPANY_SUFFIXES:
+        if core.endswith(suffix):
+            core = core[: -len(suffix)]
+            break
+    found = {name, core}
+    cut = max(core.rfind(mark) for mark in "省市区县")
+    # The place in front: up to the last 省/市/区/县, or (「上海沪联」) a two-character city name.
+    cores = [core[cut + 1:]] if 0 <= cut < len(core) - 2 else [core, core[2:]] if len(core) >= 4 else [core]
+    for core in cores:
+        found.add(core)
+        changed = True
+        while changed:
+            changed = False
+            for word in TRADE_WORDS:
+                if core.endswith(word) and len(core) - len(word) >= 2:
+                    core = core[: -len(word)]
+                    found.add(core)
+                    changed = True
+    return {c for c in found if len(c) >= 2}
 
 
 def list_groups(*, q=None, owner=None, mapped=None, status="active", dealer_id=None, page=1,
