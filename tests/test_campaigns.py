@@ -436,3 +436,111 @@ def test_campaign_actions_are_audited(client, setup):
 def test_unknown_campaign_is_404(client, setup):
     console_login(client, "shi")
     assert client.get("/console/campaigns/999", headers=HTML).status_code == 404
+
+
+def test_dealer_suggestions_from_trade_names():
+    from types import SimpleNamespace
+
+    dealers = [SimpleNamespace(id=n, name=name) for n, name in enumerate(
+        ("广州市天河区鑫达商贸有限公司", "上海沪联食品贸易有限公司", "深圳市南山区鹏程酒店用品有限公司"))]
+    assert campaigns.suggest_dealer("天河鑫达门店老板群", dealers).id == 0
+    assert campaigns.suggest_dealer("沪联食品客户福利群", dealers).id == 1
+    assert campaigns.suggest_dealer("鹏程酒店用品采购群", dealers).id == 2
+    assert campaigns.suggest_dealer("周末羽毛球群", dealers) is None
+
+
+def test_demo_groups_and_campaign_go_through_the_stand_in(app, wechat):
+    from app.demo import DEMO_CUSTOMER_GROUPS, seed_demo
+
+    seed_demo()
+    for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS:
+        wechat.add_customer_group(name, owner, external_members=members, chat_id=chat_id)
+    assert campaigns.sync_groups()["dismissed"] == 0
+    campaign = db.session.execute(select(Campaign)).scalar_one()
+    plan = campaigns.compute_plan(db.session, campaign)
+    assert sorted(e["group"].chat_id for es in plan["senders"].values() for e in es) == [
+        "wrDemoD001Group01", "wrDemoD001Group02", "wrDemoD002Group01", "wrDemoD004Group01"]
+    from app.staff.models import Staff
+
+    marketing = db.session.execute(select(Staff).where(Staff.role == "marketing")).scalar_one()
+    campaigns.send_now(staff=marketing, campaign_id=campaign.id)
+    for task in wechat.group_message_tasks():
+        wechat.confirm_group_message(task["msgid"], task["sender"])
+    campaigns.poll_campaign(campaign.id)
+    assert set(s for s, _ in statuses(campaign.id).values()) == {"sent"}
+    assert db.session.get(Campaign, campaign.id).status == "done"
+
+
+@pytest.mark.postgres
+def test_two_workers_sending_one_campaign_create_each_task_once(pg_app, pg_world, wechat):
+    """The send job may run twice at once (the scheduler and the tick): the campaign row lock
+    freezes the plan once, and each sender is claimed before its task is created."""
+    import threading
+
+    from app.audience.service import EVERYONE
+    from app.staff.models import Staff
+    from tests.factories import add
+
+    add(Staff(username="rep9", name="赵业务", role="sales", wecom_userid=REP2))
+    marketing = add(Staff(username="shi", name="市场", role="marketing"))
+    db.session.commit()
+    wechat.add_customer_group("鑫达商贸客户1群", REP)
+    wechat.add_customer_group("鑫达VIP群", REP2)
+    wechat.add_customer_group("沪联食品客户群", REP)
+    campaigns.sync_groups()
+    for group in db.session.execute(select(CustomerGroup)).scalars():
+        group.dealer_id = pg_world.dealer_b.id if "沪联" in group.name else pg_world.dealer_a.id
+    db.session.commit()
+    campaign = campaigns.create_campaign(staff=marketing, title="并发", text="你好", audience=EVERYONE, attachments=[])
+    with db.session.begin():
+        row = db.session.get(Campaign, campaign.id)
+        row.status, row.scheduled_at = "scheduled", utcnow() - timedelta(seconds=1)
+    db.session.commit()
+
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def worker():
+        with pg_app.app_context():
+            barrier.wait()
+            try:
+                campaigns.send_campaign(campaign.id)
+            except Exception as exc:
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(t["sender"] for t in wechat.group_message_tasks()) == sorted([REP, REP2])
+    db.session.expire_all()
+    assert db.session.execute(select(func.count()).select_from(CampaignGroup)).scalar_one() == 3
+    assert {s.status for s in senders(campaign.id).values()} == {"waiting"}
+
+
+@pytest.mark.redis
+def test_scheduling_books_the_send_on_rqs_scheduler(rq_app, rq_world, wechat):
+    from rq import Queue
+
+    from app import jobs
+    from app.audience.service import EVERYONE
+    from app.staff.models import Staff
+    from tests.factories import add
+
+    marketing = add(Staff(username="shi", name="市场", role="marketing"))
+    db.session.commit()
+    wechat.add_customer_group("鑫达商贸客户1群", REP)
+    campaigns.sync_groups()
+    db.session.execute(CustomerGroup.__table__.update().values(dealer_id=rq_world.dealer_a.id))
+    db.session.commit()
+    campaign = campaigns.create_campaign(staff=marketing, title="定时", text="你好", audience=EVERYONE, attachments=[])
+    campaigns.schedule_campaign(staff=marketing, campaign_id=campaign.id, at=utcnow() + timedelta(hours=2))
+    registry = Queue("low", connection=jobs.redis_connection()).scheduled_job_registry
+    job_ids = registry.get_job_ids()
+    assert len(job_ids) == 1
+    job = Queue("low", connection=jobs.redis_connection()).fetch_job(job_ids[0])
+    assert job.func_name == "app.campaigns.service.send_campaign" and job.args == (campaign.id,)
