@@ -544,3 +544,16 @@ def test_scheduling_books_the_send_on_rqs_scheduler(rq_app, rq_world, wechat):
     assert len(job_ids) == 1
     job = Queue("low", connection=jobs.redis_connection()).fetch_job(job_ids[0])
     assert job.func_name == "app.campaigns.service.send_campaign" and job.args == (campaign.id,)
+
+
+def test_unconfirmed_tasks_hold_their_place_only_in_the_month_they_went_out(client, setup, app):
+    app.config["CAMPAIGN_GROUP_MONTHLY_LIMIT"] = 1
+    console_login(client, "shi")
+    cid = new_campaign(client, audience={"audience_dealers": "DB01"})
+    post(client, f"/console/campaigns/{cid}/send")
+    b1 = setup["groups"]["b1"].id
+    assert campaigns.remaining_this_month(db.session, [b1]) == {b1: 0}
+    campaign = db.session.get(Campaign, cid)
+    campaign.sent_at = campaigns.month_bounds()[0] - timedelta(days=3)
+    db.session.commit()
+    assert campaigns.remaining_this_month(db.session, [b1]) == {b1: 1}

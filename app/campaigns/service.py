@@ -99,15 +99,17 @@ def monthly_limit(now=None):
 
 
 def used_this_month(session, group_ids, *, exclude_campaign_id=None):
-    """{group_id: messages counted this month}: sent this month, plus tasks still waiting for a
-    rep (they count when sent, so they hold their place)."""
+    """{group_id: messages counted this month}: sent this month, plus those of campaigns sent this
+    month still waiting for a rep (they count when sent, so they hold their place; a task left
+    unconfirmed from an earlier month counts again only once it is sent)."""
     if not group_ids:
         return {}
     start, end = month_bounds()
     sent = (CampaignGroup.status == "sent") & (CampaignGroup.sent_at >= start) & (CampaignGroup.sent_at < end)
-    waiting = CampaignGroup.status.in_(("waiting", "planned"))
+    waiting = CampaignGroup.status.in_(("waiting", "planned")) & (Campaign.sent_at >= start) & (Campaign.sent_at < end)
     query = (
         select(CampaignGroup.group_id, func.count())
+        .join(Campaign, Campaign.id == CampaignGroup.campaign_id)
         .where(CampaignGroup.group_id.in_(list(group_ids)), or_(sent, waiting))
         .group_by(CampaignGroup.group_id)
     )
