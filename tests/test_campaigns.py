@@ -557,3 +557,34 @@ def test_unconfirmed_tasks_hold_their_place_only_in_the_month_they_went_out(clie
     campaign.sent_at = campaigns.month_bounds()[0] - timedelta(days=3)
     db.session.commit()
     assert campaigns.remaining_this_month(db.session, [b1]) == {b1: 1}
+
+
+def test_a_sender_stuck_creating_is_matched_to_its_wecom_task_or_created_again(client, setup, wechat, app):
+    """A worker died after WeCom created one task and before another was asked for."""
+    from app.campaigns.jobs import tick
+    from app.integrations.wechat import wecom_contact_gateway
+
+    console_login(client, "shi")
+    cid = new_campaign(client)
+    campaign = db.session.get(Campaign, cid)
+    campaign.status, campaign.scheduled_at = "scheduled", utcnow()
+    db.session.commit()
+    with db.session.no_autoflush:
+        plan = campaigns.compute_plan(db.session, campaign)
+        campaigns._freeze_plan(db.session, campaign, plan)
+    campaign.status, campaign.sent_at = "sending", utcnow()
+    db.session.commit()
+    rows = senders(cid)
+    long_ago = utcnow() - timedelta(minutes=15)
+    for row in rows.values():
+        row.status, row.updated_at = "creating", long_ago
+    db.session.commit()
+    chats = [setup["chats"]["a1"], setup["chats"]["b1"]]
+    answer = wecom_contact_gateway(app).add_msg_template(
+        campaigns.message_body(db.session.get(Campaign, cid), REP, chats))
+    tick()
+    rows = senders(cid)
+    assert rows[REP].status == "waiting" and rows[REP].msgid == answer["msgid"]
+    assert len(tasks_for(wechat, REP)) == 1  # adopted, not created twice
+    assert rows[REP2].status == "waiting" and len(tasks_for(wechat, REP2)) == 1  # never created: created now
+    assert {s for s, _ in statuses(cid).values()} == {"waiting"}

@@ -24,6 +24,7 @@ def tick():
             log.exception("sending campaign %s failed; the next tick tries again", campaign_id)
     for campaign_id in sending:
         try:
+            service.recover_stuck_senders(campaign_id)  # a worker died while creating a task
             service.create_tasks(campaign_id)  # a sender left pending by an interrupted run
             service.poll_campaign(campaign_id)
             polled += 1

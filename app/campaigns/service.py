@@ -750,6 +750,60 @@ def _record_task_created(campaign_id, sender_id, answer, chats):
         _remind(session, sender, session.get(Campaign, campaign_id))
 
 
+STUCK_AFTER = timedelta(minutes=10)
+
+
+def recover_stuck_senders(campaign_id):
+    """A sender left `creating` (its worker died between asking WeCom for the task and writing
+    the answer down) is looked up in WeCom: get_groupmsg_list_v2 lists the corp's group messages
+    created since the claim, get_groupmsg_task says whose each is; a task for this sender with
+    this campaign's text, not recorded by another row, is adopted. Otherwise WeCom never
+    created it and the sender goes back to `pending`, to be created again."""
+    from app.integrations.wechat import WeChatError
+
+    now = utcnow()
+    stuck = db.session.execute(select(CampaignSender).where(
+        CampaignSender.campaign_id == campaign_id, CampaignSender.status == "creating",
+        CampaignSender.updated_at < now - STUCK_AFTER)).scalars().all()
+    if not stuck:
+        return {}
+    campaign = db.session.get(Campaign, campaign_id)
+    text = campaign.text or ""
+    work = [(s.id, s.sender_userid, s.updated_at) for s in stuck]
+    known = set(db.session.execute(select(CampaignSender.msgid).where(CampaignSender.msgid.is_not(None))).scalars())
+    db.session.rollback()
+    gateway, outcome = _gateway(), {}
+    for sender_id, userid, claimed_at in work:
+        try:
+            found = None
+            since = claimed_at - timedelta(minutes=2)
+            for message in gateway.list_group_messages(since.timestamp(), now.timestamp()):
+                if message.get("msgid") in known or ((message.get("text") or {}).get("content") or "") != text:
+                    continue
+                if any(t.get("userid") == userid for t in gateway.get_groupmsg_task(message["msgid"])):
+                    found = message["msgid"]
+                    break
+        except WeChatError as exc:
+            log.warning("looking up the task of stuck sender %s failed: %s", sender_id, exc)
+            continue
+        if found:
+            known.add(found)
+            chats = dict(db.session.execute(
+                select(CustomerGroup.chat_id, CampaignGroup.id)
+                .join(CampaignGroup, CampaignGroup.group_id == CustomerGroup.id)
+                .where(CampaignGroup.sender_id == sender_id, CampaignGroup.status == "planned")).all())
+            db.session.rollback()
+            _record_task_created(campaign_id, sender_id, {"msgid": found, "fail_list": []}, chats)
+            outcome[userid] = "adopted"
+        else:
+            with write_transaction() as session:
+                session.execute(update(CampaignSender).where(
+                    CampaignSender.id == sender_id, CampaignSender.status == "creating")
+                    .values(status="pending", updated_at=utcnow()))
+            outcome[userid] = "pending"
+    return outcome
+
+
 def retry_sender(*, staff, sender_id):
     """Try again a sender whose task WeCom refused: its failed groups are planned again (those
     at this month's limit now are dropped), then its task is created. Audited."""

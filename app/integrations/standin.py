@@ -94,7 +94,8 @@ WECOM_PATHS = (
 # Only the prepay route of WeChat Pay takes scripted faults (the others carry the order number).
 # WeCom customer contact (customer groups, group messages) and temporary media: app.integrations.standin_contact.
 CONTACT_PATHS = tuple(f"/cgi-bin/externalcontact/{name}" for name in (
-    "groupchat/list", "groupchat/get", "add_msg_template", "get_groupmsg_task", "get_groupmsg_send_result",
+    "groupchat/list", "groupchat/get", "add_msg_template", "get_groupmsg_list_v2", "get_groupmsg_task",
+    "get_groupmsg_send_result",
     "cancel_groupmsg_send", "remind_groupmsg_send")) + ("/cgi-bin/media/upload",)
 STANDIN_PATHS = WECHAT_PATHS + WECOM_PATHS + CONTACT_PATHS + ("/v3/pay/transactions/jsapi",)
 

@@ -7,6 +7,7 @@ WeCom routes (token from /cgi-bin/gettoken, checked like the other WeCom routes)
     POST /cgi-bin/externalcontact/add_msg_template      a task for the sender -> msgid, fail_list
     POST /cgi-bin/externalcontact/get_groupmsg_task     per sender: status 0 未发送 / 2 已发送
     POST /cgi-bin/externalcontact/get_groupmsg_send_result   per group: 1 sent, 2 not a friend, 3 over the monthly limit
+    POST /cgi-bin/externalcontact/get_groupmsg_list_v2  group messages created in a time window
     POST /cgi-bin/externalcontact/cancel_groupmsg_send  stop a task (sent messages stay sent)
     POST /cgi-bin/externalcontact/remind_groupmsg_send  re-notify the sender (3 times in 24 h)
     POST /cgi-bin/media/upload?type=image               temporary material -> media_id
@@ -343,6 +344,28 @@ def register_contact_routes(app, state, contact, error, ok, json_body, deliver):
                 entry["send_time"] = result["send_time"]
             send_list.append(entry)
         return ok(next_cursor="", send_list=send_list)
+
+    @app.post("/cgi-bin/externalcontact/get_groupmsg_list_v2")
+    def get_groupmsg_list_v2():
+        body, problem = checked()
+        if problem:
+            return problem
+        start, end = body.get("start_time"), body.get("end_time")
+        if not isinstance(start, int) or not isinstance(end, int) or not 0 <= end - start <= 31 * 86400:
+            return error(40058, "start_time/end_time invalid (at most one month apart)")
+        limit = body.get("limit", 50)
+        if not isinstance(limit, int) or not 1 <= limit <= 100:
+            limit = 50  # documented: above the maximum the default applies
+        if body.get("chat_type", "single") != "group" or body.get("filter_type", 2) not in (0, 2):
+            return ok(next_cursor="", group_msg_list=[])  # the stand-in only holds enterprise group messages
+        found = sorted((t for t in contact.tasks() if start <= t["created_at"] <= end), key=lambda t: t["created_at"])
+        cursor = body.get("cursor") or "0"
+        offset = int(cursor) if str(cursor).isdigit() else 0
+        page = found[offset:offset + limit]
+        items = [{"msgid": t["msgid"], "create_time": str(t["created_at"]), "create_type": 0,
+                  "text": t["body"].get("text") or {}, "attachments": t["body"].get("attachments") or []}
+                 for t in page]  # API-created messages carry no `creator` (documented)
+        return ok(next_cursor=str(offset + limit) if offset + limit < len(found) else "", group_msg_list=items)
 
     @app.post("/cgi-bin/externalcontact/cancel_groupmsg_send")
     def cancel_groupmsg_send():

@@ -594,10 +594,18 @@ class WeComContactGateway(WeComGateway):
         return self._pages("/cgi-bin/externalcontact/get_groupmsg_send_result", {"msgid": msgid, "userid": userid},
                            "send_list")
 
-    def _pages(self, path, body, key):
+    def list_group_messages(self, start_time, end_time, *, filter_type=0):
+        """get_groupmsg_list_v2 for group messages (chat_type "group") created in [start_time,
+        end_time] (unix seconds, at most a month apart), every page: [{"msgid", "create_time",
+        "create_type", "text", "attachments"}]. filter_type 0: created by the corp (API/admin)."""
+        return self._pages("/cgi-bin/externalcontact/get_groupmsg_list_v2", {
+            "chat_type": "group", "start_time": int(start_time), "end_time": int(end_time),
+            "filter_type": filter_type}, "group_msg_list", limit=100)
+
+    def _pages(self, path, body, key, limit=1000):
         items, cursor = [], None
         while True:
-            page = {**body, "limit": 1000}
+            page = {**body, "limit": limit}
             if cursor:
                 page["cursor"] = cursor
             result = self._post(path, page)
