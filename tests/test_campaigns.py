@@ -431,6 +431,8 @@ def test_campaign_actions_are_audited(client, setup):
     actions = db.session.execute(select(AuditEntry.action).where(AuditEntry.entity_type == "campaign")
                                  .order_by(AuditEntry.id)).scalars().all()
     assert actions == ["campaign.create", "campaign.send"]
+    page = client.get("/console/audit?entity_type=campaign", headers=HTML).get_data(as_text=True)
+    assert "新建客户群群发" in page and "立即发送客户群群发" in page
 
 
 def test_unknown_campaign_is_404(client, setup):

@@ -80,10 +80,14 @@ FIELD_LABELS = {
     "valid_from": "生效日期", "valid_to": "失效日期", "sku": "商品", "sku_code": "商品编码", "warehouse": "仓库",
     "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
     "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+    "title": "标题", "audience": "受众", "attachments": "附件数", "scheduled_at": "定时发送", "sender": "发送人",
+    "dealer": "经销商", "owners": "群主数", "groups": "客户群数", "new": "新增", "dismissed": "标记解散",
+    "stopped_tasks": "停止的任务", "stop_failed": "停止失败",
 }
 
 
 def _status_labels(entity_type):
+    from app.campaigns.models import CAMPAIGN_STATUS_LABELS
     from app.catalog.models import SKU_STATUS_LABELS
     from app.dealers.models import DEALER_STATUS_LABELS
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
@@ -91,7 +95,7 @@ def _status_labels(entity_type):
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS,
+        "dealer": DEALER_STATUS_LABELS, "campaign": CAMPAIGN_STATUS_LABELS,
     }.get(entity_type, {})
 
 
