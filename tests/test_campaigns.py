@@ -590,3 +590,30 @@ def test_a_sender_stuck_creating_is_matched_to_its_wecom_task_or_created_again(c
     assert len(tasks_for(wechat, REP)) == 1  # adopted, not created twice
     assert rows[REP2].status == "waiting" and len(tasks_for(wechat, REP2)) == 1  # never created: created now
     assert {s for s, _ in statuses(cid).values()} == {"waiting"}
+
+
+def test_images_larger_than_the_default_body_limit_are_accepted(client, setup, app):
+    import os
+
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (700, 700), os.urandom(700 * 700 * 3)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert len(data) > app.config["MAX_CONTENT_LENGTH"]
+    console_login(client, "shi")
+    cid = new_campaign(client, images=[data])
+    assert [a.kind for a in db.session.get(Campaign, cid).attachments] == ["image"]
+    big = b"\x89PNG" + b"0" * app.config["UPLOAD_MAX_BYTES"]
+    r = create(client, images=[big])
+    assert r.status_code == 422 and "图片不能超过" in r.get_data(as_text=True)
+
+
+def test_expired_tokens_are_refreshed_for_uploads_and_contact_calls(client, setup, wechat):
+    console_login(client, "shi")
+    cid = new_campaign(client, images=[png_bytes()], audience={"audience_dealers": "DB01"})
+    wechat.expire_tokens()
+    post(client, f"/console/campaigns/{cid}/send")
+    assert senders(cid)[REP].status == "waiting"
+    uploads = [r for r in wechat.requests if r["path"] == "/cgi-bin/media/upload"]
+    assert len(uploads) == 2  # the first answered 42001, the second carried a fresh token
+    wechat.expire_tokens()
+    assert campaigns.sync_groups()["groups"] == 4

@@ -2,7 +2,7 @@
 plan, schedule, send, cancel, results). Rules live in `app.campaigns.service`."""
 from datetime import datetime
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, url_for
 
 from app.audience import service as audiences
 from app.campaigns import service as campaigns
@@ -18,6 +18,20 @@ from app.campaigns.models import (
 from app.console.auth import bp, id_arg, login_required, page_arg, pager
 from app.errors import DomainError
 from app.pricing.service import BUSINESS_TZ
+
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+@bp.before_app_request
+def _allow_campaign_images():
+    """The new-campaign form alone takes bodies above MAX_CONTENT_LENGTH: its images (up to 9
+    and a cover, each at most UPLOAD_MAX_BYTES)."""
+    if request.method == "POST" and request.path == "/console/campaigns/new":
+        limit = (campaigns.MAX_ATTACHMENTS + 1) * current_app.config["UPLOAD_MAX_BYTES"] + MULTIPART_OVERHEAD
+        if (request.content_length or 0) > limit:
+            raise DomainError("upload_too_large", "上传的图片太大或太多，请压缩或减少图片后再保存", 413)
+        request.max_content_length = limit
+
 
 # --- customer groups -------------------------------------------------------------------
 
