@@ -56,6 +56,10 @@ def demo_serve(host, port, standin_port):
         agent_id=config["WECOM_AGENT_ID"],
         robot_keys=(config["WECOM_ROBOT_KEY"],),
     )
+    from app.demo import DEMO_CUSTOMER_GROUPS
+
+    for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS:  # the reps' groups in the pretend WeCom
+        standin.add_customer_group(name, owner, external_members=members, chat_id=chat_id)
     overrides = {"WECHAT_API_BASE": standin.base_url, "WECOM_API_BASE": standin.base_url}
     if not os.environ.get("WECHAT_MINIPROGRAM_STATE"):
         # Subscribe messages from the demo open the developer build of the mini-program.
@@ -227,6 +231,7 @@ def register(app):
     app.cli.add_command(notify_cli)
     app.cli.add_command(pay_cli)
     app.cli.add_command(statements_cli)
+    app.cli.add_command(campaigns_cli)
 
 
 # --- background workers and notification delivery --------------------------------------
@@ -403,3 +408,30 @@ def statements_issue(month):
         raise click.ClickException(
             f"{len(result['failed'])} 个经销商的台账对不上，未出具（经销商 id：{', '.join(map(str, result['failed']))}），详见日志"
         )
+
+
+# --- WeCom customer groups and campaigns ---------------------------------------------------
+
+campaigns_cli = AppGroup("campaigns", help="客户群与客户群群发")
+
+
+@campaigns_cli.command("sync-groups")
+def campaigns_sync_groups():
+    """从企业微信同步所有业务员（群主）的客户群；不再出现的群标记为已解散。"""
+    from app.campaigns.service import sync_groups
+    from app.integrations.wechat import WeChatError
+
+    try:
+        result = sync_groups()
+    except WeChatError as exc:
+        raise click.ClickException(f"企业微信返回 {exc.errcode}：{exc.errmsg}") from None
+    click.echo(f"群主 {result['owners']} 位，客户群 {result['groups']} 个（新增 {result['new']}，标记解散 {result['dismissed']}）")
+
+
+@campaigns_cli.command("tick")
+def campaigns_tick():
+    """执行一次群发定时任务：下发到时的定时群发、查询发送结果、提醒未确认的业务员（可重复执行）。"""
+    from app.campaigns.jobs import tick
+
+    result = tick()
+    click.echo(f"下发 {result['sent']} 个到时的群发，查询 {result['polled']} 个发送中的群发")

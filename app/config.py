@@ -94,6 +94,23 @@ def from_env():
         "WECOM_TOKEN": env("WECOM_TOKEN") or "demo-wecom-token",
         "WECOM_AES_KEY": env("WECOM_AES_KEY") or "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
         "WECOM_ROBOT_KEY": env("WECOM_ROBOT_KEY") or "demo-robot-key",
+        # More internal group robots by name ({"sales": "<key>", ...}; "default" is WECOM_ROBOT_KEY),
+        # and which of them receive campaign and policy announcements (comma separated names).
+        "WECOM_ROBOT_KEYS": _env_json_object(env, "WECOM_ROBOT_KEYS", {}),
+        "WECOM_ANNOUNCE_ROBOTS": tuple(
+            n.strip() for n in (env("WECOM_ANNOUNCE_ROBOTS") or "default").split(",") if n.strip()),
+        # Customer contact (客户联系): the secret of the app listed under 客户联系 → API →
+        # 可调用应用; unset: the app's WECOM_SECRET is used (the usual setup). README 「客户群群发」.
+        "WECOM_CONTACT_SECRET": env("WECOM_CONTACT_SECRET") or None,
+        # Group messages a customer group may receive a month from the corp; 0: as many as the
+        # month has days (WeCom's documented default; a corp may lower it in 群发助手 settings).
+        "CAMPAIGN_GROUP_MONTHLY_LIMIT": _env_int("CAMPAIGN_GROUP_MONTHLY_LIMIT", 0),
+        # The campaign job: due scheduled campaigns, result polling and rep reminders.
+        "CAMPAIGN_TICK_SECONDS": _env_int("CAMPAIGN_TICK_SECONDS", 120),
+        # Remind a rep of an unconfirmed group-message task every this many hours, at most
+        # CAMPAIGN_MAX_REMINDERS times (the first when the task is created).
+        "CAMPAIGN_REMIND_HOURS": _env_int("CAMPAIGN_REMIND_HOURS", 4),
+        "CAMPAIGN_MAX_REMINDERS": _env_int("CAMPAIGN_MAX_REMINDERS", 3),
         # Notification delivery (app.notify.delivery): the periodic outbox sweep, how long a
         # worker may hold a row it is sending before the sweep takes it back, and the first
         # back-off wait after a transient WeChat failure (doubled for the next try).

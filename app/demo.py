@@ -303,6 +303,7 @@ def seed_demo(*, reset=False) -> dict:
     lines += _seed_rebate_rules(today)
     # No statements (对账单) here: every demo movement happens today, so last month has no
     # ledger movements to show; `flask --app wsgi statements issue` issues them once a month is over.
+    lines += _seed_customer_groups()
     return {"lines": lines}
 
 
@@ -327,6 +328,54 @@ def _seed_rebate_rules(today):
     ]
     return ["", "返利规则（管理后台“返利”页面可修改；期间结束后每天 08:00 自动结算上一期）：",
             *(f"  {rule.name}：{describe_rule(rule)}" for rule in rules)]
+
+
+# --- WeCom customer groups and a campaign ------------------------------------------------------
+
+# The reps' customer groups as the demo's WeCom stand-in holds them (`demo serve` creates them
+# there with these chat ids): chat_id, name, owner (WeCom userid), dealer it is mapped to (None:
+# left for staff to map; the console suggests one from the name), external members.
+DEMO_CUSTOMER_GROUPS = (
+    ("wrDemoD001Group01", "鑫达商贸 · 鼎禾订货客户群", "ZhangWei", "D001", 38),
+    ("wrDemoD001Group02", "天河鑫达门店老板群", "ZhangWei", "D001", 12),
+    ("wrDemoD003Group01", "鹏程酒店用品采购群", "ZhangWei", None, 21),
+    ("wrDemoD002Group01", "沪联食品客户福利群", "LiNa", "D002", 56),
+    ("wrDemoD004Group01", "禾丰副食品会员群", "LiNa", "D004", 44),
+    ("wrDemoLiNaChat01", "周末羽毛球群", "LiNa", None, 9),
+)
+
+
+def _seed_customer_groups():
+    """The groups as a sync from WeCom stores them, mapped to dealers through the campaign
+    service (audited), and one draft campaign for the gold dealers. Returns summary lines."""
+    from app.audience.service import Audience
+    from app.campaigns import service as campaigns
+    from app.campaigns.models import CustomerGroup
+
+    now = utcnow()
+    with write_transaction() as session:
+        session.add_all([
+            CustomerGroup(chat_id=chat_id, name=name, owner_userid=owner, member_count=members + 1,
+                          external_count=members, wecom_created_at=now - timedelta(days=90), synced_at=now,
+                          created_at=now, updated_at=now)
+            for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS
+        ])
+    staff = {s.username: s for s in db.session.execute(select(Staff)).scalars()}
+    groups = {g.chat_id: g for g in db.session.execute(select(CustomerGroup)).scalars()}
+    for chat_id, _, _, dealer_code, _ in DEMO_CUSTOMER_GROUPS:
+        if dealer_code:
+            campaigns.map_group(staff=staff["shichang"], group_id=groups[chat_id].id, dealer_code=dealer_code)
+    campaign = campaigns.create_campaign(
+        staff=staff["shichang"], title="双十二金牌经销商进货节",
+        text="【鼎禾食品】双十二进货节：12 月 1 日至 12 日，金牌经销商订货满 5000 元返 3%，"
+             "爆款酱油整箱立减 20 元。打开小程序「鼎禾订货」即可下单。",
+        audience=Audience(tiers=("gold",)),
+        attachments=[{"kind": "link", "title": "双十二进货节活动说明", "url": "https://example.com/dinghe/1212",
+                      "description": "活动时间、返利规则与爆款清单"}],
+    )
+    mapped = sum(1 for g in DEMO_CUSTOMER_GROUPS if g[3])
+    return ["", f"客户群 {len(DEMO_CUSTOMER_GROUPS)} 个（已对应经销商 {mapped} 个），客户群群发草稿「{campaign.title}」：",
+            "  在管理后台「客户群群发」里查看发送计划并立即发送；在模拟服务页面以业务员身份确认发送。"]
 
 
 # --- orders: a few in every state, placed and moved through the order services ---------------

@@ -33,6 +33,8 @@ PERIODIC_JOBS = {
     # Hourly, acting once last month is over in China (+30 min): early on the 1st (≈01:00
     # China time); later runs find every statement issued and only read.
     "monthly-statements": ("app.statements.service.issue_due_statements", 3600, 1800, "low"),
+    "campaigns-tick": ("app.campaigns.jobs.tick", "CAMPAIGN_TICK_SECONDS", 600, "low"),
+    "customer-groups-sync": ("app.campaigns.jobs.sync_all_groups", DAY, 600, "low"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"

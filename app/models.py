@@ -1,6 +1,13 @@
 """Imports every domain's models so SQLAlchemy and Alembic see the whole schema."""
 from app.audience.models import AudienceTarget  # noqa: F401
 from app.audit.models import AuditEntry  # noqa: F401
+from app.campaigns.models import (  # noqa: F401
+    Campaign,
+    CampaignAttachment,
+    CampaignGroup,
+    CampaignSender,
+    CustomerGroup,
+)
 from app.catalog.models import Category, Sku, VisibilityRule  # noqa: F401
 from app.dealers.models import Address, Dealer, DealerUser, InviteCode, Region, Tier  # noqa: F401
 from app.funds.models import (  # noqa: F401

@@ -58,6 +58,13 @@ ACTION_LABELS = {
     "rebate.close": "返利期间结算",
     "rebate.approve": "审核通过返利单（入账）",
     "rebate.reject": "驳回返利单",
+    "groups.sync": "同步客户群",
+    "groups.map": "客户群对应经销商",
+    "campaign.create": "新建客户群群发",
+    "campaign.schedule": "定时客户群群发",
+    "campaign.send": "立即发送客户群群发",
+    "campaign.cancel": "取消客户群群发",
+    "campaign.retry": "重试客户群群发",
 }
 
 ENTITY_LABELS = {
@@ -76,6 +83,8 @@ ENTITY_LABELS = {
     "import": "Excel 导入",
     "rebate_rule": "返利规则",
     "rebate": "返利单",
+    "customer_group": "客户群",
+    "campaign": "客户群群发",
 }
 
 
@@ -99,10 +108,14 @@ FIELD_LABELS = {
     "active": "启用", "period": "期间", "rebate_fen": "返利金额", "dealer_id": "经销商 ID", "rule_id": "规则 ID",
     "created": "新生成", "recomputed": "重新计算", "removed": "删除草稿", "final": "已审核（未变）",
     "dispute_comment": "异议说明", "resolution_note": "处理说明",
+    "title": "标题", "audience": "受众", "attachments": "附件数", "scheduled_at": "定时发送", "sender": "发送人",
+    "dealer": "经销商", "owners": "群主数", "groups": "客户群数", "new": "新增", "dismissed": "标记解散",
+    "stopped_tasks": "停止的任务", "stop_failed": "停止失败",
 }
 
 
 def _status_labels(entity_type):
+    from app.campaigns.models import CAMPAIGN_STATUS_LABELS
     from app.catalog.models import SKU_STATUS_LABELS
     from app.dealers.models import DEALER_STATUS_LABELS
     from app.funds.models import OFFLINE_STATUS_LABELS
@@ -113,7 +126,7 @@ def _status_labels(entity_type):
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS, "rebate": REBATE_STATUS, "statement": STATEMENT_STATUS,
+        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS, "rebate": REBATE_STATUS, "statement": STATEMENT_STATUS, "campaign": CAMPAIGN_STATUS_LABELS,
     }.get(entity_type, {})
 
 

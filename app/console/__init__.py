@@ -6,6 +6,7 @@ pages of one area. Importing the package registers them all on `bp`.
 from app.console import (  # noqa: F401
     audit,
     auth,
+    campaigns,
     catalog,
     dashboard,
     dealers,

@@ -91,6 +91,8 @@ NAV = (
     ("收款记录", "/console/finance/payments", ("admin", "finance")),
     ("返利", "/console/rebates", ("admin", "finance")),
     ("对账单", "/console/statements", ("admin", "finance")),
+    ("客户群", "/console/groups", ("admin", "marketing", "sales")),
+    ("客户群群发", "/console/campaigns", ("admin", "marketing")),
     ("审计日志", "/console/audit", ("admin", "finance")),
     ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse", "marketing")),
     ("自动审批", "/console/settings/auto-approval", ("admin",)),

@@ -47,6 +47,7 @@ import requests
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from app.integrations.standin_contact import ContactState, register_contact_routes
 from app.integrations.standin_pay import PayState, register_pay_routes
 
 CODE_TTL_SECONDS = 5 * 60
@@ -92,13 +93,19 @@ WECOM_PATHS = (
 )
 # Only the prepay and refund routes of WeChat Pay take scripted faults (the others carry the
 # order or refund number).
-STANDIN_PATHS = WECHAT_PATHS + WECOM_PATHS + ("/v3/pay/transactions/jsapi", "/v3/refund/domestic/refunds")
+# WeCom customer contact (customer groups, group messages) and temporary media: app.integrations.standin_contact.
+CONTACT_PATHS = tuple(f"/cgi-bin/externalcontact/{name}" for name in (
+    "groupchat/list", "groupchat/get", "add_msg_template", "get_groupmsg_list_v2", "get_groupmsg_task",
+    "get_groupmsg_send_result",
+    "cancel_groupmsg_send", "remind_groupmsg_send")) + ("/cgi-bin/media/upload",)
+STANDIN_PATHS = WECHAT_PATHS + WECOM_PATHS + CONTACT_PATHS + ("/v3/pay/transactions/jsapi", "/v3/refund/domestic/refunds")
 
 CHANNEL_LABELS = {
     "mp_subscribe": "小程序订阅消息",
     "wecom_app": "企业微信应用消息",
     "wecom_card": "企业微信卡片更新",
     "wecom_robot": "企业微信群机器人",
+    "wecom_groupmsg": "客户群群发任务",
 }
 
 MINIPROGRAM_STATES = ("developer", "trial", "formal")
@@ -186,6 +193,9 @@ def _summary(channel, body):
             f"{key}：{entry.get('value')}" for key, entry in (body.get("data") or {}).items() if isinstance(entry, dict)
         )
         return f"模板 {body.get('template_id')}｜{values}｜点击打开 {body.get('page') or '（无跳转）'}"
+    if channel == "wecom_groupmsg":
+        text = (body.get("text") or {}).get("content") or ""
+        return f"待业务员在群发助手确认：发到 {len(body.get('chat_id_list') or [])} 个客户群｜{text}"
     if channel == "wecom_card":
         button = (body.get("button") or {}).get("replace_name")
         return f"按钮更新为「{button}」" if button else "卡片内容已更新"
@@ -502,6 +512,10 @@ vertical-align:top;word-break:break-all}th{white-space:nowrap}</style>
 本服务像微信支付一样用平台私钥签名、用 APIv3 密钥加密，把支付成功通知推送到订货系统的 <code>/pay/wechat/notify</code>。</p>
 <p id="payout"></p>
 <div id="payorders"></div>
+<h2>客户群群发（模拟业务员确认）</h2>
+<p>订货系统创建的客户群群发任务要由群主（业务员）在企业微信「群发助手」里确认后才会发出。点“以业务员身份发送”即模拟这一步。</p>
+<p id="gmout"></p>
+<div id="groupmsg"></div>
 <h2>最近送达的通知</h2>
 <p>经销商收到的小程序订阅消息、业务员收到的企业微信消息和卡片、内部群机器人消息都会出现在这里（每 3 秒刷新）。</p>
 <div id="delivered">{delivered}</div>
@@ -541,6 +555,19 @@ async function refreshPay() {
 }
 refreshPay();
 setInterval(refreshPay, 3000);
+async function confirmTask(msgid, userid) {
+  var res = await fetch("/_standin/wecom/groupmsg/confirm", {method: "POST", headers: {"Content-Type": "application/json"},
+                        body: JSON.stringify({msgid: msgid, userid: userid})});
+  var data = await res.json();
+  document.getElementById("gmout").textContent = data.message;
+  refreshGroupMsg();
+}
+async function refreshGroupMsg() {
+  var res = await fetch("/_standin/wecom/groupmsg?format=html");
+  if (res.ok) { document.getElementById("groupmsg").innerHTML = await res.text(); }
+}
+refreshGroupMsg();
+setInterval(refreshGroupMsg, 3000);
 setInterval(async function () {
   var res = await fetch("/_standin/delivered?format=html");
   if (res.ok) { document.getElementById("delivered").innerHTML = await res.text(); }
@@ -666,6 +693,9 @@ def create_standin_app(
                 return jsonify({"code": str(fault["errcode"]), "message": "模拟故障"}), 500
             return _error(fault["errcode"])
         return None  # a pure delay: answer normally, just late
+
+    state.contact = ContactState()
+    register_contact_routes(app, state, state.contact, _error, _ok, lambda: json_body(), state.deliver)
 
     def check_credentials(appid, secret):
         if not appid:
@@ -926,6 +956,7 @@ def create_standin_app(
     def reset():
         state.reset()
         state.pay.reset()
+        state.contact.reset()
         return jsonify({"ok": True})
 
     @app.post("/_standin/wecom/tap")
@@ -1074,6 +1105,28 @@ class StandinServer:
         and WeChat Pay's orders and notifications (the merchant's keys stay)."""
         self._state.reset()
         self._state.pay.reset()
+        self._state.contact.reset()
+
+    # --- WeCom customer contact -----------------------------------------------------------
+
+    def add_customer_group(self, name, owner, external_members=3, chat_id=None, owner_status=0):
+        """A customer group owned by WeCom member `owner`; returns its chat_id."""
+        return self._state.contact.add_group(name=name, owner=owner, external_members=external_members,
+                                             chat_id=chat_id, owner_status=owner_status)
+
+    def dismiss_customer_group(self, chat_id):
+        self._state.contact.dismiss(chat_id)
+
+    def confirm_group_message(self, msgid, userid, skip=(), not_friend=()):
+        """The rep taps 发送 in 群发助手 (as POST /_standin/wecom/groupmsg/confirm): (ok, message)."""
+        return self._state.contact.confirm(msgid, userid, skip=set(skip), not_friend=set(not_friend))
+
+    def group_message_tasks(self):
+        return self._state.contact.tasks()
+
+    def set_group_monthly_limit(self, limit):
+        """Group messages a customer group may receive a month (None: the month's days)."""
+        self._state.contact.monthly_limit = limit
 
     # --- WeChat Pay ---------------------------------------------------------------------
 

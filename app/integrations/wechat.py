@@ -306,6 +306,21 @@ class _GatewayClientMixin:
         # A second token error goes to the caller as it is.
         return self.request_json(method, path, params={"access_token": self.tokens.get()}, data=data)
 
+    def upload_with_token(self, path, params, files):
+        """A multipart upload to an API that takes ?access_token= (media/upload, media/uploadimg),
+        refreshing the token once if it is rejected, like `call_with_token`."""
+        for attempt in (1, 2):
+            token = self.tokens.get()
+            try:
+                result = self._request("post", self.url(path), params={**params, "access_token": token}, files=files)
+            except (WeChatClientException, requests.RequestException) as exc:
+                error = _translate(exc)
+                if attempt == 1 and error.errcode in TOKEN_ERRCODES:
+                    self.tokens.invalidate(token)
+                    continue
+                raise error from exc
+            return _checked_dict(result)
+
 
 class _MiniProgramClient(_GatewayClientMixin, WeChatClient):
     """wechatpy's mini-program client bound to WECHAT_API_BASE."""
@@ -338,10 +353,10 @@ class _MiniProgramClient(_GatewayClientMixin, WeChatClient):
 class _WeComClient(_GatewayClientMixin, WeComClient):
     """wechatpy's WeCom client bound to WECOM_API_BASE."""
 
-    def __init__(self, corp_id, secret, agent_id, api_base, timeout, redis_url=None):
+    def __init__(self, corp_id, secret, agent_id, api_base, timeout, redis_url=None, tokens_name=None):
         super().__init__(corp_id, secret, timeout=timeout, auto_retry=False)
         # A WeCom token belongs to one app (corp id + that app's secret).
-        self._setup(api_base, f"wecom:{corp_id}:{agent_id}", redis_url, timeout)
+        self._setup(api_base, tokens_name or f"wecom:{corp_id}:{agent_id}", redis_url, timeout)
 
     def _fetch_token(self):
         """GET /cgi-bin/gettoken?corpid=&corpsecret= (same token while it is valid)."""
@@ -439,11 +454,12 @@ class WeComGateway:
     or `WeChatRateLimited` (wait a minute). Every HTTP call has `timeout`.
     """
 
-    def __init__(self, corp_id, agent_id, secret, api_base, timeout, redis_url=None):
+    def __init__(self, corp_id, agent_id, secret, api_base, timeout, redis_url=None, tokens_name=None):
         self.corp_id = corp_id
         self.agent_id = int(agent_id)
         self.api_base = api_base.rstrip("/")
-        self._client = _WeComClient(corp_id, secret, self.agent_id, self.api_base, timeout or 5, redis_url=redis_url)
+        self._client = _WeComClient(corp_id, secret, self.agent_id, self.api_base, timeout or 5, redis_url=redis_url,
+                                    tokens_name=tokens_name)
 
     @classmethod
     def from_config(cls, config):
@@ -515,6 +531,106 @@ class WeComGateway:
         self._client.tokens.invalidate(token)
 
 
+class WeComContactGateway(WeComGateway):
+    """WeCom customer contact (客户联系): customer groups and enterprise group messages (企业群发).
+
+    These APIs take the token of a self-built app listed under 客户联系 → API → 可调用应用
+    (or, for older corps, the 客户联系 secret): WECOM_CONTACT_SECRET when set, else the app's
+    WECOM_SECRET. Errors as `WeComGateway`; answers are WeCom's documented dicts.
+    """
+
+    @classmethod
+    def from_config(cls, config):
+        secret = config.get("WECOM_CONTACT_SECRET")
+        return cls(
+            corp_id=config["WECOM_CORP_ID"],
+            agent_id=config["WECOM_AGENT_ID"],
+            secret=secret or config["WECOM_SECRET"],
+            api_base=config["WECOM_API_BASE"],
+            timeout=config["WECHAT_HTTP_TIMEOUT"],
+            redis_url=config.get("REDIS_URL"),
+            tokens_name=f"wecom:{config['WECOM_CORP_ID']}:contact" if secret else None,
+        )
+
+    def _post(self, path, body):
+        return self._client.call_with_token("post", path, data=body)
+
+    def list_group_chats(self, owner_userids, *, status_filter=0, limit=1000):
+        """Every customer group owned by `owner_userids` (≤ 100 a call, as documented), following
+        `next_cursor`: [{"chat_id", "status"}] (status 0 normal, 1-3 owner resigned/being handed over)."""
+        chats = []
+        owners = list(owner_userids)
+        for start in range(0, len(owners), 100):
+            cursor = None
+            while True:
+                body = {"status_filter": status_filter, "owner_filter": {"userid_list": owners[start:start + 100]},
+                        "limit": limit}
+                if cursor:
+                    body["cursor"] = cursor
+                result = self._post("/cgi-bin/externalcontact/groupchat/list", body)
+                chats.extend(result.get("group_chat_list") or [])
+                cursor = result.get("next_cursor")
+                if not cursor:
+                    break
+        return chats
+
+    def get_group_chat(self, chat_id, need_name=0):
+        """groupchat/get: the `group_chat` dict (name, owner, create_time, member_list, admin_list...)."""
+        return self._post("/cgi-bin/externalcontact/groupchat/get",
+                          {"chat_id": chat_id, "need_name": need_name}).get("group_chat") or {}
+
+    def add_msg_template(self, body):
+        """add_msg_template: creates a task the sender confirms in the WeCom client.
+        Returns WeCom's dict: `msgid` and `fail_list`."""
+        return self._post("/cgi-bin/externalcontact/add_msg_template", body)
+
+    def get_groupmsg_task(self, msgid):
+        """get_groupmsg_task, every page: [{"userid", "status" (0 未发送, 1 已确认, 2 已发送), "send_time"}]."""
+        return self._pages("/cgi-bin/externalcontact/get_groupmsg_task", {"msgid": msgid}, "task_list")
+
+    def get_groupmsg_send_result(self, msgid, userid):
+        """get_groupmsg_send_result for one sender, every page: [{"chat_id", "userid", "status", "send_time"}]
+        (status 0 未发送, 1 已发送, 2 客户不是好友, 3 客户已收到其他群发消息)."""
+        return self._pages("/cgi-bin/externalcontact/get_groupmsg_send_result", {"msgid": msgid, "userid": userid},
+                           "send_list")
+
+    def list_group_messages(self, start_time, end_time, *, filter_type=0):
+        """get_groupmsg_list_v2 for group messages (chat_type "group") created in [start_time,
+        end_time] (unix seconds, at most a month apart), every page: [{"msgid", "create_time",
+        "create_type", "text", "attachments"}]. filter_type 0: created by the corp (API/admin)."""
+        return self._pages("/cgi-bin/externalcontact/get_groupmsg_list_v2", {
+            "chat_type": "group", "start_time": int(start_time), "end_time": int(end_time),
+            "filter_type": filter_type}, "group_msg_list", limit=100)
+
+    def _pages(self, path, body, key, limit=1000):
+        items, cursor = [], None
+        while True:
+            page = {**body, "limit": limit}
+            if cursor:
+                page["cursor"] = cursor
+            result = self._post(path, page)
+            items.extend(result.get(key) or [])
+            cursor = result.get("next_cursor")
+            if not cursor:
+                return items
+
+    def cancel_groupmsg_send(self, msgid):
+        """cancel_groupmsg_send: stops a task members have not sent yet (it cannot recall what was sent)."""
+        return self._post("/cgi-bin/externalcontact/cancel_groupmsg_send", {"msgid": msgid})
+
+    def remind_groupmsg_send(self, msgid):
+        """remind_groupmsg_send: WeCom re-notifies the members (at most 3 times in 24 h per task)."""
+        return self._post("/cgi-bin/externalcontact/remind_groupmsg_send", {"msgid": msgid})
+
+    def upload_media(self, data, filename, content_type, media_type="image"):
+        """media/upload (temporary material, valid 3 days): returns `media_id`."""
+        result = self._client.upload_with_token(
+            "/cgi-bin/media/upload", {"type": media_type}, {"media": (filename, data, content_type)})
+        if not result.get("media_id"):
+            raise WeChatUnavailable(None, "企业微信接口返回了无法识别的内容")
+        return result["media_id"]
+
+
 def _raise_if_recipient_invalid(userid, result):
     # WeCom lower-cases the ids it reports; message/send uses "a|b", the card update a list.
     invalid = result.get("invaliduser") or ""
@@ -535,6 +651,11 @@ def mini_program_gateway(app):
 def wecom_gateway(app):
     """The app's WeComGateway, built once per app so its token cache is reused."""
     return _cached_gateway(app, "wecom", WeComGateway)
+
+
+def wecom_contact_gateway(app):
+    """The app's WeComContactGateway (customer groups, group messages), built once per app."""
+    return _cached_gateway(app, "wecom_contact", WeComContactGateway)
 
 
 _gateway_lock = threading.Lock()

@@ -301,6 +301,8 @@ def _robot_key(config, name):
 
     if name == "default" and config.get("WECOM_ROBOT_KEY"):
         return config["WECOM_ROBOT_KEY"]
+    if (config.get("WECOM_ROBOT_KEYS") or {}).get(name):
+        return config["WECOM_ROBOT_KEYS"][name]
     raise WeChatError(None, f"未配置群机器人「{name}」的 webhook key")
 
 
