@@ -1,7 +1,7 @@
 """offline payments: transfer vouchers dealers submit, finance confirms into payments
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 Create Date: 2026-11-27 01:15:21.532451
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0014'
-down_revision = '0010'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

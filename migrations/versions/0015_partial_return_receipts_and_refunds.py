@@ -6,7 +6,7 @@ before this revision (refund_status pending_ledger) get one refund of their whol
 marked failed with a note, so finance sees them in the console and retries them.
 
 Revision ID: 0015
-Revises: 0010
+Revises: 0014
 Create Date: 2026-11-27 01:16:26.989373
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0015'
-down_revision = '0010'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

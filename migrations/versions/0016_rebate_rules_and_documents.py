@@ -1,7 +1,7 @@
 """rebates: rules, tiers, targets, period closes, documents and lines; one credit per rebate document
 
 Revision ID: 0016
-Revises: 0010
+Revises: 0015
 Create Date: 2026-11-27 01:17:01.933229
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0016'
-down_revision = '0010'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """statements: monthly statements, lines, events; ledger_entries index on created_at
 
 Revision ID: 0017
-Revises: 0010
+Revises: 0016
 Create Date: 2026-11-27 01:14:45.019861
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0017'
-down_revision = '0010'
+down_revision = '0016'
 branch_labels = None
 depends_on = None
 
