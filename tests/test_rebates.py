@@ -201,6 +201,11 @@ PAID_CASES = [
                                                           paid_at_missing=True), True),
     ("paid then cancelled", lambda row: (pay(row, row.total_fen, at=china("2026-11-02")),
                                          setattr(row, "status", "cancelled")), False),
+    # ¥30,000 of it was paid from the rebate balance at checkout: the rest settles it.
+    ("rebate part-payment, the rest paid in Q4", lambda row: (setattr(row, "rebate_fen", 3_000_000),
+                                                             pay(row, 7_000_000, at=china("2026-11-02"))), True),
+    ("rebate part-payment, the rest only part paid", lambda row: (setattr(row, "rebate_fen", 3_000_000),
+                                                                 pay(row, 6_999_999, at=china("2026-11-02"))), False),
 ]
 
 
@@ -218,6 +223,27 @@ def test_paid_basis_counts_orders_that_became_fully_paid_in_the_period(world, st
     if counts:
         assert doc.basis_amount_fen == 10_000_000 and doc.rebate_fen == 200_000
         assert [(line.source, line.order_no) for line in doc.lines] == [("order", row.order_no)]
+
+
+@pytest.mark.parametrize("method, rebate_fen, placed, counts", [
+    ("prepaid", 0, "2026-11-02", True),        # paid from the prepaid balance when submitted
+    ("prepaid", 0, "2026-09-30", False),       # ... in Q3
+    ("offline", 10_000_000, "2026-11-02", True),  # wholly paid by rebate when submitted
+    ("credit", 0, "2026-11-02", False),        # on credit: repaid against the receivable, never "paid"
+])
+def test_paid_basis_counts_orders_paid_in_full_at_submission(world, staff, method, rebate_fen, placed, counts):
+    rule = make_rule(staff, basis="paid")
+    row = order(world, world.dealer_a, [(world.cola, 1, 10_000_000)], at=china(placed), status="approved")
+    row.payment_method, row.rebate_fen = method, rebate_fen
+    row.paid_fen = 10_000_000 - rebate_fen if method == "prepaid" else 0
+    db.session.commit()
+
+    close()
+
+    doc = doc_of(world.dealer_a, rule)
+    assert (doc is not None) == counts
+    if counts:
+        assert doc.basis_amount_fen == 10_000_000 and doc.lines[0].order_no == row.order_no
 
 
 def test_paid_basis_deducts_returns_of_paid_orders_only(world, staff):

@@ -8,10 +8,13 @@ The basis amount of a dealer in a window (integer fen, exact, no rounding):
 - shipped (发货金额): Σ shipped qty × the order line's unit price, over shipments made in
   the window, minus Σ qty × unit price of returns received back into stock in the window.
 - paid (回款金额): Σ line amounts (unit price × qty) of the dealer's orders that became
-  fully paid in the window — `paid_fen ≥ total_fen`, not cancelled or rejected, and the
-  last payment applied to the order (`payments.applied_fen > 0`, its paid_at or, lacking
-  it, created_at) falls in the window — minus returns received in the window of orders
-  fully paid by the window's end.
+  fully paid in the window — `paid_fen + rebate_fen ≥ total_fen`, not cancelled or
+  rejected, and the last payment applied to the order (`payments.applied_fen > 0`, its
+  paid_at or, lacking it, created_at) falls in the window; an order paid in full when
+  submitted (prepaid balance, or wholly by rebate) counts at its submission — minus returns
+  received in the window of orders fully paid by the window's end. Orders on credit (账期)
+  are billed through shipments and repaid against the receivable, not order by order, so
+  they never count as paid: rules for credit dealers use the shipped basis.
 Both count only lines whose SKU is in the rule's scope (a category includes its
 sub-categories) and are goods amounts at the order lines' snapshot unit prices, before
 order-level discounts and shipping. A negative amount (more returned than shipped) earns
@@ -42,7 +45,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from types import SimpleNamespace
 
-from sqlalchemy import false, func, or_, select, type_coerce
+from sqlalchemy import false, func, or_, select, type_coerce, union_all
 from sqlalchemy.orm import selectinload
 
 from app.audit import service as audit
@@ -267,17 +270,26 @@ def _bounds(start, end):
 
 
 def _paid_orders():
-    """order_id and when it became fully paid (its last applied payment)."""
-    paid_at = type_coerce(func.max(func.coalesce(Payment.paid_at, Payment.created_at)), UTCDateTime)
-    return (
-        select(Payment.order_id.label("order_id"), paid_at.label("paid_at"))
-        .where(Payment.applied_fen > 0, Payment.order_id.is_not(None)).group_by(Payment.order_id).subquery()
+    """order_id and when it became fully paid: its last applied payment (WeChat Pay, a confirmed
+    offline transfer), or its submission for an order paid in full when submitted (from the
+    prepaid balance, or wholly by rebate)."""
+    when = func.coalesce(Payment.paid_at, Payment.created_at)
+    by_payment = (
+        select(Payment.order_id.label("order_id"), when.label("paid_at"))
+        .where(Payment.applied_fen > 0, Payment.order_id.is_not(None))
     )
+    at_submit = select(Order.id.label("order_id"), Order.created_at.label("paid_at")).where(
+        or_(Order.payment_method == "prepaid", Order.rebate_fen >= Order.total_fen)
+    )
+    both = union_all(by_payment, at_submit).subquery()
+    paid_at = type_coerce(func.max(both.c.paid_at), UTCDateTime)
+    return select(both.c.order_id, paid_at.label("paid_at")).group_by(both.c.order_id).subquery()
 
 
 def _fully_paid(paid):
-    return [Order.total_fen > 0, Order.paid_fen >= Order.total_fen, Order.status.not_in(UNPAID_STATUSES),
-            paid.c.order_id == Order.id]
+    # What the dealer owes for an order is its total less the rebate it spent on it.
+    return [Order.total_fen > 0, Order.paid_fen + Order.rebate_fen >= Order.total_fen,
+            Order.status.not_in(UNPAID_STATUSES), paid.c.order_id == Order.id]
 
 
 def _scoped(query, spec, sku_column, dealer_ids):

@@ -38,7 +38,7 @@ from app.dealers.models import ORDERING_ROLES, Dealer
 from app.dealers.service import check_may_act
 from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, LedgerEntry, Payment
+from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, LedgerEntry, Payment, Refund
 from app.models_base import utcnow
 from app.notify import dealer_alerts
 from app.orders.models import Order, Shipment
@@ -73,6 +73,7 @@ ORDER_LINKS = {
     "order": (Order.__table__, Order.__table__.c.id, Order.__table__.c.id),
     "payment": (Payment.__table__, Payment.__table__.c.id, Payment.__table__.c.order_id),
     "shipment": (Shipment.__table__, Shipment.__table__.c.id, Shipment.__table__.c.order_id),
+    "refund": (Refund.__table__, Refund.__table__.c.id, Refund.__table__.c.order_id),
 }
 
 ENTRIES = LedgerEntry.__table__
