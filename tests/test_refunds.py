@@ -19,7 +19,7 @@ from app.orders.models import Order
 from app.returns import service as returns
 from app.returns.models import ReturnLine, ReturnRequest
 from tests.factories import auth
-from tests.helpers import HTML, MP, csrf
+from tests.helpers import HTML, MP, csrf, submit
 from tests.helpers import console_login as login
 from tests.test_returns import ask, place_and_approve, ship
 from tests.test_returns import token as session_token
@@ -127,6 +127,34 @@ def test_a_credit_order_gets_a_credit_note_for_what_was_received(client, world, 
     # The dealer's ledger names the order the refund belongs to.
     entries = client.get(f"{MP}/account/ledger?account=receivable", headers=auth(world.a_buyer)).json["items"]
     assert entries[0]["ref_type"] == "refund" and entries[0]["order_no"] == order_no
+
+
+def test_the_rebate_an_order_spent_goes_back_to_the_rebate_balance_and_only_the_rest_to_its_method(
+        client, world, staff):
+    """10 cola at ¥40.00 = ¥400.00 on credit, ¥120.00 of it paid with rebate (the 30 % cap):
+    the shipment bills ¥280.00 as receivable; each half returned gives back ¥60.00 of rebate and
+    a ¥140.00 credit note, so after both the dealer owes nothing and has its rebate back."""
+    ledger.record_movements(dealer_id=world.dealer_a.id, actor=staff["finance"], actor_type="staff",
+                            movements=[ledger.Movement("rebate", 20_000, "adjustment", None, "测试返利")])
+    r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 10}], use_rebate_fen=12_000)
+    assert r.status_code == 201, r.json
+    order_no = r.json["order_no"]
+    orders.approve_order(staff=world.rep, order_no=order_no)
+    ship(staff, order_no, {world.cola: 10})
+    assert ledger.get_balances(world.dealer_a.id) == {"receivable_fen": 28_000, "prepaid_fen": 0, "rebate_fen": 8_000}
+
+    for expected_receivable in (14_000, 0):
+        ret = approved_return(client, world, staff, order_no, [(world.cola, 5)])
+        _request, _receipt, made = receive(staff, ret["id"], world)
+        assert [(m.method, m.amount_fen, m.status) for m in made] == [
+            ("rebate", 6_000, "refunded"), ("receivable", 14_000, "refunded")]
+        assert ledger.get_balances(world.dealer_a.id)["receivable_fen"] == expected_receivable
+    assert ledger.get_balances(world.dealer_a.id) == {"receivable_fen": 0, "prepaid_fen": 0, "rebate_fen": 20_000}
+    assert [e[:3] for e in refund_entries(world.dealer_a.id)] == [
+        ("rebate", 6_000, "refund"), ("receivable", -14_000, "refund")] * 2
+    assert_ledger_replays(world.dealer_a.id)
+    detail = client.get(f"{MP}/returns/{ret['id']}", headers=auth(world.a_buyer)).json
+    assert [i["method"] for i in detail["refund"]["items"]] == ["rebate", "receivable"]
 
 
 @pytest.mark.parametrize("method", ["prepaid", "offline"])

@@ -209,8 +209,10 @@ class OfflinePayment(db.Model):
 
 # How a refund reaches the dealer: back through WeChat Pay, as a credit note on the
 # receivable (credit orders), or onto the prepaid balance (prepaid / offline-paid orders).
-REFUND_METHODS = ("wechat", "receivable", "prepaid")
-REFUND_METHOD_LABELS = {"wechat": "原路退回微信支付", "receivable": "冲减应收账款", "prepaid": "退回预付款"}
+# An order partly paid with rebate gets that share back on its rebate balance ("rebate").
+REFUND_METHODS = ("wechat", "receivable", "prepaid", "rebate")
+REFUND_METHOD_LABELS = {"wechat": "原路退回微信支付", "receivable": "冲减应收账款", "prepaid": "退回预付款",
+                        "rebate": "退回返利账户"}
 # pending: written, not yet accepted by WeChat Pay; refunding: WeChat Pay is paying it out;
 # refunded: the money is back (ledger posted); failed: refused, closed or abnormal (finance retries).
 REFUND_STATUSES = ("pending", "refunding", "refunded", "failed")

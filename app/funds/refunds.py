@@ -5,6 +5,9 @@ When returned goods are received (`app.returns.service.receive_return`), the rec
 was charged) is refunded by `refund_receipt`, inside the receipt's transaction, according to
 how the order was paid:
 
+- the order's rebate part-payment first: an order that spent rebate on checkout gets that
+  share back on the rebate balance (rebate +share; share = amount × rebate_fen / total_fen,
+  ROUND_HALF_UP, never more than the rebate not yet given back). Done at once. The rest:
 - credit (账期): a credit note, receivable −amount. Done at once (`refunded`).
 - prepaid, offline: prepaid +amount. Done at once (`refunded`).
 - wechat: a WeChat Pay v3 refund of the payment(s) that paid the order (never more than a
@@ -46,7 +49,7 @@ from app.funds.models import REFUND_STATUS_LABELS, Payment, Refund
 from app.funds.payments import PaymentRejected
 from app.integrations.wechatpay import WeChatPayError, WeChatPayNotConfigured, wechatpay_gateway
 from app.models_base import utcnow
-from app.money import format_yuan
+from app.money import format_yuan, share_of
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +75,33 @@ def refund_receipt(session, balances, *, request, order, receipt, amount_fen, ac
     now = utcnow()
     method = METHOD_BY_PAYMENT.get(order.payment_method, "prepaid")
     made = []
-    if method == "wechat":
+    rebate_part = _rebate_share(session, order, amount_fen)
+    if rebate_part:
+        refund = _new_refund(session, request, order, receipt, "rebate", rebate_part, now)
+        _post_ledger(session, balances, refund, request, order, actor=actor, actor_type=actor_type, at=now)
+        made.append(refund)
+        amount_fen -= rebate_part
+    if amount_fen > 0 and method == "wechat":
         for payment, part in _wechat_split(session, order, amount_fen):
             made.append(_new_refund(session, request, order, receipt, "wechat", part, now, payment=payment))
-    else:
+    elif amount_fen > 0:
         refund = _new_refund(session, request, order, receipt, method, amount_fen, now)
         _post_ledger(session, balances, refund, request, order, actor=actor, actor_type=actor_type, at=now)
         made.append(refund)
     sync_return(session, request)
     return made
+
+
+def _rebate_share(session, order, amount_fen):
+    """How much of a refund of `amount_fen` goes back to the rebate balance: the share the
+    order paid with rebate (`rebate_fen` of `total_fen`), never more than is left of it."""
+    if not order.rebate_fen or not order.total_fen:
+        return 0
+    given = session.execute(
+        select(func.coalesce(func.sum(Refund.amount_fen), 0))
+        .where(Refund.order_id == order.id, Refund.method == "rebate")
+    ).scalar_one()
+    return max(min(share_of(amount_fen, order.rebate_fen, order.total_fen), order.rebate_fen - int(given)), 0)
 
 
 def _wechat_split(session, order, amount_fen):
@@ -137,7 +158,9 @@ def _out_refund_no(request, refund):
 
 def _post_ledger(session, balances, refund, request, order, *, actor, actor_type, at=None):
     what = f"退货 {request.return_no}（订单 {order.order_no}）"
-    if refund.method == "receivable":
+    if refund.method == "rebate":
+        movements = [ledger.Movement("rebate", refund.amount_fen, "refund", refund.id, f"{what}返利抵扣部分退回返利账户")]
+    elif refund.method == "receivable":
         movements = [ledger.Movement("receivable", -refund.amount_fen, "refund", refund.id, f"{what}冲减应收")]
     elif refund.method == "prepaid":
         movements = [ledger.Movement("prepaid", refund.amount_fen, "refund", refund.id, f"{what}退回预付款")]
