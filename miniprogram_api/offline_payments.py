@@ -33,7 +33,7 @@ def _out(record):
 @blp.doc(security=BEARER_DOC)
 @dealer_user_required
 def submit(body):
-    """提交线下转账凭证（先用 POST /uploads 上传凭证图片）：付某个订单，或不填订单号充值预付款；财务确认到账后入账"""
+    """提交线下转账凭证（先用 POST /uploads 上传凭证图片）：付某个订单，或不填订单号作为回款（先冲减应收账款，多出的部分转入预付款）；财务确认到账后入账"""
     record = service.submit_offline_payment(user=g.user, **body)
     return _out(service.get_offline_payment(dealer_id=g.user.dealer_id, payment_id=record.id))
 

@@ -235,7 +235,7 @@ def test_confirming_a_deposit_credits_prepaid_once_and_tells_the_dealer(client, 
     page = finance_client.get("/console/finance/offline", headers=HTML).get_data(as_text=True)
     assert "广州鑫达商贸有限公司" in page and "¥500.00" in page and "CMB998" in page
     detail = finance_client.get(f"/console/finance/offline/{submitted['id']}", headers=HTML).get_data(as_text=True)
-    assert "转账凭证" in detail and "/files/uploads/" in detail and "预付款充值" in detail
+    assert "转账凭证" in detail and "/files/uploads/" in detail and "回款（未指定订单" in detail
 
     r = finance_client.post(f"/console/finance/offline/{submitted['id']}/confirm",
                             data={"csrf_token": token(finance_client), "received": "", "note": "已到账"}, headers=HTML)
@@ -262,6 +262,25 @@ def test_confirming_a_deposit_credits_prepaid_once_and_tells_the_dealer(client, 
                                 data={"csrf_token": token(finance_client)}, headers=HTML)
     assert again.status_code == 409 and "已确认" in again.get_data(as_text=True)
     assert counts() == before and balances(world.dealer_a)["prepaid_fen"] == 50_000
+
+
+def test_a_transfer_naming_no_order_first_repays_what_the_dealer_owes_on_credit(client, world, staff):
+    """The dealer owes ¥300.00 on credit (shipped credit orders): a ¥500.00 transfer with no
+    order clears the receivable (回款) and the remaining ¥200.00 is a deposit."""
+    ledger.record_movements(dealer_id=world.dealer_a.id, actor=staff["finance"], actor_type="staff",
+                            movements=[ledger.Movement("receivable", 30_000, "adjustment", None, "账期欠款")])
+    submitted = pay(client, world.a_buyer, upload(client, world.a_buyer), 50_000).json
+    _, payment = offline_service.confirm_offline_payment(staff=staff["finance"], payment_id=submitted["id"])
+    assert balances(world.dealer_a) == {"receivable_fen": 0, "prepaid_fen": 20_000, "rebate_fen": 0}
+    entries = db.session.execute(
+        select(LedgerEntry.account, LedgerEntry.amount_fen, LedgerEntry.ref_type, LedgerEntry.ref_id)
+        .where(LedgerEntry.ref_type == "payment").order_by(LedgerEntry.id)
+    ).all()
+    assert entries == [("receivable", -30_000, "payment", payment.id), ("prepaid", 20_000, "payment", payment.id)]
+    # Owing less than nothing (paid ahead) is not repaid again: all of the next one is a deposit.
+    second = pay(client, world.a_buyer, upload(client, world.a_buyer, (7, 7, 7)), 1_000).json
+    offline_service.confirm_offline_payment(staff=staff["finance"], payment_id=second["id"])
+    assert balances(world.dealer_a) == {"receivable_fen": 0, "prepaid_fen": 21_000, "rebate_fen": 0}
 
 
 def test_confirming_an_order_payment_pays_the_order_and_the_excess_goes_to_prepaid(client, world, staff):

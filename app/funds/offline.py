@@ -11,9 +11,10 @@ Finance side (admin, finance): `list_offline_for_staff`, `get_offline_for_staff`
   then the submission row; only a `pending` one may be confirmed, so two clerks confirming at
   once make exactly one payment (the second waits for the lock, then sees `confirmed`: 409).
   A `Payment` (method "offline", `offline_payment_id` unique as a backstop) is written for the
-  amount actually received, and `app.funds.payments.apply_payment` posts it as WeChat
+  amount actually received, and `app.orders.service.apply_payment` posts it as WeChat
   payments are posted: to the order it names (receivable +/−, the order's `paid_fen`) up to
-  what the order still owes, the rest (or all of it, for no order) to prepaid.
+  what the order still owes, the rest to prepaid; a transfer naming no order pays down the
+  receivable first (what the dealer owes on credit) and the rest goes to prepaid.
 - reject: a reason the dealer sees; no money moves.
 
 Both write the audit entry and the dealer's notification (message list + subscribe message
@@ -99,7 +100,7 @@ def submit_offline_payment(*, user, amount_fen, transfer_date, voucher_id, order
                 raise NotFound("订单不存在", "order_not_found")
             if order.status in UNPAYABLE_STATUSES:
                 raise DomainError("order_not_payable", "订单已取消或已驳回，不能付款", 409, {"status": order.status})
-            if _due(order) <= 0:
+            if order.due_fen <= 0:
                 raise DomainError("order_already_paid", "订单已付清，无需再付款", 409)
         now = utcnow()
         record = OfflinePayment(
@@ -110,11 +111,6 @@ def submit_offline_payment(*, user, amount_fen, transfer_date, voucher_id, order
         )
         session.add(record)
     return record
-
-
-def _due(order):
-    """What the order still has to be paid (the order model may grow this as `due_fen`)."""
-    return max(order.total_fen - order.paid_fen, 0)
 
 
 def _optional(text, limit):
@@ -255,8 +251,9 @@ def confirm_offline_payment(*, staff, payment_id, received_fen=None, note=None):
 
 def _record_payment(session, balances, record, order, amount_fen, *, staff, at):
     """The confirmed transfer's `Payment` and ledger entries. Paying an order goes through the
-    one step that applies money to orders (shared with WeChat Pay); a deposit names no order
-    and all of it is prepaid."""
+    one step that applies money to orders (shared with WeChat Pay). A transfer that names no
+    order first pays down what the dealer owes on credit (receivable −, as far as it is
+    positive; 回款), and the rest is a deposit (prepaid +)."""
     reference = f"线下转账 #{record.id}"
     columns = {"offline_payment_id": record.id, "paid_at": at}
     if order is not None:
@@ -266,9 +263,16 @@ def _record_payment(session, balances, record, order, amount_fen, *, staff, at):
                       applied_fen=0, created_at=at, **columns)
     session.add(payment)
     session.flush()
-    ledger.post(session, balances, [ledger.Movement(
-        "prepaid", amount_fen, "payment", payment.id, f"{reference}：预付款充值 {format_yuan(amount_fen)}",
-    )], actor=staff, actor_type="staff", at=at)
+    repaid = min(amount_fen, max(balances.receivable, 0))
+    movements = []
+    if repaid:
+        movements.append(ledger.Movement(
+            "receivable", -repaid, "payment", payment.id, f"{reference}：回款，冲减应收账款 {format_yuan(repaid)}"))
+    if amount_fen - repaid:
+        movements.append(ledger.Movement(
+            "prepaid", amount_fen - repaid, "payment", payment.id,
+            f"{reference}：预付款充值 {format_yuan(amount_fen - repaid)}"))
+    ledger.post(session, balances, movements, actor=staff, actor_type="staff", at=at)
     return payment
 
 

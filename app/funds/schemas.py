@@ -85,7 +85,7 @@ class OfflinePaymentIn(Schema):
     transfer_date = Day(required=True, metadata={"description": "转账日期 YYYY-MM-DD（不晚于今天，不早于一年前）"})
     voucher_id = id_field(required=True, metadata={"description": "转账凭证图片：POST /uploads 返回的 id（本经销商上传的）"})
     order_no = Str(load_default=None, allow_none=True, validate=regexp(r"^[A-Za-z0-9]{1,20}$", "订单号格式无效"),
-                   metadata={"description": "所付订单号；不传则为预付款充值"})
+                   metadata={"description": "所付订单号；不传则为回款：先冲减应收账款，多出的部分转入预付款"})
     payer_name = Str(load_default=None, allow_none=True, validate=length(max=64), metadata={"description": "付款账户名（可选）"})
     bank_reference = Str(load_default=None, allow_none=True, validate=length(max=64),
                          metadata={"description": "银行流水号 / 交易参考号（可选）"})
@@ -112,7 +112,7 @@ class OfflinePaymentOut(Schema):
     amount_fen = Int(required=True, metadata={"description": "提交的转账金额"})
     received_fen = Int(allow_none=True, metadata={"description": "财务确认的实收金额（已确认时）"})
     transfer_date = ma.fields.Date(required=True)
-    order_no = Str(allow_none=True, metadata={"description": "所付订单号；null 为预付款充值"})
+    order_no = Str(allow_none=True, metadata={"description": "所付订单号；null 为回款（先冲减应收账款，多出的部分转入预付款）"})
     payer_name = Str(allow_none=True)
     bank_reference = Str(allow_none=True)
     remark = Str(allow_none=True)

@@ -247,7 +247,7 @@ def offline_payment_decided(session, record, order, *, to_status, reason=None):
     """Tell the dealer finance confirmed (the money is in its account) or rejected its offline
     transfer. `order` is the order it paid, or None for a deposit. Call in the decision's transaction."""
     when = f"{record.transfer_date:%Y-%m-%d} 的转账"
-    what = f"订单 {order.order_no} 的付款" if order is not None else "预付款充值"
+    what = f"订单 {order.order_no} 的付款" if order is not None else "回款"
     if to_status == "confirmed":
         event, title, amount = "payment_confirmed", "线下付款已到账", record.received_fen
         body = f"您 {when}（{what}）已确认到账 {format_yuan(amount)}，可在资金账户中查看。"
