@@ -148,12 +148,14 @@ def _storage_settings(env):
 # event which of our values fills which template field. The demo defaults name templates
 # whose fields are typical of the library's order templates.
 SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled",
-                    "return_approved", "return_rejected", "return_received")
+                    "return_approved", "return_rejected", "return_received", "policy_published", "policy_reminder")
 DEMO_SUBSCRIBE_TEMPLATES = {
     "order_approved": "demo-tmpl-order-approved",
     "order_rejected": "demo-tmpl-order-rejected",
     "order_shipped": "demo-tmpl-order-shipped",
     "payment_due": "demo-tmpl-payment-due",
+    "policy_published": "demo-tmpl-policy-published",
+    "policy_reminder": "demo-tmpl-policy-reminder",
 }
 DEMO_SUBSCRIBE_FIELDS = {
     "order_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount",
@@ -169,9 +171,12 @@ DEMO_SUBSCRIBE_FIELDS = {
     "return_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
     "return_rejected": {"character_string1": "order_no", "phrase2": "status", "thing3": "reason", "time4": "time"},
     "return_received": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount", "time4": "time"},
+    # Policies (app.policies): a new or updated policy, and staff's reminder to read/acknowledge it.
+    "policy_published": {"thing1": "title", "phrase2": "category", "time3": "time", "thing4": "tip"},
+    "policy_reminder": {"thing1": "title", "phrase2": "category", "time3": "time", "thing4": "tip"},
 }
 SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
-                    "dealer_name", "goods", "due_date", "tip")
+                    "dealer_name", "goods", "due_date", "tip", "title", "category")
 MINIPROGRAM_STATES = ("formal", "trial", "developer")
 # Field kinds of subscribe templates; the key names the kind (thing1, character_string2, ...).
 SUBSCRIBE_FIELD_KINDS = ("thing", "number", "letter", "symbol", "character_string", "time", "date", "amount",

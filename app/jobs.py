@@ -28,6 +28,7 @@ PERIODIC_JOBS = {
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
     "auto-complete-orders": ("app.orders.service.auto_complete_orders", DAY, 600, "low"),
     "wechatpay-reconcile": ("app.funds.payments.reconcile_wechat_payments", 600, 300, "default"),
+    "publish-due-policies": ("app.policies.service.publish_due_policies", 60, 300, "default"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"

@@ -28,6 +28,15 @@ from app.orders.models import (  # noqa: F401
     Shipment,
     ShipmentLine,
 )
+from app.policies.models import (  # noqa: F401
+    Policy,
+    PolicyAck,
+    PolicyAttachment,
+    PolicyDelivery,
+    PolicyRead,
+    PolicyReminder,
+    PolicyVersion,
+)
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
 from app.returns.models import ReturnEvent, ReturnLine, ReturnPhoto, ReturnRequest  # noqa: F401
 from app.staff.models import Staff  # noqa: F401

@@ -44,6 +44,13 @@ ACTION_LABELS = {
     "stock.threshold": "修改低库存阈值",
     "settings.auto_approval": "修改自动审批规则",
     "import": "Excel 导入",
+    "policy.create": "新建政策",
+    "policy.update": "修改政策",
+    "policy.schedule": "定时发布政策",
+    "policy.unschedule": "取消定时发布",
+    "policy.publish": "发布政策",
+    "policy.withdraw": "撤回政策",
+    "policy.remind": "提醒经销商阅读政策",
 }
 
 ENTITY_LABELS = {
@@ -57,6 +64,7 @@ ENTITY_LABELS = {
     "stock": "库存",
     "settings": "系统设置",
     "import": "Excel 导入",
+    "policy": "政策",
 }
 
 

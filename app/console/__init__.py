@@ -11,6 +11,7 @@ from app.console import (  # noqa: F401
     dealers,
     imports,
     orders,
+    policies,
     prices,
     returns,
     stock,
