@@ -453,3 +453,19 @@ def test_console_figures_for_fifty_dealers_match_the_database(client, w):
     # Unused users of the world stay untouched: nothing recorded for DA01/DB01.
     assert not (read | acked) & {w.dealer_a.id, w.dealer_b.id}
     assert db.session.execute(select(func.count()).select_from(DealerUser)).scalar_one() >= 50
+
+
+# --- demo data ------------------------------------------------------------------------------------
+
+def test_demo_seed_publishes_policies_for_everyone_one_tier_and_one_region(runner):
+    result = runner.invoke(args=["demo", "seed"])
+    assert result.exit_code == 0, result.output
+    published = db.session.execute(select(Policy).where(Policy.status == "published")).scalars().all()
+    found = {p.title: (audiences.load("policy", p.id), p.ack_required, p.version) for p in published}
+    shapes = {(a.all_dealers, a.tiers, a.regions) for a, _, _ in found.values()}
+    assert shapes == {(True, (), ()), (False, ("gold",), ()), (False, (), ("440000",))}
+    assert any(ack for _, ack, _ in found.values()) and not all(ack for _, ack, _ in found.values())
+    assert max(v for _, _, v in found.values()) == 2  # one was revised
+    assert db.session.execute(select(Policy.status).where(Policy.status == "scheduled")).scalar_one() == "scheduled"
+    assert db.session.execute(select(func.count()).select_from(Outbox)).scalar_one() == 0  # nothing sent from the seed
+    assert "演示政策" in result.output

@@ -94,7 +94,7 @@ def _filename(filename):
 
 # --- what changed --------------------------------------------------------------------------
 
-def _clip(text, limit=40):
+def _clip(text, limit=60):
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -112,6 +112,8 @@ def _body_changes(old_lines, new_lines, limit=5):
         if op == "equal":
             continue
         old, new = " ".join(old_lines[a1:a2]), " ".join(new_lines[b1:b2])
+        if op == "replace":
+            old, new = _changed_span(old, new)
         if op == "insert":
             parts.append(f"新增「{_clip(new)}」")
         elif op == "delete":
@@ -122,6 +124,23 @@ def _body_changes(old_lines, new_lines, limit=5):
         return None
     shown = "；".join(parts[:limit])
     return f"正文：{shown}" + (f"；等共 {len(parts)} 处修改" if len(parts) > limit else "")
+
+
+def _changed_span(old, new, context=12):
+    """The part of two versions of a paragraph that differs, with a little context either
+    side, so a one-word change in a long paragraph reads 「…的 2% 返利…」改为「…的 2.5% 返利…」."""
+    blocks = difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes()
+    changed = [b for b in blocks if b[0] != "equal"]
+    if not changed:
+        return old, new
+    a1, b1 = changed[0][1], changed[0][3]
+    a2, b2 = changed[-1][2], changed[-1][4]
+
+    def cut(text, start, end):
+        lo, hi = max(0, start - context), min(len(text), end + context)
+        return ("…" if lo > 0 else "") + text[lo:hi] + ("…" if hi < len(text) else "")
+
+    return cut(old, a1, a2), cut(new, b1, b2)
 
 
 def changes(old, new, category_labels):
