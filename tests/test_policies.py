@@ -469,3 +469,67 @@ def test_demo_seed_publishes_policies_for_everyone_one_tier_and_one_region(runne
     assert db.session.execute(select(Policy.status).where(Policy.status == "scheduled")).scalar_one() == "scheduled"
     assert db.session.execute(select(func.count()).select_from(Outbox)).scalar_one() == 0  # nothing sent from the seed
     assert "演示政策" in result.output
+
+
+# --- PostgreSQL, real threads ------------------------------------------------------------------------
+
+def _pg_marketing():
+    from types import SimpleNamespace
+
+    from app.staff.service import create_staff
+
+    row = create_staff(username="shi", name="市场", role="marketing", password="correct-horse-9")
+    return SimpleNamespace(id=row.id, name=row.name, role=row.role)
+
+
+@pytest.mark.postgres
+def test_concurrent_opens_and_acknowledgements_record_one_read_per_user_and_one_ack(pg_app, pg_world):
+    from tests.test_concurrency import run_concurrently
+
+    marketing = _pg_marketing()
+    policy = service.create_policy(staff=marketing, fields=fields(ack_required="1"), audience=audiences.EVERYONE)
+    service.publish_policy(staff=marketing, policy_id=policy.id)
+    url = f"{MP}/policies/{policy.id}"
+    owner, buyer = auth(pg_world.a_owner), auth(pg_world.a_buyer)
+    jobs = [(lambda c, h=h: c.get(url, headers=h)) for h in (owner, owner, owner, buyer)]
+    jobs += [(lambda c, h=h: c.post(f"{url}/ack", headers=h)) for h in (owner, owner, buyer, buyer)]
+    results = run_concurrently(pg_app, jobs)
+    assert [r.status_code for r in results] == [200] * 8, [r.get_json() for r in results]
+    db.session.rollback()
+    assert db.session.execute(select(func.count()).select_from(PolicyAck)).scalar_one() == 1
+    reads = db.session.execute(select(PolicyRead.user_id)).scalars().all()
+    assert sorted(reads) == sorted([pg_world.a_owner.id, pg_world.a_buyer.id])
+    acks = {r.get_json()["acked_at"] for r in results[4:]}
+    assert len(acks) == 1  # every caller got the one acknowledgement
+
+
+@pytest.mark.postgres
+def test_concurrent_publish_and_reminder_presses_act_once(pg_app, pg_world):
+    from tests.test_concurrency import run_concurrently
+
+    marketing = _pg_marketing()
+    policy_id = service.create_policy(staff=marketing, fields=fields(ack_required="1"), audience=audiences.EVERYONE).id
+
+    def call(action):
+        def job(_client):
+            with pg_app.app_context():
+                try:
+                    return action()
+                except Exception as exc:  # noqa: BLE001 - the refused ones are DomainErrors
+                    return exc
+                finally:
+                    db.session.remove()
+        return job
+
+    published = run_concurrently(pg_app, [call(lambda: service.publish_policy(staff=marketing, policy_id=policy_id))] * 4)
+    refused = [r for r in published if isinstance(r, Exception)]
+    assert len(refused) == 3 and all(getattr(r, "status", None) == 409 for r in refused)
+    db.session.rollback()
+    assert db.session.execute(select(func.count()).select_from(PolicyVersion)).scalar_one() == 1
+    assert db.session.execute(select(func.count()).select_from(PolicyDelivery)).scalar_one() == 2
+
+    reminded = run_concurrently(pg_app, [call(lambda: service.remind_stragglers(staff=marketing, policy_id=policy_id))] * 4)
+    assert sorted(reminded) == [(0, 2), (0, 2), (0, 2), (2, 0)]
+    db.session.rollback()
+    assert db.session.execute(select(func.count()).select_from(DealerMessage).where(
+        DealerMessage.event == "policy_reminder")).scalar_one() == 2

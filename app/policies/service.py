@@ -36,7 +36,7 @@ from sqlalchemy import and_, case, exists, func, select, update
 from app import inputs
 from app.audience import service as audiences
 from app.audit import service as audit
-from app.database import write_transaction
+from app.database import dialect_insert, write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer, DealerUser
 from app.errors import DomainError, NotFound
 from app.extensions import db
@@ -152,7 +152,11 @@ def _check_editor(staff):
 
 
 def _lock(session, policy_id):
-    policy = session.execute(select(Policy).where(Policy.id == policy_id).with_for_update()).scalar_one_or_none()
+    # FOR NO KEY UPDATE: dealers' reads and acknowledgements (their foreign keys take KEY SHARE
+    # on the policy row) go on while staff act; FOR UPDATE would make them wait, or deadlock.
+    policy = session.execute(
+        select(Policy).where(Policy.id == policy_id).with_for_update(key_share=True)
+    ).scalar_one_or_none()
     if policy is None:
         raise NotFound("政策不存在", "policy_not_found")
     return policy
@@ -641,8 +645,8 @@ def unread_count(user):
 
 def _visible_policy(session, user, policy_id, *, lock=False):
     query = select(Policy).where(Policy.id == policy_id, _visible(user.dealer))
-    if lock:
-        query = query.with_for_update()
+    if lock:  # NO KEY UPDATE, see `_lock`
+        query = query.with_for_update(key_share=True)
     policy = session.execute(query).scalar_one_or_none()
     if policy is None:  # unknown, unpublished, withdrawn and not addressed all look alike
         raise NotFound("政策不存在或已撤回", "policy_not_found")
@@ -655,17 +659,7 @@ def open_for_dealer(*, user, policy_id):
     Returns (policy, version row, acked)."""
     with write_transaction() as session:
         policy = _visible_policy(session, user, policy_id)
-        now = utcnow()
-        table = PolicyRead.__table__
-        updated = session.execute(
-            update(table).where(table.c.policy_id == policy.id, table.c.user_id == user.id)
-            .values(version=policy.version, read_at=now)
-        ).rowcount
-        if not updated:
-            session.execute(table.insert().values(
-                policy_id=policy.id, dealer_id=user.dealer_id, user_id=user.id, version=policy.version,
-                first_read_at=now, read_at=now,
-            ))
+        _mark_read(session, policy, user, utcnow())
         version = session.execute(
             select(PolicyVersion).where(PolicyVersion.policy_id == policy.id, PolicyVersion.version == policy.version)
         ).scalar_one()
@@ -700,14 +694,21 @@ def acknowledge(*, user, policy_id):
             ack = PolicyAck(policy_id=policy.id, dealer_id=user.dealer_id, version=policy.version, user_id=user.id,
                             acked_at=now)
             session.add(ack)
-            # Acknowledging implies having read it.
-            table = PolicyRead.__table__
-            if not session.execute(update(table).where(table.c.policy_id == policy.id, table.c.user_id == user.id)
-                                   .values(version=policy.version, read_at=now)).rowcount:
-                session.execute(table.insert().values(
-                    policy_id=policy.id, dealer_id=user.dealer_id, user_id=user.id, version=policy.version,
-                    first_read_at=now, read_at=now))
+            _mark_read(session, policy, user, now)  # acknowledging implies having read it
     return ack
+
+
+def _mark_read(session, policy, user, now):
+    """Record that `user` has seen the policy's current version (one row per user, upserted,
+    so two requests at once from the same user cannot collide)."""
+    table = PolicyRead.__table__
+    stmt = dialect_insert(session, table).values(
+        policy_id=policy.id, dealer_id=user.dealer_id, user_id=user.id, version=policy.version,
+        first_read_at=now, read_at=now,
+    )
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[table.c.policy_id, table.c.user_id], set_={"version": policy.version, "read_at": now},
+    ))
 
 
 def attachment_rows(version):
