@@ -142,6 +142,25 @@ def test_editing_a_published_policy_publishes_a_new_version_that_must_be_acknowl
     assert "本次更新" in robot[1].payload["markdown"]["content"]
 
 
+def test_widening_the_audience_delivers_the_current_version_to_newcomers_without_a_new_version(client, w):
+    policy = publish(w, {"tiers": ["gold"]}, files=[("细则.pdf", PDF)])
+    _, version = service.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
+                                       audience=audiences.parse({"tiers": ["gold", "silver"]}))
+    assert version is None
+    delivered = dict(db.session.execute(select(PolicyDelivery.dealer_id, PolicyDelivery.version)).all())
+    assert delivered == {w.dealer_a.id: 1, w.dealer_b.id: 1, w.dealer_c.id: 1}
+    messages = db.session.execute(select(DealerMessage.dealer_id).where(DealerMessage.ref_type == "policy")).scalars().all()
+    assert sorted(messages) == sorted([w.dealer_a.id, w.dealer_b.id, w.dealer_c.id])  # A is not told twice
+
+    attachment = service.current_attachments(db.session.get(Policy, policy.id))[0]
+    _, version = service.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
+                                       audience=audiences.parse({"tiers": ["gold", "silver"]}),
+                                       remove_attachment_ids=[attachment.id])
+    assert version == 2
+    detail = client.get(f"{MP}/policies/{policy.id}", headers=auth(w.b_owner)).get_json()
+    assert detail["attachments"] == [] and detail["changes"] == ["附件：移除 细则.pdf"]
+
+
 def test_saving_without_a_change_makes_no_version(client, w):
     policy = publish(w, {"all": True})
     _, version = service.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
