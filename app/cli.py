@@ -178,7 +178,20 @@ def orders_auto_complete(days):
     click.echo(f"已自动确认收货 {len(done)} 笔：{'、'.join(done)}")
 
 
+policies_cli = AppGroup("policies", help="政策")
+
+
+@policies_cli.command("publish-due")
+def policies_publish_due():
+    """发布已到定时发布时间的政策（调度器每分钟执行一次；可重复执行）。"""
+    from app.policies.service import publish_due_policies
+
+    done = publish_due_policies()
+    click.echo(f"已发布 {len(done)} 条政策。" if done else "没有到时间的定时政策。")
+
+
 def register(app):
+    app.cli.add_command(policies_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(orders_cli)
     app.cli.add_command(dealers_cli)

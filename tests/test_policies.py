@@ -552,3 +552,14 @@ def test_concurrent_publish_and_reminder_presses_act_once(pg_app, pg_world):
     db.session.rollback()
     assert db.session.execute(select(func.count()).select_from(DealerMessage).where(
         DealerMessage.event == "policy_reminder")).scalar_one() == 2
+
+
+def test_the_publish_due_command_publishes_what_is_due(runner, w):
+    policy = service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE)
+    service.schedule_policy(staff=w.staff["marketing"], policy_id=policy.id, publish_at=utcnow() + timedelta(minutes=5))
+    assert "没有到时间" in runner.invoke(args=["policies", "publish-due"]).output
+    db.session.get(Policy, policy.id).publish_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert "已发布 1 条" in runner.invoke(args=["policies", "publish-due"]).output
+    db.session.expire_all()
+    assert db.session.get(Policy, policy.id).status == "published"
