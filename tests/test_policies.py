@@ -563,3 +563,40 @@ def test_the_publish_due_command_publishes_what_is_due(runner, w):
     assert "已发布 1 条" in runner.invoke(args=["policies", "publish-due"]).output
     db.session.expire_all()
     assert db.session.get(Policy, policy.id).status == "published"
+
+
+def test_oversized_and_empty_attachments_are_refused_before_anything_is_stored(w):
+    from app.errors import DomainError
+    from app.policies import content
+
+    big_pdf = PDF[:-7] + b" " * content.PDF_MAX_BYTES + b"\n%%EOF\n"
+    for name, data, code, status in (("大.pdf", big_pdf, "file_too_large", 413), ("空.pdf", b"", "empty_file", 422),
+                                     ("半截.pdf", b"%PDF-1.4\n1 0 obj", "invalid_file", 422)):
+        with pytest.raises(DomainError) as exc:
+            service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE,
+                                  files=[("海报.png", png_bytes()), (name, data)])
+        assert (exc.value.code, exc.value.status) == (code, status) and name in exc.value.message
+    assert db.session.execute(select(func.count()).select_from(Policy)).scalar_one() == 0
+
+
+def test_console_schedules_in_china_time_and_unschedules(client, w):
+    from datetime import datetime
+
+    from app.pricing.service import BUSINESS_TZ
+
+    policy = service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE)
+    console_login(client, "shi")
+    token = csrf(client, f"/console/policies/{policy.id}")
+    at = (datetime.now(BUSINESS_TZ) + timedelta(days=1)).replace(second=0, microsecond=0)
+    r = client.post(f"/console/policies/{policy.id}/schedule", headers=HTML,
+                    data={"csrf_token": token, "publish_at": at.strftime("%Y-%m-%dT%H:%M")})
+    assert r.status_code == 302
+    db.session.expire_all()
+    row = db.session.get(Policy, policy.id)
+    assert row.status == "scheduled" and row.publish_at == at
+    client.post(f"/console/policies/{policy.id}/schedule", headers=HTML, data={"csrf_token": token, "publish_at": "明天"})
+    page = client.get(f"/console/policies/{policy.id}", headers=HTML).get_data(as_text=True)
+    assert "发布时间格式应为" in page
+    client.post(f"/console/policies/{policy.id}/unschedule", headers=HTML, data={"csrf_token": token})
+    db.session.expire_all()
+    assert db.session.get(Policy, policy.id).status == "draft"
