@@ -167,12 +167,14 @@ def _storage_settings(env):
 SUBSCRIBE_EVENTS = ("order_approved", "order_rejected", "order_shipped", "payment_due", "order_cancelled",
                     "return_approved", "return_rejected", "return_received", "payment_confirmed", "payment_rejected",
                     "return_closed", "rebate_approved",
-                    "statement_issued", "statement_resolved")
+                    "statement_issued", "statement_resolved", "policy_published", "policy_reminder")
 DEMO_SUBSCRIBE_TEMPLATES = {
     "order_approved": "demo-tmpl-order-approved",
     "order_rejected": "demo-tmpl-order-rejected",
     "order_shipped": "demo-tmpl-order-shipped",
     "payment_due": "demo-tmpl-payment-due",
+    "policy_published": "demo-tmpl-policy-published",
+    "policy_reminder": "demo-tmpl-policy-reminder",
 }
 DEMO_SUBSCRIBE_FIELDS = {
     "order_approved": {"character_string1": "order_no", "phrase2": "status", "amount3": "amount",
@@ -197,9 +199,12 @@ DEMO_SUBSCRIBE_FIELDS = {
     # Statements (order_no is the statement's number here); no demo template either.
     "statement_issued": {"character_string1": "order_no", "thing2": "goods", "amount3": "amount", "thing4": "tip"},
     "statement_resolved": {"character_string1": "order_no", "thing2": "reason", "time3": "time"},
+    # Policies (app.policies): a new or updated policy, and staff's reminder to read/acknowledge it.
+    "policy_published": {"thing1": "title", "phrase2": "category", "time3": "time", "thing4": "tip"},
+    "policy_reminder": {"thing1": "title", "phrase2": "category", "time3": "time", "thing4": "tip"},
 }
 SUBSCRIBE_VALUES = ("order_no", "status", "amount", "reason", "time", "carrier", "tracking_no",
-                    "dealer_name", "goods", "due_date", "tip")
+                    "dealer_name", "goods", "due_date", "tip", "title", "category")
 MINIPROGRAM_STATES = ("formal", "trial", "developer")
 # Field kinds of subscribe templates; the key names the kind (thing1, character_string2, ...).
 SUBSCRIBE_FIELD_KINDS = ("thing", "number", "letter", "symbol", "character_string", "time", "date", "amount",

@@ -3,6 +3,7 @@
 Everything is written in one `write_transaction()`, so a failure leaves nothing behind.
 Data lives in the module-level tables below; the functions only turn them into rows.
 """
+import contextlib
 import random
 import secrets
 import unicodedata
@@ -304,6 +305,7 @@ def seed_demo(*, reset=False) -> dict:
     # No statements (对账单) here: every demo movement happens today, so last month has no
     # ledger movements to show; `flask --app wsgi statements issue` issues them once a month is over.
     lines += _seed_customer_groups()
+    lines += _seed_policies()
     return {"lines": lines}
 
 
@@ -400,21 +402,11 @@ def _seed_orders():
     The notifications these steps write describe a past that never happened, so they are
     dropped instead of delivered (`demo seed` runs before the WeChat stand-in is up).
     """
-    from sqlalchemy import event
-    from sqlalchemy.orm import Session
-
     from app.dealers.service import user_for_openid
-    from app.notify.models import Outbox
     from app.orders import service as orders
     from app.orders.shipments import ship_order
 
-    written = []
-
-    def hold_back(session):
-        written.extend(oid for _, oid in session.info.pop("outbox_ids", []))
-
-    event.listen(Session, "before_commit", hold_back)
-    try:
+    with _outbox_dropped():
         staff = {s.username: s for s in db.session.execute(select(Staff)).scalars()}
         clerk = staff[CONSOLE_STAFF[2][0]]
         dealers = {d.code: d for d in db.session.execute(select(Dealer)).scalars()}
@@ -442,14 +434,79 @@ def _seed_orders():
             if target == "completed":
                 orders.confirm_receipt(user=user_for_openid(user.openid), order_no=order.order_no)
             done.append((order.order_no, code, target))
-        with write_transaction() as session:
-            session.execute(Outbox.__table__.delete().where(Outbox.__table__.c.id.in_(written)))
-    finally:
-        event.remove(Session, "before_commit", hold_back)
     from app.orders.models import STATUS_LABELS
 
     return ["", "演示订单（已走完下单、审批、发货、确认收货流程）：",
             *_table(("订单号", "经销商", "状态"), [(no, code, STATUS_LABELS[st]) for no, code, st in done])]
+
+
+@contextlib.contextmanager
+def _outbox_dropped():
+    """Drop (instead of delivering) the notifications the block's transactions write: they
+    describe a past that never happened, and `demo seed` runs before the WeChat stand-in is up."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    from app.notify.models import Outbox
+
+    written = []
+
+    def hold_back(session):
+        written.extend(oid for _, oid in session.info.pop("outbox_ids", []))
+
+    event.listen(Session, "before_commit", hold_back)
+    try:
+        yield
+        with write_transaction() as session:
+            session.execute(Outbox.__table__.delete().where(Outbox.__table__.c.id.in_(written)))
+    finally:
+        event.remove(Session, "before_commit", hold_back)
+
+
+# --- policies: published through the policy service by the marketing account --------------
+
+DEMO_POLICIES = (  # title, category, audience, ack required, body
+    ("2026 年度经销商渠道政策", "channel", {"all": True}, True,
+     "<h3>一、适用范围</h3><p>本政策适用于全部签约经销商。</p>"
+     "<h3>二、年度返利</h3><p>年度进货额达到年度目标的，按进货额的 <strong>2%</strong> 返利，次年一季度结算。</p>"
+     "<h3>三、区域保护</h3><p>严禁跨区域窜货，一经查实取消当年返利。</p>"),
+    ("金牌经销商 12 月价格政策", "price", {"tiers": ["gold"]}, True,
+     "<p>12 月 1 日起，金牌经销商酱油系列供货价下调 3%，以订货小程序显示价格为准。</p>"
+     "<ul><li>单笔满 5 万元另享 1% 现金折扣</li><li>本政策不与其他价格政策叠加</li></ul>"),
+    ("广东地区年货节促销通知", "promotion", {"regions": ["440000"]}, False,
+     "<p>广东省内经销商 1 月 5 日至 1 月 25 日订购节日礼盒，每 10 箱赠 1 箱，赠品随单发出。</p>"),
+)
+
+
+def _seed_policies():
+    """DEMO_POLICIES published by the marketing account; the channel policy then revised
+    once (so it shows a second version and 「本次更新」); one more scheduled for later."""
+    from app.audience import service as audiences
+    from app.policies import service as policies
+
+    marketing = db.session.execute(select(Staff).where(Staff.role == "marketing")).scalars().first()
+    rows = []
+    with _outbox_dropped():
+        for title, category, audience, ack, body in DEMO_POLICIES:
+            fields = policies.parse_fields({"title": title, "category": category, "body": body,
+                                            "ack_required": ack, "effective_from": date.today().isoformat()})
+            policy = policies.create_policy(staff=marketing, fields=fields, audience=audiences.parse(audience))
+            policies.publish_policy(staff=marketing, policy_id=policy.id)
+            rows.append((policy, audiences.parse(audience), fields))
+        first, audience, fields = rows[0]
+        revised = {**fields, "body_html": fields["body_html"].replace("2%", "2.5%")}
+        policies.update_policy(staff=marketing, policy_id=first.id, fields=revised, audience=audience)
+        later = policies.create_policy(staff=marketing, fields=policies.parse_fields({
+            "title": "春节备货政策", "category": "channel", "ack_required": False,
+            "body": "<p>春节前最后发货日为 1 月 20 日，请提前备货。</p>"}), audience=audiences.EVERYONE)
+        policies.schedule_policy(staff=marketing, policy_id=later.id, publish_at=utcnow() + timedelta(days=3))
+    from app.policies.models import CATEGORY_LABELS, Policy
+
+    shown = db.session.execute(select(Policy).order_by(Policy.id)).scalars().all()
+    return ["", "演示政策（管理后台“政策”，小程序 GET /api/mp/v1/policies）：",
+            *_table(("标题", "分类", "受众", "版本"), [
+                (p.title, CATEGORY_LABELS[p.category], audiences.describe(audiences.load("policy", p.id)),
+                 f"第 {p.version} 版" if p.version else "定时发布") for p in shown])]
 
 
 def _demo_buyer(dealer):

@@ -37,6 +37,15 @@ from app.orders.models import (  # noqa: F401
     Shipment,
     ShipmentLine,
 )
+from app.policies.models import (  # noqa: F401
+    Policy,
+    PolicyAck,
+    PolicyAttachment,
+    PolicyDelivery,
+    PolicyRead,
+    PolicyReminder,
+    PolicyVersion,
+)
 from app.pricing.models import PriceList, PriceListItem  # noqa: F401
 from app.rebates.models import (  # noqa: F401
     RebateClose,

@@ -3,6 +3,7 @@ from flask import current_app, g
 from app.dealers import service
 from app.dealers.schemas import BindIn, LoginIn, LoginOut, MeOut
 from app.integrations.wechat import MiniProgramGateway
+from app.policies import service as policies
 from miniprogram_api.blueprint import MpBlueprint
 from miniprogram_api.auth import BEARER_DOC, current_openid, dealer_user_required
 
@@ -33,5 +34,5 @@ def bind(body):
 @blp.doc(security=BEARER_DOC)
 @dealer_user_required
 def me():
-    """当前用户、所属经销商与信用额度"""
-    return service.describe_user(g.user)
+    """当前用户、所属经销商、信用额度与未读政策数"""
+    return {**service.describe_user(g.user), "unread_policies": policies.unread_count(g.user)}

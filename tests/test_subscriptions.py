@@ -14,6 +14,7 @@ APPROVED = "demo-tmpl-order-approved"
 REJECTED = "demo-tmpl-order-rejected"
 SHIPPED = "demo-tmpl-order-shipped"
 PAYMENT = "demo-tmpl-payment-due"
+POLICY, POLICY_REMINDER = "demo-tmpl-policy-published", "demo-tmpl-policy-reminder"
 
 
 def subscribe(client, user, ids):
@@ -39,6 +40,8 @@ def test_templates_lists_the_configured_ids_with_chinese_titles(client, world):
         {"event": "order_rejected", "template_id": REJECTED, "title": "订单审核驳回通知"},
         {"event": "order_shipped", "template_id": SHIPPED, "title": "订单发货通知"},
         {"event": "payment_due", "template_id": PAYMENT, "title": "付款到期提醒"},
+        {"event": "policy_published", "template_id": POLICY, "title": "政策发布通知"},
+        {"event": "policy_reminder", "template_id": POLICY_REMINDER, "title": "政策阅读提醒"},
     ]
 
 
@@ -49,9 +52,9 @@ def test_templates_need_a_bound_user(client, world):
 def test_each_accepted_template_adds_one_consent(client, world):
     r = subscribe(client, world.a_buyer, [APPROVED, SHIPPED])
     assert r.status_code == 200, r.get_json()
-    assert counts_of(r) == {APPROVED: 1, REJECTED: 0, SHIPPED: 1, PAYMENT: 0}
+    assert counts_of(r) == {APPROVED: 1, REJECTED: 0, SHIPPED: 1, PAYMENT: 0, POLICY: 0, POLICY_REMINDER: 0}
     r = subscribe(client, world.a_buyer, [APPROVED])
-    assert counts_of(r) == {APPROVED: 2, REJECTED: 0, SHIPPED: 1, PAYMENT: 0}
+    assert counts_of(r) == {APPROVED: 2, REJECTED: 0, SHIPPED: 1, PAYMENT: 0, POLICY: 0, POLICY_REMINDER: 0}
     consent = r.get_json()["consents"][0]
     assert consent == {"event": "order_approved", "template_id": APPROVED, "title": "订单审核通过通知", "remaining": 2}
     assert remaining(world.a_buyer) == {APPROVED: 2, SHIPPED: 1}
@@ -67,7 +70,7 @@ def test_an_empty_list_records_nothing_and_answers_the_counts(client, world):
     subscribe(client, world.a_buyer, [REJECTED])
     r = subscribe(client, world.a_buyer, [])
     assert r.status_code == 200
-    assert counts_of(r) == {APPROVED: 0, REJECTED: 1, SHIPPED: 0, PAYMENT: 0}
+    assert counts_of(r) == {APPROVED: 0, REJECTED: 1, SHIPPED: 0, PAYMENT: 0, POLICY: 0, POLICY_REMINDER: 0}
 
 
 def test_viewers_may_subscribe(client, world):

@@ -65,6 +65,13 @@ ACTION_LABELS = {
     "campaign.send": "立即发送客户群群发",
     "campaign.cancel": "取消客户群群发",
     "campaign.retry": "重试客户群群发",
+    "policy.create": "新建政策",
+    "policy.update": "修改政策",
+    "policy.schedule": "定时发布政策",
+    "policy.unschedule": "取消定时发布",
+    "policy.publish": "发布政策",
+    "policy.withdraw": "撤回政策",
+    "policy.remind": "提醒经销商阅读政策",
 }
 
 ENTITY_LABELS = {
@@ -85,6 +92,7 @@ ENTITY_LABELS = {
     "rebate": "返利单",
     "customer_group": "客户群",
     "campaign": "客户群群发",
+    "policy": "政策",
 }
 
 

@@ -13,6 +13,7 @@ from app.console import (  # noqa: F401
     finance,
     imports,
     orders,
+    policies,
     prices,
     rebates,
     returns,

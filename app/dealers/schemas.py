@@ -45,6 +45,7 @@ class MeOut(Schema):
     user = Nested(UserOut, required=True)
     dealer = Nested(DealerOut, required=True)
     credit = Nested(CreditOut, required=True)
+    unread_policies = Int(metadata={"description": "当前账号未读的政策数（GET /me 返回）"})
 
 
 PHONE = regexp(r"^(1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8})$", "请输入 11 位手机号或带区号的座机号")

@@ -53,6 +53,8 @@ TITLES = {
     "rebate_approved": "返利到账通知",
     "statement_issued": "对账单通知",
     "statement_resolved": "对账单异议处理通知",
+    "policy_published": "政策发布通知",
+    "policy_reminder": "政策阅读提醒",
 }
 # Short status words for `phrase` fields (at most 5 Chinese characters).
 STATUS_WORDS = {
@@ -333,31 +335,70 @@ def _deliver(session, dealer_id, event, title, body, dedupe, *, page, ref_type, 
         dealer_id=dealer_id, event=event, title=title, body=body, page=page,
         ref_type=ref_type, ref_id=ref_id, created_at=utcnow(),
     ))
+    _subscribe(session, [dealer_id], event, page, values, dedupe_key=f"{ref_type}:{ref_id}:{dedupe}",
+               ref_type=ref_type, ref_id=ref_id, queue="high")
+
+
+def notify_dealers(session, *, dealer_ids, event, title, body, page, ref_type, ref_id, dedupe, values, queue="default"):
+    """`_notify` for an announcement to many dealers at once (a policy): a message-list entry
+    per dealer and a subscribe message to each of their active users with consent left.
+
+    `values` maps the names a template field may show (config.SUBSCRIBE_VALUES) to values;
+    `dedupe` names the announcement, so calling again for the same one sends nothing twice.
+    """
+    dealer_ids = sorted(set(dealer_ids))
+    if not dealer_ids:
+        return
+    now = utcnow()
+    session.execute(MESSAGES.insert(), [
+        {"dealer_id": d, "event": event, "title": title, "body": body, "page": page, "ref_type": ref_type,
+         "ref_id": ref_id, "created_at": now}
+        for d in dealer_ids
+    ])
+    lazy = {name: (lambda v=value: v) for name, value in values.items()}
+    _subscribe(session, dealer_ids, event, page, lazy, dedupe_key=f"{ref_type}:{ref_id}:{dedupe}",
+               ref_type=ref_type, ref_id=ref_id, queue=queue)
+
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _subscribe(session, dealer_ids, event, page, values, *, dedupe_key, ref_type, ref_id, queue):
+    """A subscribe message (outbox row) to every active user of the dealers who has a consent
+    left for the event's template, using one consent each. `values` maps field sources to
+    callables, each called only when a configured field asks for it (or is a function making
+    that map, called only when a message is sent)."""
     config = current_app.config
     template_id = config["WECHAT_SUBSCRIBE_TEMPLATES"].get(event)
     if not template_id:
         return
-    recipients = dict(session.execute(
-        select(USERS.c.id, USERS.c.openid).where(
-            USERS.c.dealer_id == dealer_id, USERS.c.active.is_(True), USERS.c.openid.is_not(None)
-        )
-    ).all())
+    recipients = {}
+    for start in range(0, len(dealer_ids), _CHUNK):
+        recipients.update(session.execute(
+            select(USERS.c.id, USERS.c.openid).where(
+                USERS.c.dealer_id.in_(dealer_ids[start:start + _CHUNK]), USERS.c.active.is_(True),
+                USERS.c.openid.is_not(None),
+            )
+        ).all())
     if not recipients:
         return
     # Decrement only where one is left: under concurrency the row lock makes the second
     # transition re-check `remaining > 0`, so the last consent is used exactly once.
-    used = session.execute(
-        update(CONSENTS)
-        .where(CONSENTS.c.user_id.in_(list(recipients)), CONSENTS.c.template_id == template_id,
-               CONSENTS.c.remaining > 0)
-        .values(remaining=CONSENTS.c.remaining - 1, updated_at=utcnow())
-        .returning(CONSENTS.c.user_id)
-    ).scalars().all()
+    user_ids = sorted(recipients)
+    used = []
+    for start in range(0, len(user_ids), _CHUNK):
+        used += session.execute(
+            update(CONSENTS)
+            .where(CONSENTS.c.user_id.in_(user_ids[start:start + _CHUNK]), CONSENTS.c.template_id == template_id,
+                   CONSENTS.c.remaining > 0)
+            .values(remaining=CONSENTS.c.remaining - 1, updated_at=utcnow())
+            .returning(CONSENTS.c.user_id)
+        ).scalars().all()
     if not used:
         return
     values = values() if callable(values) else values
     data = {
-        key: {"value": field_value(field_kind(key), values[source]())}
+        key: {"value": field_value(field_kind(key), values.get(source, lambda: "")())}
         for key, source in config["WECHAT_SUBSCRIBE_FIELDS"][event].items()
     }
     payload = {
@@ -367,7 +408,7 @@ def _deliver(session, dealer_id, event, title, body, dedupe, *, page, ref_type, 
     for user_id in sorted(used):
         added = outbox.add(
             session, channel="mp_subscribe", event=event, recipient=recipients[user_id], payload=payload,
-            dedupe_key=f"{ref_type}:{ref_id}:{dedupe}:mp:{user_id}", queue="high", ref_type=ref_type, ref_id=ref_id,
+            dedupe_key=f"{dedupe_key}:mp:{user_id}", queue=queue, ref_type=ref_type, ref_id=ref_id,
         )
         if added is None:
             # Already sent for this very event (a replay): the consent was not used after all.

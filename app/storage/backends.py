@@ -25,7 +25,7 @@ from pathlib import Path
 
 from app.models_base import utcnow
 
-EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "application/pdf": ".pdf"}
 CONTENT_TYPES = {ext: content_type for content_type, ext in EXTENSIONS.items()}
 _PREFIX = re.compile(r"[a-z0-9_-]{1,32}")
 # What `put` makes, and the only shape `get`/`delete`/the file route accept: no `..`, no
