@@ -139,6 +139,8 @@ def test_editing_a_published_policy_publishes_a_new_version_that_must_be_acknowl
     robot = db.session.execute(select(Outbox).where(Outbox.channel == "wecom_robot")).scalars().all()
     assert [r.dedupe_key for r in robot] == [f"policy:{policy.id}:v1:wecom_robot:default",
                                              f"policy:{policy.id}:v2:wecom_robot:default"]
+    assert [(r.recipient, r.ref_type, r.ref_id) for r in robot] == [("default", "policy", policy.id)] * 2
+    assert "本次更新" in robot[1].payload["markdown"]["content"]
     assert "本次更新" in robot[1].payload["markdown"]["content"]
 
 

@@ -67,9 +67,7 @@ VIEWER_ROLES = ("admin", "marketing", "sales")
 STAFF_PAGE_SIZE = 30
 STATS_PAGE_SIZE = 50
 REMIND_COOLDOWN = timedelta(minutes=30)
-ROBOT = "default"
 MP_PAGE = "pages/policy/detail?id={policy_id}"
-ROBOT_MAX_BYTES = 4096
 
 
 class SystemActor:
@@ -400,12 +398,14 @@ def _deliver(session, policy, *, now):
 
 
 def _announce(session, policy, changes):
-    """One markdown post to the internal WeCom group robot per version (the sender keeps to
-    the robot's 20-a-minute limit)."""
+    """One markdown post per version to the brand's internal WeCom groups, through the shared
+    announcer (`bots.announce`: the robots WECOM_ANNOUNCE_ROBOTS names, ≤ 4096 bytes, the
+    sender keeps to each robot's 20-a-minute limit)."""
+    from bots.announce import announce_to_internal_group
+
     audience = audiences.load("policy", policy.id, session=session)
     category = CATEGORY_LABELS[policy.category]
     lines = [
-        f"## {category}{'更新' if policy.version > 1 else '发布'}：{clip(policy.title, 60)}",
         f"> 版本：第 {policy.version} 版" + ("（需经销商确认）" if policy.ack_required else ""),
         f"> 受众：{clip(audiences.describe(audience, session=session), 200)}",
     ]
@@ -414,14 +414,9 @@ def _announce(session, policy, changes):
     if changes:
         lines.append("**本次更新**")
         lines += [f"- {clip(c, 200)}" for c in changes]
-    text = "\n".join(lines)
-    if len(text.encode()) > ROBOT_MAX_BYTES:
-        text = text.encode()[:ROBOT_MAX_BYTES - 16].decode(errors="ignore") + "\n……"
-    outbox.add(
-        session, channel="wecom_robot", event="policy_published", recipient=ROBOT,
-        payload={"msgtype": "markdown", "markdown": {"content": text}},
-        dedupe_key=f"policy:{policy.id}:v{policy.version}:wecom_robot:{ROBOT}", queue="low",
-        ref_type="policy", ref_id=policy.id,
+    announce_to_internal_group(
+        f"{category}{'更新' if policy.version > 1 else '发布'}：{clip(policy.title, 60)}", "\n".join(lines),
+        session=session, dedupe_key=f"policy:{policy.id}:v{policy.version}", ref=("policy", policy.id),
     )
 
 

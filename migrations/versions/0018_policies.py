@@ -1,7 +1,7 @@
 """policies: versioned policies to dealers, their attachments, deliveries, reads, acknowledgements and reminders
 
 Revision ID: 0018
-Revises: 0011
+Revises: 0017
 Create Date: 2026-11-27 01:20:43.857184
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0018'
-down_revision = '0011'
+down_revision = '0017'
 branch_labels = None
 depends_on = None
 
