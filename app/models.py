@@ -32,3 +32,4 @@ from app.pricing.models import PriceList, PriceListItem  # noqa: F401
 from app.returns.models import ReturnEvent, ReturnLine, ReturnPhoto, ReturnRequest  # noqa: F401
 from app.staff.models import Staff  # noqa: F401
 from app.storage.models import Upload  # noqa: F401
+from app.materials.models import Material, MaterialShare, MaterialTag  # noqa: F401

@@ -37,7 +37,7 @@ def _order_no_param_schema(_converter):
 
 def register(app, api):
     from miniprogram_api import (
-        account, addresses, auth_routes, cart, catalog, messages, orders, returns, subscriptions, uploads,
+        account, addresses, auth_routes, cart, catalog, materials, messages, orders, returns, subscriptions, uploads,
     )
 
     app.url_map.converters["id"] = IdConverter
@@ -47,5 +47,6 @@ def register(app, api):
     api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "POST /auth/login 返回的 token"}
     )
-    for module in (auth_routes, catalog, cart, orders, addresses, subscriptions, messages, account, uploads, returns):
+    for module in (auth_routes, catalog, cart, orders, addresses, subscriptions, messages, account, uploads, returns,
+                   materials):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix)

@@ -44,6 +44,10 @@ ACTION_LABELS = {
     "stock.threshold": "修改低库存阈值",
     "settings.auto_approval": "修改自动审批规则",
     "import": "Excel 导入",
+    "material.create": "新建素材",
+    "material.update": "修改素材",
+    "material.publish": "发布素材",
+    "material.withdraw": "撤回素材",
 }
 
 ENTITY_LABELS = {
@@ -57,6 +61,7 @@ ENTITY_LABELS = {
     "stock": "库存",
     "settings": "系统设置",
     "import": "Excel 导入",
+    "material": "营销素材",
 }
 
 
@@ -71,18 +76,22 @@ FIELD_LABELS = {
     "valid_from": "生效日期", "valid_to": "失效日期", "sku": "商品", "sku_code": "商品编码", "warehouse": "仓库",
     "carrier": "承运商", "tracking_no": "运单号", "enabled": "启用", "max_total_fen": "金额上限",
     "refund_fen": "应退金额", "rules": "规则", "invite_role": "邀请角色", "expires_at": "到期时间",
+    "kind": "类型", "title": "标题", "summary": "简介", "tags": "标签", "audience": "受众", "link_url": "链接地址",
+    "mp_appid": "小程序 AppID", "mp_path": "小程序页面路径", "file_name": "文件名", "body_chars": "正文字符数",
+    "has_cover": "有封面图",
 }
 
 
 def _status_labels(entity_type):
     from app.catalog.models import SKU_STATUS_LABELS
     from app.dealers.models import DEALER_STATUS_LABELS
+    from app.materials.models import STATUS_LABELS as MATERIAL_STATUS
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
     from app.returns.models import STATUS_LABELS as RETURN_STATUS
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS,
+        "dealer": DEALER_STATUS_LABELS, "material": MATERIAL_STATUS,
     }.get(entity_type, {})
 
 

@@ -10,6 +10,7 @@ from app.console import (  # noqa: F401
     dashboard,
     dealers,
     imports,
+    materials,
     orders,
     prices,
     returns,

@@ -87,6 +87,7 @@ NAV = (
     ("价格", "/console/prices", ("admin", "sales", "finance")),
     ("库存", "/console/stock", ("admin", "sales", "warehouse")),
     ("退货", "/console/returns", ("admin", "sales", "warehouse", "finance")),
+    ("营销素材", "/console/materials", ("admin", "marketing", "sales")),
     ("审计日志", "/console/audit", ("admin", "finance")),
     ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse", "marketing")),
     ("自动审批", "/console/settings/auto-approval", ("admin",)),
