@@ -392,10 +392,14 @@ ENDPOINTS = [
     ("POST", "/uploads", None),
     ("POST", "/orders/{order_no}/returns", {"lines": [{"sku_id": "{sku}", "qty": 1}], "reason": "外箱破损"}),
     ("GET", "/returns", None),
+    ("GET", "/materials", None),
 ]
 # Routes whose id needs more than a pending order to be real: tests/test_returns.py probes them
 # as a foreign dealer, an unbound WeChat user and a viewer.
 COVERED_ELSEWHERE = [("GET", "/returns/{return_id}")]
+# Materials are addressed by audience rather than owned: tests/test_materials.py probes their
+# ids as an unaddressed dealer (404 like a missing id), an unbound WeChat user and a viewer.
+COVERED_ELSEWHERE += [("GET", "/materials/{material_id}"), ("POST", "/materials/{material_id}/share")]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),
@@ -423,7 +427,7 @@ def _endpoint_request(client, endpoint, ids, headers):
 
 def endpoint_ids(w, order_no=MISSING_ORDER_NO):
     """Values for the placeholders in ENDPOINTS."""
-    return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID}
+    return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID, "material_id": MISSING_ID}
 
 
 def test_endpoint_table_covers_every_mini_program_route(app, world):
