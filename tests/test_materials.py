@@ -325,3 +325,25 @@ def test_campaign_attachment_gives_media_bytes_and_card_fields(app, dealers):
         assert refused.value.code == "material_unusable"
     # On the day a scheduled campaign will go out, not today:
     assert materials.campaign_attachment(expired.id, on=business_today() - timedelta(days=2)).msgtype == "image"
+
+
+@pytest.mark.postgres
+def test_listing_search_chips_and_a_moved_tier_on_postgresql(pg_client, pg_world):
+    from app.staff.service import create_staff
+
+    w = pg_world
+    marketer = create_staff(username="shi", name="市场", role="marketing", password="correct-horse-9")
+    make_material(marketer, "poster", title="金牌春节海报", tags=["春节"], audience={"tiers": ["gold"]})
+    make_material(marketer, "link", title="上海活动_100%", tags=["活动"], audience={"regions": ["310000"]})
+    make_material(marketer, "article", title="全员春节说明", tags=["春节", "说明"])
+
+    assert sorted(titles(pg_client, w.b_owner)) == ["上海活动_100%", "全员春节说明"]
+    assert titles(pg_client, w.b_owner, "?q=100%25") == ["上海活动_100%"]
+    assert titles(pg_client, w.b_owner, "?q=_1") == ["上海活动_100%"]
+    assert titles(pg_client, w.b_owner, "?tag=春节") == ["全员春节说明"]
+    chips = pg_client.get(f"{MP}/materials", headers=auth(w.b_owner)).get_json()["tags"]
+    # (ties are ordered by the database's collation, so compare as a set)
+    assert {(c["tag"], c["count"]) for c in chips} == {("活动", 1), ("春节", 1), ("说明", 1)} and len(chips) == 3
+    w.dealer_b.tier_id = w.gold.id
+    db.session.commit()
+    assert sorted(titles(pg_client, w.b_owner, "?q=春节")) == ["全员春节说明", "金牌春节海报"]
