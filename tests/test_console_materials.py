@@ -4,6 +4,7 @@ filters, publish / withdraw, the audit trail, and share counts per material and 
 import io
 import random
 import re
+from datetime import timedelta
 
 import pytest
 from PIL import Image
@@ -14,6 +15,7 @@ from app.audit.models import AuditEntry
 from app.extensions import db
 from app.materials.models import Material, MaterialTag
 from app.materials.service import FileIn
+from app.pricing.service import business_today
 from app.storage import get_storage
 from tests.factories import auth
 from tests.helpers import HTML, MP, csrf
@@ -256,7 +258,8 @@ def test_listing_searches_by_title_or_tag_and_filters(client, staff):
     m = staff["marketing"]
     make_material(m, "poster", title="春节海报", tags=["春节"])
     make_material(m, "link", title="品牌故事", tags=["品牌"], publish=False)
-    make_material(m, "article", title="新品介绍", tags=["新品", "春节"])
+    make_material(m, "article", title="新品介绍", tags=["新品", "春节"],
+                  valid_from=business_today() + timedelta(days=3))
     login(client, m.username)
 
     def listed(**query):
@@ -270,6 +273,10 @@ def test_listing_searches_by_title_or_tag_and_filters(client, staff):
     assert listed(tag="新品") == ["新品介绍"]
     assert listed(kind="poster") == ["春节海报"]
     assert listed(status="draft") == ["品牌故事"]
+    assert listed(validity="upcoming") == ["新品介绍"]
+    assert listed(validity="current") == ["品牌故事", "春节海报"]
+    assert listed(validity="expired") == []
+    assert client.get("/console/materials?validity=soon", headers=HTML).status_code == 400
     assert client.get("/console/materials?kind=nope", headers=HTML).status_code == 400
     assert client.get("/console/materials?page=0", headers=HTML).status_code == 400
 

@@ -319,7 +319,12 @@ def test_campaign_attachment_gives_media_bytes_and_card_fields(app, dealers):
     assert mp.media_bytes()[:3] == b"\xff\xd8\xff" and mp.media_content_type == "image/jpeg"
     lk = materials.campaign_attachment(link.id)
     assert (lk.msgtype, lk.url, lk.desc, lk.picurl) == ("link", "https://brand.example.com/spring", "春季活动", None)
-    for unusable in (draft, expired):
+    coverless = make_material(w.marketing, "article", title="无封面图文")
+    covered = make_material(w.marketing, "article", title="有封面图文", cover=materials.FileIn(image_bytes(), "c.png"))
+    article = materials.campaign_attachment(covered.id)
+    assert (article.msgtype, article.page) == ("miniprogram", f"pages/material/detail.html?id={covered.id}")
+    assert article.media_bytes()[:3] == b"\xff\xd8\xff"
+    for unusable in (draft, expired, coverless):
         with pytest.raises(DomainError) as refused:
             materials.campaign_attachment(unusable.id)
         assert refused.value.code == "material_unusable"

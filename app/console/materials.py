@@ -59,17 +59,18 @@ def _limits():
 @login_required(*materials.VIEWER_ROLES)
 def materials_list():
     args = request.args
-    kind, status = args.get("kind") or None, args.get("status") or None
-    if kind and kind not in KIND_LABELS or status and status not in STATUS_LABELS:
-        raise DomainError("invalid_filter", "类型或状态参数有误", 400)
-    filters = {"q": args.get("q", "").strip()[:64] or None, "kind": kind, "status": status,
+    kind, status, validity = args.get("kind") or None, args.get("status") or None, args.get("validity") or None
+    if (kind and kind not in KIND_LABELS or status and status not in STATUS_LABELS
+            or validity and validity not in materials.VALIDITY_LABELS):
+        raise DomainError("invalid_filter", "类型、状态或有效期参数有误", 400)
+    filters = {"q": args.get("q", "").strip()[:64] or None, "kind": kind, "status": status, "validity": validity,
                "tag": args.get("tag", "").strip()[:16] or None}
     page = page_arg(args)
     rows, total = materials.list_materials(staff=g.staff, page=page, **filters)
     audiences = audience.load_many("material", [m.id for m, _ in rows])
     return render_template(
         "console/materials.html", rows=rows, total=total, filters=filters, kind_labels=KIND_LABELS,
-        status_labels=STATUS_LABELS, tags=materials.all_tags(), can_manage=_can_manage(),
+        status_labels=STATUS_LABELS, validity_labels=materials.VALIDITY_LABELS, tags=materials.all_tags(), can_manage=_can_manage(),
         audience_words={mid: audience.describe(a) for mid, a in audiences.items()},
         thumbs={m.id: materials.thumb_url(m) for m, _ in rows},
         **pager("console.materials_list", args, page, total, materials.STAFF_PAGE_SIZE),

@@ -104,7 +104,7 @@ def parse_tags(value):
     return tags
 
 
-def _fields(kind, values, *, creating):
+def _fields(kind, values):
     """The clean column values for `kind` from what staff typed (422 naming the field)."""
     clean = {
         "title": inputs.text(values.get("title"), field="title", label="标题", max_len=64),
@@ -286,7 +286,7 @@ def create_material(*, staff, kind, audience, tags=(), file=None, cover=None, **
     503 `storage_unavailable`. Nothing is stored when it raises."""
     require_role(staff, MANAGER_ROLES, "新建素材")
     kind = inputs.choice(kind, field="kind", label="类型", choices=KIND_LABELS)
-    clean = _fields(kind, values, creating=True)
+    clean = _fields(kind, values)
     tags = parse_tags(tags)
     audience = _audience(audience)
     main, cover_checked = _check_files(kind, file=file, cover=cover, creating=True)
@@ -326,7 +326,7 @@ def update_material(*, staff, material_id, audience, tags=(), file=None, cover=N
     if material is None:
         raise NotFound("素材不存在", "material_not_found")
     kind = material.kind
-    clean = _fields(kind, values, creating=False)
+    clean = _fields(kind, values)
     tags = parse_tags(tags)
     audience = _audience(audience)
     main, cover_checked = _check_files(kind, file=file, cover=cover, creating=False)
@@ -409,10 +409,27 @@ def _tagged(tag):
     return select(MaterialTag.material_id).where(MaterialTag.material_id == Material.id, MaterialTag.tag == tag).exists()
 
 
-def list_materials(*, staff, q=None, kind=None, status=None, tag=None, page=1, page_size=STAFF_PAGE_SIZE):
-    """One page for the console, newest first: ([(Material, share count)], total)."""
+VALIDITY_LABELS = {"current": "今天有效", "upcoming": "尚未生效", "expired": "已过期"}
+
+
+def _validity(validity, today):
+    if validity == "current":
+        return and_(or_(Material.valid_from.is_(None), Material.valid_from <= today),
+                    or_(Material.valid_to.is_(None), Material.valid_to >= today))
+    if validity == "upcoming":
+        return Material.valid_from > today
+    return Material.valid_to < today
+
+
+def list_materials(*, staff, q=None, kind=None, status=None, tag=None, validity=None, page=1,
+                   page_size=STAFF_PAGE_SIZE):
+    """One page for the console, newest first: ([(Material, share count)], total). `validity`:
+    current / upcoming / expired (China date today)."""
     require_role(staff, VIEWER_ROLES, "查看素材")
     where = []
+    if validity:
+        inputs.choice(validity, field="validity", label="有效期", choices=VALIDITY_LABELS)
+        where.append(_validity(validity, business_today()))
     if q:
         where.append(_search(q))
     if kind:
@@ -607,7 +624,7 @@ class CampaignAttachment:
     `media_bytes()` reads them from storage, `media_name` and `media_content_type` name
     them. Links carry `url`, `title`, `desc` and `picurl` (a signed URL of the cover, valid
     STORAGE_URL_TTL_SECONDS); cards carry `appid`, `page` (with ".html" before any query,
-    as WeCom requires) and `title`.
+    as WeCom requires) and `title`, and always a cover (the thumbnail) in the media fields.
     """
 
     material_id: int
@@ -652,6 +669,9 @@ def campaign_attachment(material_id, *, on=None):
                                   media_name=material.file_name, media_content_type=material.file_content_type)
     cover = {"media_key": material.thumb_key, "media_name": f"material-{material.id}.jpg",
              "media_content_type": "image/jpeg" if material.thumb_key else None}
+    if material.kind == "article" and not material.thumb_key:
+        # Sent as a mini-program card, whose pic_media_id WeCom requires.
+        raise DomainError("material_unusable", f"图文“{material.title}”没有封面图，不能作为小程序卡片群发", 422)
     if material.kind == "link":
         return CampaignAttachment(**base, msgtype="link", url=material.link_url, desc=material.summary or None,
                                   picurl=thumb_url(material), **cover)
