@@ -64,7 +64,7 @@ def content_type_of(key):
 def content_disposition(disposition, file_name):
     """`attachment; filename="…"; filename*=UTF-8''…` (RFC 6266): an ASCII fallback for old
     clients and the real, possibly Chinese, name for the rest."""
-    fallback = "".join(ch if 32 < ord(ch) < 127 and ch not in '"\\%;' else "_" for ch in file_name) or "download"
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%;' else "_" for ch in file_name) or "download"
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
