@@ -152,9 +152,17 @@ def _storage_settings(env):
         # One uploaded image: at most this many bytes and this many pixels (width × height).
         "UPLOAD_MAX_BYTES": _env_int("UPLOAD_MAX_BYTES", 5 * 1024 * 1024),
         "UPLOAD_MAX_PIXELS": _env_int("UPLOAD_MAX_PIXELS", 40_000_000),
+        # Marketing materials staff upload (app.materials): an image or poster, a short video
+        # (MP4), a document (PDF / Word / Excel / PowerPoint); thumbnails at most this many pixels a side.
+        "MATERIAL_IMAGE_MAX_BYTES": _env_int("MATERIAL_IMAGE_MAX_BYTES", 10 * 1024 * 1024),
+        "MATERIAL_VIDEO_MAX_BYTES": _env_int("MATERIAL_VIDEO_MAX_BYTES", 20 * 1024 * 1024),
+        "MATERIAL_FILE_MAX_BYTES": _env_int("MATERIAL_FILE_MAX_BYTES", 20 * 1024 * 1024),
+        "MATERIAL_THUMBNAIL_PX": _env_int("MATERIAL_THUMBNAIL_PX", 480),
     }
     if backend == "s3" and not settings["S3_BUCKET"]:
         raise ConfigError("STORAGE_BACKEND=s3 需要设置 S3_BUCKET（以及 S3_ENDPOINT_URL、S3_ACCESS_KEY、S3_SECRET_KEY）")
+    if not 64 <= settings["MATERIAL_THUMBNAIL_PX"] <= 2048:
+        raise ConfigError("MATERIAL_THUMBNAIL_PX 应在 64 到 2048 之间")
     if settings["STORAGE_URL_TTL_SECONDS"] < 60:
         raise ConfigError("STORAGE_URL_TTL_SECONDS 至少 60 秒")
     return settings

@@ -306,6 +306,7 @@ def seed_demo(*, reset=False) -> dict:
     # ledger movements to show; `flask --app wsgi statements issue` issues them once a month is over.
     lines += _seed_customer_groups()
     lines += _seed_policies()
+    lines += _seed_materials()
     return {"lines": lines}
 
 
@@ -378,6 +379,64 @@ def _seed_customer_groups():
     mapped = sum(1 for g in DEMO_CUSTOMER_GROUPS if g[3])
     return ["", f"客户群 {len(DEMO_CUSTOMER_GROUPS)} 个（已对应经销商 {mapped} 个），客户群群发草稿「{campaign.title}」：",
             "  在管理后台「客户群群发」里查看发送计划并立即发送；在模拟服务页面以业务员身份确认发送。"]
+
+
+# --- marketing materials, through the material service (files stored like any upload) ----------
+
+DEMO_MATERIALS = (  # kind, title, tags, audience, picture colours, extra fields
+    ("poster", "春节订货会海报", ("春节", "订货会"), {"all": True}, ((196, 30, 58), (250, 210, 80)), {}),
+    ("image", "酱油新品主图", ("新品", "酱油"), {"tiers": ["gold"]}, ((120, 60, 20), (240, 230, 210)), {}),
+    ("article", "春季促销政策解读", ("促销",), {"regions": ["440000"]}, ((40, 110, 70), (230, 245, 235)), {
+        "summary": "广东区域春季满减与陈列奖励说明",
+        "body_html": "<h2>活动时间</h2><p>3 月 1 日至 4 月 30 日。</p><h2>满减</h2>"
+                     "<ul><li>单笔满 5,000 元减 200 元</li><li>单笔满 10,000 元减 500 元</li></ul>"
+                     "<p>陈列照片请在小程序上传，业务员审核后计入奖励。</p>",
+    }),
+    ("miniprogram", "新品专区", ("新品",), {"all": True}, ((30, 80, 160), (220, 235, 250)), {
+        "mp_path": "pages/product/list?tag=new", "summary": "转发到客户群，顾客点开即看新品",
+    }),
+    ("link", "品牌故事：三十年酿造", ("品牌",), {"tiers": ["silver", "standard"]}, ((90, 70, 50), (245, 240, 230)), {
+        "link_url": "https://www.example.com/brand-story",
+    }),
+)
+
+
+def _demo_picture(size, colours):
+    """A small generated picture (no fonts needed): a background, a band and a circle."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    back, front = colours
+    image = Image.new("RGB", size, back)
+    draw = ImageDraw.Draw(image)
+    width, height = size
+    draw.rectangle((0, height * 2 // 3, width, height), fill=front)
+    draw.ellipse((width // 3, height // 6, width * 2 // 3, height // 6 + width // 3), fill=front)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def _seed_materials():
+    """A few published materials for different audiences, made by the marketing account."""
+    from app.materials import service as materials
+
+    marketer = db.session.execute(select(Staff).where(Staff.role == "marketing")).scalars().first()
+    made = []
+    for kind, title, tags, audience, colours, extra in DEMO_MATERIALS:
+        files = {}
+        if kind in ("poster", "image"):
+            size = (750, 1334) if kind == "poster" else (800, 800)
+            files["file"] = materials.FileIn(_demo_picture(size, colours), f"{title}.jpg")
+        else:
+            files["cover"] = materials.FileIn(_demo_picture((500, 400), colours), "cover.jpg")
+        material = materials.create_material(staff=marketer, kind=kind, title=title, tags=list(tags),
+                                             audience=audience, **files, **extra)
+        materials.publish_material(staff=marketer, material_id=material.id)
+        made.append((material.kind_label, title, materials.audience_service.describe(
+            materials.audience_service.load("material", material.id))))
+    return ["", "营销素材（已发布，经销商在小程序“素材”里按受众看到）：", *_table(("类型", "标题", "受众"), made)]
 
 
 # --- orders: a few in every state, placed and moved through the order services ---------------

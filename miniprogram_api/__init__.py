@@ -37,8 +37,8 @@ def _order_no_param_schema(_converter):
 
 def register(app, api):
     from miniprogram_api import (
-        account, addresses, auth_routes, cart, catalog, messages, offline_payments, orders, policies, rebates,
-        returns, statements, subscriptions, uploads,
+        account, addresses, auth_routes, cart, catalog, materials, messages, offline_payments, orders, policies,
+        rebates, returns, statements, subscriptions, uploads,
     )
 
     app.url_map.converters["id"] = IdConverter
@@ -49,5 +49,5 @@ def register(app, api):
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "POST /auth/login 返回的 token"}
     )
     for module in (auth_routes, catalog, cart, orders, addresses, subscriptions, messages, account, uploads, returns,
-                   offline_payments, rebates, statements, policies):
+                   offline_payments, rebates, statements, policies, materials):
         api.register_blueprint(module.blp, url_prefix=PREFIX + module.blp.url_prefix)

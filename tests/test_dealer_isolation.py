@@ -397,6 +397,7 @@ ENDPOINTS = [
     ("GET", "/rebates", None),
     ("GET", "/statements", None),
     ("GET", "/policies", None),
+    ("GET", "/materials", None),
 ]
 # Routes whose id needs more than a pending order to be real: tests/test_returns.py and
 # tests/test_refunds.py (withdraw) probe them as a foreign dealer, an unbound WeChat user and a viewer.
@@ -409,6 +410,9 @@ COVERED_ELSEWHERE = [("GET", "/returns/{return_id}"), ("POST", "/returns/{return
                      ("POST", "/statements/{statement_id}/dispute"),
                      # tests/test_policies.py: unaddressed, draft, withdrawn and missing policies
                      ("GET", "/policies/{policy_id}"), ("POST", "/policies/{policy_id}/ack")]
+# Materials are addressed by audience rather than owned: tests/test_materials.py probes their
+# ids as an unaddressed dealer (404 like a missing id), an unbound WeChat user and a viewer.
+COVERED_ELSEWHERE += [("GET", "/materials/{material_id}"), ("POST", "/materials/{material_id}/share")]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),
@@ -438,7 +442,7 @@ def endpoint_ids(w, order_no=MISSING_ORDER_NO):
     """Values for the placeholders in ENDPOINTS."""
     from app.funds.offline import china_today
 
-    return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID, "offline_payment_id": MISSING_ID, "rebate_id": MISSING_ID, "statement_id": MISSING_ID, "policy_id": MISSING_ID,
+    return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID, "offline_payment_id": MISSING_ID, "rebate_id": MISSING_ID, "statement_id": MISSING_ID, "policy_id": MISSING_ID, "material_id": MISSING_ID,
             "today": china_today().isoformat()}
 
 

@@ -211,3 +211,26 @@ def test_seed_leaves_orders_in_every_state_through_the_services(runner):
         else:
             assert shipped == 0
     assert count(Outbox) == 0  # the seeded past notifies nobody
+
+
+def test_seed_publishes_a_few_materials_through_the_material_service(runner, client):
+    from app.audit.models import AuditEntry
+    from app.dealers.models import DealerUser
+    from app.dealers.service import issue_token
+    from app.materials.models import Material
+    from app.storage import get_storage
+
+    result = seed(runner)
+    assert result.exit_code == 0 and "营销素材" in result.output
+    made = all_rows(Material)
+    assert len(made) == 5 and {m.status for m in made} == {"published"}
+    assert {m.kind for m in made} == {"poster", "image", "article", "miniprogram", "link"}
+    assert all(get_storage().get(m.thumb_key)[:3] == b"\xff\xd8\xff" for m in made)
+    assert count(AuditEntry) >= 10  # create + publish each, as staff would
+    # A gold dealer in Guangdong sees everything addressed to all, gold and Guangdong, not silver/standard.
+    gold_gd = next(d for d in all_rows(Dealer) if d.tier.code == "gold" and d.region_code.startswith("44"))
+    user = DealerUser(dealer_id=gold_gd.id, role="viewer", openid="o-demo-material-check", name="看素材")
+    db.session.add(user)
+    db.session.commit()
+    body = client.get("/api/mp/v1/materials", headers={"Authorization": f"Bearer {issue_token(user.openid)}"}).get_json()
+    assert sorted(i["title"] for i in body["items"]) == sorted(["春节订货会海报", "酱油新品主图", "春季促销政策解读", "新品专区"])

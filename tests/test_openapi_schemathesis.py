@@ -105,7 +105,7 @@ def _with(mapping, **strategies):
 
 @schema.hook
 def flatmap_path_parameters(context, path_parameters):
-    known = {name: _pick(name) for name in (path_parameters or {}) if name in ("sku_id", "order_no")}
+    known = {name: _pick(name) for name in (path_parameters or {}) if name in ("sku_id", "order_no", "material_id")}
     if not known:
         return st.just(path_parameters)
     return _sometimes(path_parameters, _with(path_parameters, **known))
@@ -163,6 +163,7 @@ def dealer_data(world, wechat):
         user=world.a_buyer, contact_name="王五", phone="13800000003", region_code="440300", detail="深南大道3号"
     )
     KNOWN.update(
+        material_id=_materials(),
         sku_id=[s.id for s in (world.cola, world.tea, world.soy, world.vinegar, world.gift, world.local, world.retired)],
         order_no=[open_no, cancelled_no, foreign_no],
         address_id=[world.addr_a.id, second["id"], world.addr_b.id],
@@ -172,6 +173,18 @@ def dealer_data(world, wechat):
     )
     yield KNOWN
     KNOWN.clear()
+
+
+def _materials():
+    """One published material of each kind for everyone, and one for another dealer only."""
+    from app.staff.service import create_staff
+    from tests.materials_support import make_material
+
+    marketer = create_staff(username="fuzz-shi", name="市场", role="marketing", password="correct-horse-9")
+    kinds = ("image", "poster", "video", "file", "article", "link", "miniprogram")
+    made = [make_material(marketer, kind, tags=["春节"]) for kind in kinds]
+    made.append(make_material(marketer, "link", audience={"dealers": ["DB01"]}))
+    return [m.id for m in made]
 
 
 def _headers_for(case, world):

@@ -72,6 +72,10 @@ ACTION_LABELS = {
     "policy.publish": "发布政策",
     "policy.withdraw": "撤回政策",
     "policy.remind": "提醒经销商阅读政策",
+    "material.create": "新建素材",
+    "material.update": "修改素材",
+    "material.publish": "发布素材",
+    "material.withdraw": "撤回素材",
 }
 
 ENTITY_LABELS = {
@@ -93,6 +97,7 @@ ENTITY_LABELS = {
     "customer_group": "客户群",
     "campaign": "客户群群发",
     "policy": "政策",
+    "material": "营销素材",
 }
 
 
@@ -119,6 +124,9 @@ FIELD_LABELS = {
     "title": "标题", "audience": "受众", "attachments": "附件数", "scheduled_at": "定时发送", "sender": "发送人",
     "dealer": "经销商", "owners": "群主数", "groups": "客户群数", "new": "新增", "dismissed": "标记解散",
     "stopped_tasks": "停止的任务", "stop_failed": "停止失败",
+    "kind": "类型", "title": "标题", "summary": "简介", "tags": "标签", "audience": "受众", "link_url": "链接地址",
+    "mp_appid": "小程序 AppID", "mp_path": "小程序页面路径", "file_name": "文件名", "body_chars": "正文字符数",
+    "has_cover": "有封面图",
 }
 
 
@@ -127,6 +135,7 @@ def _status_labels(entity_type):
     from app.catalog.models import SKU_STATUS_LABELS
     from app.dealers.models import DEALER_STATUS_LABELS
     from app.funds.models import OFFLINE_STATUS_LABELS
+    from app.materials.models import STATUS_LABELS as MATERIAL_STATUS
     from app.orders.models import STATUS_LABELS as ORDER_STATUS
     from app.rebates.models import DOCUMENT_STATUS_LABELS as REBATE_STATUS
     from app.returns.models import STATUS_LABELS as RETURN_STATUS
@@ -134,7 +143,8 @@ def _status_labels(entity_type):
 
     return {
         "order": ORDER_STATUS, "return": RETURN_STATUS, "sku": SKU_STATUS_LABELS,
-        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS, "rebate": REBATE_STATUS, "statement": STATEMENT_STATUS, "campaign": CAMPAIGN_STATUS_LABELS,
+        "dealer": DEALER_STATUS_LABELS, "offline_payment": OFFLINE_STATUS_LABELS, "rebate": REBATE_STATUS,
+        "statement": STATEMENT_STATUS, "campaign": CAMPAIGN_STATUS_LABELS, "material": MATERIAL_STATUS,
     }.get(entity_type, {})
 
 

@@ -12,6 +12,7 @@ from app.console import (  # noqa: F401
     dealers,
     finance,
     imports,
+    materials,
     orders,
     policies,
     prices,

@@ -94,6 +94,7 @@ NAV = (
     ("客户群", "/console/groups", ("admin", "marketing", "sales")),
     ("客户群群发", "/console/campaigns", ("admin", "marketing")),
     ("政策", "/console/policies", ("admin", "marketing", "sales")),
+    ("营销素材", "/console/materials", ("admin", "marketing", "sales")),
     ("审计日志", "/console/audit", ("admin", "finance")),
     ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse", "marketing")),
     ("自动审批", "/console/settings/auto-approval", ("admin",)),

@@ -36,8 +36,10 @@ def _build(config):
     return LocalStorage(config["STORAGE_DIR"], secret=config["SECRET_KEY"], ttl_seconds=ttl, url_builder=_file_url)
 
 
-def _file_url(key, expires, signature):
+def _file_url(key, expires, signature, download_name=None):
     # Absolute inside a request (the mini-program's <image> needs a full URL), relative otherwise.
+    # A download name travels as `d` (covered by the signature).
+    params = {"e": expires, "s": signature, **({"d": download_name} if download_name else {})}
     if has_request_context():
-        return flask_url_for("files.serve", key=key, e=expires, s=signature, _external=True)
-    return f"/files/{key}?{urlencode({'e': expires, 's': signature})}"
+        return flask_url_for("files.serve", key=key, **params, _external=True)
+    return f"/files/{key}?{urlencode(params)}"

@@ -5,7 +5,9 @@ Both backends speak the same small interface:
     put(data, content_type, prefix) -> key   store bytes under a new, unguessable key
     get(key) -> bytes                        read them back (KeyError if there is no such key)
     url_for(key) -> str                      a URL a browser or the mini-program can load, valid
-                                             for STORAGE_URL_TTL_SECONDS
+                                             for STORAGE_URL_TTL_SECONDS; with
+                                             `download_name=` the response asks to be saved
+                                             as an attachment under that file name
     delete(key)                              remove (no error if already gone)
 
 Keys look like `returns/2026/11/3f2a…9c.jpg`: a prefix, the month, 128 random bits and
@@ -22,10 +24,14 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from app.models_base import utcnow
+from app.storage.files import FILE_TYPES
 
-EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "application/pdf": ".pdf"}
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
+# Videos and documents (app.storage.files), checked from their bytes like images.
+EXTENSIONS.update({content_type: ext for content_type, (_label, ext) in FILE_TYPES.items()})
 CONTENT_TYPES = {ext: content_type for content_type, ext in EXTENSIONS.items()}
 _PREFIX = re.compile(r"[a-z0-9_-]{1,32}")
 # What `put` makes, and the only shape `get`/`delete`/the file route accept: no `..`, no
@@ -55,6 +61,13 @@ def content_type_of(key):
     return CONTENT_TYPES.get(os.path.splitext(key)[1], "application/octet-stream")
 
 
+def content_disposition(disposition, file_name):
+    """`attachment; filename="…"; filename*=UTF-8''…` (RFC 6266): an ASCII fallback for old
+    clients and the real, possibly Chinese, name for the rest."""
+    fallback = "".join(ch if 32 <= ord(ch) < 127 and ch not in '"\\%;' else "_" for ch in file_name) or "download"
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
 # --- local directory ---------------------------------------------------------------------
 
 class LocalStorage:
@@ -66,7 +79,7 @@ class LocalStorage:
         self.root = Path(root).resolve()
         self._secret = secret.encode() if isinstance(secret, str) else secret
         self.ttl_seconds = ttl_seconds
-        self._url_builder = url_builder  # (key, expires, signature) -> URL
+        self._url_builder = url_builder  # (key, expires, signature[, download_name]) -> URL
 
     def _path(self, key):
         path = (self.root / check_key(key)).resolve()
@@ -107,17 +120,22 @@ class LocalStorage:
         with contextlib.suppress(FileNotFoundError):
             self._path(key).unlink()
 
-    # Signed URLs: HMAC-SHA256 over the key and the expiry time, with SECRET_KEY.
-    def signature(self, key, expires):
-        message = f"{key}\n{int(expires)}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+    # Signed URLs: HMAC-SHA256 over the key and the expiry time (and the download file name,
+    # when there is one, so it cannot be swapped), with SECRET_KEY.
+    def signature(self, key, expires, download_name=None):
+        message = f"{key}\n{int(expires)}"
+        if download_name:
+            message += f"\n{download_name}"
+        return hmac.new(self._secret, message.encode(), hashlib.sha256).hexdigest()[:32]
 
-    def url_for(self, key, *, ttl_seconds=None):
+    def url_for(self, key, *, ttl_seconds=None, download_name=None):
         check_key(key)
         expires = int(time.time()) + (ttl_seconds or self.ttl_seconds)
+        if download_name:
+            return self._url_builder(key, expires, self.signature(key, expires, download_name), download_name)
         return self._url_builder(key, expires, self.signature(key, expires))
 
-    def verify(self, key, expires, signature, *, now=None):
+    def verify(self, key, expires, signature, *, now=None, download_name=None):
         """True when the URL's signature is ours and it has not expired yet."""
         try:
             expires = int(expires)
@@ -125,7 +143,7 @@ class LocalStorage:
             return False
         if expires < (now if now is not None else time.time()):
             return False
-        return hmac.compare_digest(self.signature(key, expires), signature or "")
+        return hmac.compare_digest(self.signature(key, expires, download_name), signature or "")
 
 
 # --- S3-compatible object store ----------------------------------------------------------
@@ -185,8 +203,10 @@ class S3Storage:
     def delete(self, key):
         self._call("delete_object", Key=check_key(key))
 
-    def url_for(self, key, *, ttl_seconds=None):
+    def url_for(self, key, *, ttl_seconds=None, download_name=None):
         check_key(key)
-        return self._client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds or self.ttl_seconds
-        )
+        params = {"Bucket": self.bucket, "Key": key}
+        if download_name:
+            # The store answers with this Content-Disposition (the override is part of the signature).
+            params["ResponseContentDisposition"] = content_disposition("attachment", download_name)
+        return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_seconds or self.ttl_seconds)

@@ -1,11 +1,12 @@
 """`GET /files/<key>?e=<expires>&s=<signature>`: a locally stored file, for whoever holds a
 URL the app signed (`LocalStorage.url_for`). A missing, wrong or expired signature and an
-unknown key all answer 404, so the route tells nothing about which keys exist."""
+unknown key all answer 404, so the route tells nothing about which keys exist. A URL signed
+with a download name (`&d=<name>`) asks the browser to save the file under that name."""
 from flask import Blueprint, request, send_file
 
 from app.errors import NotFound
 from app.storage import LocalStorage, get_storage
-from app.storage.backends import KEY_PATTERN, content_type_of
+from app.storage.backends import KEY_PATTERN, content_disposition, content_type_of
 
 bp = Blueprint("files", __name__)
 
@@ -15,7 +16,8 @@ def serve(key):
     storage = get_storage()
     if not isinstance(storage, LocalStorage) or not KEY_PATTERN.fullmatch(key):
         raise NotFound("文件不存在或链接已过期", "file_not_found")
-    if not storage.verify(key, request.args.get("e"), request.args.get("s")):
+    download_name = request.args.get("d") or None
+    if not storage.verify(key, request.args.get("e"), request.args.get("s"), download_name=download_name):
         raise NotFound("文件不存在或链接已过期", "file_not_found")
     try:
         path = storage.path_of(key)
@@ -27,5 +29,7 @@ def serve(key):
     response.headers["Cache-Control"] = "private, max-age=300"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Content-Disposition"] = "inline"
+    response.headers["Content-Disposition"] = (
+        content_disposition("attachment", download_name) if download_name else "inline"
+    )
     return response

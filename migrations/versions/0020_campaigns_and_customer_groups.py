@@ -1,7 +1,7 @@
 """campaigns and customer groups: WeCom customer groups mapped to dealers, campaigns, their senders and per-group results
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-11-27 01:20:45.241559
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0020'
-down_revision = '0018'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 
