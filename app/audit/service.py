@@ -124,7 +124,7 @@ FIELD_LABELS = {
     "title": "标题", "audience": "受众", "attachments": "附件数", "scheduled_at": "定时发送", "sender": "发送人",
     "dealer": "经销商", "owners": "群主数", "groups": "客户群数", "new": "新增", "dismissed": "标记解散",
     "stopped_tasks": "停止的任务", "stop_failed": "停止失败",
-    "kind": "类型", "title": "标题", "summary": "简介", "tags": "标签", "audience": "受众", "link_url": "链接地址",
+    "kind": "类型", "summary": "简介", "tags": "标签", "link_url": "链接地址",
     "mp_appid": "小程序 AppID", "mp_path": "小程序页面路径", "file_name": "文件名", "body_chars": "正文字符数",
     "has_cover": "有封面图",
 }
