@@ -49,9 +49,10 @@ def png_bytes():
 
 
 def create(client, *, title="双十二活动", text="全场满 100 减 10", audience=None, links="", images=(),
-           miniprograms="", cover=None):
+           miniprograms="", cover=None, materials=""):
     data = {"csrf_token": csrf(client, "/console/campaigns/new"), "title": title, "text": text, "links": links,
-            "miniprograms": miniprograms, **(audience if audience is not None else {"audience_all": "1"})}
+            "miniprograms": miniprograms, "materials": materials,
+            **(audience if audience is not None else {"audience_all": "1"})}
     if images:
         data["images"] = [(io.BytesIO(b), f"p{n}.png") for n, b in enumerate(images)]
     if cover:
@@ -617,3 +618,55 @@ def test_expired_tokens_are_refreshed_for_uploads_and_contact_calls(client, setu
     assert len(uploads) == 2  # the first answered 42001, the second carried a fresh token
     wechat.expire_tokens()
     assert campaigns.sync_groups()["groups"] == 4
+
+
+# --- attachments from the material library ------------------------------------------------------
+
+def test_materials_from_the_library_go_out_as_their_wecom_attachments(client, setup, wechat):
+    from tests.materials_support import make_material, mp4_bytes, pdf_bytes
+
+    marketer = setup["staff"]["marketing"]
+    picture = make_material(marketer, "image", title="新品主图")
+    video = make_material(marketer, "video", title="开箱视频")
+    price_list = make_material(marketer, "file", title="价目表")
+    link = make_material(marketer, "link", title="品牌故事", summary="三十年酿造")
+    console_login(client, "shi")
+    form = client.get("/console/campaigns/new", headers=HTML).get_data(as_text=True)
+    assert f"#{picture.id} 新品主图（图片）" in form
+    cid = new_campaign(client, text="", materials=f"{picture.id} {video.id},{price_list.id} {link.id}")
+    assert post(client, f"/console/campaigns/{cid}/send").status_code == 302
+
+    body = next(r["json"] for r in wechat.requests if r["path"] == "/cgi-bin/externalcontact/add_msg_template")
+    assert [a["msgtype"] for a in body["attachments"]] == ["image", "video", "file", "link"]
+    assert body["attachments"][3]["link"] == {"title": "品牌故事", "url": "https://brand.example.com/spring",
+                                              "desc": "三十年酿造"}
+    uploads = [r for r in wechat.requests if r["path"] == "/cgi-bin/media/upload"]
+    assert [u["query"]["type"] for u in uploads] == ["image", "video", "file"]
+    # The campaign keeps its own copies: a material changed later does not change what was planned.
+    stored = campaigns.get_campaign(cid).attachments
+    assert [a.kind for a in stored] == ["image", "video", "file", "link"]
+    assert all(a.storage_key.startswith("campaigns/") for a in stored if a.kind != "link")
+    from app.storage import get_storage
+    assert get_storage().get(stored[1].storage_key) == mp4_bytes()
+    assert get_storage().get(stored[2].storage_key) == pdf_bytes()
+    assert stored[2].title == "价目表.pdf"  # WeCom shows the file under the name it was uploaded with
+
+
+@pytest.mark.parametrize("materials, words", [
+    ("999999", "素材编号 999999 不存在"),
+    ("abc", "素材编号应为整数"),
+])
+def test_unusable_library_materials_are_refused_in_chinese(client, setup, materials, words):
+    console_login(client, "shi")
+    r = create(client, materials=materials)
+    assert r.status_code == 422 and words in r.get_data(as_text=True)
+
+
+def test_a_draft_material_cannot_be_attached(client, setup):
+    from tests.materials_support import make_material
+
+    draft = make_material(setup["staff"]["marketing"], "image", title="草稿图", publish=False)
+    console_login(client, "shi")
+    r = create(client, materials=str(draft.id))
+    assert r.status_code == 422 and "尚未发布或已撤回" in r.get_data(as_text=True)
+    assert db.session.execute(select(func.count()).select_from(Campaign)).scalar_one() == 0

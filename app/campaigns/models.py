@@ -22,8 +22,8 @@ CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "done", "cancelled")
 CAMPAIGN_STATUS_LABELS = {
     "draft": "草稿", "scheduled": "已定时", "sending": "发送中", "done": "已结束", "cancelled": "已取消",
 }
-ATTACHMENT_KINDS = ("image", "link", "miniprogram")
-ATTACHMENT_LABELS = {"image": "图片", "link": "链接", "miniprogram": "小程序卡片"}
+ATTACHMENT_KINDS = ("image", "link", "miniprogram", "video", "file")
+ATTACHMENT_LABELS = {"image": "图片", "link": "链接", "miniprogram": "小程序卡片", "video": "视频", "file": "文件"}
 
 # pending: task not created yet; creating: a worker is calling add_msg_template; waiting: task
 # created, the rep has not sent it (等待业务员确认); sent: the rep sent it; failed: WeCom refused
@@ -108,7 +108,7 @@ class CampaignAttachment(db.Model):
     appid: Mapped[str | None] = mapped_column(String(64))
     page: Mapped[str | None] = mapped_column(String(256))
     storage_key: Mapped[str | None] = mapped_column(String(128))
-    content_type: Mapped[str | None] = mapped_column(String(32))
+    content_type: Mapped[str | None] = mapped_column(String(128))
     media_id: Mapped[str | None] = mapped_column(String(256))
     media_uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -297,10 +297,12 @@ def _checked_url(value, *, field, label, required=True):
     return url
 
 
-def parse_attachments(*, links, miniprograms, images, cover=None):
+def parse_attachments(*, links, miniprograms, images, cover=None, material_ids=None):
     """Attachments from the console form: `links` and `miniprograms` as lines
     (「标题 | 链接 | 描述」, 「标题 | 页面路径」), `images` as (filename, bytes) pairs, `cover` the
-    mini-program cards' cover image. Returns dicts; 422 with a Chinese message when wrong."""
+    mini-program cards' cover image, `material_ids` published materials from the library (their
+    picture, video, file, link or card, copied so the campaign keeps them even if the material
+    changes later). Returns dicts; 422 with a Chinese message when wrong."""
     from app.storage.images import inspect_image
 
     result = []
@@ -319,6 +321,7 @@ def parse_attachments(*, links, miniprograms, images, cover=None):
 
     for name, data in images:
         result.append({"kind": "image", "data": data, "content_type": image(data, "images"), "title": name[:128]})
+    result += [_material_attachment(material_id, image) for material_id in (material_ids or [])]
     for n, line in enumerate(_lines(links), 1):
         parts = [p.strip() for p in line.split("|")]
         title = inputs.text(parts[0] if parts else "", field="links", label=f"第 {n} 个链接的标题", max_len=128)
@@ -349,6 +352,52 @@ def parse_attachments(*, links, miniprograms, images, cover=None):
     if len(result) > MAX_ATTACHMENTS:
         raise inputs.invalid("attachments", f"附件最多 {MAX_ATTACHMENTS} 个（图片、链接、小程序卡片合计），现在是 {len(result)} 个")
     return result
+
+
+# media/upload's limits (企业微信「上传临时素材」): images 10 MB (JPG/PNG), videos 10 MB (MP4), files 20 MB.
+WECOM_MEDIA_MAX_BYTES = {"image": 10 * 1024 * 1024, "video": 10 * 1024 * 1024, "file": 20 * 1024 * 1024}
+
+
+def parse_material_ids(text):
+    """Material ids typed as numbers separated by spaces or commas (at most MAX_ATTACHMENTS)."""
+    words = (text or "").replace("，", " ").replace(",", " ").split()
+    if len(words) > MAX_ATTACHMENTS:
+        raise inputs.invalid("materials", f"附件最多 {MAX_ATTACHMENTS} 个")
+    return list(dict.fromkeys(
+        inputs.integer(w, field="materials", label="素材编号", minimum=1, maximum=2**53) for w in words))
+
+
+def _material_attachment(material_id, check_image):
+    """A library material as an attachment dict (what WeCom's add_msg_template takes)."""
+    from app.materials.service import campaign_attachment
+
+    try:
+        material = campaign_attachment(material_id)
+    except NotFound:
+        raise inputs.invalid("materials", f"素材编号 {material_id} 不存在") from None
+    except DomainError as exc:
+        raise inputs.invalid("materials", exc.message) from None
+    data = material.media_bytes()
+    limit = WECOM_MEDIA_MAX_BYTES.get(material.msgtype)
+    if limit and data and len(data) > limit:
+        raise inputs.invalid("materials", f"素材“{material.title}”超过企业微信群发的大小上限 {limit // (1024 * 1024)} MB")
+    if material.msgtype == "image":
+        return {"kind": "image", "data": data, "content_type": check_image(data, "materials"),
+                "title": material.title[:128]}
+    if material.msgtype in ("video", "file"):
+        return {"kind": material.msgtype, "data": data, "content_type": material.media_content_type,
+                "title": (material.media_name or material.title)[:128]}
+    if material.msgtype == "link":
+        return {"kind": "link", "title": _clip_bytes(material.title, LINK_TITLE_MAX_BYTES), "url": material.url,
+                "description": _clip_bytes(material.desc, LINK_DESC_MAX_BYTES) or None}
+    return {"kind": "miniprogram", "title": _clip_bytes(material.title, MINIPROGRAM_TITLE_MAX_BYTES),
+            "page": material.page, "appid": material.appid or current_app.config["WECHAT_APP_ID"], "data": data,
+            "content_type": check_image(data, "materials")}
+
+
+def _clip_bytes(text, limit):
+    encoded = (text or "").encode("utf-8")
+    return encoded[:limit].decode("utf-8", errors="ignore") if len(encoded) > limit else (text or "")
 
 
 def _lines(text):
@@ -639,16 +688,26 @@ def _announce(session, campaign, plan):
                                dedupe_key=f"campaign:{campaign.id}:announce", ref=("campaign", campaign.id))
 
 
+MEDIA_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4", "application/pdf": ".pdf",
+                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": ".docx",
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx",
+                    "application/vnd.openxmlformats-officedocument.presentationml.presentation": ".pptx"}
+
+
 def _media_id(attachment):
-    """A WeCom media_id for an image or mini-program cover: uploaded once, reused for 60 hours."""
+    """A WeCom media_id for an image, mini-program cover, video or file: uploaded once (media/upload
+    with its type), reused for 60 hours."""
     if attachment.media_id and attachment.media_uploaded_at and attachment.media_uploaded_at > utcnow() - MEDIA_REUSE:
         return attachment.media_id
     from app.storage import get_storage
 
     data = get_storage().get(attachment.storage_key)
-    extension = ".png" if attachment.content_type == "image/png" else ".jpg"
-    media_id = _gateway().upload_media(data, f"campaign-{attachment.campaign_id}-{attachment.position}{extension}",
-                                       attachment.content_type)
+    extension = MEDIA_EXTENSIONS.get(attachment.content_type, ".jpg")
+    media_type = attachment.kind if attachment.kind in ("video", "file") else "image"
+    name = f"campaign-{attachment.campaign_id}-{attachment.position}{extension}"
+    if attachment.kind == "file" and attachment.title:
+        name = attachment.title
+    media_id = _gateway().upload_media(data, name, attachment.content_type, media_type)
     with write_transaction() as session:
         row = session.get(CampaignAttachment, attachment.id)
         row.media_id, row.media_uploaded_at = media_id, utcnow()
@@ -673,6 +732,8 @@ def message_body(campaign, sender_userid, chat_ids):
         elif a.kind == "miniprogram":
             attachments.append({"msgtype": "miniprogram", "miniprogram": {
                 "title": a.title, "pic_media_id": _media_id(a), "appid": a.appid, "page": a.page}})
+        elif a.kind in ("video", "file"):
+            attachments.append({"msgtype": a.kind, a.kind: {"media_id": _media_id(a)}})
     if attachments:
         body["attachments"] = attachments
     return body

@@ -109,8 +109,11 @@ def campaign_list():
 
 
 def _form_page(values=None, errors=None, status=200, audience=None):
+    from app.materials.service import list_materials
+
+    usable, _ = list_materials(staff=g.staff, status="published", validity="current", page_size=100)
     return render_template("console/campaign_form.html", values=values or {}, errors=errors or {},
-                           choices=audiences.form_choices(), audience=audience,
+                           choices=audiences.form_choices(), audience=audience, materials=[m for m, _ in usable],
                            max_attachments=campaigns.MAX_ATTACHMENTS), status
 
 
@@ -120,7 +123,7 @@ def campaign_new():
     if request.method == "GET":
         return _form_page()
     form = request.form
-    values = {k: form.get(k, "") for k in ("title", "text", "links", "miniprograms")}
+    values = {k: form.get(k, "") for k in ("title", "text", "links", "miniprograms", "materials")}
     audience = None
     try:
         audience = audiences.parse_form(form)
@@ -128,7 +131,8 @@ def campaign_new():
         cover = request.files.get("cover")
         attachments = campaigns.parse_attachments(
             links=values["links"], miniprograms=values["miniprograms"], images=images,
-            cover=(cover.filename, cover.read()) if cover and cover.filename else None)
+            cover=(cover.filename, cover.read()) if cover and cover.filename else None,
+            material_ids=campaigns.parse_material_ids(values["materials"]))
         campaign = campaigns.create_campaign(staff=g.staff, title=values["title"], text=values["text"],
                                              audience=audience, attachments=attachments)
     except DomainError as exc:

@@ -47,7 +47,7 @@ def upgrade():
     sa.Column('appid', sa.String(length=64), nullable=True),
     sa.Column('page', sa.String(length=256), nullable=True),
     sa.Column('storage_key', sa.String(length=128), nullable=True),
-    sa.Column('content_type', sa.String(length=32), nullable=True),
+    sa.Column('content_type', sa.String(length=128), nullable=True),
     sa.Column('media_id', sa.String(length=256), nullable=True),
     sa.Column('media_uploaded_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'], name=op.f('fk_campaign_attachments_campaign_id_campaigns')),
