@@ -40,13 +40,16 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 def make_ctx(client, w, wechat=None):
     """A world where dealer A has one open order; headers for every kind of caller."""
+    from app.funds.offline import china_today
+
     order = call(client, "POST", "/orders", {"lines": [{"sku_id": w.cola.id, "qty": 1}]}, auth(w.a_buyer))
     assert order.status_code == 201, order.get_json()
     if wechat is not None:
         wechat.reset()  # the order's notifications went out; count only what the test causes
     return SimpleNamespace(
         client=client, w=w, wechat=wechat,
-        ids={"sku": w.cola.id, "order_no": order.get_json()["order_no"]},
+        # `today`: the day a transfer voucher may be dated (POST /payments/offline).
+        ids={"sku": w.cola.id, "order_no": order.get_json()["order_no"], "today": china_today().isoformat()},
         buyer=auth(w.a_buyer),
         unbound={"Authorization": f"Bearer {issue_token('o-never-bound-0002')}"},
     )
