@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 from app.catalog.models import Category, Sku, VisibilityRule
 from app.dealers.models import Address, Dealer, InviteCode, Region, Tier
 from app.extensions import db
-from app.funds.models import CreditAccount
+from app.funds.models import CreditAccount, LedgerEntry
 from app.inventory.models import Stock, Warehouse
 from app.money import apply_bp
 from app.orders.models import Order, Shipment
@@ -72,10 +72,13 @@ def test_every_dealer_has_a_default_address_and_a_credit_account(runner):
         account = db.session.get(CreditAccount, d.id)
         assert account is not None, d.code
         assert account.credit_limit_fen == limits[d.tier.code]
-        # Only the demo orders hold credit (app.demo.DEMO_ORDERS).
+        # Only the demo orders hold credit (app.demo.DEMO_ORDERS); the shipped ones turned
+        # their hold into receivable, every fen of it in the ledger.
         held = db.session.execute(select(func.coalesce(func.sum(Order.credit_held_fen), 0))
                                   .where(Order.dealer_id == d.id)).scalar_one()
-        assert account.receivable_fen == 0 and account.held_fen == held
+        receivable = db.session.execute(select(func.coalesce(func.sum(LedgerEntry.amount_fen), 0)).where(
+            LedgerEntry.dealer_id == d.id, LedgerEntry.account == "receivable")).scalar_one()
+        assert account.receivable_fen == receivable and account.held_fen == held
 
 
 def test_seed_prints_invite_codes_and_the_login_hint(runner):
