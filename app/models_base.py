@@ -1,16 +1,14 @@
 """Column helpers shared by the domain models."""
-from datetime import datetime, timezone
+from datetime import timezone
 
 from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from app.kernel.clock import utcnow
+
 # BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
-
-
-def utcnow():
-    return datetime.now(timezone.utc)
 
 
 def pk():
@@ -32,7 +30,7 @@ class UTCDateTime(TypeDecorator):
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime; use app.models_base.utcnow()")
+            raise ValueError("naive datetime; use app.kernel.clock.now()")
         # SQLite stores the text of the wall-clock time without its offset, so a China-time
         # bound (a day's start in a filter) must become UTC first or it compares 8 hours off.
         return value.astimezone(timezone.utc) if value is not None else None

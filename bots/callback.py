@@ -15,7 +15,7 @@ from sqlalchemy import delete
 from app.database import dialect_insert, write_transaction
 from app.extensions import db
 from app.integrations.wechat import WeComCallbackCrypto, WeComCallbackError
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify.models import InboundEvent
 
 log = logging.getLogger(__name__)

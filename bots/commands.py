@@ -26,7 +26,7 @@ from app.funds.service import credit_summary
 from app.money import format_yuan
 from app.orders import service as orders
 from app.orders.models import STATUS_LABELS, Order, OrderEvent
-from app.pricing.service import BUSINESS_TZ
+from app.kernel.clock import BUSINESS_TZ
 from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
 
 PENDING_LIMIT = 10

@@ -17,7 +17,7 @@ from app.extensions import db
 from app.money import format_yuan
 from app.notify import service as outbox
 from app.orders.models import Order
-from app.pricing.service import business_day_start, business_today
+from app.kernel.clock import business_day_start, business_today
 from app.staff.models import Staff
 
 JOB_QUEUE = "low"

@@ -9,7 +9,7 @@ from itertools import count
 from app.extensions import db
 from app.funds.models import Payment
 from app.orders.models import Order, OrderLine, Shipment, ShipmentLine
-from app.pricing.service import BUSINESS_TZ
+from app.kernel.clock import BUSINESS_TZ
 from app.returns.models import ReturnLine, ReturnRequest
 from tests.factories import add
 

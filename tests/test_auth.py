@@ -6,7 +6,7 @@ from sqlalchemy import select
 from app.dealers.models import DealerUser, InviteCode
 from app.dealers.service import create_invite
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from tests.helpers import MP
 
 

@@ -40,7 +40,7 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 def make_ctx(client, w, wechat=None):
     """A world where dealer A has one open order; headers for every kind of caller."""
-    from app.funds.offline import china_today
+    from app.kernel.clock import business_today as china_today
 
     order = call(client, "POST", "/orders", {"lines": [{"sku_id": w.cola.id, "qty": 1}]}, auth(w.a_buyer))
     assert order.status_code == 201, order.get_json()

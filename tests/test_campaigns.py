@@ -13,7 +13,7 @@ from app.audit.models import AuditEntry
 from app.campaigns import service as campaigns
 from app.campaigns.models import Campaign, CampaignGroup, CampaignSender, CustomerGroup
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify.models import Outbox
 from tests.helpers import HTML, console_login, csrf
 

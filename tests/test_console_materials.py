@@ -15,7 +15,7 @@ from app.audit.models import AuditEntry
 from app.extensions import db
 from app.materials.models import Material, MaterialTag
 from app.materials.service import FileIn
-from app.pricing.service import business_today
+from app.kernel.clock import business_today
 from app.storage import get_storage
 from tests.factories import auth
 from tests.helpers import HTML, MP, csrf

@@ -11,7 +11,7 @@ from app.inventory.models import Stock
 from app.money import format_yuan
 from app.orders import service as orders
 from app.orders.models import Order, Shipment
-from app.pricing.service import business_today
+from app.kernel.clock import business_today
 from tests.factories import auth
 from tests.helpers import HTML, csrf, submit
 from tests.helpers import console_login as login

@@ -9,7 +9,7 @@ from app.dealers.models import Dealer
 from app.extensions import db
 from app.funds.models import CreditAccount
 from app.orders.models import Order, OrderLine
-from app.pricing.service import BUSINESS_TZ
+from app.kernel.clock import BUSINESS_TZ
 from app.reports import service as reports
 from app.staff.service import create_staff, set_password
 from tests import factories

@@ -8,13 +8,13 @@ from sqlalchemy import select
 
 from app.database import write_transaction
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify import dealer_alerts
 from app.notify.dealer_alerts import Fen, field_value
 from app.notify.models import DealerMessage, Outbox, SubscribeConsent
 from app.orders import service as orders
 from app.orders.models import Order
-from app.pricing.service import BUSINESS_TZ
+from app.kernel.clock import BUSINESS_TZ
 from tests.factories import add, auth, make_user
 from tests.helpers import MP, submit
 

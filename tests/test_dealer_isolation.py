@@ -440,7 +440,7 @@ def _endpoint_request(client, endpoint, ids, headers):
 
 def endpoint_ids(w, order_no=MISSING_ORDER_NO):
     """Values for the placeholders in ENDPOINTS."""
-    from app.funds.offline import china_today
+    from app.kernel.clock import business_today as china_today
 
     return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID, "offline_payment_id": MISSING_ID, "rebate_id": MISSING_ID, "statement_id": MISSING_ID, "policy_id": MISSING_ID, "material_id": MISSING_ID,
             "today": china_today().isoformat()}

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from app import create_app
 from app.database import write_transaction
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify import delivery, service
 from app.notify.models import Outbox, SubscribeConsent
 from tests.conftest import _base_config, truncate_all

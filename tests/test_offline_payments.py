@@ -14,6 +14,7 @@ from app.extensions import db
 from app.funds import accounts, ledger
 from app.funds import offline as offline_service
 from app.funds.models import CreditAccount, LedgerEntry, OfflinePayment, Payment
+from app.kernel.clock import business_today
 from app.notify.models import DealerMessage, Outbox
 from app.orders import service as orders
 from app.orders.models import Order
@@ -39,7 +40,7 @@ def upload(client, user, color=(10, 120, 200)):
 
 
 def today():
-    return offline_service.china_today()
+    return business_today()
 
 
 def pay(client, user, voucher_id, amount_fen=50_000, order_no=None, **extra):

@@ -5,7 +5,7 @@ from sqlalchemy import delete, func, select, text
 from app.extensions import db
 from app.funds.models import CreditAccount, CreditEntry
 from app.orders.models import Order, OrderEvent, OrderLine, OrderNoCounter
-from app.pricing.service import business_today
+from app.kernel.clock import business_today
 from tests.factories import auth, set_stock
 from tests.helpers import MP, available, credit, new_key, reserved, submit
 

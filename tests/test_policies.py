@@ -12,7 +12,7 @@ from app.audience import service as audiences
 from app.audit.models import AuditEntry
 from app.dealers.models import Dealer, DealerUser
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify import dealer_alerts
 from app.notify.models import DealerMessage, Outbox
 from app.policies import service
@@ -584,7 +584,7 @@ def test_oversized_and_empty_attachments_are_refused_before_anything_is_stored(w
 def test_console_schedules_in_china_time_and_unschedules(client, w):
     from datetime import datetime
 
-    from app.pricing.service import BUSINESS_TZ
+    from app.kernel.clock import BUSINESS_TZ
 
     policy = service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE)
     console_login(client, "shi")

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.funds import ledger
 from app.funds.models import LedgerEntry
 from app.notify.models import DealerMessage
-from app.pricing.service import business_today
+from app.kernel.clock import business_today
 from app.rebates import service as rebates
 from app.rebates.models import RebateClose, RebateDocument, RebateDocumentLine
 from tests.factories import add, auth, make_sku

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from app import jobs
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.orders import service as orders
 from app.orders.models import Order, OrderEvent
 from app.orders.shipments import ship_order

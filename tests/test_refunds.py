@@ -13,7 +13,7 @@ from app.extensions import db
 from app.funds import ledger
 from app.funds import refunds as refunding
 from app.funds.models import LedgerEntry, Refund
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.orders import service as orders
 from app.orders.models import Order
 from app.returns import service as returns

@@ -10,12 +10,12 @@ from app.database import write_transaction
 from app.dealers.models import Dealer
 from app.extensions import db
 from app.funds.models import CreditAccount
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify import rep_alerts
 from app.notify.models import Outbox
 from app.orders import service as orders
 from app.orders.models import Order, OrderEvent
-from app.pricing.service import business_today
+from app.kernel.clock import business_today
 from app.staff.models import Staff
 from bots import digest
 from tests.factories import add, auth

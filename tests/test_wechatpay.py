@@ -16,7 +16,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.funds import payments
 from app.funds.models import LedgerEntry, Payment, WechatPayOrder
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.orders.models import Order
 from tests.factories import auth
 from tests.helpers import MP, credit, submit

@@ -215,7 +215,7 @@ def test_old_dedupe_records_are_forgotten(wecom, world):
 
     from sqlalchemy import update
 
-    from app.models_base import utcnow
+    from app.kernel.clock import utcnow
     from bots.callback import forget_old_inbound_events
 
     wecom.say("帮助")

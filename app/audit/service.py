@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select
 
 from app.audit.models import AuditEntry
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 
 AUDIT_PAGE_SIZE = 50
 
@@ -260,7 +260,7 @@ def list_entries(*, entity_type=None, entity_id=None, staff_id=None, action=None
                  page=1, page_size=AUDIT_PAGE_SIZE):
     """Newest first, with the total: ([AuditEntry], total). `day_from`/`day_to` are China dates
     (inclusive)."""
-    from app.pricing.service import business_day_start
+    from app.kernel.clock import business_day_start
 
     query = select(AuditEntry)
     if entity_type:

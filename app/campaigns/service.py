@@ -40,9 +40,9 @@ from app.database import write_transaction
 from app.dealers.models import Dealer
 from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify import service as outbox
-from app.pricing.service import BUSINESS_TZ
+from app.kernel.clock import BUSINESS_TZ
 from app.staff.models import Staff
 
 log = logging.getLogger(__name__)

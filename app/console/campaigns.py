@@ -17,7 +17,7 @@ from app.campaigns.models import (
 )
 from app.console.auth import bp, id_arg, login_required, page_arg, pager
 from app.errors import DomainError
-from app.pricing.service import BUSINESS_TZ
+from app.kernel.clock import BUSINESS_TZ
 
 MULTIPART_OVERHEAD = 64 * 1024
 

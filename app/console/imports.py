@@ -14,7 +14,7 @@ from app.console.auth import bp, login_required
 from app.errors import DomainError, wants_json
 from app.imports import KINDS, sheets
 from app.imports.sheets import FileRejected, RowsRejected
-from app.pricing.service import business_today
+from app.kernel.clock import business_today
 
 # The upload (base64 on confirm: 4/3 of the file) plus the form's small fields.
 _UPLOAD_LIMIT = sheets.MAX_BYTES * 4 // 3 + 64 * 1024

@@ -19,7 +19,7 @@ from app.funds import service as credit
 from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, PAYMENT_METHODS, Payment
 from app.funds.offline import STAFF_PAGE_SIZE, require_finance
 from app.orders.models import Order
-from app.pricing.service import business_day_start
+from app.kernel.clock import business_day_start
 
 LEDGER_PAGE_SIZE = 50
 

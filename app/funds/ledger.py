@@ -30,7 +30,7 @@ from app.funds.models import (
     CreditAccount,
     LedgerEntry,
 )
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.money import format_yuan
 
 ACCOUNTS = CreditAccount.__table__

@@ -34,11 +34,10 @@ from app.extensions import db
 from app.funds import ledger
 from app.funds.models import OFFLINE_STATUS_LABELS, OfflinePayment, Payment
 from app.funds.payments import UNPAYABLE_STATUSES, apply_payment
-from app.models_base import utcnow
 from app.money import format_yuan
 from app.notify import dealer_alerts
 from app.orders.models import Order
-from app.pricing.service import BUSINESS_TZ, business_day_start
+from app.kernel.clock import business_day_start, business_today, utcnow
 from app.storage.service import dealer_uploads
 
 FINANCE_ROLES = ("admin", "finance")
@@ -49,10 +48,6 @@ STAFF_PAGE_SIZE = 50
 HOLDING_STATUSES = ("pending", "confirmed")
 
 _LOADED = (selectinload(OfflinePayment.order), selectinload(OfflinePayment.voucher))
-
-
-def china_today():
-    return utcnow().astimezone(BUSINESS_TZ).date()
 
 
 # --- dealer side ---------------------------------------------------------------------------
@@ -73,7 +68,7 @@ def submit_offline_payment(*, user, amount_fen, transfer_date, voucher_id, order
         raise DomainError("forbidden_role", "您的账号为只读角色，不能提交付款", 403)
     if type(amount_fen) is not int or not 0 < amount_fen <= ledger.MAX_AMOUNT_FEN:
         raise DomainError("invalid_amount", "转账金额应为大于 0 的整数（单位：分）", 422)
-    today = china_today()
+    today = business_today()
     if transfer_date > today:
         raise DomainError("transfer_date_in_future", "转账日期不能晚于今天", 422, {"today": today.isoformat()})
     if transfer_date < today - timedelta(days=MAX_TRANSFER_AGE_DAYS):

@@ -39,7 +39,7 @@ from app.integrations.wechatpay import (
     WeChatPayNotConfigured,
     wechatpay_gateway,
 )
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.orders.models import Order
 from app.orders.service import apply_payment, lock_dealer_order
 

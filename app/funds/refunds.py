@@ -48,7 +48,7 @@ from app.funds import ledger
 from app.funds.models import REFUND_STATUS_LABELS, Payment, Refund
 from app.funds.payments import PaymentRejected
 from app.integrations.wechatpay import WeChatPayError, WeChatPayNotConfigured, wechatpay_gateway
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.money import format_yuan, share_of
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from app.database import dialect_insert
 from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount, CreditBalances, CreditEntry
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.money import format_yuan
 
 ACCOUNTS = CreditAccount.__table__

@@ -31,8 +31,8 @@ from app.dealers.models import Dealer, Tier
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.materials.models import KIND_LABELS, STATUS_LABELS, Material, MaterialShare, MaterialTag
-from app.models_base import utcnow
-from app.pricing.service import business_today
+from app.kernel.clock import utcnow
+from app.kernel.clock import business_today
 from app.storage import StorageError, get_storage
 from app.storage import files as storage_files
 from app.storage.backends import EXTENSIONS

@@ -39,7 +39,7 @@ from sqlalchemy import and_, bindparam, create_engine, event, select, update
 
 from app import jobs
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify.models import Outbox, SubscribeConsent
 
 log = logging.getLogger(__name__)

@@ -406,7 +406,7 @@ def remind_inactive_dealers(today=None):
     from app.database import write_transaction
     from app.dealers.models import Dealer
     from app.orders.models import Order
-    from app.pricing.service import BUSINESS_TZ, business_day_start, business_today
+    from app.kernel.clock import BUSINESS_TZ, business_day_start, business_today
 
     today = today or business_today()
     day_start = business_day_start(today)

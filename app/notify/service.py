@@ -8,7 +8,7 @@ import functools
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify.models import CHANNELS, QUEUES, Outbox
 
 

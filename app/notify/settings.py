@@ -9,7 +9,7 @@ import functools
 from sqlalchemy import bindparam, select
 
 from app.database import dialect_insert
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify.models import BrandSetting
 
 TABLE = BrandSetting.__table__

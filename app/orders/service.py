@@ -51,7 +51,7 @@ from app.funds import checkout, ledger
 from app.funds import service as funds
 from app.funds.models import Payment
 from app.inventory import service as inventory
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.money import format_yuan
 from app.notify import events as notify_events
 from app.orders import approval_rules

@@ -29,7 +29,7 @@ from app.extensions import db
 from app.funds import ledger
 from app.funds import service as funds
 from app.inventory import service as inventory
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.money import share_of
 from app.notify import dealer_alerts, rep_alerts
 from app.orders import service as orders

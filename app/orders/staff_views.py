@@ -19,7 +19,7 @@ from app.inventory.models import Reservation, Warehouse
 from app.orders.models import ORDER_STATUSES, Order, OrderLine, Shipment, ShipmentLine
 from app.orders.service import APPROVABLE, FINANCE_ROLES
 from app.orders.shipments import SHIPPABLE, SHIPPER_ROLES
-from app.pricing.service import business_day_start
+from app.kernel.clock import business_day_start
 from app.staff.models import Staff
 
 VIEWER_ROLES = ("admin", "sales", "finance", "warehouse")

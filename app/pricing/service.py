@@ -8,8 +8,6 @@ a SKU exists for the dealer at all (see `VisibilityRule`).
 """
 import functools
 from dataclasses import dataclass
-from datetime import datetime, time, timezone
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -30,21 +28,9 @@ from app.database import joined_transaction
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.inventory.models import Stock
+from app.kernel.clock import business_today
 from app.money import line_amount
 from app.pricing.models import PriceList, PriceListItem
-
-BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
-
-
-def business_today():
-    """Price validity and order numbers follow the calendar day in China."""
-    return datetime.now(BUSINESS_TZ).date()
-
-
-def business_day_start(day):
-    """The moment the China calendar day `day` begins, in UTC (how timestamps are stored): the
-    bound of every "orders of these days" range."""
-    return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from app.dealers.service import scope_to_staff
 from app.errors import DomainError
 from app.extensions import db
 from app.orders.models import Order, OrderLine
-from app.pricing.service import BUSINESS_TZ, business_day_start, business_today
+from app.kernel.clock import BUSINESS_TZ, business_day_start, business_today
 
 EXCLUDED_STATUSES = ("cancelled", "rejected")
 AMOUNT_ROLES = ("admin", "sales", "finance")

@@ -33,7 +33,7 @@ from app.dealers.service import check_may_act, scope_to_staff
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.inventory.models import Stock, Warehouse
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.money import format_yuan, line_amount
 from app.notify import dealer_alerts, rep_alerts
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS

@@ -4,7 +4,7 @@ two decimals."""
 import io
 
 from app.imports.sheets import yuan_decimal
-from app.pricing.service import BUSINESS_TZ
+from app.kernel.clock import BUSINESS_TZ
 from app.statements.service import CATEGORIES, CATEGORY_LABELS, month_label, status_label, summarize
 
 MONEY_FORMAT = "#,##0.00"

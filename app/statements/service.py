@@ -39,10 +39,10 @@ from app.dealers.service import check_may_act
 from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, LedgerEntry, Payment, Refund
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify import dealer_alerts
 from app.orders.models import Order, Shipment
-from app.pricing.service import BUSINESS_TZ, business_day_start
+from app.kernel.clock import BUSINESS_TZ, business_day_start
 from app.statements.models import STATUS_LABELS, Statement, StatementEvent, StatementLine
 
 log = logging.getLogger(__name__)

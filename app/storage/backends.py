@@ -22,11 +22,11 @@ import os
 import re
 import secrets
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import quote
 
-from app.models_base import utcnow
+from app.kernel import clock
+from app.kernel.clock import utcnow
 from app.storage.files import FILE_TYPES
 
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
@@ -130,7 +130,7 @@ class LocalStorage:
 
     def url_for(self, key, *, ttl_seconds=None, download_name=None):
         check_key(key)
-        expires = int(time.time()) + (ttl_seconds or self.ttl_seconds)
+        expires = int(clock.timestamp()) + (ttl_seconds or self.ttl_seconds)
         if download_name:
             return self._url_builder(key, expires, self.signature(key, expires, download_name), download_name)
         return self._url_builder(key, expires, self.signature(key, expires))
@@ -141,7 +141,7 @@ class LocalStorage:
             expires = int(expires)
         except (TypeError, ValueError):
             return False
-        if expires < (now if now is not None else time.time()):
+        if expires < (now if now is not None else clock.timestamp()):
             return False
         return hmac.compare_digest(self.signature(key, expires, download_name), signature or "")
 

@@ -1,0 +1,93 @@
+"""The business clock: every service reads the time here, and tests set it.
+
+Timestamps are stored as aware UTC instants; the business day (price validity, order
+numbers, statement months, "today" on the dashboard) is the calendar day in China.
+Production reads the wall clock. A test installs a `FakeClock` with `use(...)`; every
+thread then reads that clock until `reset()`, so a test can be run as if it were any
+moment of any year.
+"""
+import threading
+import time as _time
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+
+_source = None  # None: the wall clock; otherwise a callable returning an aware UTC datetime
+
+
+def now():
+    """The current instant, aware, in UTC."""
+    source = _source
+    return datetime.now(timezone.utc) if source is None else source()
+
+
+utcnow = now  # the name the models and services have always used
+
+
+def timestamp():
+    """The current instant as POSIX seconds (for signed-URL expiry and the like)."""
+    return now().timestamp()
+
+
+def china_now():
+    """The current instant on the China wall clock."""
+    return now().astimezone(BUSINESS_TZ)
+
+
+def business_today():
+    """Price validity and order numbers follow the calendar day in China."""
+    return china_now().date()
+
+
+def business_day_start(day):
+    """The moment the China calendar day `day` begins, in UTC (how timestamps are stored): the
+    bound of every "orders of these days" range."""
+    return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
+
+
+def china_time(*args):
+    """An aware UTC instant from China wall-clock fields: `china_time(2026, 11, 30, 23, 30)`."""
+    return datetime(*args, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
+
+
+def use(source):
+    """Read the time from `source` (a `FakeClock` or any callable returning an aware datetime)."""
+    global _source
+    _source = source
+
+
+def reset():
+    """Back to the wall clock."""
+    use(None)
+
+
+class FakeClock:
+    """A clock a test sets. Frozen by default; with `tick=True` it runs at real speed from
+    the instant it was set to (for code that waits for time to pass)."""
+
+    def __init__(self, at, *, tick=False):
+        self._lock = threading.Lock()
+        self.tick = tick
+        self.set(at)
+
+    def set(self, at):
+        """Jump to `at`: an aware datetime, or a date (00:00 that day in China)."""
+        if isinstance(at, date) and not isinstance(at, datetime):
+            at = business_day_start(at)
+        if at.tzinfo is None:
+            raise ValueError("FakeClock needs an aware datetime")
+        with self._lock:
+            self._at = at.astimezone(timezone.utc)
+            self._set_at = _time.monotonic()
+
+    def advance(self, delta=None, **kwargs):
+        """Move forward by a timedelta or by `timedelta(**kwargs)`."""
+        delta = delta if delta is not None else timedelta(**kwargs)
+        self.set(self() + delta)
+
+    def __call__(self):
+        with self._lock:
+            if self.tick:
+                return self._at + timedelta(seconds=_time.monotonic() - self._set_at)
+            return self._at
