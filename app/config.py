@@ -80,6 +80,9 @@ def from_env():
         "CALLER_CACHE_SECONDS": _env_int("CALLER_CACHE_SECONDS", 5),
         # Console sign-ins expire after this many hours; the cookie is HttpOnly and SameSite=Lax.
         "CONSOLE_SESSION_HOURS": _env_int("CONSOLE_SESSION_HOURS", 8),
+        # How console passwords are hashed (werkzeug's method string). Only the test suite
+        # sets a cheap one; production refuses anything but scrypt.
+        "PASSWORD_HASH_METHOD": "scrypt",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Request bodies above this size answer 413 before any parsing.
@@ -269,6 +272,8 @@ def validate(config):
             + "、".join(missing)
             + "。请在启动前设置它们（见 README 的「配置」一节）。"
         )
+    if not str(config.get("PASSWORD_HASH_METHOD", "scrypt")).startswith("scrypt"):
+        raise ConfigError("PASSWORD_HASH_METHOD 在生产模式必须是 scrypt：其他方式只供测试使用。")
     if len(config["SECRET_KEY"]) < 32:
         raise ConfigError("SECRET_KEY 太短：生产模式至少需要 32 个字符的随机字符串。")
     if len(config.get("WECOM_AES_KEY") or "") != 43:

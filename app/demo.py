@@ -21,7 +21,7 @@ from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount
 from app.inventory.models import Stock, Warehouse
-from app.models_base import utcnow
+from app.kernel.clock import business_today, utcnow
 from app.money import apply_bp
 from app.notify import settings
 from app.orders import approval_rules
@@ -281,7 +281,7 @@ def seed_demo(*, reset=False) -> dict:
     """Write the demo brand in one transaction; returns `{"lines": [...]}` for the CLI."""
     brand = current_app.config.get("BRAND_NAME") or "鼎禾食品"
     ttl_days = current_app.config["INVITE_TTL_DAYS"]
-    today = date.today()
+    today = business_today()
     with write_transaction() as session:
         if reset:
             _delete_business_rows(session)
@@ -548,7 +548,7 @@ def _seed_policies():
     with _outbox_dropped():
         for title, category, audience, ack, body in DEMO_POLICIES:
             fields = policies.parse_fields({"title": title, "category": category, "body": body,
-                                            "ack_required": ack, "effective_from": date.today().isoformat()})
+                                            "ack_required": ack, "effective_from": business_today().isoformat()})
             policy = policies.create_policy(staff=marketing, fields=fields, audience=audiences.parse(audience))
             policies.publish_policy(staff=marketing, policy_id=policy.id)
             rows.append((policy, audiences.parse(audience), fields))
@@ -629,13 +629,13 @@ CONSOLE_STAFF = (  # username, name, role (the first rep signs in as the sales r
 
 def _seed_console_staff(session, reps):
     """One console account per role, each with a fresh random password: [(username, role, password)]."""
-    from werkzeug.security import generate_password_hash
+    from app.staff.service import hash_password
 
     accounts = []
     rows = [Staff(username=username, name=name, role=role) for username, name, role in CONSOLE_STAFF]
     for staff in [*rows, reps[REPS[0][0]]]:
         password = secrets.token_urlsafe(9)
-        staff.password_hash = generate_password_hash(password)
+        staff.password_hash = hash_password(password)
         accounts.append((staff.username, staff.role, password))
     _add_all(session, rows)
     return accounts

@@ -97,6 +97,18 @@ def test_production_starts_with_everything_set(monkeypatch, tmp_path):
     assert app.config["WECHAT_API_BASE"] == "https://api.weixin.qq.com"
 
 
+def test_production_refuses_the_test_suites_cheap_password_hash(monkeypatch, tmp_path):
+    monkeypatch.setenv("DINGHUO_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 40)
+    monkeypatch.setenv("WECHAT_APP_ID", "wx123")
+    monkeypatch.setenv("WECHAT_APP_SECRET", "s")
+    set_production_wecom(monkeypatch)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/p.sqlite3")
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_METHOD"):
+        create_app({"PASSWORD_HASH_METHOD": "pbkdf2:sha256:1"})
+    assert create_app().config["PASSWORD_HASH_METHOD"] == "scrypt"
+
+
 def test_postgres_urls_use_psycopg3(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://u@h/db")
     app = create_app()
