@@ -4,26 +4,44 @@
 Set REQUIRE_SERVICES=1 (CI does) to turn a missing or unreachable PostgreSQL/Redis
 into an error instead of a skip.
 """
+import contextlib
+import copy
 import os
 import shutil
 import socket
 import tempfile
 import uuid
 from collections import Counter
-from urllib.parse import urlsplit
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
 import requests
 
-from app import create_app
+from app import create_app, models  # noqa: F401  (every model registered before a test module builds a query)
 from app.config import _database_url
 from app.extensions import db
+from app.kernel import clock as kernel_clock
 from tests import factories
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL")
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _per_worker_redis(url):
+    """Under pytest-xdist each worker flushes a Redis database of its own: gw0 the URL's (15),
+    gw1 the one below it, and so on."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parts = urlsplit(url)
+    number = int(parts.path.lstrip("/") or 0) - int(worker.removeprefix("gw"))
+    return urlunsplit(parts._replace(path=f"/{number % 16}"))
+
+
+TEST_REDIS_URL = _per_worker_redis(TEST_REDIS_URL)
 
 
 # --- no traffic to the internet ---------------------------------------------
@@ -41,6 +59,62 @@ def _local_only_send(self, request, *args, **kwargs):
 @pytest.fixture(autouse=True)
 def _no_internet(monkeypatch):
     monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", _local_only_send)
+
+
+# --- time -------------------------------------------------------------------------
+# No test reads the wall clock for a date. A test that needs a moment sets the kernel clock
+# (the `clock` fixture); the rest must pass whatever day it is. DINGHUO_TEST_NOW runs the
+# whole session as if it started at that instant (CI runs the suite on a month's last day
+# and on 1 January too): time-machine moves the process's wall clock, and subprocesses the
+# tests start get the same shift through tests/shifted.py.
+
+TEST_NOW = os.environ.get("DINGHUO_TEST_NOW")
+_travel = None
+
+
+def pytest_configure(config):
+    global _travel
+    if TEST_NOW and _travel is None:
+        import time
+
+        import time_machine
+        from datetime import datetime
+
+        destination = datetime.fromisoformat(TEST_NOW)
+        if destination.tzinfo is None:
+            raise pytest.UsageError("DINGHUO_TEST_NOW needs an offset, e.g. 2027-01-01T00:30:00+08:00")
+        real = time.time()
+        _travel = time_machine.travel(destination, tick=True)
+        _travel.start()
+        # time-machine starts ticking at the first reading: read now, so the shift is exact.
+        os.environ["DINGHUO_TEST_CLOCK_SHIFT"] = repr(time.time() - real)
+
+
+def pytest_report_header(config):
+    from datetime import datetime
+
+    return f"wall clock: {datetime.now(kernel_clock.BUSINESS_TZ).isoformat(timespec='seconds')} (China)" + (
+        f", travelled with DINGHUO_TEST_NOW={TEST_NOW}" if TEST_NOW else "")
+
+
+# The moment the `clock` fixture starts at: a Thursday late in November, 10:00 in China.
+CLOCK_START = kernel_clock.china_time(2026, 11, 26, 10, 0)
+
+
+@pytest.fixture
+def clock():
+    """The kernel clock, frozen at CLOCK_START for this test; `clock.set(...)`/`clock.advance(...)`
+    move it for every service and every thread."""
+    fake = kernel_clock.FakeClock(CLOCK_START)
+    kernel_clock.use(fake)
+    yield fake
+    kernel_clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock_between_tests():
+    yield
+    kernel_clock.reset()
 
 
 # --- WeChat stand-in ----------------------------------------------------------
@@ -95,6 +169,8 @@ def _base_config(standin):
         "ENV_NAME": "test",
         "TESTING": True,
         "SECRET_KEY": "test-secret",
+        # One PBKDF2 round instead of scrypt (~0.2 s a hash): the suite hashes thousands.
+        "PASSWORD_HASH_METHOD": "pbkdf2:sha256:1",
         "REDIS_URL": None,
         "WECHAT_API_BASE": standin.base_url,
         "WECOM_API_BASE": standin.base_url,
@@ -129,15 +205,55 @@ def _sqlite_template(tmp_path_factory, standin):
     return path
 
 
-@pytest.fixture
-def app(tmp_path, _sqlite_template, standin):
-    path = tmp_path / "test.sqlite3"
-    shutil.copy(_sqlite_template, path)
+@pytest.fixture(scope="session")
+def _sqlite_app(tmp_path_factory, _sqlite_template, standin):
+    """One app for the session's SQLite tests; each test gets a fresh copy of the database."""
+    path = tmp_path_factory.mktemp("db") / "test.sqlite3"
     app = create_app({**_base_config(standin), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
-    with app.app_context():
-        yield app
-        db.session.remove()
+    return app, path
+
+
+@contextlib.contextmanager
+def one_test(app, reset_data):
+    """Run one test on a shared app: `reset_data()` in a fresh app context first; afterwards the
+    config is as it was and whatever the test cached on the app (gateways, caches, engines)
+    is gone, so no test sees another's state."""
+    config = copy.deepcopy(dict(app.config))
+    extensions = set(app.extensions)
+    try:
+        with app.app_context():
+            reset_data()
+            yield app
+            db.session.remove()
+    finally:
+        for key in set(app.extensions) - extensions:
+            _dispose(app.extensions.pop(key))
+        app.config.clear()
+        app.config.update(config)
+        with app.app_context():
+            db.engine.dispose()
+
+
+def _dispose(value):
+    for item in value if isinstance(value, tuple) else (value,):
+        if hasattr(item, "dispose"):
+            item.dispose()
+        elif hasattr(item, "close") and hasattr(item, "connection_pool"):
+            item.close()  # a Redis client
+
+
+@pytest.fixture
+def app(_sqlite_app, _sqlite_template):
+    app, path = _sqlite_app
+
+    def fresh_copy():
         db.engine.dispose()
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        shutil.copy(_sqlite_template, path)
+
+    with one_test(app, fresh_copy):
+        yield app
 
 
 @pytest.fixture
@@ -189,20 +305,21 @@ def truncate_all():
     db.session.commit()
 
 
-@pytest.fixture
-def pg_app(_pg_schema_url, standin):
-    app = create_app(
+@pytest.fixture(scope="session")
+def _pg_session_app(_pg_schema_url, standin):
+    return create_app(
         {
             **_base_config(standin),
             "SQLALCHEMY_DATABASE_URI": _pg_schema_url,
             "SQLALCHEMY_ENGINE_OPTIONS": {"pool_size": 20, "max_overflow": 20},
         }
     )
-    with app.app_context():
-        truncate_all()
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+
+
+@pytest.fixture
+def pg_app(_pg_session_app):
+    with one_test(_pg_session_app, truncate_all):
+        yield _pg_session_app
 
 
 @pytest.fixture
@@ -271,20 +388,21 @@ def pytest_sessionfinish(session, exitstatus):
 
 # --- PostgreSQL + Redis app, as a worker runs it ---------------------------------------
 
-@pytest.fixture
-def rq_app(_pg_schema_url, standin, redis_url):
-    """PostgreSQL + Redis (the test's Redis database, flushed), like a worker's app."""
-    redis.Redis.from_url(redis_url).flushdb()
-    app = create_app({
+@pytest.fixture(scope="session")
+def _rq_session_app(_pg_schema_url, standin):
+    return create_app({
         **_base_config(standin),
         "SQLALCHEMY_DATABASE_URI": _pg_schema_url,
-        "REDIS_URL": redis_url,
+        "REDIS_URL": TEST_REDIS_URL,
     })
-    with app.app_context():
-        truncate_all()
-        yield app
-        db.session.remove()
-        db.engine.dispose()
+
+
+@pytest.fixture
+def rq_app(_rq_session_app, redis_url):
+    """PostgreSQL + Redis (the test's Redis database, flushed), like a worker's app."""
+    redis.Redis.from_url(redis_url).flushdb()
+    with one_test(_rq_session_app, truncate_all):
+        yield _rq_session_app
     redis.Redis.from_url(redis_url).flushdb()
 
 

@@ -1,9 +1,10 @@
 """The catalogue a dealer sees: visibility, its own prices, validity dates, stock levels."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 
 from app.extensions import db
+from app.kernel.clock import business_today
 from app.pricing.models import PriceList, PriceListItem
 from tests.factories import add, auth, set_stock
 from tests.helpers import MP
@@ -31,7 +32,7 @@ def test_each_dealer_sees_its_own_price(client, world):
 def test_expired_and_future_price_lists_do_not_count(client, world):
     # the gold list that expired 31 days ago priced tea at 1 yuan
     assert by_code(products(client, world.a_buyer))["SKU-TEA"]["price_fen"] == 3600
-    future = add(PriceList(name="下月价", kind="tier", tier_id=world.gold.id, valid_from=date.today() + timedelta(days=40)))
+    future = add(PriceList(name="下月价", kind="tier", tier_id=world.gold.id, valid_from=business_today() + timedelta(days=40)))
     add(PriceListItem(price_list_id=future.id, sku_id=world.vinegar.id, price_fen=1))
     db.session.commit()
     assert by_code(products(client, world.a_buyer))["SKU-VIN"]["price_fen"] == 1999

@@ -1,7 +1,7 @@
 """Staff-side catalogue, price and stock services (what the console and the Excel importer call):
 keyword arguments, role checks, validation with the field in details, audit in the same
 transaction, and the "why this price" account agreeing with what the mini-program charges."""
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -11,6 +11,7 @@ from app.catalog import service as catalog
 from app.catalog.models import Sku, VisibilityRule
 from app.errors import DomainError
 from app.extensions import db
+from app.kernel.clock import business_today
 from app.inventory import service as inventory
 from app.inventory.models import Stock, StockMovement
 from app.money import fen_to_yuan_text, parse_yuan
@@ -201,7 +202,7 @@ def test_delete_price_falls_back_to_the_next_price(client, team, world):
 
 
 def test_price_lists_are_created_and_edited_with_checked_dates(team, world):
-    today = date.today()
+    today = business_today()
     new = pricing.save_price_list(staff=team["finance"], name="华南促销价", kind="dealer", dealer_code="da01",
                                   valid_from=today.isoformat(), valid_to=(today + timedelta(days=30)).isoformat(),
                                   items=[{"sku_code": "SKU-TEA", "price_fen": 3000}])
@@ -243,16 +244,16 @@ def test_explain_names_the_list_used_and_why_the_others_did_not_apply(world):
     tea = explain(world.dealer_a, world.tea)
     assert (tea.price_fen, tea.source) == (3600, "list")
     assert {pl.name: pl.status for pl in tea.lists} == {"鑫达专属价": "no_item", "金牌价": "no_item", "旧金牌价": "expired"}
-    future = add(PriceList(name="下月金牌价", kind="tier", tier_id=world.gold.id, valid_from=date.today() + timedelta(days=3)))
+    future = add(PriceList(name="下月金牌价", kind="tier", tier_id=world.gold.id, valid_from=business_today() + timedelta(days=3)))
     add(PriceListItem(price_list_id=future.id, sku_id=world.soy.id, price_fen=1))
-    newer = add(PriceList(name="新金牌价", kind="tier", tier_id=world.gold.id, valid_from=date.today() - timedelta(days=2)))
+    newer = add(PriceList(name="新金牌价", kind="tier", tier_id=world.gold.id, valid_from=business_today() - timedelta(days=2)))
     add(PriceListItem(price_list_id=newer.id, sku_id=world.soy.id, price_fen=2222))
     db.session.commit()
     soy = explain(world.dealer_a, world.soy)
     assert (soy.price_fen, soy.source) == (2222, "tier")
     assert {pl.name: pl.status for pl in soy.lists} == {
         "下月金牌价": "not_yet_valid", "新金牌价": "applied", "金牌价": "superseded", "鑫达专属价": "no_item", "旧金牌价": "expired"}
-    later = explain(world.dealer_a, world.soy, today=date.today() + timedelta(days=3))
+    later = explain(world.dealer_a, world.soy, today=business_today() + timedelta(days=3))
     assert (later.price_fen, {pl.name: pl.status for pl in later.lists}["下月金牌价"]) == (1, "applied")
 
 
@@ -273,7 +274,7 @@ def test_explain_agrees_with_the_mini_program_for_every_dealer_and_sku(client, w
 
 @pytest.mark.postgres
 def test_explain_agrees_with_the_mini_program_on_postgresql(pg_app, pg_world):
-    newer = add(PriceList(name="新金牌价", kind="tier", tier_id=pg_world.gold.id, valid_from=date.today()))
+    newer = add(PriceList(name="新金牌价", kind="tier", tier_id=pg_world.gold.id, valid_from=business_today()))
     add(PriceListItem(price_list_id=newer.id, sku_id=pg_world.soy.id, price_fen=2222))
     db.session.commit()
     assert_explain_agrees(pg_app.test_client(), pg_world)

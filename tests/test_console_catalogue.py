@@ -228,7 +228,8 @@ def test_finance_sets_changes_and_deletes_prices_in_yuan(client, world, staff):
     assert actions() == ["price.set", "price.delete"]
 
 
-def test_price_lists_are_created_and_their_dates_checked(client, world, staff):
+def test_price_lists_are_created_and_their_dates_checked(clock, client, world, staff):
+    """In November 2026, a list for 2027 is not yet in force."""
     login(client, "boss")
     r = post(client, "/console/prices", {"name": "2027年银牌价", "kind": "tier", "tier_code": "silver",
                                          "valid_from": "2027-01-01", "valid_to": "2027-12-31"})

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEntry
 from app.dealers.models import Dealer, InviteCode
 from app.extensions import db
+from app.kernel.clock import business_today
 from app.funds.models import CreditAccount, CreditEntry
 from tests.factories import auth
 from tests.helpers import HTML, MP, PASSWORD, credit, csrf, submit
@@ -509,7 +510,7 @@ def test_demo_dealers_have_contract_terms_and_the_suspension_says_why(app, clien
     dealers = db.session.execute(select(Dealer)).scalars().all()
     assert len(dealers) == 20
     for dealer in dealers:
-        assert dealer.contract_start <= date.today() <= dealer.contract_end
+        assert dealer.contract_start <= business_today() <= dealer.contract_end
         assert dealer.annual_target_fen > 0 and dealer.payment_terms_days in (0, 30, 60)
     from app.staff.models import Staff
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models_base import utcnow
+from app.kernel.clock import utcnow
 from app.notify.models import Outbox
 from tests.test_delivery import APP_MESSAGE, add_rows, app_message_payload, row, sends, subscribe_payload
 
@@ -41,7 +41,7 @@ def worker_env(app, standin, **overrides):
 def start_worker(env, log_path):
     log = open(log_path, "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "rq", "worker", "high"],
+        [sys.executable, "-m", "tests.shifted", "flask", "--app", "wsgi", "rq", "worker", "high"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 

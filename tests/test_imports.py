@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.extensions import db
+from app.kernel.clock import business_today
 from app.imports import sheets
 from app.imports.sheets import CellError
 from app.inventory.models import Stock, StockMovement
@@ -292,7 +293,7 @@ def test_a_warehouse_clerk_gets_403_on_price_export_and_import(client, world, st
 
 
 def test_a_rep_exports_prices_but_only_of_their_own_dealers_and_cannot_import(client, world, staff):
-    other = PriceList(name="别人的价", kind="dealer", dealer_id=world.dealer_b.id, valid_from=date.today())
+    other = PriceList(name="别人的价", kind="dealer", dealer_id=world.dealer_b.id, valid_from=business_today())
     world.dealer_b.rep_id = staff["other_rep"].id
     db.session.add(other)
     db.session.commit()

@@ -19,13 +19,20 @@ from app.funds import ledger
 from app.funds.models import LEDGER_ACCOUNTS, LedgerEntry, Payment
 from app.notify.models import DealerMessage
 from app.orders.models import Order, Shipment
-from app.pricing.service import BUSINESS_TZ
+from app.kernel.clock import BUSINESS_TZ
 from app.statements import service as statements
 from app.statements.models import Statement, StatementEvent
 from tests.factories import add, auth
 from tests.helpers import HTML, MP, console_login, csrf, submit
 
 NOV_OVER = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)  # 09:00 on 1 December, China time
+
+
+@pytest.fixture(autouse=True)
+def _late_november(clock):
+    """These tests live in late November 2026 (the dealers exist since then; the order in
+    `build_month` is placed then), whatever the real date."""
+    return clock
 
 
 def china(*args):
@@ -243,16 +250,15 @@ def test_cli_issues_a_month(client, world, runner):
     assert bad.exit_code != 0 and "YYYY-MM" in bad.output
 
 
-def test_the_periodic_job_issues_last_month_after_the_grace(client, world, monkeypatch):
+def test_the_periodic_job_issues_last_month_after_the_grace(client, world, clock):
     from app import jobs
 
     assert jobs.PERIODIC_JOBS["monthly-statements"][0] == "app.statements.service.issue_due_statements"
     post_at(world.dealer_a.id, china(2026, 11, 30, 23, 30), ("prepaid", 1_000, "adjustment", None, None))
-    clock = {"now": china(2026, 12, 1, 0, 10)}
-    monkeypatch.setattr(statements, "utcnow", lambda: clock["now"])
+    clock.set(china(2026, 12, 1, 0, 10))
     assert statements.issue_due_statements() is None  # within the grace after midnight
     assert statement_of(world.dealer_a, "2026-11") is None
-    clock["now"] = china(2026, 12, 1, 1, 0)
+    clock.set(china(2026, 12, 1, 1, 0))
     result = statements.issue_due_statements()
     assert result["month"] == "2026-11" and len(result["created"]) == 2
     assert statement_of(world.dealer_a, "2026-11").closing_prepaid_fen == 1_000

@@ -2,7 +2,6 @@
 the storage interface, owned by the dealer; the local backend serves them at signed, expiring URLs."""
 import io
 import os
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -10,6 +9,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.extensions import db
+from app.kernel import clock as kernel_clock
 from app.storage import get_storage
 from app.storage.models import Upload
 from tests.factories import auth
@@ -194,11 +194,10 @@ def test_a_file_url_without_a_valid_signature_is_404(client, world, storage_dir)
     assert client.get(other, query_string=params).status_code == 404
 
 
-def test_a_file_url_expires(client, app, world, storage_dir, monkeypatch):
+def test_a_file_url_expires(client, app, world, storage_dir, clock):
     path, params = _signed(client, world)
     assert client.get(path, query_string=params).status_code == 200
-    later = time.time() + app.config["STORAGE_URL_TTL_SECONDS"] + 1
-    monkeypatch.setattr(time, "time", lambda: later)
+    clock.advance(seconds=app.config["STORAGE_URL_TTL_SECONDS"] + 1)
     r = client.get(path, query_string=params)
     assert r.status_code == 404 and r.json["error"]["code"] == "file_not_found"
 
@@ -208,7 +207,7 @@ def test_keys_outside_the_storage_shape_are_never_read(client, storage_dir, key)
     storage = get_storage()
     with pytest.raises(KeyError):
         storage.get(key)
-    expires = int(time.time()) + 60
+    expires = int(kernel_clock.timestamp()) + 60
     r = client.get(f"/files/{key}", query_string={"e": expires, "s": storage.signature(key, expires)},
                    follow_redirects=True)
     assert r.status_code == 404
