@@ -47,6 +47,7 @@ import requests
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from app.kernel import clock
 from app.integrations.standin_contact import ContactState, register_contact_routes
 from app.integrations.standin_pay import PayState, register_pay_routes
 
@@ -260,7 +261,7 @@ class StandinState:
         with self._lock:
             self._codes[code] = {
                 "openid": openid or _random_openid(),
-                "expires_at": time.time() + CODE_TTL_SECONDS,
+                "expires_at": clock.timestamp() + CODE_TTL_SECONDS,
                 "used": False,
             }
         return code
@@ -269,7 +270,7 @@ class StandinState:
         """Return (openid, None) or (None, errcode); marks the code used."""
         with self._lock:
             entry = self._codes.get(code)
-            if entry is None or entry["expires_at"] < time.time():
+            if entry is None or entry["expires_at"] < clock.timestamp():
                 return None, 40029
             if entry["used"]:
                 return None, 40163
@@ -281,7 +282,7 @@ class StandinState:
     def stable_token(self, force_refresh=False):
         """Same token while valid (like WeChat), a new one when forced or expired."""
         with self._lock:
-            now = time.time()
+            now = clock.timestamp()
             current = self._stable
             if force_refresh or current is None or self._mp_tokens.get(current, 0) <= now:
                 if current and force_refresh:
@@ -293,13 +294,13 @@ class StandinState:
     def classic_token(self):
         with self._lock:
             token = secrets.token_urlsafe(48)
-            self._mp_tokens[token] = time.time() + TOKEN_TTL_SECONDS
+            self._mp_tokens[token] = clock.timestamp() + TOKEN_TTL_SECONDS
             return token, TOKEN_TTL_SECONDS
 
     def wecom_token(self):
         """WeCom hands out the same token while it is valid."""
         with self._lock:
-            now = time.time()
+            now = clock.timestamp()
             current = self._wecom_current
             if current is None or self._wecom_tokens.get(current, 0) <= now:
                 current = self._wecom_current = secrets.token_urlsafe(48)
@@ -315,14 +316,14 @@ class StandinState:
             expires_at = tokens.get(token)
             if expires_at is None:
                 return 40001 if platform == "mp" else 40014
-            if expires_at <= time.time():
+            if expires_at <= clock.timestamp():
                 return 42001
             return None
 
     def expire_tokens(self):
         """Every issued token expires now (calls answer 42001); the next fetch gets a new one."""
         with self._lock:
-            now = time.time()
+            now = clock.timestamp()
             for tokens in (self._mp_tokens, self._wecom_tokens):
                 for token in tokens:
                     tokens[token] = now
@@ -365,7 +366,7 @@ class StandinState:
             return self._msgid
 
     def deliver(self, channel, to, body, **extra):
-        entry = {"channel": channel, "to": to, "body": body, "at": time.time(), **extra}
+        entry = {"channel": channel, "to": to, "body": body, "at": clock.timestamp(), **extra}
         entry["summary"] = _summary(channel, body)
         with self._lock:
             self._delivered.append(entry)
@@ -373,7 +374,7 @@ class StandinState:
 
     def deliver_app_message(self, users, body, result):
         """Deliver to each user, dropping what exceeds WeCom's 30 a minute per member."""
-        now = time.time()
+        now = clock.timestamp()
         summary = _summary("wecom_app", body)
         with self._lock:
             for user in users:
@@ -394,13 +395,13 @@ class StandinState:
         """The earlier result of an identical message sent within `interval` seconds, if any."""
         with self._lock:
             earlier = self._duplicates.get(_canonical(body))
-        if earlier and earlier[0] > time.time() - interval:
+        if earlier and earlier[0] > clock.timestamp() - interval:
             return earlier[1]
         return None
 
     def remember_sent(self, body, result):
         with self._lock:
-            self._duplicates[_canonical(body)] = (time.time(), result)
+            self._duplicates[_canonical(body)] = (clock.timestamp(), result)
 
     def claim_task_id(self, task_id):
         with self._lock:
@@ -412,21 +413,21 @@ class StandinState:
     def issue_response_code(self):
         code = secrets.token_urlsafe(32)
         with self._lock:
-            self._response_codes[code] = {"expires_at": time.time() + RESPONSE_CODE_TTL_SECONDS, "used": False}
+            self._response_codes[code] = {"expires_at": clock.timestamp() + RESPONSE_CODE_TTL_SECONDS, "used": False}
         return code
 
     def use_response_code(self, code):
         """True once per issued, unexpired response_code (WeCom: usable once)."""
         with self._lock:
             entry = self._response_codes.get(code)
-            if entry is None or entry["used"] or entry["expires_at"] <= time.time():
+            if entry is None or entry["used"] or entry["expires_at"] <= clock.timestamp():
                 return False
             entry["used"] = True
             return True
 
     def robot_allowed(self, key):
         """Count one robot send; False when the robot already sent 20 in the last minute."""
-        now = time.time()
+        now = clock.timestamp()
         with self._lock:
             sends = self._robot_sends.setdefault(key, deque())
             while sends and sends[0] <= now - 60:
@@ -617,7 +618,7 @@ def _push_callback(state, inner_xml):
     callback = state.callback
     if not callback:
         return 503, "模拟服务不知道订货系统的回调地址（由 demo serve 设置）"
-    timestamp, nonce = str(int(time.time())), secrets.token_hex(8)
+    timestamp, nonce = str(int(clock.timestamp())), secrets.token_hex(8)
     crypto = WeComCallbackCrypto(callback["token"], callback["aes_key"], state.corp_id)
     outer = xmltodict.parse(crypto.encrypt_message(inner_xml, nonce, timestamp))["xml"]
     body = (
@@ -639,7 +640,7 @@ def _rep_event_xml(state, user, fields):
     inner = "".join(f"<{k}><![CDATA[{v}]]></{k}>" if isinstance(v, str) else f"<{k}>{v}</{k}>" for k, v in fields.items())
     return (
         f"<xml><ToUserName><![CDATA[{state.corp_id}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-        f"<CreateTime>{int(time.time())}</CreateTime>{inner}<AgentID>{state.agent_id}</AgentID></xml>"
+        f"<CreateTime>{int(clock.timestamp())}</CreateTime>{inner}<AgentID>{state.agent_id}</AgentID></xml>"
     )
 
 
@@ -679,7 +680,7 @@ def create_standin_app(
             "path": request.path,
             "query": request.args.to_dict(),
             "json": request.get_json(force=True, silent=True),
-            "at": time.time(),
+            "at": clock.timestamp(),
         })
         fault = state.take_fault(request.path)
         if fault is None:

@@ -30,9 +30,10 @@ import html
 import json
 import secrets
 import threading
-import time
 
 from flask import jsonify, request
+
+from app.kernel import clock
 
 ERRCODE_USER_NOT_FOUND = 60111  # WeCom: "userid not found"
 TEXT_MAX_BYTES = 4000
@@ -65,7 +66,7 @@ class ContactState:
 
     def add_group(self, *, name, owner, external_members=3, chat_id=None, owner_status=0, create_time=None):
         chat_id = chat_id or "wr" + secrets.token_urlsafe(20)[:26]
-        now = int(create_time or time.time())
+        now = int(create_time or clock.timestamp())
         members = [{"userid": owner, "type": 1, "join_time": now, "join_scene": 1, "name": owner}]
         for n in range(int(external_members)):
             members.append({"userid": "wm" + secrets.token_urlsafe(18)[:24], "type": 2, "join_time": now,
@@ -105,12 +106,12 @@ class ContactState:
     def limit_now(self):
         if self.monthly_limit is not None:
             return self.monthly_limit
-        now = time.localtime()
-        return calendar.monthrange(now.tm_year, now.tm_mon)[1]
+        now = clock.china_now()
+        return calendar.monthrange(now.year, now.month)[1]
 
     def received_this_month(self, chat_id):
         with self._lock:
-            return self._monthly.get((chat_id, time.strftime("%Y-%m")), 0)
+            return self._monthly.get((chat_id, clock.china_now().strftime("%Y-%m")), 0)
 
     # --- tasks ------------------------------------------------------------------------------
 
@@ -118,7 +119,7 @@ class ContactState:
         msgid = "msg" + secrets.token_urlsafe(24)[:30]
         with self._lock:
             self._tasks[msgid] = {"msgid": msgid, "sender": sender, "chat_ids": list(chat_ids), "body": body,
-                                  "created_at": int(time.time()), "status": 0, "send_time": None,
+                                  "created_at": int(clock.timestamp()), "status": 0, "send_time": None,
                                   "cancelled": False, "results": {}, "reminds": []}
         return msgid
 
@@ -141,7 +142,7 @@ class ContactState:
 
     def remind(self, msgid):
         """False when the task was already reminded 3 times in the last 24 hours."""
-        now = time.time()
+        now = clock.timestamp()
         with self._lock:
             task = self._tasks[msgid]
             task["reminds"] = [t for t in task["reminds"] if t > now - 86400]
@@ -153,8 +154,8 @@ class ContactState:
     def confirm(self, msgid, userid, skip=(), not_friend=()):
         """The rep sends the task from 群发助手: (ok, message). Each chosen group receives it
         unless it is over this month's limit (status 3) or the scripted `not_friend` (status 2)."""
-        now = int(time.time())
-        month = time.strftime("%Y-%m")
+        now = int(clock.timestamp())
+        month = clock.china_now().strftime("%Y-%m")
         limit = self.limit_now()
         with self._lock:
             task = self._tasks.get(msgid)
@@ -185,12 +186,12 @@ class ContactState:
     def add_media(self):
         media_id = "3" + secrets.token_urlsafe(40)
         with self._lock:
-            self._media[media_id] = time.time() + MEDIA_TTL_SECONDS
+            self._media[media_id] = clock.timestamp() + MEDIA_TTL_SECONDS
         return media_id
 
     def media_valid(self, media_id):
         with self._lock:
-            return self._media.get(media_id, 0) > time.time()
+            return self._media.get(media_id, 0) > clock.timestamp()
 
 
 def _attachment_error(attachment, state):
@@ -407,7 +408,7 @@ def register_contact_routes(app, state, contact, error, ok, json_body, deliver):
         if len(data) > MEDIA_MAX_BYTES[media_type]:
             return error(40006, "invalid file size")
         return jsonify({"errcode": 0, "errmsg": "", "type": media_type, "media_id": contact.add_media(),
-                        "created_at": str(int(time.time()))})
+                        "created_at": str(int(clock.timestamp()))})
 
     # --- control: the rep in the WeCom client, and test setup ---------------------------------
 
