@@ -35,6 +35,15 @@ def _env_int(name, default):
         raise ConfigError(f"环境变量 {name} 必须是整数，当前为 {raw!r}") from None
 
 
+def _env_bool(env, name, default):
+    raw = (env(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ConfigError(f"环境变量 {name} 只能是 1/0（或 true/false），当前为 {raw!r}")
+    return raw in ("1", "true", "yes", "on")
+
+
 def _database_url(url):
     # Accept the common postgres:// spellings and route them to psycopg 3.
     if url.startswith("postgres://"):
@@ -120,6 +129,10 @@ def from_env():
         "OUTBOX_SWEEP_SECONDS": _env_int("OUTBOX_SWEEP_SECONDS", 60),
         "OUTBOX_LEASE_SECONDS": _env_int("OUTBOX_LEASE_SECONDS", 90),
         "OUTBOX_RETRY_BASE_SECONDS": _env_int("OUTBOX_RETRY_BASE_SECONDS", 30),
+        # Without Redis: deliver a committed notification at once, in the committing request
+        # (the embedded default). Off: the rows wait for `flask notify sweep` (the test suite
+        # runs so, and turns it on only in the tests that follow a notification to WeChat).
+        "OUTBOX_DELIVER_INPROCESS": _env_bool(env, "OUTBOX_DELIVER_INPROCESS", True),
         # A fully shipped order the dealer has not confirmed completes this many days after
         # its last shipment (app.orders.service.auto_complete_orders, a daily job).
         "ORDER_AUTO_COMPLETE_DAYS": _env_int("ORDER_AUTO_COMPLETE_DAYS", 10),

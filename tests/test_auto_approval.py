@@ -236,6 +236,7 @@ def test_concurrent_retries_with_one_key_approve_once(pg_app, pg_world):
     assert count(DealerMessage) == 1
 
 
+@pytest.mark.delivers
 def test_auto_approved_order_sends_the_rep_a_note_instead_of_an_approval_card(client, world, wechat):
     set_auto_approval(enabled=True)
     r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}])
@@ -252,6 +253,7 @@ def test_auto_approved_order_sends_the_rep_a_note_instead_of_an_approval_card(cl
     assert [d["body"]["msgtype"] for d in wechat.delivered_to(world.rep.wecom_userid)] == ["text"]
 
 
+@pytest.mark.delivers
 def test_order_left_for_the_rep_still_gets_the_card(client, world, wechat):
     set_auto_approval(enabled=True, max_total_fen=1)  # over the limit: the rep decides
     r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}])

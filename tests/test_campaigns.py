@@ -180,6 +180,7 @@ def test_the_default_monthly_limit_is_the_number_of_days_in_the_month(app):
 
 # --- sending, confirming, results -----------------------------------------------------------
 
+@pytest.mark.delivers
 def test_send_creates_one_task_per_owner_and_waits_for_the_rep(client, setup, wechat):
     console_login(client, "shi")
     cid = new_campaign(client, links="新品介绍 | https://example.com/new | 春季新品", images=[png_bytes()])
@@ -320,6 +321,7 @@ def test_too_many_attachments_and_empty_messages_are_refused(client, setup):
 
 # --- reminders --------------------------------------------------------------------------------
 
+@pytest.mark.delivers
 def test_reps_are_reminded_of_pending_tasks_without_duplicates(client, setup, wechat, app):
     app.config["CAMPAIGN_REMIND_HOURS"] = 0
     console_login(client, "shi")

@@ -75,6 +75,7 @@ def china_minutes_around(action):
 
 # --- order approved -------------------------------------------------------------------------
 
+@pytest.mark.delivers
 def test_approval_messages_every_consenting_user_and_uses_one_consent_each(client, world, wechat):
     order_no = place(client, world.a_buyer, world=world)
     consent(world.a_buyer, APPROVED, 2)

@@ -444,12 +444,14 @@ def test_cli_retry_requeues_failed_rows(rq_app, wechat):
 
 # --- in-process delivery (no REDIS_URL; SQLite, the embedded default) ---------------------
 
+@pytest.mark.delivers
 def test_without_redis_rows_are_delivered_right_after_commit(app, wechat):
     (oid,) = add_rows([{"channel": "mp_subscribe", "recipient": "o-DA01-owner", "payload": subscribe_payload()}])
     assert row(oid).status == "sent"
     assert [d["to"] for d in wechat.delivered] == ["o-DA01-owner"]
 
 
+@pytest.mark.delivers
 def test_rolled_back_rows_are_never_delivered(app, wechat):
     with pytest.raises(RuntimeError):
         with write_transaction() as session:
@@ -462,6 +464,7 @@ def test_rolled_back_rows_are_never_delivered(app, wechat):
     assert db.session.scalars(select(Outbox.recipient)).all() == ["o-y"]
 
 
+@pytest.mark.delivers
 def test_without_redis_a_retry_goes_out_after_a_later_commit(app, wechat):
     (oid,) = add_rows([{"channel": "mp_subscribe", "recipient": "o-first", "payload": subscribe_payload()}])
     assert row(oid).status == "sent"
@@ -476,6 +479,7 @@ def test_without_redis_a_retry_goes_out_after_a_later_commit(app, wechat):
     assert sorted(d["to"] for d in wechat.delivered) == ["o-first", "o-second", "o-third"]
 
 
+@pytest.mark.delivers
 def test_without_redis_a_transient_failure_leaves_the_rest_of_the_batch_for_later(app, wechat):
     wechat.fail_next(SUBSCRIBE, http_status=500)
     ids = add_rows([{"channel": "mp_subscribe", "recipient": f"o-{n}", "payload": subscribe_payload()}
@@ -487,6 +491,7 @@ def test_without_redis_a_transient_failure_leaves_the_rest_of_the_batch_for_late
     assert [row(oid).status for oid in ids] == ["pending", "sent", "sent"]  # due ones went out with it
 
 
+@pytest.mark.delivers
 def test_cli_sweep_without_redis_delivers_due_rows(app, wechat, runner):
     wechat.fail_next(SUBSCRIBE, http_status=500)
     (oid,) = add_rows([{"channel": "mp_subscribe", "recipient": "o-a", "payload": subscribe_payload()}])
@@ -502,6 +507,7 @@ def test_rq_worker_refuses_without_redis(runner):
     assert out.exit_code != 0 and "REDIS_URL" in out.output
 
 
+@pytest.mark.delivers
 def test_an_unexpected_error_after_the_claim_is_a_transient_failure_not_a_stuck_row(app, wechat, monkeypatch):
     class Broken:
         def acquire(self, *args):

@@ -21,6 +21,7 @@ def wecom(client, app):
     return WeCom(client, app.config)
 
 
+@pytest.mark.delivers
 def test_order_to_card_tap_to_subscribe_message(client, app, world, wechat, wecom):
     approved_template = app.config["WECHAT_SUBSCRIBE_TEMPLATES"]["order_approved"]
     wechat.require_subscriptions()  # the stand-in refuses subscribe messages nobody accepted

@@ -311,6 +311,7 @@ def test_a_time_in_the_past_cannot_be_scheduled(w):
 
 # --- notifications: publishing and reminders -----------------------------------------------------
 
+@pytest.mark.delivers
 def test_publishing_sends_subscribe_messages_to_consenting_users_through_the_stand_in(client, w, wechat):
     dealer_alerts.record_consents(user=w.a_owner, template_ids=["demo-tmpl-policy-published"])
     policy = publish(w, {"tiers": ["gold"]}, ack=True)

@@ -28,6 +28,7 @@ def served(app, wechat):
     thread.join(timeout=5)
 
 
+@pytest.mark.delivers
 def test_tapping_the_delivered_card_approves_the_order(client, world, served):
     order_no = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}]).json["order_no"]
     [card] = served.delivered_to("WangYeWu", channel="wecom_app")
@@ -43,6 +44,7 @@ def test_tapping_the_delivered_card_approves_the_order(client, world, served):
     assert update["body"]["button"]["replace_name"].startswith("已通过")
 
 
+@pytest.mark.delivers
 def test_a_message_to_the_bot_gets_a_reply(client, world, served):
     order_no = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}]).json["order_no"]
     r = requests.post(f"{served.base_url}/_standin/wecom/say", json={"user": "WangYeWu", "content": "待审批"}, timeout=10)

@@ -82,6 +82,8 @@ def relay_committed(items):
             log.warning("could not enqueue %d outbox row(s) (%s); they stay pending for the sweep",
                         len(items), exc.__class__.__name__)
         return
+    if not current_app.config.get("OUTBOX_DELIVER_INPROCESS", True):
+        return  # left pending for `flask notify sweep`
     # No Redis (the embedded default): deliver now, in the committing thread. There is no
     # queue or scheduler to hand rows to, and a background thread could outlive its app;
     # rows waiting for a retry are picked up after the next commit or by `flask notify sweep`.
