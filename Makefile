@@ -35,8 +35,14 @@ serve: install
 
 demo: seed serve
 
+# One worker more than the machine has cores (pytest-xdist): while one waits on a worker
+# subprocess, a socket or Chromium, the others keep every core busy. Bytecode and pytest's
+# rewritten asserts are cached in __pycache__ even where PYTHONDONTWRITEBYTECODE is set
+# (recompiling everything costs each worker ~6 s). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+
 test: install-dev
-	$(BIN)/pytest $(PYTEST_ARGS)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
 # The browser test (tests/test_browser.py) drives Debian's Chromium; CJK fonts for readable screenshots.
 browser-deps:
