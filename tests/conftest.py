@@ -215,8 +215,9 @@ class _SqliteFile:
     """The session app's SQLite file, and which cached layer of data (see `_data_layer`)
     it holds exactly as installed."""
 
-    def __init__(self, path):
+    def __init__(self, path, template):
         self.path = path
+        self.template = template
         self.layer = None
         self.stamp = None
 
@@ -228,11 +229,14 @@ class _SqliteFile:
         shutil.copy(source, self.path)
         self.layer, self.stamp = layer, self._stamp()
 
-    def holds(self, layer):
-        """True when the file is `layer` as installed: nothing written or pending since."""
+    def mark(self, layer):
+        """The file now is `layer`, as it stands."""
+        self.layer, self.stamp = layer, self._stamp()
+
+    def pristine(self):
+        """True when the file is its layer as installed or marked: nothing written or pending since."""
         session = db.session
-        return (self.layer == layer and not (session.new or session.dirty or session.deleted)
-                and self._stamp() == self.stamp)
+        return not (session.new or session.dirty or session.deleted) and self._stamp() == self.stamp
 
     def save_as(self, target):
         """A consistent copy of the committed database (SQLite's backup API)."""
@@ -253,14 +257,15 @@ def _sqlite_app(tmp_path_factory, _sqlite_template, standin):
     """One app for the session's SQLite tests; each test gets a fresh copy of the database."""
     path = tmp_path_factory.mktemp("db") / "test.sqlite3"
     app = create_app({**_base_config(standin), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
-    return app, _SqliteFile(path)
+    return app, _SqliteFile(path, _sqlite_template)
 
 
 @contextlib.contextmanager
-def one_test(app, reset_data):
+def one_test(app, reset_data, *, keep_connections=False):
     """Run one test on a shared app: `reset_data()` in a fresh app context first; afterwards the
     config is as it was and whatever the test cached on the app (gateways, caches, engines)
-    is gone, so no test sees another's state."""
+    is gone, so no test sees another's state. `keep_connections`: the next test may reuse
+    the pool's connections (PostgreSQL: each returns rolled back)."""
     config = copy.deepcopy(dict(app.config))
     extensions = set(app.extensions)
     try:
@@ -273,8 +278,9 @@ def one_test(app, reset_data):
             _dispose(app.extensions.pop(key))
         app.config.clear()
         app.config.update(config)
-        with app.app_context():
-            db.engine.dispose()
+        if not keep_connections:
+            with app.app_context():
+                db.engine.dispose()
 
 
 def _dispose(value):
@@ -291,20 +297,24 @@ def _delivers(app, request):
 
 
 @pytest.fixture
-def app(request, _sqlite_app, _sqlite_template):
+def app(request, _sqlite_app):
     app, sqlite_file = _sqlite_app
-    with one_test(app, lambda: sqlite_file.install(_sqlite_template, "empty")):
+    layer, saved = _starting_layer(request)
+    with one_test(app, lambda: sqlite_file.install(saved or sqlite_file.template, layer or "empty")):
         _delivers(app, request)
         yield app
 
 
 # --- cached data layers (SQLite) ----------------------------------------------------
-# `world` and `staff` build the same rows for every test that reads the clock at the same
-# moment. On SQLite the first such test builds them and saves the file; later tests get a
-# copy of it and the same objects, loaded by id. A test whose database is no longer exactly
-# the layer below (a fixture wrote something first) builds its rows as before.
+# `world` and `staff` (on top of it) build the same rows for every test that reads the
+# clock at the same moment. On SQLite the first test to build a layer on an untouched
+# database saves the file; the `app` fixture of a later test that asks for that layer starts
+# from a copy of it, and the fixture loads the same objects by id. A test whose database is
+# not the untouched layer below (a fixture wrote first, or the clock moved between fixtures)
+# builds its rows as before.
 
-_layer_files = {}
+_LAYERS = ("world", "staff")
+_layer_files = {}  # (layer, moment) -> (saved file, {layer name: row refs} for it and those below)
 
 
 def _clock_moment():
@@ -315,27 +325,48 @@ def _clock_moment():
     return kernel_clock.business_today()
 
 
-def _data_layer(name, below, build, sqlite_file, directory, *, below_value=None):
-    """`build()`'s rows and value, from the cached file when the database is exactly the
-    layer `below`. `below_value` (that layer's namespace) is re-pointed, in place, at the
-    objects of the new session."""
+def _starting_layer(request):
+    """The saved file the `app` fixture may start from: the top layer the test asks for."""
+    wanted = [name for name in _LAYERS if name in request.fixturenames]
+    key = (wanted[-1], _clock_moment()) if wanted else None
+    return (key, _layer_files[key][0]) if key in _layer_files else (None, None)
+
+
+def _data_layer(name, build, sqlite_file, directory, *, below_value=None):
+    """The layer's value: loaded when the database already holds it, else installed from its
+    saved file or built (and saved when built on the untouched layer below). `below_value`,
+    the namespace of the layer below, is re-pointed at the new session's objects in place."""
     moment = _clock_moment()
-    layer, parent = (name, moment), (below if below == "empty" else (below, moment))
-    if not sqlite_file.holds(parent):
-        return build()
-    if layer not in _layer_files:
-        value = build()
+    key = (name, moment)
+    below = _LAYERS[_LAYERS.index(name) - 1] if _LAYERS.index(name) else None
+    parent = (below, moment) if below else "empty"
+    held = sqlite_file.layer
+    if isinstance(held, tuple) and held[1] == moment and _LAYERS.index(held[0]) >= _LAYERS.index(name):
+        value = _load_rows(_layer_files[held][1][name])  # installed by the `app` fixture
+        db.session.commit()  # as after building: no transaction open, objects expired
+        return value
+    if sqlite_file.pristine() and held != parent and parent == "empty":
+        sqlite_file.install(sqlite_file.template, "empty")  # an untouched layer of another moment
+        held = "empty"
+    on_parent = held == parent and sqlite_file.pristine()
+    if on_parent and key in _layer_files:
+        path, refs = _layer_files[key]
+        below_refs = _row_refs(below_value) if below_value is not None else None
+        sqlite_file.install(path, key)
+        value = _load_rows(refs[name])
+        if below_refs is not None:
+            for attr, obj in vars(_load_rows(below_refs)).items():
+                setattr(below_value, attr, obj)
+        db.session.commit()
+        return value
+    value = build()
+    if on_parent:
+        db.session.commit()
         path = directory / f"{name}-{len(_layer_files)}.sqlite3"
         sqlite_file.save_as(path)
-        _layer_files[layer] = path, _row_refs(value)
-    path, refs = _layer_files[layer]
-    below_refs = _row_refs(below_value) if below_value is not None else None
-    sqlite_file.install(path, layer)
-    value = _load_rows(refs)
-    if below_refs is not None:
-        for key, obj in vars(_load_rows(below_refs)).items():
-            setattr(below_value, key, obj)
-    db.session.commit()  # as after building: no transaction open, objects expired
+        refs = {**(_layer_files[parent][1] if below else {}), name: _row_refs(value)}
+        _layer_files[key] = path, refs
+        sqlite_file.mark(key)
     return value
 
 
@@ -451,7 +482,7 @@ def _pg_session_app(_pg_schema_url, standin):
 
 @pytest.fixture
 def pg_app(request, _pg_session_app):
-    with one_test(_pg_session_app, truncate_all):
+    with one_test(_pg_session_app, truncate_all, keep_connections=True):
         _delivers(_pg_session_app, request)
         yield _pg_session_app
 
@@ -481,7 +512,7 @@ def redis_url():
 @pytest.fixture
 def world(app, _sqlite_app, _layer_directory):
     """Two dealers with users, a small catalogue with prices and stock (SQLite)."""
-    return _data_layer("world", "empty", factories.build_world, _sqlite_app[1], _layer_directory)
+    return _data_layer("world", factories.build_world, _sqlite_app[1], _layer_directory)
 
 
 @pytest.fixture
@@ -551,8 +582,7 @@ def rq_world(rq_app):
 def staff(world, _sqlite_app, _layer_directory):
     """Console accounts beside the world's rep (password `tests.helpers.PASSWORD`): boss (admin),
     money (finance), rep2 (another rep, no dealers), cang (warehouse), shi (marketing)."""
-    return _data_layer("staff", "world", lambda: _build_staff(world), _sqlite_app[1], _layer_directory,
-                       below_value=world)
+    return _data_layer("staff", lambda: _build_staff(world), _sqlite_app[1], _layer_directory, below_value=world)
 
 
 def _build_staff(world):
