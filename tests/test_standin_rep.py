@@ -17,7 +17,7 @@ from tests.helpers import submit
 def served(app, wechat):
     """Our app on a real port, with the stand-in pushing rep actions to its callback."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     wechat.connect_callback(
         f"http://127.0.0.1:{server.server_port}/wecom/callback", app.config["WECOM_TOKEN"], app.config["WECOM_AES_KEY"]

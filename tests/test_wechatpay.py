@@ -299,7 +299,7 @@ def test_requests_the_merchant_did_not_sign_are_refused_by_the_stand_in(wechat):
 def served(app, wechat):
     """Our app on a real port, its notify URL where the stand-in can reach it."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     app.config["WECHATPAY_NOTIFY_URL"] = f"http://127.0.0.1:{server.server_port}{NOTIFY}"
     yield wechat

@@ -1015,8 +1015,9 @@ class StandinServer:
         self._state = state
         host, port = server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
+        # A short poll: `stop()` returns within 0.05 s instead of serve_forever's default 0.5 s.
         self._thread = threading.Thread(
-            target=server.serve_forever, name="wechat-standin", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="wechat-standin", daemon=True
         )
 
     @classmethod
