@@ -332,40 +332,37 @@ def _starting_layer(request):
     return (key, _layer_files[key][0]) if key in _layer_files else (None, None)
 
 
-def _data_layer(name, build, sqlite_file, directory, *, below_value=None):
+def _data_layer(name, build, sqlite_file, *, below_value=None):
     """The layer's value: loaded when the database already holds it, else installed from its
     saved file or built (and saved when built on the untouched layer below). `below_value`,
     the namespace of the layer below, is re-pointed at the new session's objects in place."""
     moment = _clock_moment()
     key = (name, moment)
-    below = _LAYERS[_LAYERS.index(name) - 1] if _LAYERS.index(name) else None
-    parent = (below, moment) if below else "empty"
+    level = _LAYERS.index(name)
+    parent = (_LAYERS[level - 1], moment) if level else "empty"
     held = sqlite_file.layer
-    if isinstance(held, tuple) and held[1] == moment and _LAYERS.index(held[0]) >= _LAYERS.index(name):
-        value = _load_rows(_layer_files[held][1][name])  # installed by the `app` fixture
+    holds_it = isinstance(held, tuple) and held[1] == moment and _LAYERS.index(held[0]) >= level
+    if not holds_it and sqlite_file.pristine():
+        if held != parent and parent == "empty":
+            sqlite_file.install(sqlite_file.template, "empty")  # an untouched layer of another moment
+        if sqlite_file.layer == parent and key in _layer_files:
+            below_refs = _row_refs(below_value) if below_value is not None else None
+            sqlite_file.install(_layer_files[key][0], key)
+            if below_refs is not None:
+                for attr, obj in vars(_load_rows(below_refs)).items():
+                    setattr(below_value, attr, obj)
+            holds_it, held = True, key
+    if holds_it:  # installed here or by the `app` fixture: the rows are there, load them
+        value = _load_rows(_layer_files[held][1][name])
         db.session.commit()  # as after building: no transaction open, objects expired
         return value
-    if sqlite_file.pristine() and held != parent and parent == "empty":
-        sqlite_file.install(sqlite_file.template, "empty")  # an untouched layer of another moment
-        held = "empty"
-    on_parent = held == parent and sqlite_file.pristine()
-    if on_parent and key in _layer_files:
-        path, refs = _layer_files[key]
-        below_refs = _row_refs(below_value) if below_value is not None else None
-        sqlite_file.install(path, key)
-        value = _load_rows(refs[name])
-        if below_refs is not None:
-            for attr, obj in vars(_load_rows(below_refs)).items():
-                setattr(below_value, attr, obj)
-        db.session.commit()
-        return value
+    on_parent = sqlite_file.layer == parent and sqlite_file.pristine()
     value = build()
     if on_parent:
         db.session.commit()
-        path = directory / f"{name}-{len(_layer_files)}.sqlite3"
+        path = sqlite_file.path.with_name(f"layer-{name}-{len(_layer_files)}.sqlite3")
         sqlite_file.save_as(path)
-        refs = {**(_layer_files[parent][1] if below else {}), name: _row_refs(value)}
-        _layer_files[key] = path, refs
+        _layer_files[key] = path, {**(_layer_files[parent][1] if level else {}), name: _row_refs(value)}
         sqlite_file.mark(key)
     return value
 
@@ -400,11 +397,6 @@ def _load_rows(refs):
         (key,) = sa.inspect(model).primary_key
         loaded += db.session.scalars(sa.select(model).where(key.in_([i[0] for i in identities]))).all()
     return build(refs)
-
-
-@pytest.fixture(scope="session")
-def _layer_directory(tmp_path_factory):
-    return tmp_path_factory.mktemp("layers")
 
 
 @pytest.fixture
@@ -449,7 +441,7 @@ def _pg_schema_url(standin):
     admin.dispose()
 
 
-_EMPTY_SCHEMA_SQL = []
+_EMPTY_SCHEMA_SQL = {}  # database URL -> the one statement that empties that schema
 
 
 def truncate_all():
@@ -457,15 +449,16 @@ def truncate_all():
 
     One round trip of DELETEs (children first) and `setval`s: on tables holding a test's
     few rows that is ~20x faster than TRUNCATE, which rewrites every table's files."""
-    if not _EMPTY_SCHEMA_SQL:
+    url = str(db.engine.url)
+    if url not in _EMPTY_SCHEMA_SQL:
         sequences = db.session.execute(db.text(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE c.relkind = 'S' AND n.nspname = current_schema() ORDER BY 1"
         )).scalars().all()
         deletes = [f'DELETE FROM "{t.name}"' for t in reversed(db.metadata.sorted_tables)]
         restarts = ", ".join(f"setval('\"{name}\"', 1, false)" for name in sequences)
-        _EMPTY_SCHEMA_SQL.append("; ".join(deletes + ([f"SELECT {restarts}"] if restarts else [])))
-    db.session.connection().exec_driver_sql(_EMPTY_SCHEMA_SQL[0])
+        _EMPTY_SCHEMA_SQL[url] = "; ".join(deletes + ([f"SELECT {restarts}"] if restarts else []))
+    db.session.connection().exec_driver_sql(_EMPTY_SCHEMA_SQL[url])
     db.session.commit()
 
 
@@ -510,9 +503,9 @@ def redis_url():
 # --- data -------------------------------------------------------------------------
 
 @pytest.fixture
-def world(app, _sqlite_app, _layer_directory):
+def world(app, _sqlite_app):
     """Two dealers with users, a small catalogue with prices and stock (SQLite)."""
-    return _data_layer("world", factories.build_world, _sqlite_app[1], _layer_directory)
+    return _data_layer("world", factories.build_world, _sqlite_app[1])
 
 
 @pytest.fixture
@@ -579,10 +572,10 @@ def rq_world(rq_app):
 
 
 @pytest.fixture
-def staff(world, _sqlite_app, _layer_directory):
+def staff(world, _sqlite_app):
     """Console accounts beside the world's rep (password `tests.helpers.PASSWORD`): boss (admin),
     money (finance), rep2 (another rep, no dealers), cang (warehouse), shi (marketing)."""
-    return _data_layer("staff", lambda: _build_staff(world), _sqlite_app[1], _layer_directory, below_value=world)
+    return _data_layer("staff", lambda: _build_staff(world), _sqlite_app[1], below_value=world)
 
 
 def _build_staff(world):

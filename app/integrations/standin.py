@@ -47,9 +47,9 @@ import requests
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from app.kernel import clock
 from app.integrations.standin_contact import ContactState, register_contact_routes
 from app.integrations.standin_pay import PayState, register_pay_routes
+from app.kernel import clock
 
 CODE_TTL_SECONDS = 5 * 60
 TOKEN_TTL_SECONDS = 7200
