@@ -8,7 +8,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.dealers.models import ROLE_LABELS
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 
 demo_cli = AppGroup("demo", help="演示数据与本地演示环境")
 dealers_cli = AppGroup("dealers", help="经销商管理")

@@ -17,11 +17,11 @@ from app.catalog.models import Category, Sku, VisibilityRule
 from app.database import write_transaction
 from app.dealers.models import ROLE_LABELS, Address, Dealer, InviteCode, Region, Tier
 from app.dealers.service import INVITE_ALPHABET, INVITE_LENGTH
-from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount
 from app.inventory.models import Stock, Warehouse
 from app.kernel.clock import business_today, utcnow
+from app.kernel.errors import DomainError
 from app.money import apply_bp
 from app.notify import settings
 from app.orders import approval_rules

@@ -11,23 +11,9 @@ import marshmallow as ma
 from flask import jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from app.kernel.errors import DomainError
+
 log = logging.getLogger(__name__)
-
-
-class DomainError(Exception):
-    """A rule of the business refused the request; safe to show to the user."""
-
-    def __init__(self, code, message, status=422, details=None):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.details = details or {}
-
-
-class NotFound(DomainError):
-    def __init__(self, message="资源不存在", code="not_found", details=None):
-        super().__init__(code, message, 404, details)
 
 
 class ErrorBodySchema(ma.Schema):

@@ -7,7 +7,7 @@ Strings from forms and typed values from code are both accepted ("12" and 12 for
 import re
 from datetime import date
 
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 from app.money import parse_yuan
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -20,8 +20,8 @@ import logging
 from sqlalchemy import select
 
 from app.database import write_transaction
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.notify import rep_alerts
 from app.notify import service as outbox
 from app.orders import service as orders

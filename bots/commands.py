@@ -20,13 +20,13 @@ from sqlalchemy import func, select
 
 from app.dealers.models import Dealer
 from app.dealers.service import scope_to_staff
-from app.errors import DomainError
 from app.extensions import db
 from app.funds.service import credit_summary
+from app.kernel.clock import BUSINESS_TZ
+from app.kernel.errors import DomainError
 from app.money import format_yuan
 from app.orders import service as orders
 from app.orders.models import STATUS_LABELS, Order, OrderEvent
-from app.kernel.clock import BUSINESS_TZ
 from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
 
 PENDING_LIMIT = 10

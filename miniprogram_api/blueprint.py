@@ -7,7 +7,7 @@ import marshmallow as ma
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 from miniprogram_api.auth import require_json_body
 
 

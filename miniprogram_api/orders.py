@@ -2,14 +2,22 @@ import re
 
 from flask import current_app, g, request
 
-from app.errors import DomainError
 from app.funds import payments
 from app.funds.schemas import PayOut
+from app.kernel.errors import DomainError
 from app.orders import service
-from app.orders.schemas import CancelIn, CheckoutIn, OrderIn, OrderListQuery, OrderOut, OrderPage, PreviewOut
+from app.orders.schemas import (
+    CancelIn,
+    CheckoutIn,
+    OrderIn,
+    OrderListQuery,
+    OrderOut,
+    OrderPage,
+    PreviewOut,
+)
 from miniprogram_api import presenters
-from miniprogram_api.blueprint import MpBlueprint
 from miniprogram_api.auth import BEARER_DOC, dealer_user_required
+from miniprogram_api.blueprint import MpBlueprint
 
 blp = MpBlueprint("orders", __name__, url_prefix="", description="结算与订单")
 

@@ -6,7 +6,8 @@ from flask_smorest import Blueprint
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.dealers.models import ORDERING_ROLES
-from app.errors import DomainError, error_response
+from app.errors import error_response
+from app.kernel.errors import DomainError
 from app.storage import service as uploads
 from app.storage.schemas import UploadIn, UploadOut
 from miniprogram_api.auth import BEARER_DOC, dealer_user_required

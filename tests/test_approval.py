@@ -1,8 +1,8 @@
 """Approve and reject are order-service transitions used by the WeCom card, the bot and the console."""
 import pytest
 
-from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.kernel.errors import DomainError, NotFound
 from app.orders import service as orders
 from app.orders.models import Order, OrderEvent
 from app.staff.models import Staff

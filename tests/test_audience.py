@@ -5,8 +5,8 @@ from sqlalchemy import select
 from app.audience import service as audience
 from app.audience.service import Audience
 from app.dealers.models import Dealer
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from tests.factories import add
 
 

@@ -4,11 +4,12 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.notify import settings
 from app.notify.models import BrandSetting, DealerMessage, Outbox, SubscribeConsent
-from app.orders import approval_rules, service as orders
+from app.orders import approval_rules
+from app.orders import service as orders
 from app.orders.approval_rules import AutoApproval, get_auto_approval, set_auto_approval
 from app.orders.models import Order, OrderEvent
 from tests.factories import add, auth

@@ -9,11 +9,11 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEntry
 from app.catalog import service as catalog
 from app.catalog.models import Sku, VisibilityRule
-from app.errors import DomainError
 from app.extensions import db
-from app.kernel.clock import business_today
 from app.inventory import service as inventory
 from app.inventory.models import Stock, StockMovement
+from app.kernel.clock import business_today
+from app.kernel.errors import DomainError
 from app.money import fen_to_yuan_text, parse_yuan
 from app.pricing import service as pricing
 from app.pricing.models import PriceList, PriceListItem

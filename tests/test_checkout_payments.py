@@ -5,10 +5,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.database import write_transaction
-from app.errors import DomainError
 from app.extensions import db
 from app.funds import checkout, ledger
 from app.funds.models import CreditAccount, CreditEntry, LedgerEntry, Payment
+from app.kernel.errors import DomainError
 from app.orders import service as orders
 from app.orders.models import OPEN_STATUSES, Order
 from app.orders.shipments import ship_order

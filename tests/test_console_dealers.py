@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEntry
 from app.dealers.models import Dealer, InviteCode
 from app.extensions import db
-from app.kernel.clock import business_today
 from app.funds.models import CreditAccount, CreditEntry
+from app.kernel.clock import business_today
 from tests.factories import auth
 from tests.helpers import HTML, MP, PASSWORD, credit, csrf, submit
 from tests.helpers import console_login as login
@@ -278,7 +278,7 @@ def test_the_form_reports_unreadable_and_invalid_fields_together(client, world, 
 
 def test_create_reports_every_bad_field_at_once(client, world, staff):
     from app.dealers.service import create_dealer
-    from app.errors import DomainError
+    from app.kernel.errors import DomainError
 
     with pytest.raises(DomainError) as refused:
         create_dealer(staff=staff["admin"], code="DA01", name="", tier="x", region_code="1", contact_phone="1")
@@ -442,8 +442,13 @@ def test_suspending_needs_a_reason_and_twice_is_409(client, world, staff):
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_services_run_inside_a_callers_transaction_and_roll_back_together(request, database):
     from app.database import write_transaction
-    from app.dealers.service import create_dealer, set_credit_limit, suspend_dealer, update_dealer
-    from app.errors import DomainError
+    from app.dealers.service import (
+        create_dealer,
+        set_credit_limit,
+        suspend_dealer,
+        update_dealer,
+    )
+    from app.kernel.errors import DomainError
     from app.staff.service import create_staff
 
     world = request.getfixturevalue({"sqlite": "world", "postgres": "pg_world"}[database])
@@ -472,7 +477,7 @@ def test_dealer_fields_from_text_reads_spreadsheet_cells(app, world, staff):
     from datetime import datetime
 
     from app.dealers.service import dealer_fields_from_text
-    from app.errors import DomainError
+    from app.kernel.errors import DomainError
 
     fields = dealer_fields_from_text({
         "code": "D030", "contact_phone": 13800000000, "payment_terms_days": 30.0,
@@ -525,7 +530,7 @@ def test_demo_dealers_have_contract_terms_and_the_suspension_says_why(app, clien
 @pytest.mark.postgres
 def test_staff_changes_while_the_dealer_orders_neither_deadlock_nor_break_the_credit_ledger(pg_app, pg_world):
     from app.dealers.service import reactivate_dealer, suspend_dealer, update_dealer
-    from app.errors import DomainError
+    from app.kernel.errors import DomainError
     from app.orders.models import Order
     from app.staff.service import create_staff
     from tests.test_concurrency import post_order, run_concurrently

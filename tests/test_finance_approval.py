@@ -5,9 +5,9 @@ import pytest
 from sqlalchemy import select
 
 from app.audit.models import AuditEntry
-from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount
+from app.kernel.errors import DomainError
 from app.notify.models import DealerMessage, Outbox
 from app.orders import service as orders
 from app.orders.models import Order, OrderEvent

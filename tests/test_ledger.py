@@ -7,11 +7,11 @@ from collections import defaultdict
 import pytest
 from sqlalchemy import select
 
-from app.errors import DomainError
 from app.extensions import db
 from app.funds import ledger
 from app.funds.ledger import Movement
 from app.funds.models import LEDGER_ACCOUNTS, CreditAccount, LedgerEntry
+from app.kernel.errors import DomainError
 from tests.test_concurrency import make_dealers
 
 ACTOR = ledger.SYSTEM

@@ -10,11 +10,11 @@ from sqlalchemy import func, select
 
 from app.audience.service import Audience
 from app.dealers.models import Dealer
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.clock import business_today
+from app.kernel.errors import DomainError
 from app.materials import service as materials
 from app.materials.models import Material, MaterialShare
-from app.kernel.clock import business_today
 from tests.factories import add, auth, make_user
 from tests.helpers import MP
 from tests.materials_support import image_bytes, make_material, mp4_bytes, pdf_bytes

@@ -6,8 +6,8 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.materials import service as materials
 from app.materials.models import Material
 from tests.conftest import free_port

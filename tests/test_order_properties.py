@@ -36,14 +36,20 @@ from typing import NamedTuple
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 from sqlalchemy import insert, select, update
 
 from app.dealers.models import Dealer, DealerUser
-from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount, CreditEntry
 from app.inventory.models import Reservation, Stock
+from app.kernel.errors import DomainError
 from app.orders import service
 from app.orders.models import IdempotencyKey, Order, OrderEvent, OrderLine
 from tests import factories

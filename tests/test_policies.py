@@ -16,7 +16,13 @@ from app.kernel.clock import utcnow
 from app.notify import dealer_alerts
 from app.notify.models import DealerMessage, Outbox
 from app.policies import service
-from app.policies.models import Policy, PolicyAck, PolicyDelivery, PolicyRead, PolicyVersion
+from app.policies.models import (
+    Policy,
+    PolicyAck,
+    PolicyDelivery,
+    PolicyRead,
+    PolicyVersion,
+)
 from tests.factories import add, auth, make_user
 from tests.helpers import HTML, MP, console_login, csrf
 
@@ -276,7 +282,7 @@ def test_attachments_are_checked_from_their_bytes_and_served_by_signed_url(clien
     got = client.get(files["价目表.pdf"]["url"].replace("http://localhost", ""))
     assert got.status_code == 200 and got.data == PDF
 
-    from app.errors import DomainError
+    from app.kernel.errors import DomainError
     with pytest.raises(DomainError) as exc:
         publish(w, {"all": True}, files=[("报价.pdf", b"<html><script>x</script></html>")])
     assert exc.value.code == "unsupported_file_type" and CJK.search(exc.value.message)
@@ -301,7 +307,7 @@ def test_the_scheduled_job_publishes_due_policies_once(client, w):
 
 
 def test_a_time_in_the_past_cannot_be_scheduled(w):
-    from app.errors import DomainError
+    from app.kernel.errors import DomainError
 
     policy = service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.parse({"all": True}))
     with pytest.raises(DomainError) as exc:
@@ -569,7 +575,7 @@ def test_the_publish_due_command_publishes_what_is_due(runner, w):
 
 
 def test_oversized_and_empty_attachments_are_refused_before_anything_is_stored(w):
-    from app.errors import DomainError
+    from app.kernel.errors import DomainError
     from app.policies import content
 
     big_pdf = PDF[:-7] + b" " * content.PDF_MAX_BYTES + b"\n%%EOF\n"

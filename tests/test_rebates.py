@@ -9,12 +9,12 @@ from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
 from app.catalog.models import Category
-from app.errors import DomainError
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import LedgerEntry
-from app.notify.models import DealerMessage
 from app.kernel.clock import business_today
+from app.kernel.errors import DomainError
+from app.notify.models import DealerMessage
 from app.rebates import service as rebates
 from app.rebates.models import RebateClose, RebateDocument, RebateDocumentLine
 from tests.factories import add, auth, make_sku

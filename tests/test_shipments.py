@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
-from app.errors import DomainError
 from app.extensions import db
 from app.inventory.models import Reservation, Stock
+from app.kernel.errors import DomainError
 from app.notify.models import DealerMessage, Outbox
 from app.orders import service as orders
 from app.orders.models import Order, OrderEvent, OrderLine, Shipment, ShipmentLine

@@ -162,7 +162,7 @@ def test_uploading_needs_a_bound_owner_or_buyer(client, world, storage_dir):
 
 
 def test_when_the_row_cannot_be_written_the_stored_file_is_deleted(client, world, storage_dir, monkeypatch):
-    from app.errors import DomainError
+    from app.kernel.errors import DomainError
     from app.storage import service
 
     def refuse(session, user):

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select, update
 from werkzeug.serving import make_server
 
-from app.errors import DomainError
 from app.extensions import db
 from app.funds import payments
 from app.funds.models import LedgerEntry, Payment, WechatPayOrder
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError
 from app.orders.models import Order
 from tests.factories import auth
 from tests.helpers import MP, credit, submit
@@ -420,7 +420,11 @@ def test_the_demo_pays_through_its_own_stand_in_with_generated_keys(app, tmp_pat
 
 def test_an_answer_not_signed_by_the_platform_key_is_refused(app, wechat):
     """The gateway checks WeChat Pay's signature on every answer (here: another public key)."""
-    from app.integrations.wechatpay import WeChatPayError, WeChatPayGateway, generate_keys
+    from app.integrations.wechatpay import (
+        WeChatPayError,
+        WeChatPayGateway,
+        generate_keys,
+    )
 
     other = generate_keys(Path(wechat.test_pay_config["_keys"]["merchant_private_key"]).parent / "other")
     config = {**app.config, "WECHATPAY_PUBLIC_KEY": other["platform_public_key"]}

@@ -38,11 +38,10 @@ from app.campaigns.models import (
 )
 from app.database import write_transaction
 from app.dealers.models import Dealer
-from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.kernel.clock import utcnow
+from app.kernel.clock import BUSINESS_TZ, utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.notify import service as outbox
-from app.kernel.clock import BUSINESS_TZ
 from app.staff.models import Staff
 
 log = logging.getLogger(__name__)

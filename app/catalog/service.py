@@ -18,11 +18,9 @@ from app.catalog.models import (
     VisibilityRule,
 )
 from app.database import joined_transaction
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.inventory import service as inventory
-from app.storage import StorageError, get_storage
-from app.storage.images import inspect_image
+from app.kernel.errors import DomainError, NotFound
 from app.pricing.service import (
     SKU_COLUMNS,
     Buyer,
@@ -33,6 +31,8 @@ from app.pricing.service import (
     stock_level,
     visible_condition,
 )
+from app.storage import StorageError, get_storage
+from app.storage.images import inspect_image
 
 
 def list_categories():

@@ -10,8 +10,8 @@ from app.audit.service import (
     list_entries,
 )
 from app.console.auth import bp, day_arg, id_arg, login_required, page_arg, pager
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.staff.models import Staff
 
 

@@ -17,10 +17,10 @@ from flask import (
 )
 
 from app.audit import service as audit
-from app.errors import DomainError
 from app.extensions import db
-from app.money import format_yuan
 from app.kernel.clock import BUSINESS_TZ
+from app.kernel.errors import DomainError
+from app.money import format_yuan
 from app.staff.models import Staff
 from app.staff.service import ROLE_LABELS, authenticate
 

@@ -16,8 +16,8 @@ from app.campaigns.models import (
     TARGET_STATUS_LABELS,
 )
 from app.console.auth import bp, id_arg, login_required, page_arg, pager
-from app.errors import DomainError
 from app.kernel.clock import BUSINESS_TZ
+from app.kernel.errors import DomainError
 
 MULTIPART_OVERHEAD = 64 * 1024
 

@@ -10,7 +10,7 @@ from app.catalog.models import (
     VISIBILITY_SCOPE_LABELS,
 )
 from app.console.auth import bp, id_arg, login_required, page_arg, pager
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 from app.money import fen_to_yuan_text
 
 SKU_FORM_FIELDS = ("code", "name", "spec", "unit", "pack_size", "moq", "step", "list_price", "category_id", "status",

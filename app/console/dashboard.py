@@ -10,7 +10,7 @@ import functools
 from flask import g, jsonify, render_template, request
 
 from app.console.auth import bp, login_required
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 from app.orders.service import APPROVER_ROLES
 from app.reports import service as reports
 

@@ -5,8 +5,8 @@ from flask import flash, g, redirect, render_template, request, url_for
 from app.audit.service import ACTION_LABELS
 from app.console.auth import bp, china_time, id_arg, login_required, page_arg, pager
 from app.dealers.models import DEALER_STATUS_LABELS
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.money import format_yuan
 from app.staff.models import Staff
 

@@ -4,7 +4,6 @@ and one dealer's accounts with its ledger and manual adjustments. The rules live
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.auth import bp, day_arg, id_arg, login_required, page_arg, pager
-from app.errors import DomainError
 from app.funds import accounts, offline
 from app.funds.models import (
     ACCOUNT_LABELS,
@@ -12,6 +11,7 @@ from app.funds.models import (
     OFFLINE_STATUSES,
     PAYMENT_METHOD_LABELS,
 )
+from app.kernel.errors import DomainError
 from app.money import parse_yuan
 from app.storage.service import url_for as upload_url
 

@@ -11,10 +11,11 @@ from urllib.parse import quote
 from flask import g, make_response, render_template, request
 
 from app.console.auth import bp, login_required
-from app.errors import DomainError, wants_json
+from app.errors import wants_json
 from app.imports import KINDS, sheets
 from app.imports.sheets import FileRejected, RowsRejected
 from app.kernel.clock import business_today
+from app.kernel.errors import DomainError
 
 # The upload (base64 on confirm: 4/3 of the file) plus the form's small fields.
 _UPLOAD_LIMIT = sheets.MAX_BYTES * 4 // 3 + 64 * 1024

@@ -4,7 +4,7 @@ from flask import current_app, flash, g, redirect, render_template, request, url
 
 from app.audience import service as audience
 from app.console.auth import bp, login_required, page_arg, pager
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 from app.materials import service as materials
 from app.materials.models import KIND_LABELS, STATUS_LABELS
 from app.storage.files import size_words

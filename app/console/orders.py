@@ -6,8 +6,8 @@ import re
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.auth import bp, day_arg, login_required, page_arg, pager
-from app.errors import DomainError
 from app.funds import checkout
+from app.kernel.errors import DomainError
 from app.money import parse_yuan
 from app.orders import approval_rules, staff_views
 from app.orders import service as orders

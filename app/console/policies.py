@@ -4,7 +4,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from app.audience import service as audiences
 from app.console.auth import bp, login_required, page_arg, pager
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 from app.policies import content
 from app.policies import service as policies
 from app.policies.models import CATEGORY_LABELS, STATUS_LABELS

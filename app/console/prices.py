@@ -6,8 +6,8 @@ from sqlalchemy import func, select
 from app import inputs
 from app.catalog.models import Sku
 from app.console.auth import bp, login_required
-from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.kernel.errors import DomainError, NotFound
 from app.money import fen_to_yuan_text
 from app.pricing import service as pricing
 

@@ -5,8 +5,8 @@ from flask import flash, g, redirect, render_template, request, url_for
 from app.catalog.models import Category
 from app.console.auth import bp, login_required, page_arg, pager
 from app.dealers.models import Tier
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.money import format_yuan
 from app.rebates import service as rebates
 from app.rebates.models import (

@@ -6,12 +6,17 @@ admin retry a failed refund."""
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.console.auth import bp, login_required, page_arg, pager
-from app.errors import DomainError
 from app.funds import refunds as refunding
 from app.funds.models import REFUND_METHOD_LABELS, REFUND_STATUS_LABELS
+from app.kernel.errors import DomainError
 from app.orders.models import PAYMENT_METHOD_LABELS
 from app.returns import service as returns
-from app.returns.models import REFUND_LABELS, REFUND_STATUSES, RETURN_STATUSES, STATUS_LABELS
+from app.returns.models import (
+    REFUND_LABELS,
+    REFUND_STATUSES,
+    RETURN_STATUSES,
+    STATUS_LABELS,
+)
 from app.storage.service import url_for as upload_url
 
 

@@ -4,11 +4,20 @@ figures, the dealer's dispute and finance's resolve form; each statement downloa
 and opens as a print page (also for the dealer through a signed link, without signing in)."""
 from urllib.parse import quote
 
-from flask import current_app, flash, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from app.console.auth import bp, login_required, page_arg, pager
-from app.errors import DomainError
 from app.imports.sheets import XLSX_MIME
+from app.kernel.errors import DomainError
 from app.statements import service as statements
 from app.statements.excel import statement_workbook
 from app.statements.models import EVENT_LABELS, STATEMENT_STATUSES, STATUS_LABELS

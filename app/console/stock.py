@@ -4,9 +4,9 @@ from flask import flash, g, redirect, render_template, request, url_for
 
 from app.catalog.service import get_sku, stock_figures
 from app.console.auth import bp, id_arg, login_required, page_arg, pager
-from app.errors import DomainError
 from app.inventory import service as inventory
 from app.inventory.models import MOVEMENT_LABELS
+from app.kernel.errors import DomainError
 
 LEVEL_LABELS = {"in_stock": "有货", "low": "库存紧张", "out": "缺货"}
 

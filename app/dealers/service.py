@@ -34,14 +34,13 @@ from app.dealers.models import (
     Region,
     Tier,
 )
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import service as funds
 from app.funds.service import credit_summary
-from app.kernel.clock import utcnow
+from app.kernel.clock import BUSINESS_TZ, business_today, utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.money import MAX_INPUT_FEN, format_yuan, parse_yuan
 from app.pricing.service import Buyer
-from app.kernel.clock import BUSINESS_TZ, business_today
 
 TOKEN_SALT = "dinghuo.mp.login"
 # No 0/O/1/I/L: invite codes are read aloud and typed on phones.

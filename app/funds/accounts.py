@@ -12,14 +12,14 @@ from sqlalchemy import func, select
 from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.models import Dealer
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import ledger
 from app.funds import service as credit
 from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, PAYMENT_METHODS, Payment
 from app.funds.offline import STAFF_PAGE_SIZE, require_finance
-from app.orders.models import Order
 from app.kernel.clock import business_day_start
+from app.kernel.errors import DomainError, NotFound
+from app.orders.models import Order
 
 LEDGER_PAGE_SIZE = 50
 

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 
 from app.audit import service as audit
 from app.database import write_transaction
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.money import BP_PER_UNIT, apply_bp, format_yuan
 from app.notify import settings
 from app.orders.models import PAYMENT_METHOD_LABELS

@@ -21,7 +21,6 @@ from types import SimpleNamespace
 from sqlalchemy import and_, bindparam, case, func, insert, select, update
 
 from app.database import dialect_insert, write_transaction
-from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import (
     ACCOUNT_LABELS,
@@ -31,6 +30,7 @@ from app.funds.models import (
     LedgerEntry,
 )
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError
 from app.money import format_yuan
 
 ACCOUNTS = CreditAccount.__table__

@@ -29,15 +29,15 @@ from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
 from app.dealers.service import check_may_act
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import OFFLINE_STATUS_LABELS, OfflinePayment, Payment
 from app.funds.payments import UNPAYABLE_STATUSES, apply_payment
+from app.kernel.clock import business_day_start, business_today, utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.money import format_yuan
 from app.notify import dealer_alerts
 from app.orders.models import Order
-from app.kernel.clock import business_day_start, business_today, utcnow
 from app.storage.service import dealer_uploads
 
 FINANCE_ROLES = ("admin", "finance")

@@ -30,7 +30,6 @@ from sqlalchemy.exc import IntegrityError
 
 from app.database import write_transaction
 from app.dealers.service import check_may_act
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import Payment, WechatPayOrder
@@ -40,6 +39,7 @@ from app.integrations.wechatpay import (
     wechatpay_gateway,
 )
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.orders.models import Order
 from app.orders.service import apply_payment, lock_dealer_order
 

@@ -42,13 +42,17 @@ from sqlalchemy.exc import IntegrityError
 
 from app.audit import service as audit
 from app.database import write_transaction
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import REFUND_STATUS_LABELS, Payment, Refund
 from app.funds.payments import PaymentRejected
-from app.integrations.wechatpay import WeChatPayError, WeChatPayNotConfigured, wechatpay_gateway
+from app.integrations.wechatpay import (
+    WeChatPayError,
+    WeChatPayNotConfigured,
+    wechatpay_gateway,
+)
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.money import format_yuan, share_of
 
 log = logging.getLogger(__name__)

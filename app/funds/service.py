@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, insert, select, update
 
 from app.database import dialect_insert
-from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount, CreditBalances, CreditEntry
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError
 from app.money import format_yuan
 
 ACCOUNTS = CreditAccount.__table__

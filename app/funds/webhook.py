@@ -12,13 +12,13 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.errors import DomainError
 from app.funds import payments, refunds
 from app.integrations.wechatpay import (
     NotificationRejected,
     WeChatPayNotConfigured,
     wechatpay_gateway,
 )
+from app.kernel.errors import DomainError
 
 log = logging.getLogger(__name__)
 

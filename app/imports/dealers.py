@@ -10,12 +10,12 @@ from sqlalchemy import select
 from app.database import write_transaction
 from app.dealers import service as dealers
 from app.dealers.models import DEALER_STATUS_LABELS, Dealer, Region, Tier
-from app.errors import DomainError
 from app.extensions import db
 from app.funds.models import CreditAccount
 from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, RowsRejected
+from app.kernel.errors import DomainError
 from app.staff.models import Staff
 
 KIND = "dealers"

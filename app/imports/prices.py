@@ -17,11 +17,11 @@ from app.audit import service as audit
 from app.catalog.models import Sku
 from app.database import write_transaction
 from app.dealers.models import Dealer, Tier
-from app.errors import DomainError
 from app.extensions import db
 from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, RowsRejected
+from app.kernel.errors import DomainError
 from app.money import format_yuan
 from app.pricing import service as pricing
 from app.pricing.models import PriceList, PriceListItem

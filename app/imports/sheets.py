@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 from app.money import parse_yuan
 
 MAX_BYTES = 5 * 1024 * 1024          # the uploaded .xlsx file

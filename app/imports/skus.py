@@ -8,11 +8,11 @@ from sqlalchemy import select
 from app.catalog import service as catalog
 from app.catalog.models import SKU_STATUS_LABELS, Category, Sku
 from app.database import write_transaction
-from app.errors import DomainError
 from app.extensions import db
 from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, RowsRejected
+from app.kernel.errors import DomainError
 
 KIND = "skus"
 TITLE = "商品"

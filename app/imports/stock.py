@@ -12,13 +12,13 @@ from sqlalchemy import select
 
 from app.catalog.models import Sku
 from app.database import write_transaction
-from app.errors import DomainError
 from app.extensions import db
 from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, FileRejected, RowsRejected
 from app.inventory import service as inventory
 from app.inventory.models import Stock, Warehouse
+from app.kernel.errors import DomainError
 
 KIND = "stock"
 TITLE = "库存"
@@ -62,7 +62,7 @@ def export_rows(*, staff, warehouse_code=None):
     )
     if warehouse_code:
         if db.session.execute(select(Warehouse.id).where(Warehouse.code == warehouse_code)).first() is None:
-            from app.errors import NotFound
+            from app.kernel.errors import NotFound
 
             raise NotFound("仓库不存在")
         query = query.where(Warehouse.code == warehouse_code)

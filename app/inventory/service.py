@@ -20,9 +20,9 @@ from sqlalchemy import (
 from app import inputs
 from app.catalog.models import Sku
 from app.database import joined_transaction
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.inventory.models import Reservation, Stock, StockMovement, Warehouse
+from app.kernel.errors import DomainError, NotFound
 
 STOCK = Stock.__table__
 RESERVATIONS = Reservation.__table__

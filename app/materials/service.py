@@ -28,11 +28,16 @@ from app.audience import service as audience_service
 from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.models import Dealer, Tier
-from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.materials.models import KIND_LABELS, STATUS_LABELS, Material, MaterialShare, MaterialTag
-from app.kernel.clock import utcnow
-from app.kernel.clock import business_today
+from app.kernel.clock import business_today, utcnow
+from app.kernel.errors import DomainError, NotFound
+from app.materials.models import (
+    KIND_LABELS,
+    STATUS_LABELS,
+    Material,
+    MaterialShare,
+    MaterialTag,
+)
 from app.storage import StorageError, get_storage
 from app.storage import files as storage_files
 from app.storage.backends import EXTENSIONS

@@ -29,13 +29,12 @@ from sqlalchemy import func, select, update
 from app.config import SUBSCRIBE_EVENTS
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import Dealer, DealerUser
-from app.errors import DomainError
 from app.extensions import db
-from app.kernel.clock import utcnow
+from app.kernel.clock import BUSINESS_TZ, utcnow
+from app.kernel.errors import DomainError
 from app.money import format_yuan
 from app.notify import service as outbox
 from app.notify.models import DealerMessage, SubscribeConsent
-from app.kernel.clock import BUSINESS_TZ
 
 # The titles the templates carry in WeChat's template library, shown in the mini-program.
 TITLES = {

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 from app.audit import service as audit
 from app.database import write_transaction
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.money import format_yuan
 from app.notify import settings
 

@@ -45,13 +45,13 @@ from app.dealers.service import (
     ship_to,
     ship_to_from_row,
 )
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import checkout, ledger
 from app.funds import service as funds
 from app.funds.models import Payment
 from app.inventory import service as inventory
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.money import format_yuan
 from app.notify import events as notify_events
 from app.orders import approval_rules

@@ -24,12 +24,12 @@ from fractions import Fraction
 from sqlalchemy import func, select
 
 from app.database import write_transaction
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import ledger
 from app.funds import service as funds
 from app.inventory import service as inventory
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.money import share_of
 from app.notify import dealer_alerts, rep_alerts
 from app.orders import service as orders

@@ -12,14 +12,14 @@ from sqlalchemy.orm import selectinload
 
 from app.dealers.models import Dealer
 from app.dealers.service import scope_to_staff
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds.service import credit_summary
 from app.inventory.models import Reservation, Warehouse
+from app.kernel.clock import business_day_start
+from app.kernel.errors import DomainError, NotFound
 from app.orders.models import ORDER_STATUSES, Order, OrderLine, Shipment, ShipmentLine
 from app.orders.service import APPROVABLE, FINANCE_ROLES
 from app.orders.shipments import SHIPPABLE, SHIPPER_ROLES
-from app.kernel.clock import business_day_start
 from app.staff.models import Staff
 
 VIEWER_ROLES = ("admin", "sales", "finance", "warehouse")

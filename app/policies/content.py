@@ -15,7 +15,7 @@ import re
 
 import nh3
 
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 from app.storage.images import inspect_image
 
 TAGS = {

@@ -38,9 +38,9 @@ from app.audience import service as audiences
 from app.audit import service as audit
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer, DealerUser
-from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.kernel.clock import utcnow
+from app.kernel.clock import BUSINESS_TZ, utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.notify import dealer_alerts
 from app.notify import service as outbox
 from app.notify.rep_alerts import clip, text_message
@@ -56,7 +56,6 @@ from app.policies.models import (
     PolicyReminder,
     PolicyVersion,
 )
-from app.kernel.clock import BUSINESS_TZ
 from app.staff.models import Staff
 from app.storage import StorageError, get_storage
 

@@ -25,10 +25,10 @@ from app import inputs
 from app.audit import service as audit
 from app.catalog.models import Sku, VisibilityRule
 from app.database import joined_transaction
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.inventory.models import Stock
 from app.kernel.clock import business_today
+from app.kernel.errors import DomainError, NotFound
 from app.money import line_amount
 from app.pricing.models import PriceList, PriceListItem
 

@@ -52,17 +52,16 @@ from app.audit import service as audit
 from app.catalog.models import Category, Sku
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import Dealer, Tier
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import LedgerEntry, Payment
 from app.inputs import choice, day, integer, invalid, text
+from app.kernel.clock import business_day_start, business_today, utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.models_base import UTCDateTime
-from app.kernel.clock import utcnow
 from app.money import BP_PER_UNIT, apply_bp, format_yuan, parse_yuan
 from app.notify import dealer_alerts
 from app.orders.models import Order, OrderLine, Shipment, ShipmentLine
-from app.kernel.clock import business_day_start, business_today
 from app.rebates.models import (
     APPLIES_LABELS,
     BASIS_LABELS,

@@ -18,10 +18,10 @@ from sqlalchemy import case, func, literal_column, select
 
 from app.dealers.models import Dealer, Region, Tier
 from app.dealers.service import scope_to_staff
-from app.errors import DomainError
 from app.extensions import db
-from app.orders.models import Order, OrderLine
 from app.kernel.clock import BUSINESS_TZ, business_day_start, business_today
+from app.kernel.errors import DomainError
+from app.orders.models import Order, OrderLine
 
 EXCLUDED_STATUSES = ("cancelled", "rejected")
 AMOUNT_ROLES = ("admin", "sales", "finance")

@@ -25,15 +25,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import selectinload
 
 from app.audit import service as audit
-from app.funds import ledger
-from app.funds import refunds as refunding
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
 from app.dealers.service import check_may_act, scope_to_staff
-from app.errors import DomainError, NotFound
 from app.extensions import db
+from app.funds import ledger
+from app.funds import refunds as refunding
 from app.inventory.models import Stock, Warehouse
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.money import format_yuan, line_amount
 from app.notify import dealer_alerts, rep_alerts
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS

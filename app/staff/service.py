@@ -4,8 +4,8 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.database import write_transaction
-from app.errors import DomainError
 from app.extensions import db
+from app.kernel.errors import DomainError
 from app.staff.models import STAFF_ROLES, Staff
 
 MIN_PASSWORD_LENGTH = 8

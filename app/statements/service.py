@@ -36,14 +36,24 @@ from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
 from app.dealers.service import check_may_act
-from app.errors import DomainError, NotFound
 from app.extensions import db
-from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, LedgerEntry, Payment, Refund
-from app.kernel.clock import utcnow
+from app.funds.models import (
+    ACCOUNT_LABELS,
+    LEDGER_ACCOUNTS,
+    LedgerEntry,
+    Payment,
+    Refund,
+)
+from app.kernel.clock import BUSINESS_TZ, business_day_start, utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.notify import dealer_alerts
 from app.orders.models import Order, Shipment
-from app.kernel.clock import BUSINESS_TZ, business_day_start
-from app.statements.models import STATUS_LABELS, Statement, StatementEvent, StatementLine
+from app.statements.models import (
+    STATUS_LABELS,
+    Statement,
+    StatementEvent,
+    StatementLine,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import io
 import warnings
 import zipfile
 
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 
 MP4 = "video/mp4"
 PDF = "application/pdf"

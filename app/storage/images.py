@@ -8,7 +8,7 @@ corrupt file, or one that only starts like an image, is refused).
 import io
 import warnings
 
-from app.errors import DomainError
+from app.kernel.errors import DomainError
 
 ACCEPTED = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 ACCEPTED_WORDS = "JPG、PNG 或 WebP"

@@ -13,9 +13,9 @@ from sqlalchemy import select
 from app.database import write_transaction
 from app.dealers.models import ORDERING_ROLES
 from app.dealers.service import check_may_act
-from app.errors import DomainError, NotFound
 from app.extensions import db
 from app.kernel.clock import utcnow
+from app.kernel.errors import DomainError, NotFound
 from app.storage import StorageError, get_storage
 from app.storage.images import inspect_image
 from app.storage.models import Upload

@@ -4,7 +4,7 @@ unknown key all answer 404, so the route tells nothing about which keys exist. A
 with a download name (`&d=<name>`) asks the browser to save the file under that name."""
 from flask import Blueprint, request, send_file
 
-from app.errors import NotFound
+from app.kernel.errors import NotFound
 from app.storage import LocalStorage, get_storage
 from app.storage.backends import KEY_PATTERN, content_disposition, content_type_of
 

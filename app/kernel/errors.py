@@ -1,0 +1,21 @@
+"""The one error type services raise: `DomainError(code, message, status, details)`.
+
+`code` is English for programs, `message` Chinese for people; `app/errors.py` renders it
+as `{"error": {"code", "message", "details"}}` (JSON) or an HTML page (console).
+"""
+
+
+class DomainError(Exception):
+    """A rule of the business refused the request; safe to show to the user."""
+
+    def __init__(self, code, message, status=422, details=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.details = details or {}
+
+
+class NotFound(DomainError):
+    def __init__(self, message="资源不存在", code="not_found", details=None):
+        super().__init__(code, message, 404, details)
