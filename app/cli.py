@@ -353,7 +353,8 @@ staff_cli = AppGroup("staff", help="员工账号（管理后台）")
 @click.password_option("--password", prompt="密码", confirmation_prompt="再输入一次密码", help="不给则交互输入")
 def staff_create(username, role, name, wecom_userid, password):
     """创建员工账号（第一个管理员：staff create admin --role admin）。"""
-    from app.staff.service import ROLE_LABELS, create_staff
+    from app.kernel.permissions import ROLE_LABELS
+    from app.staff.service import create_staff
 
     try:
         staff = create_staff(username=username, name=name, role=role, password=password, wecom_userid=wecom_userid)

@@ -22,13 +22,13 @@ from app.funds.models import CreditAccount
 from app.inventory.models import Stock, Warehouse
 from app.kernel.clock import business_today, utcnow
 from app.kernel.errors import DomainError
+from app.kernel.permissions import ROLE_LABELS as STAFF_ROLE_LABELS
 from app.money import apply_bp
 from app.notify import settings
 from app.orders import approval_rules
 from app.orders.approval_rules import AutoApproval
 from app.pricing.models import PriceList, PriceListItem
 from app.staff.models import Staff
-from app.staff.service import ROLE_LABELS as STAFF_ROLE_LABELS
 
 # --- regions (GB/T 2260): province, then the cities dealers and warehouses use ---------
 

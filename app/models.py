@@ -20,6 +20,7 @@ from app.funds.models import (  # noqa: F401
     WechatPayOrder,
 )
 from app.inventory.models import Reservation, Stock, Warehouse  # noqa: F401
+from app.materials.models import Material, MaterialShare, MaterialTag  # noqa: F401
 from app.notify.models import (  # noqa: F401
     BrandSetting,
     DealerMessage,
@@ -66,4 +67,3 @@ from app.returns.models import (  # noqa: F401
 from app.staff.models import Staff  # noqa: F401
 from app.statements.models import Statement, StatementEvent, StatementLine  # noqa: F401
 from app.storage.models import Upload  # noqa: F401
-from app.materials.models import Material, MaterialShare, MaterialTag  # noqa: F401

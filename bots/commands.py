@@ -24,6 +24,7 @@ from app.extensions import db
 from app.funds.service import credit_summary
 from app.kernel.clock import BUSINESS_TZ
 from app.kernel.errors import DomainError
+from app.kernel.permissions import can
 from app.money import format_yuan
 from app.orders import service as orders
 from app.orders.models import STATUS_LABELS, Order, OrderEvent
@@ -143,7 +144,7 @@ def handle_text(message):
 # --- access ------------------------------------------------------------------
 
 def may_use(staff):
-    return staff.role in ("admin", "sales")
+    return can(staff, "bot.orders")
 
 
 ROLE_REFUSAL = "订单助手目前只对业务员和管理员开放。"

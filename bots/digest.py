@@ -14,10 +14,10 @@ from sqlalchemy import case, func, select
 from app.database import write_transaction
 from app.dealers.models import Dealer
 from app.extensions import db
+from app.kernel.clock import business_day_start, business_today
 from app.money import format_yuan
 from app.notify import service as outbox
 from app.orders.models import Order
-from app.kernel.clock import business_day_start, business_today
 from app.staff.models import Staff
 
 JOB_QUEUE = "low"

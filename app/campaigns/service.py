@@ -46,8 +46,6 @@ from app.staff.models import Staff
 
 log = logging.getLogger(__name__)
 
-EDITOR_ROLES = ("admin", "marketing")
-GROUP_VIEWER_ROLES = ("admin", "marketing", "sales")
 MAX_ATTACHMENTS = 9
 TEXT_MAX_BYTES = 4000  # add_msg_template text.content
 LINK_TITLE_MAX_BYTES = 128

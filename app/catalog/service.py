@@ -21,6 +21,7 @@ from app.database import joined_transaction
 from app.extensions import db
 from app.inventory import service as inventory
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.pricing.service import (
     SKU_COLUMNS,
     Buyer,
@@ -200,18 +201,9 @@ def get_product(*, dealer, sku_id):
 # transaction — unless the caller passes `session=` to run several calls as one transaction
 # (an import); then the caller commits or rolls back.
 
-EDITOR_ROLES = ("admin",)
-READER_ROLES = ("admin", "sales", "marketing", "warehouse")
-# Who may see money on catalogue pages: a warehouse clerk handles goods, not prices.
-PRICE_READER_ROLES = ("admin", "sales", "finance", "marketing")
 SKU_PAGE_SIZE = 50
 _SKU_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _IMAGE_URL = re.compile(r"(https?://|/)[^\s\"'<>]{1,500}")
-
-
-def require_role(staff, roles, what):
-    if staff is None or not staff.active or staff.role not in roles:
-        raise DomainError("forbidden", f"你的角色无权{what}", 403)
 
 
 def invalidate_catalogue():
@@ -226,7 +218,7 @@ def _category_name(value):
 
 def create_category(*, staff, name, parent_id=None, sort=None, session=None):
     """A new category (optionally under `parent_id`); names are unique among siblings (409)."""
-    require_role(staff, EDITOR_ROLES, "修改商品分类")
+    require(staff, "catalog.edit", "你的角色无权修改商品分类")
     name = _category_name(name)
     with joined_transaction(session) as s:
         if parent_id not in (None, "") and s.get(Category, inputs.integer(parent_id, field="parent_id", label="上级分类", minimum=1)) is None:
@@ -245,7 +237,7 @@ def create_category(*, staff, name, parent_id=None, sort=None, session=None):
 
 
 def rename_category(*, staff, category_id, name, session=None):
-    require_role(staff, EDITOR_ROLES, "修改商品分类")
+    require(staff, "catalog.edit", "你的角色无权修改商品分类")
     name = _category_name(name)
     with joined_transaction(session) as s:
         category = s.get(Category, category_id)
@@ -316,7 +308,7 @@ def create_sku(*, staff, code, session=None, **fields):
     """A new SKU. Required: code (unique, letters/digits/.-_), name, unit, list_price_fen,
     category_id; optional: spec, pack_size, moq, step, status, image_url, low_stock_qty.
     Raises 422 (field in details) or 409 `sku_code_taken`."""
-    require_role(staff, EDITOR_ROLES, "新建商品")
+    require(staff, "catalog.edit", "你的角色无权新建商品")
     code = inputs.text(code, field="code", label="商品编码", max_len=32)
     if not _SKU_CODE.fullmatch(code):
         raise inputs.invalid("code", "商品编码只能包含字母、数字、点、横线和下划线，且以字母或数字开头")
@@ -343,7 +335,7 @@ def create_sku(*, staff, code, session=None, **fields):
 
 def update_sku(*, staff, sku_id, session=None, **changes):
     """Change some fields of a SKU (the code stays); audited with only what changed."""
-    require_role(staff, EDITOR_ROLES, "修改商品")
+    require(staff, "catalog.edit", "你的角色无权修改商品")
     with joined_transaction(session) as s:
         sku = s.get(Sku, sku_id)
         if sku is None:
@@ -371,7 +363,7 @@ def set_sku_image(*, staff, sku_id, data):
     it replaces is deleted. Audited. 413 too large, 422 not an image, 503 store unreachable."""
     from app.storage.service import too_large_error
 
-    require_role(staff, EDITOR_ROLES, "修改商品图片")
+    require(staff, "catalog.edit", "你的角色无权修改商品图片")
     config = current_app.config
     if not data:
         raise DomainError("empty_file", "请选择要上传的图片", 422, {"field": "image"})
@@ -397,7 +389,7 @@ def set_sku_image(*, staff, sku_id, data):
 
 def remove_sku_image(*, staff, sku_id):
     """Stop showing the uploaded picture (the typed-in link, if any, shows again); audited."""
-    require_role(staff, EDITOR_ROLES, "修改商品图片")
+    require(staff, "catalog.edit", "你的角色无权修改商品图片")
     old_key = _replace_image_key(staff, sku_id, None, action="sku.image_remove")
     if old_key:
         _delete_quietly(get_storage(), old_key)
@@ -432,7 +424,7 @@ def sku_by_code(code):
 def list_skus(*, staff, q=None, category_id=None, status=None, page=1, page_size=SKU_PAGE_SIZE):
     """One page of SKUs for the console, by category then code: ([(Sku, category name)], total).
     `q` matches code, name or spec (LIKE wildcards are literal)."""
-    require_role(staff, READER_ROLES, "查看商品")
+    require(staff, "catalog.view", "你的角色无权查看商品")
     where = []
     if q:
         pattern = f"%{_escape_like(q)}%"
@@ -452,7 +444,7 @@ def list_skus(*, staff, q=None, category_id=None, status=None, page=1, page_size
 
 
 def get_sku(*, staff, sku_id):
-    require_role(staff, READER_ROLES, "查看商品")
+    require(staff, "catalog.view", "你的角色无权查看商品")
     sku = db.session.get(Sku, sku_id)
     if sku is None:
         raise NotFound("商品不存在", "sku_not_found")
@@ -474,7 +466,7 @@ def save_visibility_rules(*, staff, sku_id, rules, session=None):
     with any allow rule only matching dealers see it; no rules, every dealer does."""
     from app.dealers.models import Dealer, Region, Tier
 
-    require_role(staff, EDITOR_ROLES, "修改商品可见范围")
+    require(staff, "catalog.edit", "你的角色无权修改商品可见范围")
     if not isinstance(rules, (list, tuple)) or len(rules) > 200:
         raise inputs.invalid("rules", "可见性规则应为列表，最多 200 条")
     with joined_transaction(session) as s:

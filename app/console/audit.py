@@ -16,7 +16,7 @@ from app.staff.models import Staff
 
 
 @bp.get("/audit")
-@login_required("admin", "finance")
+@login_required("audit.view")
 def audit_log():
     args = request.args
     page = page_arg(args)

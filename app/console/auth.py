@@ -20,9 +20,10 @@ from app.audit import service as audit
 from app.extensions import db
 from app.kernel.clock import BUSINESS_TZ
 from app.kernel.errors import DomainError
+from app.kernel.permissions import ROLE_LABELS, can
 from app.money import format_yuan
 from app.staff.models import Staff
-from app.staff.service import ROLE_LABELS, authenticate
+from app.staff.service import authenticate
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -62,43 +63,44 @@ def _password_mark(staff):
     return (staff.password_hash or "")[-16:]
 
 
-def login_required(*roles):
-    """Signed-in staff only; with `roles`, only those roles (others get 403)."""
+def login_required(*permissions):
+    """Signed-in staff only; with `permissions`, only staff holding at least one of them
+    (kernel permissions; others get 403)."""
     def decorate(view):
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             if g.staff is None:
                 return redirect(url_for("console.login", next=request.full_path))
-            if roles and g.staff.role not in roles:
+            if permissions and not any(can(g.staff, p) for p in permissions):
                 raise DomainError("forbidden", "你的角色无权访问此页面", 403)
             return view(*args, **kwargs)
         return wrapper
     return decorate
 
 
-# The header's menu: (label, path, roles that may open it). A page's own view still checks
-# the role; the menu only hides what would answer 403.
+# The header's menu: (label, path, permission that opens it). A page's own view still checks;
+# the menu only hides what would answer 403.
 NAV = (
     ("仪表盘", "/console/", None),
-    ("订单", "/console/orders", ("admin", "sales", "finance", "warehouse")),
-    ("待审批", "/console/orders/pending", ("admin", "sales", "finance")),
-    ("经销商", "/console/dealers", ("admin", "sales", "finance")),
-    ("商品", "/console/products", ("admin", "sales", "marketing", "warehouse")),
-    ("价格", "/console/prices", ("admin", "sales", "finance")),
-    ("库存", "/console/stock", ("admin", "sales", "warehouse")),
-    ("退货", "/console/returns", ("admin", "sales", "warehouse", "finance")),
-    ("线下付款", "/console/finance/offline", ("admin", "finance")),
-    ("收款记录", "/console/finance/payments", ("admin", "finance")),
-    ("返利", "/console/rebates", ("admin", "finance")),
-    ("对账单", "/console/statements", ("admin", "finance")),
-    ("客户群", "/console/groups", ("admin", "marketing", "sales")),
-    ("客户群群发", "/console/campaigns", ("admin", "marketing")),
-    ("政策", "/console/policies", ("admin", "marketing", "sales")),
-    ("营销素材", "/console/materials", ("admin", "marketing", "sales")),
-    ("审计日志", "/console/audit", ("admin", "finance")),
-    ("Excel 导入导出", "/console/imports", ("admin", "sales", "finance", "warehouse", "marketing")),
-    ("自动审批", "/console/settings/auto-approval", ("admin",)),
-    ("返利抵扣", "/console/settings/rebate-usage", ("admin",)),
+    ("订单", "/console/orders", "orders.view"),
+    ("待审批", "/console/orders/pending", ("orders.approve", "orders.review_credit")),
+    ("经销商", "/console/dealers", "dealers.view"),
+    ("商品", "/console/products", "catalog.view"),
+    ("价格", "/console/prices", "prices.view"),
+    ("库存", "/console/stock", "stock.view"),
+    ("退货", "/console/returns", "returns.view"),
+    ("线下付款", "/console/finance/offline", "payments.manage"),
+    ("收款记录", "/console/finance/payments", "payments.manage"),
+    ("返利", "/console/rebates", "rebates.manage"),
+    ("对账单", "/console/statements", "statements.manage"),
+    ("客户群", "/console/groups", "groups.view"),
+    ("客户群群发", "/console/campaigns", "campaigns.edit"),
+    ("政策", "/console/policies", "policies.view"),
+    ("营销素材", "/console/materials", "materials.view"),
+    ("审计日志", "/console/audit", "audit.view"),
+    ("Excel 导入导出", "/console/imports", None),
+    ("自动审批", "/console/settings/auto-approval", "settings.edit"),
+    ("返利抵扣", "/console/settings/rebate-usage", "settings.edit"),
 )
 
 
@@ -143,7 +145,9 @@ def pager(endpoint, args, page, total, page_size, **path):
 
 
 def nav_for(staff):
-    return [(label, path) for label, path, roles in NAV if roles is None or staff.role in roles]
+    def opens(needed):
+        return needed is None or any(can(staff, p) for p in ((needed,) if isinstance(needed, str) else needed))
+    return [(label, path) for label, path, needed in NAV if opens(needed)]
 
 
 @bp.app_template_filter("china_time")
@@ -157,7 +161,12 @@ def china_time(value, fmt="%Y-%m-%d %H:%M"):
 @bp.app_context_processor
 def _template_globals():
     return {"csrf_token": csrf_token, "yuan": format_yuan, "role_labels": ROLE_LABELS, "nav_for": nav_for,
-            "audit_value": audit.display_value}
+            "audit_value": audit.display_value, "can": _signed_in_can}
+
+
+def _signed_in_can(permission):
+    """`can('orders.ship')` in a template: may the signed-in staff member do it?"""
+    return can(g.staff, permission)
 
 
 # --- sign in / out -------------------------------------------------------------------

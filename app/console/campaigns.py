@@ -37,7 +37,7 @@ def _allow_campaign_images():
 
 
 @bp.get("/groups")
-@login_required(*campaigns.GROUP_VIEWER_ROLES)
+@login_required("groups.view")
 def groups():
     args = request.args
     page = page_arg(args)
@@ -62,7 +62,7 @@ def groups():
 
 
 @bp.post("/groups/sync")
-@login_required(*campaigns.GROUP_VIEWER_ROLES)
+@login_required("groups.view")
 def groups_sync():
     from app.integrations.wechat import WeChatError
 
@@ -77,7 +77,7 @@ def groups_sync():
 
 
 @bp.post("/groups/<id:group_id>/dealer")
-@login_required(*campaigns.GROUP_VIEWER_ROLES)
+@login_required("groups.view")
 def group_map(group_id):
     try:
         group = campaigns.map_group(staff=g.staff, group_id=group_id, dealer_code=request.form.get("dealer", ""))
@@ -95,7 +95,7 @@ def group_map(group_id):
 # --- campaigns ---------------------------------------------------------------------------
 
 @bp.get("/campaigns")
-@login_required(*campaigns.EDITOR_ROLES)
+@login_required("campaigns.edit")
 def campaign_list():
     args = request.args
     status = args.get("status") or None
@@ -118,7 +118,7 @@ def _form_page(values=None, errors=None, status=200, audience=None):
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
-@login_required(*campaigns.EDITOR_ROLES)
+@login_required("campaigns.edit")
 def campaign_new():
     if request.method == "GET":
         return _form_page()
@@ -159,7 +159,7 @@ def _detail(campaign_id, status=200):
 
 
 @bp.get("/campaigns/<id:campaign_id>")
-@login_required(*campaigns.EDITOR_ROLES)
+@login_required("campaigns.edit")
 def campaign_detail(campaign_id):
     return _detail(campaign_id)
 
@@ -177,14 +177,14 @@ def _act(campaign_id, action, done):
 
 
 @bp.post("/campaigns/<id:campaign_id>/send")
-@login_required(*campaigns.EDITOR_ROLES)
+@login_required("campaigns.edit")
 def campaign_send(campaign_id):
     return _act(campaign_id, lambda: campaigns.send_now(staff=g.staff, campaign_id=campaign_id),
                 "已创建群发任务：业务员会在企业微信收到确认提醒，确认后才会真正发到客户群")
 
 
 @bp.post("/campaigns/<id:campaign_id>/schedule")
-@login_required(*campaigns.EDITOR_ROLES)
+@login_required("campaigns.edit")
 def campaign_schedule(campaign_id):
     raw = request.form.get("scheduled_at", "").strip()
 
@@ -199,7 +199,7 @@ def campaign_schedule(campaign_id):
 
 
 @bp.post("/campaigns/<id:campaign_id>/cancel")
-@login_required(*campaigns.EDITOR_ROLES)
+@login_required("campaigns.edit")
 def campaign_cancel(campaign_id):
     return _act(campaign_id, lambda: campaigns.cancel_campaign(staff=g.staff, campaign_id=campaign_id,
                                                                reason=request.form.get("reason")),
@@ -208,14 +208,14 @@ def campaign_cancel(campaign_id):
 
 
 @bp.post("/campaigns/<id:campaign_id>/poll")
-@login_required(*campaigns.EDITOR_ROLES)
+@login_required("campaigns.edit")
 def campaign_poll(campaign_id):
     campaigns.get_campaign(campaign_id)
     return _act(campaign_id, lambda: campaigns.poll_campaign(campaign_id), "已向企业微信查询最新发送结果")
 
 
 @bp.post("/campaigns/<id:campaign_id>/senders/<id:sender_id>/retry")
-@login_required(*campaigns.EDITOR_ROLES)
+@login_required("campaigns.edit")
 def campaign_retry(campaign_id, sender_id):
     return _act(campaign_id, lambda: campaigns.retry_sender(staff=g.staff, sender_id=sender_id),
                 "已重新为该业务员创建群发任务")

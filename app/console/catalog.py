@@ -11,6 +11,7 @@ from app.catalog.models import (
 )
 from app.console.auth import bp, id_arg, login_required, page_arg, pager
 from app.kernel.errors import DomainError
+from app.kernel.permissions import can
 from app.money import fen_to_yuan_text
 
 SKU_FORM_FIELDS = ("code", "name", "spec", "unit", "pack_size", "moq", "step", "list_price", "category_id", "status",
@@ -18,11 +19,11 @@ SKU_FORM_FIELDS = ("code", "name", "spec", "unit", "pack_size", "moq", "step", "
 
 
 def _shows_prices():
-    return g.staff.role in catalog.PRICE_READER_ROLES
+    return can(g.staff, "catalog.prices")  # a warehouse clerk handles goods, not prices
 
 
 @bp.get("/products")
-@login_required(*catalog.READER_ROLES)
+@login_required("catalog.view")
 def products():
     args = request.args
     status = args.get("status") or None
@@ -34,13 +35,13 @@ def products():
     rows, total = catalog.list_skus(staff=g.staff, page=page, **filters)
     return render_template(
         "console/products.html", rows=rows, total=total, filters=filters, categories=catalog.list_categories(),
-        status_labels=SKU_STATUS_LABELS, can_edit=g.staff.role in catalog.EDITOR_ROLES, shows_prices=_shows_prices(),
+        status_labels=SKU_STATUS_LABELS, can_edit=can(g.staff, "catalog.edit"), shows_prices=_shows_prices(),
         **pager("console.products", args, page, total, catalog.SKU_PAGE_SIZE),
     )
 
 
 @bp.post("/products/categories")
-@login_required(*catalog.EDITOR_ROLES)
+@login_required("catalog.edit")
 def create_category():
     form = request.form
     try:
@@ -55,7 +56,7 @@ def create_category():
 
 
 @bp.post("/products/categories/<int:category_id>/rename")
-@login_required(*catalog.EDITOR_ROLES)
+@login_required("catalog.edit")
 def rename_category(category_id):
     try:
         category = catalog.rename_category(staff=g.staff, category_id=category_id, name=request.form.get("name"))
@@ -89,12 +90,12 @@ def _sku_form(sku=None, values=None, error=None, status=200):
                                                                  "step": 1, "low_stock_qty": 20},
         error=error, error_field=error.details.get("field") if error else None, categories=catalog.list_categories(), status_labels=SKU_STATUS_LABELS, rules=rules,
         scope_labels=VISIBILITY_SCOPE_LABELS, effect_labels=VISIBILITY_EFFECT_LABELS,
-        can_edit=g.staff.role in catalog.EDITOR_ROLES, shows_prices=_shows_prices(), image_url_of=catalog.image_url_of,
+        can_edit=can(g.staff, "catalog.edit"), shows_prices=_shows_prices(), image_url_of=catalog.image_url_of,
     ), status
 
 
 @bp.route("/products/new", methods=["GET", "POST"])
-@login_required(*catalog.EDITOR_ROLES)
+@login_required("catalog.edit")
 def new_product():
     if request.method == "GET":
         return _sku_form()
@@ -110,13 +111,13 @@ def new_product():
 
 
 @bp.get("/products/<int:sku_id>")
-@login_required(*catalog.READER_ROLES)
+@login_required("catalog.view")
 def product(sku_id):
     return _sku_form(catalog.get_sku(staff=g.staff, sku_id=sku_id))
 
 
 @bp.post("/products/<int:sku_id>")
-@login_required(*catalog.EDITOR_ROLES)
+@login_required("catalog.edit")
 def update_product(sku_id):
     sku = catalog.get_sku(staff=g.staff, sku_id=sku_id)
     try:
@@ -132,7 +133,7 @@ def update_product(sku_id):
 
 
 @bp.post("/products/<int:sku_id>/image")
-@login_required(*catalog.EDITOR_ROLES)
+@login_required("catalog.edit")
 def upload_product_image(sku_id):
     sku = catalog.get_sku(staff=g.staff, sku_id=sku_id)
     file = request.files.get("image")
@@ -151,7 +152,7 @@ def upload_product_image(sku_id):
 
 
 @bp.post("/products/<int:sku_id>/visibility")
-@login_required(*catalog.EDITOR_ROLES)
+@login_required("catalog.edit")
 def save_visibility(sku_id):
     form = request.form
     scopes, targets, effects = form.getlist("scope"), form.getlist("target"), form.getlist("effect")

@@ -11,7 +11,7 @@ from flask import g, jsonify, render_template, request
 
 from app.console.auth import bp, login_required
 from app.kernel.errors import DomainError
-from app.orders.service import APPROVER_ROLES
+from app.orders.service import may_decide
 from app.reports import service as reports
 
 API = "/api/dashboard"
@@ -32,7 +32,7 @@ def home():
         dealers=reports.top_dealers(staff=staff, period=period),
         skus=reports.top_skus(staff=staff, period=period),
         inactive=reports.inactive_dealers(staff=staff) if reports.sees_dealers(staff) else None,
-        amounts=reports.sees_amounts(staff), approver=staff.role in APPROVER_ROLES,
+        amounts=reports.sees_amounts(staff), approver=may_decide(staff),
         inactive_days=reports.INACTIVE_DAYS,
     )
 

@@ -15,7 +15,7 @@ from app.staff.models import Staff
 
 
 @bp.get("/dealers")
-@login_required("admin", "sales", "finance")
+@login_required("dealers.view")
 def dealers():
     from app.dealers.models import Region, Tier
     from app.dealers.service import DEALER_LIST_PAGE_SIZE, list_dealers_for_staff
@@ -65,7 +65,7 @@ def _detail_page(code, status=200):
 
 
 @bp.get("/dealers/<code>")
-@login_required("admin", "sales", "finance")
+@login_required("dealers.view")
 def dealer(code):
     return _detail_page(code)
 
@@ -123,7 +123,7 @@ def _plain_yuan(fen):
 
 
 @bp.route("/dealers/new", methods=["GET", "POST"])
-@login_required("admin")
+@login_required("dealers.create")
 def new_dealer():
     from app.dealers.service import DEALER_FIELDS, create_dealer_from_text
 
@@ -142,7 +142,7 @@ def new_dealer():
 
 
 @bp.route("/dealers/<code>/edit", methods=["GET", "POST"])
-@login_required("admin", "sales", "finance")
+@login_required("dealers.edit")
 def edit_dealer(code):
     from app.dealers.service import (
         get_dealer_for_staff,
@@ -185,7 +185,7 @@ def _act(code, action, done_message):
 
 
 @bp.post("/dealers/<code>/credit")
-@login_required("admin", "finance")
+@login_required("dealers.credit")
 def dealer_credit(code):
     from app.dealers.service import dealer_fields_from_text, set_credit_limit
 
@@ -199,7 +199,7 @@ def dealer_credit(code):
 
 
 @bp.post("/dealers/<code>/suspend")
-@login_required("admin", "finance")
+@login_required("dealers.status")
 def suspend(code):
     from app.dealers.service import suspend_dealer
 
@@ -210,7 +210,7 @@ def suspend(code):
 
 
 @bp.post("/dealers/<code>/reactivate")
-@login_required("admin", "finance")
+@login_required("dealers.status")
 def reactivate(code):
     from app.dealers.service import reactivate_dealer
 
@@ -221,7 +221,7 @@ def reactivate(code):
 
 
 @bp.post("/dealers/<code>/invites")
-@login_required("admin", "sales")
+@login_required("dealers.invite")
 def issue_invite(code):
     from app.dealers.models import ROLE_LABELS as USER_ROLE_LABELS
     from app.dealers.service import create_invite

@@ -15,8 +15,6 @@ from app.kernel.errors import DomainError
 from app.money import parse_yuan
 from app.storage.service import url_for as upload_url
 
-ROLES = offline.FINANCE_ROLES
-
 
 def _filters(args):
     """The list pages' shared filters: dealer id, text, China-date range."""
@@ -30,7 +28,7 @@ def _filters(args):
 # --- offline transfers ------------------------------------------------------------------------
 
 @bp.get("/finance/offline")
-@login_required(*ROLES)
+@login_required("payments.manage")
 def finance_offline():
     args = request.args
     # Pending first: that is the work. "all" lists every status.
@@ -59,13 +57,13 @@ def _offline_page(payment_id, status=200, typed=None):
 
 
 @bp.get("/finance/offline/<id:payment_id>")
-@login_required(*ROLES)
+@login_required("payments.manage")
 def finance_offline_detail(payment_id):
     return _offline_page(payment_id)
 
 
 @bp.post("/finance/offline/<id:payment_id>/confirm")
-@login_required(*ROLES)
+@login_required("payments.manage")
 def finance_offline_confirm(payment_id):
     form = request.form
     try:
@@ -85,7 +83,7 @@ def finance_offline_confirm(payment_id):
 
 
 @bp.post("/finance/offline/<id:payment_id>/reject")
-@login_required(*ROLES)
+@login_required("payments.manage")
 def finance_offline_reject(payment_id):
     try:
         offline.reject_offline_payment(staff=g.staff, payment_id=payment_id, reason=request.form.get("reason", ""))
@@ -106,7 +104,7 @@ def _refused(payment_id, exc):
 # --- all payments ------------------------------------------------------------------------------
 
 @bp.get("/finance/payments")
-@login_required(*ROLES)
+@login_required("payments.manage")
 def finance_payments():
     args = request.args
     method = args.get("method") or None
@@ -134,13 +132,13 @@ def _account_page(dealer_id, status=200, typed=None):
 
 
 @bp.get("/finance/accounts/<id:dealer_id>")
-@login_required(*ROLES)
+@login_required("payments.manage")
 def finance_account(dealer_id):
     return _account_page(dealer_id)
 
 
 @bp.post("/finance/accounts/<id:dealer_id>/adjust")
-@login_required(*ROLES)
+@login_required("payments.manage")
 def finance_adjust(dealer_id):
     form = request.form
     try:

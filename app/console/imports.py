@@ -12,7 +12,7 @@ from flask import g, make_response, render_template, request
 
 from app.console.auth import bp, login_required
 from app.errors import wants_json
-from app.imports import KINDS, sheets
+from app.imports import KINDS, may_export, may_import, sheets
 from app.imports.sheets import FileRejected, RowsRejected
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError
@@ -30,8 +30,9 @@ def _allow_large_uploads():
         request.max_form_memory_size = _UPLOAD_LIMIT
 
 
-def _roles(which):
-    return sorted({role for module in KINDS.values() for role in getattr(module, which)})
+def _require(module, may):
+    if not may(g.staff, module):
+        raise DomainError("forbidden", "你的角色无权访问此页面", 403)
 
 
 def _download(data, stem):
@@ -47,18 +48,17 @@ def _page(status=200, **context):
     from app.imports import prices, stock
 
     staff = g.staff
-    kinds = [(name, module) for name, module in KINDS.items()
-             if staff.role in module.EXPORT_ROLES or staff.role in module.IMPORT_ROLES]
+    kinds = [(name, module) for name, module in KINDS.items() if may_export(staff, module) or may_import(staff, module)]
     return render_template(
         "console/imports.html", kinds=kinds,
-        price_lists=prices.lists_for(staff) if staff.role in prices.EXPORT_ROLES else [],
-        warehouses=stock.warehouses() if staff.role in stock.EXPORT_ROLES else [],
+        price_lists=prices.lists_for(staff) if may_export(staff, prices) else [],
+        warehouses=stock.warehouses() if may_export(staff, stock) else [], may_export=may_export, may_import=may_import,
         max_rows=sheets.MAX_ROWS, max_mb=sheets.MAX_BYTES // (1024 * 1024), **context,
     ), status
 
 
 @bp.get("/imports")
-@login_required(*_roles("EXPORT_ROLES"))
+@login_required()
 def imports():
     return _page()
 
@@ -75,40 +75,44 @@ def _int_arg(name, label):
 
 
 @bp.get("/imports/prices/export.xlsx")
-@login_required(*KINDS["prices"].EXPORT_ROLES)
+@login_required()
 def export_prices():
+    _require(KINDS["prices"], may_export)
     list_id = _int_arg("list_id", "价格表")
     data = KINDS["prices"].export_workbook(staff=g.staff, list_id=list_id)
     return _download(data, f"价格表{list_id}" if list_id else "价格表")
 
 
 @bp.get("/imports/stock/export.xlsx")
-@login_required(*KINDS["stock"].EXPORT_ROLES)
+@login_required()
 def export_stock():
+    _require(KINDS["stock"], may_export)
     warehouse = request.args.get("warehouse", "").strip()[:32] or None
     data = KINDS["stock"].export_workbook(staff=g.staff, warehouse_code=warehouse)
     return _download(data, f"库存_{warehouse}" if warehouse else "库存")
 
 
 @bp.get("/imports/skus/export.xlsx")
-@login_required(*KINDS["skus"].EXPORT_ROLES)
+@login_required()
 def export_skus():
+    _require(KINDS["skus"], may_export)
     return _download(KINDS["skus"].export_workbook(staff=g.staff), "商品")
 
 
 @bp.get("/imports/dealers/export.xlsx")
-@login_required(*KINDS["dealers"].EXPORT_ROLES)
+@login_required()
 def export_dealers():
+    _require(KINDS["dealers"], may_export)
     return _download(KINDS["dealers"].export_workbook(staff=g.staff), "经销商")
 
 
 @bp.get("/imports/<kind>/template.xlsx")
-@login_required(*_roles("IMPORT_ROLES"))
+@login_required()
 def import_template(kind):
     module = KINDS.get(kind)
     if module is None:
         raise DomainError("not_found", "没有这种导入", 404)
-    if g.staff.role not in module.IMPORT_ROLES:
+    if not may_import(g.staff, module):
         raise DomainError("forbidden", "你的角色无权导入此类数据", 403)
     return _download(sheets.workbook_bytes(module.TITLE, module.COLUMNS, [], notes=module.NOTES), f"{module.TITLE}模板")
 
@@ -152,24 +156,28 @@ def _run_import(kind):
 
 
 @bp.post("/imports/prices")
-@login_required(*KINDS["prices"].IMPORT_ROLES)
+@login_required()
 def import_prices():
+    _require(KINDS["prices"], may_import)
     return _run_import("prices")
 
 
 @bp.post("/imports/stock")
-@login_required(*KINDS["stock"].IMPORT_ROLES)
+@login_required()
 def import_stock():
+    _require(KINDS["stock"], may_import)
     return _run_import("stock")
 
 
 @bp.post("/imports/skus")
-@login_required(*KINDS["skus"].IMPORT_ROLES)
+@login_required()
 def import_skus():
+    _require(KINDS["skus"], may_import)
     return _run_import("skus")
 
 
 @bp.post("/imports/dealers")
-@login_required(*KINDS["dealers"].IMPORT_ROLES)
+@login_required()
 def import_dealers():
+    _require(KINDS["dealers"], may_import)
     return _run_import("dealers")

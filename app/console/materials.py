@@ -5,6 +5,7 @@ from flask import current_app, flash, g, redirect, render_template, request, url
 from app.audience import service as audience
 from app.console.auth import bp, login_required, page_arg, pager
 from app.kernel.errors import DomainError
+from app.kernel.permissions import can
 from app.materials import service as materials
 from app.materials.models import KIND_LABELS, STATUS_LABELS
 from app.storage.files import size_words
@@ -27,7 +28,7 @@ def _allow_material_files():
 
 
 def _can_manage():
-    return g.staff.role in materials.MANAGER_ROLES
+    return can(g.staff, "materials.edit")
 
 
 def _upload(name):
@@ -56,7 +57,7 @@ def _limits():
 
 
 @bp.get("/materials")
-@login_required(*materials.VIEWER_ROLES)
+@login_required("materials.view")
 def materials_list():
     args = request.args
     kind, status, validity = args.get("kind") or None, args.get("status") or None, args.get("validity") or None
@@ -99,7 +100,7 @@ def _form(*, kind, material=None, values=None, chosen=None, error=None, status=2
 
 
 @bp.route("/materials/new", methods=["GET", "POST"])
-@login_required(*materials.MANAGER_ROLES)
+@login_required("materials.edit")
 def material_new():
     kind = request.values.get("kind") or None
     if kind is not None and kind not in KIND_LABELS:
@@ -128,14 +129,14 @@ def _chosen_again():
 
 
 @bp.get("/materials/<int:material_id>")
-@login_required(*materials.VIEWER_ROLES)
+@login_required("materials.view")
 def material_detail(material_id):
     material = materials.get_material(staff=g.staff, material_id=material_id)
     return _form(kind=material.kind, material=material)
 
 
 @bp.post("/materials/<int:material_id>")
-@login_required(*materials.MANAGER_ROLES)
+@login_required("materials.edit")
 def material_update(material_id):
     material = materials.get_material(staff=g.staff, material_id=material_id)
     try:
@@ -153,13 +154,13 @@ def material_update(material_id):
 
 
 @bp.post("/materials/<int:material_id>/publish")
-@login_required(*materials.MANAGER_ROLES)
+@login_required("materials.edit")
 def material_publish(material_id):
     return _transition(material_id, materials.publish_material, "已发布：受众内的经销商在有效期内可以在小程序里看到")
 
 
 @bp.post("/materials/<int:material_id>/withdraw")
-@login_required(*materials.MANAGER_ROLES)
+@login_required("materials.edit")
 def material_withdraw(material_id):
     return _transition(material_id, materials.withdraw_material, "已撤回：经销商不再看到它")
 

@@ -12,7 +12,7 @@ from app.money import parse_yuan
 from app.orders import approval_rules, staff_views
 from app.orders import service as orders
 from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, STATUS_LABELS
-from app.orders.shipments import COMMON_CARRIERS, SHIPPER_ROLES, ship_order
+from app.orders.shipments import COMMON_CARRIERS, ship_order
 
 STATUS_FILTERS = {**{s: STATUS_LABELS[s] for s in ORDER_STATUSES}, staff_views.AWAITING_FINANCE: "待财务复核"}
 
@@ -20,7 +20,7 @@ STATUS_FILTERS = {**{s: STATUS_LABELS[s] for s in ORDER_STATUSES}, staff_views.A
 # --- the list and one order ------------------------------------------------------------
 
 @bp.get("/orders")
-@login_required(*staff_views.VIEWER_ROLES)
+@login_required("orders.view")
 def order_list():
     args = request.args
     page = page_arg(args)
@@ -40,7 +40,7 @@ def order_list():
 
 
 @bp.get("/orders/<order_no:order_no>")
-@login_required(*staff_views.VIEWER_ROLES)
+@login_required("orders.view")
 def order_detail(order_no):
     detail = staff_views.get_order_for_staff(staff=g.staff, order_no=order_no)
     return render_template("console/order.html", d=detail, o=detail.order, status_labels=STATUS_LABELS,
@@ -50,14 +50,14 @@ def order_detail(order_no):
 # --- approvals -----------------------------------------------------------------------
 
 @bp.get("/orders/pending")
-@login_required(*orders.APPROVER_ROLES)
+@login_required("orders.approve", "orders.review_credit")
 def pending_orders():
     rows = orders.list_pending_for_staff(staff=g.staff)
     return render_template("console/pending.html", rows=rows)
 
 
 @bp.post("/orders/<order_no:order_no>/approve")
-@login_required(*orders.APPROVER_ROLES)
+@login_required("orders.approve", "orders.review_credit")
 def approve(order_no):
     def run():
         order = orders.approve_order(staff=g.staff, order_no=order_no)
@@ -68,7 +68,7 @@ def approve(order_no):
 
 
 @bp.post("/orders/<order_no:order_no>/reject")
-@login_required(*orders.APPROVER_ROLES)
+@login_required("orders.approve", "orders.review_credit")
 def reject(order_no):
     reason = request.form.get("reason", "").strip()[:200]
 
@@ -108,7 +108,7 @@ def _decide(order_no, action):
 # --- shipments -------------------------------------------------------------------------
 
 @bp.post("/orders/<order_no:order_no>/ship")
-@login_required(*SHIPPER_ROLES)
+@login_required("orders.ship")
 def ship(order_no):
     form = request.form
     try:
@@ -146,7 +146,7 @@ def _fen_from_yuan(text):
 
 
 @bp.route("/settings/auto-approval", methods=["GET", "POST"])
-@login_required("admin")
+@login_required("settings.edit")
 def auto_approval_settings():
     if request.method == "POST":
         try:
@@ -188,7 +188,7 @@ def _bp_from_percent(text):
 
 
 @bp.route("/settings/rebate-usage", methods=["GET", "POST"])
-@login_required("admin")
+@login_required("settings.edit")
 def rebate_usage_settings():
     if request.method == "POST":
         typed = request.form.get("max_rate_percent", "")

@@ -5,16 +5,15 @@ from flask import flash, g, redirect, render_template, request, url_for
 from app.audience import service as audiences
 from app.console.auth import bp, login_required, page_arg, pager
 from app.kernel.errors import DomainError
+from app.kernel.permissions import can
 from app.policies import content
 from app.policies import service as policies
 from app.policies.models import CATEGORY_LABELS, STATUS_LABELS
 from app.storage import get_storage
 
-EDIT, VIEW = policies.EDITOR_ROLES, policies.VIEWER_ROLES
-
 
 @bp.get("/policies")
-@login_required(*VIEW)
+@login_required("policies.view")
 def policies_list():
     args = request.args
     status, category = args.get("status") or None, args.get("category") or None
@@ -25,7 +24,7 @@ def policies_list():
     rows, total = policies.list_policies_for_staff(status=status, category=category, q=q, page=page)
     return render_template(
         "console/policies.html", rows=rows, total=total, status=status, category=category, q=q or "",
-        status_labels=STATUS_LABELS, category_labels=CATEGORY_LABELS, may_edit=g.staff.role in EDIT,
+        status_labels=STATUS_LABELS, category_labels=CATEGORY_LABELS, may_edit=can(g.staff, "policies.edit"),
         **pager("console.policies_list", args, page, total, policies.STAFF_PAGE_SIZE),
     )
 
@@ -48,7 +47,7 @@ def _submitted():
 
 
 @bp.route("/policies/new", methods=["GET", "POST"])
-@login_required(*EDIT)
+@login_required("policies.edit")
 def policy_new():
     if request.method == "GET":
         return _form_page(values={"category": "channel"})
@@ -72,7 +71,7 @@ def _audience_from_form():
 
 
 @bp.route("/policies/<id:policy_id>/edit", methods=["GET", "POST"])
-@login_required(*EDIT)
+@login_required("policies.edit")
 def policy_edit(policy_id):
     policy = policies.get_policy_for_staff(policy_id)
     if request.method == "GET":
@@ -98,7 +97,7 @@ def policy_edit(policy_id):
 
 
 @bp.get("/policies/<id:policy_id>")
-@login_required(*VIEW)
+@login_required("policies.view")
 def policy_detail(policy_id):
     show = request.args.get("show", "")
     if show not in policies.STATS_FILTERS:
@@ -110,14 +109,14 @@ def policy_detail(policy_id):
         "console/policy.html", p=policy, stats=stats, show=show, filters=policies.STATS_FILTERS,
         audience_words=audiences.describe(stats["audience"]), status_labels=STATUS_LABELS,
         category_labels=CATEGORY_LABELS, attachments=policies.current_attachments(policy),
-        versions=policy.versions, may_edit=g.staff.role in EDIT,
+        versions=policy.versions, may_edit=can(g.staff, "policies.edit"),
         **pager("console.policy_detail", request.args, page, stats["total"], policies.STATS_PAGE_SIZE,
                 policy_id=policy_id),
     )
 
 
 @bp.get("/policies/<id:policy_id>/attachments/<id:attachment_id>")
-@login_required(*VIEW)
+@login_required("policies.view")
 def policy_attachment(policy_id, attachment_id):
     attachment = policies.get_attachment_for_staff(policy_id, attachment_id)
     return redirect(get_storage().url_for(attachment.storage_key))
@@ -136,14 +135,14 @@ def _act(policy_id, action, done):
 
 
 @bp.post("/policies/<id:policy_id>/publish")
-@login_required(*EDIT)
+@login_required("policies.edit")
 def policy_publish(policy_id):
     return _act(policy_id, lambda: policies.publish_policy(staff=g.staff, policy_id=policy_id),
                 "已发布：受众内的经销商已收到通知")
 
 
 @bp.post("/policies/<id:policy_id>/schedule")
-@login_required(*EDIT)
+@login_required("policies.edit")
 def policy_schedule(policy_id):
     def action():
         at = policies.parse_publish_at(request.form.get("publish_at"))
@@ -152,14 +151,14 @@ def policy_schedule(policy_id):
 
 
 @bp.post("/policies/<id:policy_id>/unschedule")
-@login_required(*EDIT)
+@login_required("policies.edit")
 def policy_unschedule(policy_id):
     return _act(policy_id, lambda: policies.unschedule_policy(staff=g.staff, policy_id=policy_id),
                 "已取消定时发布，政策回到草稿")
 
 
 @bp.post("/policies/<id:policy_id>/withdraw")
-@login_required(*EDIT)
+@login_required("policies.edit")
 def policy_withdraw(policy_id):
     return _act(policy_id, lambda: policies.withdraw_policy(staff=g.staff, policy_id=policy_id,
                                                             reason=request.form.get("reason", "")),
@@ -167,7 +166,7 @@ def policy_withdraw(policy_id):
 
 
 @bp.post("/policies/<id:policy_id>/remind")
-@login_required(*EDIT)
+@login_required("policies.edit")
 def policy_remind(policy_id):
     def done(result):
         reminded, skipped = result

@@ -8,6 +8,7 @@ from app.catalog.models import Sku
 from app.console.auth import bp, login_required
 from app.extensions import db
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import can
 from app.money import fen_to_yuan_text
 from app.pricing import service as pricing
 
@@ -22,7 +23,7 @@ def _tiers_and_dealers():
 
 
 @bp.get("/prices")
-@login_required(*pricing.READER_ROLES)
+@login_required("prices.view")
 def prices():
     kind = request.args.get("kind") or None
     if kind is not None and kind not in pricing.KIND_LABELS:
@@ -30,13 +31,13 @@ def prices():
     tiers, dealers = _tiers_and_dealers()
     return render_template(
         "console/prices.html", rows=pricing.list_price_lists(staff=g.staff, kind=kind), kind=kind,
-        kind_labels=pricing.KIND_LABELS, can_edit=g.staff.role in pricing.EDITOR_ROLES, tiers=tiers, dealers=dealers,
+        kind_labels=pricing.KIND_LABELS, can_edit=can(g.staff, "prices.edit"), tiers=tiers, dealers=dealers,
         status_of=pricing.validity_status, values={}, error=None,
     )
 
 
 @bp.post("/prices")
-@login_required(*pricing.EDITOR_ROLES)
+@login_required("prices.edit")
 def create_price_list():
     form = request.form
     try:
@@ -65,19 +66,19 @@ def _price_list_page(price_list, *, error=None, values=None, status=200):
     return render_template(
         "console/price_list.html", pl=price_list, target=target, items=pricing.price_list_items(price_list.id),
         kind_labels=pricing.KIND_LABELS, status=pricing.validity_status(price_list),
-        can_edit=g.staff.role in pricing.EDITOR_ROLES, error=error, values=values or {},
+        can_edit=can(g.staff, "prices.edit"), error=error, values=values or {},
         yuan_text=fen_to_yuan_text,
     ), status
 
 
 @bp.get("/prices/<int:price_list_id>")
-@login_required(*pricing.READER_ROLES)
+@login_required("prices.view")
 def price_list(price_list_id):
     return _price_list_page(pricing.get_price_list(staff=g.staff, price_list_id=price_list_id))
 
 
 @bp.post("/prices/<int:price_list_id>")
-@login_required(*pricing.EDITOR_ROLES)
+@login_required("prices.edit")
 def save_price_list(price_list_id):
     form = request.form
     price_list = pricing.get_price_list(staff=g.staff, price_list_id=price_list_id)
@@ -94,7 +95,7 @@ def save_price_list(price_list_id):
 
 
 @bp.post("/prices/<int:price_list_id>/items")
-@login_required(*pricing.EDITOR_ROLES)
+@login_required("prices.edit")
 def set_price(price_list_id):
     form = request.form
     price_list = pricing.get_price_list(staff=g.staff, price_list_id=price_list_id)
@@ -110,7 +111,7 @@ def set_price(price_list_id):
 
 
 @bp.post("/prices/<int:price_list_id>/items/<int:sku_id>/delete")
-@login_required(*pricing.EDITOR_ROLES)
+@login_required("prices.edit")
 def delete_price(price_list_id, sku_id):
     price_list = pricing.get_price_list(staff=g.staff, price_list_id=price_list_id)
     pricing.delete_price(staff=g.staff, price_list_id=price_list.id, sku_id=sku_id)
@@ -119,7 +120,7 @@ def delete_price(price_list_id, sku_id):
 
 
 @bp.get("/prices/explain")
-@login_required(*pricing.READER_ROLES)
+@login_required("prices.view")
 def explain_price():
     """?dealer=<code>&sku=<code or id>[&date=YYYY-MM-DD]: the price and every reason behind it."""
     from app.dealers.models import Dealer

@@ -19,11 +19,9 @@ from app.rebates.models import (
     SCOPE_LABELS,
 )
 
-ROLES = rebates.MANAGER_ROLES
-
 
 @bp.get("/rebates")
-@login_required(*ROLES)
+@login_required("rebates.manage")
 def rebates_list():
     args = request.args
     # Drafts by default (what finance has to do); "all" lists every status.
@@ -48,7 +46,7 @@ def rebates_list():
 
 
 @bp.post("/rebates/close")
-@login_required(*ROLES)
+@login_required("rebates.manage")
 def rebates_close():
     period = request.form.get("period", "")
     try:
@@ -67,7 +65,7 @@ def rebates_close():
 
 
 @bp.get("/rebates/<id:document_id>")
-@login_required(*ROLES)
+@login_required("rebates.manage")
 def rebate_detail(document_id):
     doc = rebates.get_document_for_staff(staff=g.staff, document_id=document_id)
     return render_template(
@@ -78,7 +76,7 @@ def rebate_detail(document_id):
 
 
 @bp.post("/rebates/<id:document_id>/approve")
-@login_required(*ROLES)
+@login_required("rebates.manage")
 def rebate_approve(document_id):
     return _decide(document_id, lambda: rebates.approve_document(
         staff=g.staff, document_id=document_id, reason=request.form.get("reason")),
@@ -86,7 +84,7 @@ def rebate_approve(document_id):
 
 
 @bp.post("/rebates/<id:document_id>/reject")
-@login_required(*ROLES)
+@login_required("rebates.manage")
 def rebate_reject(document_id):
     return _decide(document_id, lambda: rebates.reject_document(
         staff=g.staff, document_id=document_id, reason=request.form.get("reason")),
@@ -108,7 +106,7 @@ def _decide(document_id, action, done):
 # --- rules -----------------------------------------------------------------------------------
 
 @bp.get("/rebates/rules")
-@login_required(*ROLES)
+@login_required("rebates.manage")
 def rebate_rules():
     return render_template("console/rebate_rules.html", rules=rebates.list_rules(), describe=rebates.describe_rule,
                            scope_labels=SCOPE_LABELS, applies_labels=APPLIES_LABELS)
@@ -145,7 +143,7 @@ def _save(save, rule=None):
 
 
 @bp.route("/rebates/rules/new", methods=["GET", "POST"])
-@login_required(*ROLES)
+@login_required("rebates.manage")
 def rebate_rule_new():
     if request.method == "GET":
         return _rule_form(values={"active": True, "period_kind": "quarter", "basis": "shipped", "scope": "all",
@@ -154,7 +152,7 @@ def rebate_rule_new():
 
 
 @bp.route("/rebates/rules/<id:rule_id>/edit", methods=["GET", "POST"])
-@login_required(*ROLES)
+@login_required("rebates.manage")
 def rebate_rule_edit(rule_id):
     rule = rebates.get_rule(rule_id)
     if request.method == "GET":

@@ -9,6 +9,7 @@ from app.console.auth import bp, login_required, page_arg, pager
 from app.funds import refunds as refunding
 from app.funds.models import REFUND_METHOD_LABELS, REFUND_STATUS_LABELS
 from app.kernel.errors import DomainError
+from app.kernel.permissions import can
 from app.orders.models import PAYMENT_METHOD_LABELS
 from app.returns import service as returns
 from app.returns.models import (
@@ -21,7 +22,7 @@ from app.storage.service import url_for as upload_url
 
 
 @bp.get("/returns")
-@login_required(*returns.VIEWER_ROLES)
+@login_required("returns.view")
 def returns_list():
     args = request.args
     status = args.get("status") or None
@@ -43,11 +44,11 @@ def returns_list():
 
 
 @bp.get("/returns/<id:return_id>")
-@login_required(*returns.VIEWER_ROLES)
+@login_required("returns.view")
 def return_detail(return_id):
     ret = returns.get_return_for_staff(staff=g.staff, return_id=return_id)
     photos = [(p.upload, upload_url(p.upload)) for p in ret.photos]
-    may_receive = ret.status in ("approved", "receiving") and g.staff.role in returns.RECEIVER_ROLES
+    may_receive = ret.status in ("approved", "receiving") and can(g.staff, "returns.receive")
     return render_template(
         "console/return.html", ret=ret, photos=photos, status_labels=STATUS_LABELS, refund_labels=REFUND_LABELS,
         refund_method_labels=REFUND_METHOD_LABELS, refund_status_labels=REFUND_STATUS_LABELS,
@@ -56,27 +57,27 @@ def return_detail(return_id):
         received_fen=sum(receipt.amount_fen for receipt in ret.receipts),
         warehouses=returns.list_warehouses() if may_receive else [],
         shipped_from=returns.shipped_from(ret) if may_receive else None,
-        may_decide=g.staff.role in returns.DECIDER_ROLES, may_receive=g.staff.role in returns.RECEIVER_ROLES,
-        may_close=g.staff.role in returns.CLOSER_ROLES, may_retry=g.staff.role in refunding.RETRY_ROLES,
+        may_decide=can(g.staff, "returns.decide"), may_receive=can(g.staff, "returns.receive"),
+        may_close=can(g.staff, "returns.close"), may_retry=can(g.staff, "refunds.retry"),
     )
 
 
 @bp.post("/returns/<id:return_id>/approve")
-@login_required(*returns.DECIDER_ROLES)
+@login_required("returns.decide")
 def return_approve(return_id):
     return _act(return_id, lambda: returns.approve_return(
         staff=g.staff, return_id=return_id, reason=request.form.get("reason", "")), "已同意退货，已通知经销商")
 
 
 @bp.post("/returns/<id:return_id>/reject")
-@login_required(*returns.DECIDER_ROLES)
+@login_required("returns.decide")
 def return_reject(return_id):
     return _act(return_id, lambda: returns.reject_return(
         staff=g.staff, return_id=return_id, reason=request.form.get("reason", "")), "已拒绝退货，已通知经销商")
 
 
 @bp.post("/returns/<id:return_id>/receive")
-@login_required(*returns.RECEIVER_ROLES)
+@login_required("returns.receive")
 def return_receive(return_id):
     form = request.form
     warehouse_id = _small_int(form.get("warehouse_id", "")) or 0
@@ -99,14 +100,14 @@ def return_receive(return_id):
 
 
 @bp.post("/returns/<id:return_id>/close")
-@login_required(*returns.CLOSER_ROLES)
+@login_required("returns.close")
 def return_close(return_id):
     return _act(return_id, lambda: returns.close_return(
         staff=g.staff, return_id=return_id, reason=request.form.get("reason", "")), "已结束，按实收货物退款")
 
 
 @bp.post("/returns/<id:return_id>/refunds/<id:refund_id>/retry")
-@login_required(*refunding.RETRY_ROLES)
+@login_required("refunds.retry")
 def refund_retry(return_id, refund_id):
     def retry():
         refunding.retry_refund(staff=g.staff, refund_id=refund_id, return_id=return_id)

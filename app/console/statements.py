@@ -22,11 +22,9 @@ from app.statements import service as statements
 from app.statements.excel import statement_workbook
 from app.statements.models import EVENT_LABELS, STATEMENT_STATUSES, STATUS_LABELS
 
-ROLES = statements.STAFF_ROLES
-
 
 @bp.get("/statements")
-@login_required(*ROLES)
+@login_required("statements.manage")
 def statements_list():
     args = request.args
     month = args.get("month", "").strip() or None
@@ -51,7 +49,7 @@ def statements_list():
 
 
 @bp.get("/statements/<id:statement_id>")
-@login_required(*ROLES)
+@login_required("statements.manage")
 def statement_detail(statement_id):
     statement = statements.get_statement_for_staff(staff=g.staff, statement_id=statement_id)
     return render_template(
@@ -62,7 +60,7 @@ def statement_detail(statement_id):
 
 
 @bp.post("/statements/<id:statement_id>/resolve")
-@login_required(*ROLES)
+@login_required("statements.manage")
 def statement_resolve(statement_id):
     try:
         statement = statements.resolve_dispute(staff=g.staff, statement_id=statement_id, note=request.form.get("note", ""))
@@ -76,7 +74,7 @@ def statement_resolve(statement_id):
 
 
 @bp.get("/statements/<id:statement_id>/export.xlsx")
-@login_required(*ROLES)
+@login_required("statements.manage")
 def statement_export(statement_id):
     statement = statements.get_statement_for_staff(staff=g.staff, statement_id=statement_id)
     response = make_response(statement_workbook(statement, brand=current_app.config["BRAND_NAME"]))
@@ -88,7 +86,7 @@ def statement_export(statement_id):
 
 
 @bp.get("/statements/<id:statement_id>/print")
-@login_required(*ROLES)
+@login_required("statements.manage")
 def statement_print(statement_id):
     statement = statements.get_statement_for_staff(staff=g.staff, statement_id=statement_id)
     return _print_page(statement)

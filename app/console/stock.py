@@ -7,6 +7,7 @@ from app.console.auth import bp, id_arg, login_required, page_arg, pager
 from app.inventory import service as inventory
 from app.inventory.models import MOVEMENT_LABELS
 from app.kernel.errors import DomainError
+from app.kernel.permissions import can
 
 LEVEL_LABELS = {"in_stock": "有货", "low": "库存紧张", "out": "缺货"}
 
@@ -17,7 +18,7 @@ def level_label(sku_available, low_stock_qty):
 
 
 @bp.get("/stock")
-@login_required(*inventory.READER_ROLES)
+@login_required("stock.view")
 def stock():
     args = request.args
     filters = {"q": args.get("q", "").strip()[:64] or None, "warehouse_id": id_arg(args.get("warehouse"), "仓库"),
@@ -26,7 +27,7 @@ def stock():
     rows, total = inventory.list_stock(staff=g.staff, page=page, **filters)
     return render_template(
         "console/stock.html", rows=rows, total=total, filters=filters, warehouses=inventory.list_warehouses(),
-        can_edit=g.staff.role in inventory.EDITOR_ROLES, level_label=level_label, **pager("console.stock", args, page, total, inventory.STOCK_PAGE_SIZE),
+        can_edit=can(g.staff, "stock.edit"), level_label=level_label, **pager("console.stock", args, page, total, inventory.STOCK_PAGE_SIZE),
     )
 
 
@@ -36,18 +37,18 @@ def _sku_stock_page(sku, *, error=None, values=None, status=200):
     return render_template(
         "console/stock_sku.html", sku=sku, rows=rows, moves=moves, moves_total=total, error=error, values=values or {},
         warehouses=inventory.list_warehouses(), movement_labels=MOVEMENT_LABELS, level_label=level_label,
-        can_edit=g.staff.role in inventory.EDITOR_ROLES,
+        can_edit=can(g.staff, "stock.edit"),
     ), status
 
 
 @bp.get("/stock/<int:sku_id>")
-@login_required(*inventory.READER_ROLES)
+@login_required("stock.view")
 def stock_sku(sku_id):
     return _sku_stock_page(get_sku(staff=g.staff, sku_id=sku_id))
 
 
 @bp.post("/stock/<int:sku_id>/adjust")
-@login_required(*inventory.EDITOR_ROLES)
+@login_required("stock.edit")
 def adjust_stock(sku_id):
     form = request.form
     sku = get_sku(staff=g.staff, sku_id=sku_id)
@@ -66,7 +67,7 @@ def adjust_stock(sku_id):
 
 
 @bp.post("/stock/<int:sku_id>/threshold")
-@login_required(*inventory.EDITOR_ROLES)
+@login_required("stock.edit")
 def stock_threshold(sku_id):
     sku = get_sku(staff=g.staff, sku_id=sku_id)
     try:
@@ -80,7 +81,7 @@ def stock_threshold(sku_id):
 
 
 @bp.get("/stock/movements")
-@login_required(*inventory.READER_ROLES)
+@login_required("stock.view")
 def stock_movements():
     args = request.args
     page = page_arg(args)

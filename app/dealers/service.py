@@ -39,6 +39,7 @@ from app.funds import service as funds
 from app.funds.service import credit_summary
 from app.kernel.clock import BUSINESS_TZ, business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import can, require, scope_to_rep, sees_only_own_dealers
 from app.money import MAX_INPUT_FEN, format_yuan, parse_yuan
 from app.pricing.service import Buyer
 
@@ -262,7 +263,7 @@ def create_invite(*, dealer_code, role="owner", ttl_days=None, staff=None):
     if role not in USER_ROLES:
         raise DomainError("invalid_role", f"角色必须是 {'/'.join(USER_ROLES)} 之一", 422)
     if staff is not None:
-        _require_role(staff, INVITE_ROLES, "你没有生成邀请码的权限")
+        require(staff, "dealers.invite", "你没有生成邀请码的权限")
     ttl = ttl_days if ttl_days is not None else current_app.config["INVITE_TTL_DAYS"]
     with write_transaction() as session:
         query = select(Dealer).where(Dealer.code == dealer_code)
@@ -518,9 +519,7 @@ def region_path(region_code):
 def scope_to_staff(query, staff):
     """Limit a query that involves `Dealer` to the dealers `staff` may see: a sales rep only
     the dealers assigned to them, other roles every dealer (callers check the role may act)."""
-    if staff.role == "sales":
-        return query.where(Dealer.rep_id == staff.id)
-    return query
+    return scope_to_rep(query, staff, Dealer.rep_id)
 
 
 # --- console: the dealer list -------------------------------------------------------------
@@ -537,8 +536,7 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
     from app.funds.models import CreditAccount
     from app.staff.models import Staff
 
-    if not staff.active or staff.role not in ("admin", "sales", "finance"):
-        raise DomainError("forbidden", "你没有查看经销商的权限", 403)
+    require(staff, "dealers.view", "你没有查看经销商的权限")
     if status is not None and status not in DEALER_STATUSES:
         raise DomainError("invalid_filter", "状态只能是“正常”或“暂停”", 400)
     where = []
@@ -578,24 +576,25 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
 # `session=` (an open `write_transaction()`) to make it part of a larger one — an import writes
 # all its rows in one, so a bad row leaves nothing behind. Validation happens before any write.
 
-VIEW_ROLES = ("admin", "finance", "sales")
-CREATE_ROLES = ("admin",)
-CREDIT_ROLES = ("admin", "finance")
-STATUS_ROLES = ("admin", "finance")
-INVITE_ROLES = ("admin", "sales")
 
 DEALER_FIELDS = (
     "code", "name", "tier", "region_code", "rep", "contact_name", "contact_phone", "payment_terms_days",
     "contract_start", "contract_end", "annual_target_fen", "credit_limit_fen",
 )
-# What each role may change on an existing dealer (a rep only on their own dealers). The rep
-# keeps the dealer's contact up to date; finance owns payment terms and credit; the code never
-# changes (orders, audit entries and spreadsheets refer to it).
-EDITABLE_FIELDS = {
-    "admin": DEALER_FIELDS[1:],
-    "finance": ("payment_terms_days", "credit_limit_fen"),
-    "sales": ("contact_name", "contact_phone"),
+# The permission that lets one change each field of an existing dealer (a rep only on their
+# own dealers). The rep keeps the dealer's contact up to date; finance owns payment terms and
+# credit; the code never changes (orders, audit entries and spreadsheets refer to it).
+FIELD_PERMISSIONS = {
+    **dict.fromkeys(("name", "tier", "region_code", "rep", "contract_start", "contract_end", "annual_target_fen"),
+                    "dealers.profile"),
+    "contact_name": "dealers.contact", "contact_phone": "dealers.contact",
+    "payment_terms_days": "dealers.credit", "credit_limit_fen": "dealers.credit",
 }
+
+
+def editable_fields(staff):
+    """The fields of an existing dealer `staff` may change, in form order."""
+    return tuple(field for field in DEALER_FIELDS[1:] if can(staff, FIELD_PERMISSIONS[field]))
 FIELD_LABELS = {
     "code": "经销商编码", "name": "经销商名称", "tier": "等级", "region_code": "所在地区", "rep": "业务员",
     "contact_name": "联系人", "contact_phone": "联系电话", "payment_terms_days": "账期（天）",
@@ -610,11 +609,6 @@ _CODE = re.compile(r"[A-Z0-9][A-Z0-9_-]{0,31}")
 _PHONE = re.compile(r"1[0-9]{10}|0[0-9]{2,3}-?[0-9]{7,8}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TEXT_LIMITS = {"name": 128, "contact_name": 64}
-
-
-def _require_role(staff, roles, message):
-    if not staff.active or staff.role not in roles:
-        raise DomainError("forbidden", message, 403)
 
 
 def dealer_validation_error(fields):
@@ -725,7 +719,7 @@ def _all_problems(session, fields, unreadable, dealer=None):
 def create_dealer_from_text(*, staff, values, reason=None, session=None):
     """`create_dealer` from a console form or a spreadsheet row, as `dealer_fields_from_text`
     reads it; an unreadable value and every other problem of the row are reported together."""
-    _require_role(staff, CREATE_ROLES, "只有管理员可以新建经销商")
+    require(staff, "dealers.create", "只有管理员可以新建经销商")
     fields, unreadable = _read_text(values)
     fields = {**dict.fromkeys(("code", "name", "tier", "region_code")), **fields}
     if unreadable:
@@ -737,7 +731,7 @@ def update_dealer_from_text(*, staff, code, values, reason=None, session=None):
     """`update_dealer` from a console form or a spreadsheet row (only the columns given)."""
     fields, unreadable = _read_text(values)
     if unreadable:
-        _require_role(staff, VIEW_ROLES, "你没有修改经销商的权限")
+        require(staff, "dealers.edit", "你没有修改经销商的权限")
         dealer = get_dealer_for_staff(staff=staff, code=code)
         if set(unreadable) - set(permissions_for(staff, dealer)["edit_fields"]):
             raise DomainError("forbidden", "你的角色不能修改这些资料", 403)
@@ -964,7 +958,7 @@ def create_dealer(*, staff, code, name, tier, region_code, rep=None, contact_nam
     `dealer.create`, plus `credit.limit` (with a `limit_set` credit entry) when a limit is given.
     Raises 422 `validation_error` naming every bad field (a taken code or name included).
     """
-    _require_role(staff, CREATE_ROLES, "只有管理员可以新建经销商")
+    require(staff, "dealers.create", "只有管理员可以新建经销商")
     fields = {
         "code": code, "name": name, "tier": tier, "region_code": region_code, "rep": rep,
         "contact_name": contact_name, "contact_phone": contact_phone, "payment_terms_days": payment_terms_days,
@@ -1004,7 +998,7 @@ def update_dealer(*, staff, code, reason=None, session=None, **changes):
     unknown = set(changes) - set(DEALER_FIELDS[1:])
     if unknown:
         raise TypeError(f"update_dealer() got unknown fields {sorted(unknown)}")
-    _require_role(staff, VIEW_ROLES, "你没有修改经销商的权限")
+    require(staff, "dealers.edit", "你没有修改经销商的权限")
     reason = _clean_reason(reason)
     with _transaction(session) as tx:
         dealer = _lock_dealer_for_staff(tx, staff, code)
@@ -1016,7 +1010,7 @@ def update_dealer(*, staff, code, reason=None, session=None, **changes):
         changed_names = {_FIELD_OF_COLUMN.get(f, f) for f in changed_fields}
         if limit_fen is not None and limit_fen != current_limit:
             changed_names.add("credit_limit_fen")
-        allowed = EDITABLE_FIELDS.get(staff.role, ())
+        allowed = editable_fields(staff)
         refused = sorted(changed_names - set(allowed), key=DEALER_FIELDS.index)
         if refused:
             may = "、".join(FIELD_LABELS[f] for f in allowed) or "（无）"
@@ -1045,7 +1039,7 @@ def set_credit_limit(*, staff, code, limit_fen, reason=None, session=None):
     """Give a dealer a new credit limit (admins and finance; 403 otherwise): writes a
     `limit_set` credit entry and the audit entry `credit.limit`. Returns the previous limit.
     A limit below the dealer's current use is allowed (new credit orders wait for headroom)."""
-    _require_role(staff, CREDIT_ROLES, "只有管理员和财务可以调整信用额度")
+    require(staff, "dealers.credit", "只有管理员和财务可以调整信用额度")
     reason = _clean_reason(reason)
     errors = {}
     limit_fen = _check_amount("credit_limit_fen", limit_fen, errors)
@@ -1073,7 +1067,7 @@ def reactivate_dealer(*, staff, code, reason, session=None):
 def _set_status(staff, code, reason, session, *, to):
     action = "dealer.suspend" if to == "suspended" else "dealer.reactivate"
     verb = "暂停" if to == "suspended" else "恢复"
-    _require_role(staff, STATUS_ROLES, f"只有管理员和财务可以{verb}经销商")
+    require(staff, "dealers.status", f"只有管理员和财务可以{verb}经销商")
     reason = _clean_reason(reason, required=True)
     with _transaction(session) as tx:
         dealer = _lock_dealer_for_staff(tx, staff, code)
@@ -1093,13 +1087,13 @@ def _set_status(staff, code, reason, session, *, to):
 
 def permissions_for(staff, dealer=None):
     """What `staff` may do on a dealer's page (the services check the same rules again)."""
-    own = dealer is None or staff.role != "sales" or dealer.rep_id == staff.id
+    own = dealer is None or not sees_only_own_dealers(staff) or dealer.rep_id == staff.id
     return {
-        "edit_fields": EDITABLE_FIELDS.get(staff.role, ()) if own else (),
-        "credit": staff.role in CREDIT_ROLES,
-        "status": staff.role in STATUS_ROLES,
-        "invite": staff.role in INVITE_ROLES and own,
-        "create": staff.role in CREATE_ROLES,
+        "edit_fields": editable_fields(staff) if own else (),
+        "credit": can(staff, "dealers.credit"),
+        "status": can(staff, "dealers.status"),
+        "invite": can(staff, "dealers.invite") and own,
+        "create": can(staff, "dealers.create"),
     }
 
 
@@ -1108,7 +1102,7 @@ RECENT_ORDERS = 20
 
 def get_dealer_for_staff(*, staff, code):
     """The dealer if `staff` may see it (admins and finance every dealer, a rep their own); 404 else."""
-    _require_role(staff, VIEW_ROLES, "你没有查看经销商的权限")
+    require(staff, "dealers.view", "你没有查看经销商的权限")
     query = scope_to_staff(select(Dealer).where(Dealer.code == code), staff)
     dealer = db.session.execute(query).scalar_one_or_none()
     if dealer is None:

@@ -16,9 +16,10 @@ from app.extensions import db
 from app.funds import ledger
 from app.funds import service as credit
 from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, PAYMENT_METHODS, Payment
-from app.funds.offline import STAFF_PAGE_SIZE, require_finance
+from app.funds.offline import STAFF_PAGE_SIZE
 from app.kernel.clock import business_day_start
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.orders.models import Order
 
 LEDGER_PAGE_SIZE = 50
@@ -28,7 +29,7 @@ def list_payments_for_staff(*, staff, method=None, dealer_id=None, q=None, day_f
     """One page of payments of any method, newest first: ([(Payment, Dealer, order_no)], total).
     `day_from`/`day_to` are China dates (inclusive) of when the payment was recorded; `q`
     matches the dealer's code or name, the order number or the WeChat Pay transaction id."""
-    require_finance(staff, "查看付款")
+    require(staff, "payments.manage", "你没有查看付款的权限")
     if method and method not in PAYMENT_METHODS:
         raise DomainError("invalid_filter", "付款方式参数有误", 400)
     query = (
@@ -61,7 +62,7 @@ def list_payments_for_staff(*, staff, method=None, dealer_id=None, q=None, day_f
 def dealer_account(*, staff, dealer_id, account=None, page=1):
     """A dealer's three balances, its credit figures and one page of its ledger entries
     (newest first, optionally of one account): {dealer, balances, credit, entries, total}."""
-    require_finance(staff, "查看资金账户")
+    require(staff, "payments.manage", "你没有查看资金账户的权限")
     if account and account not in LEDGER_ACCOUNTS:
         raise DomainError("invalid_filter", "账户参数有误", 400)
     dealer = db.session.get(Dealer, dealer_id)
@@ -79,7 +80,7 @@ def adjust_balance(*, staff, dealer_id, account, amount_fen, reason):
     required. Returns the ledger entry's values. Raises 403, 404 `dealer_not_found`, 422
     `invalid_field` (account, amount, reason), 409 `insufficient_balance` when prepaid or
     rebate would go below zero. Nothing is written when it raises."""
-    require_finance(staff, "调整资金账户")
+    require(staff, "payments.manage", "你没有调整资金账户的权限")
     if account not in LEDGER_ACCOUNTS:
         raise DomainError("invalid_field", "请选择要调整的账户", 422, {"field": "account"})
     if type(amount_fen) is not int or amount_fen == 0 or abs(amount_fen) > ledger.MAX_AMOUNT_FEN:

@@ -21,6 +21,7 @@ from app.audit import service as audit
 from app.database import write_transaction
 from app.extensions import db
 from app.kernel.errors import DomainError
+from app.kernel.permissions import require
 from app.money import BP_PER_UNIT, apply_bp, format_yuan
 from app.notify import settings
 from app.orders.models import PAYMENT_METHOD_LABELS
@@ -68,8 +69,8 @@ def set_rebate_rate(*, max_rate_bp, actor=None):
     Admins only (403 otherwise; the CLI passes no actor); 422 `invalid_setting` unless
     0 ≤ rate ≤ 10000 bp. Audited as `settings.rebate_usage` in the same transaction.
     """
-    if actor is not None and (actor.role != "admin" or not actor.active):
-        raise DomainError("forbidden", "只有管理员可以修改返利抵扣比例", 403)
+    if actor is not None:
+        require(actor, "settings.edit", "只有管理员可以修改返利抵扣比例")
     if type(max_rate_bp) is not int or not 0 <= max_rate_bp <= BP_PER_UNIT:
         raise DomainError("invalid_setting", "返利抵扣比例应在 0%～100% 之间（最多两位小数）", 422)
     with write_transaction() as session:

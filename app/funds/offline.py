@@ -35,12 +35,12 @@ from app.funds.models import OFFLINE_STATUS_LABELS, OfflinePayment, Payment
 from app.funds.payments import UNPAYABLE_STATUSES, apply_payment
 from app.kernel.clock import business_day_start, business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.money import format_yuan
 from app.notify import dealer_alerts
 from app.orders.models import Order
 from app.storage.service import dealer_uploads
 
-FINANCE_ROLES = ("admin", "finance")
 # A voucher for a transfer older than this is almost certainly a mistake (or an old one reused).
 MAX_TRANSFER_AGE_DAYS = 366
 STAFF_PAGE_SIZE = 50
@@ -139,16 +139,11 @@ def get_offline_payment(*, dealer_id, payment_id):
 
 # --- finance side --------------------------------------------------------------------------
 
-def require_finance(staff, action="处理付款"):
-    if not staff.active or staff.role not in FINANCE_ROLES:
-        raise DomainError("forbidden", f"你没有{action}的权限", 403)
-
-
 def list_offline_for_staff(*, staff, status=None, dealer_id=None, q=None, day_from=None, day_to=None, page=1):
     """One page of submissions, oldest pending first when filtered to `pending`, otherwise
     newest first: ([(OfflinePayment, Dealer)], total). `day_from`/`day_to` are China dates of
     submission (inclusive); `q` matches the dealer's code or name or the bank reference."""
-    require_finance(staff, "查看付款")
+    require(staff, "payments.manage", "你没有查看付款的权限")
     query = select(OfflinePayment, Dealer).join(Dealer, Dealer.id == OfflinePayment.dealer_id)
     if status:
         query = query.where(OfflinePayment.status == status)
@@ -171,7 +166,7 @@ def list_offline_for_staff(*, staff, status=None, dealer_id=None, q=None, day_fr
 
 
 def get_offline_for_staff(*, staff, payment_id):
-    require_finance(staff, "查看付款")
+    require(staff, "payments.manage", "你没有查看付款的权限")
     record = db.session.execute(
         select(OfflinePayment).options(*_LOADED, selectinload(OfflinePayment.dealer))
         .where(OfflinePayment.id == payment_id)
@@ -209,7 +204,7 @@ def confirm_offline_payment(*, staff, payment_id, received_fen=None, note=None):
     (record, payment). Raises 403 unless admin/finance, 404, 409 `offline_payment_decided`
     once confirmed or rejected, 422 `invalid_amount`. See the module docstring.
     """
-    require_finance(staff, "确认付款")
+    require(staff, "payments.manage", "你没有确认付款的权限")
     if received_fen is not None and (type(received_fen) is not int or not 0 < received_fen <= ledger.MAX_AMOUNT_FEN):
         raise DomainError("invalid_amount", "实收金额应大于 0", 422, {"field": "received"})
     note = _optional(note, 200)
@@ -274,7 +269,7 @@ def _record_payment(session, balances, record, order, amount_fen, *, staff, at):
 def reject_offline_payment(*, staff, payment_id, reason):
     """The money did not arrive (or the voucher is wrong): reject with a reason the dealer
     sees. No money moves. 403 / 404 / 409 as `confirm_offline_payment`, 422 `reason_required`."""
-    require_finance(staff, "驳回付款")
+    require(staff, "payments.manage", "你没有驳回付款的权限")
     reason = _optional(reason, 200)
     if not reason:
         raise DomainError("reason_required", "驳回需要填写原因（经销商可见）", 422, {"field": "reason"})

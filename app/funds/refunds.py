@@ -53,12 +53,12 @@ from app.integrations.wechatpay import (
 )
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.money import format_yuan, share_of
 
 log = logging.getLogger(__name__)
 
 WECHATPAY_ACTOR = SimpleNamespace(id=None, name="微信支付")
-RETRY_ROLES = ("admin", "finance")
 # A pending refund whose call was lost is looked at again after this long.
 PENDING_GRACE = timedelta(minutes=1)
 # WeChat Pay's refund states as they end up here.
@@ -477,8 +477,7 @@ def retry_refund(*, staff, refund_id, return_id=None):
     404 for an unknown refund, 409 unless it failed. Audited."""
     from app.returns.models import ReturnRequest
 
-    if not staff.active or staff.role not in RETRY_ROLES:
-        raise DomainError("forbidden", "你没有重试退款的权限", 403)
+    require(staff, "refunds.retry", "你没有重试退款的权限")
     known = db.session.execute(select(Refund.dealer_id, Refund.return_id).where(Refund.id == refund_id)).first()
     if known is None or (return_id is not None and known.return_id != return_id):
         raise NotFound("退款记录不存在", "refund_not_found")

@@ -20,8 +20,8 @@ from app.staff.models import Staff
 
 KIND = "dealers"
 TITLE = "经销商"
-EXPORT_ROLES = dealers.VIEW_ROLES
-IMPORT_ROLES = dealers.VIEW_ROLES  # the service refuses, row by row, what a role may not change
+EXPORT_PERMISSIONS = ("dealers.view",)
+IMPORT_PERMISSIONS = ("dealers.edit",)  # the service refuses, row by row, what a role may not change
 
 # key: the service's field name (amounts in yuan as `dealer_fields_from_text` reads them)
 COLUMNS = (

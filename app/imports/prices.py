@@ -22,14 +22,15 @@ from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, RowsRejected
 from app.kernel.errors import DomainError
+from app.kernel.permissions import require
 from app.money import format_yuan
 from app.pricing import service as pricing
 from app.pricing.models import PriceList, PriceListItem
 
 KIND = "prices"
 TITLE = "价格表"
-EXPORT_ROLES = pricing.READER_ROLES
-IMPORT_ROLES = pricing.EDITOR_ROLES
+EXPORT_PERMISSIONS = ("prices.view",)
+IMPORT_PERMISSIONS = ("prices.edit",)
 
 # The pricing service's names, and the shorter 经销商价 people also write.
 KIND_LABELS = {**{label: kind for kind, label in pricing.KIND_LABELS.items()}, "经销商价": "dealer"}
@@ -187,8 +188,7 @@ def import_file(*, staff, data, filename, apply, reason=None):
     raises `FileRejected` for a file-level problem and `RowsRejected` listing every bad row (row
     number and reason); in both cases nothing is written. The file gets one `import` entry.
     """
-    if staff.role not in IMPORT_ROLES:
-        raise DomainError("forbidden", "你的角色无权导入价格表", 403)
+    require(staff, "prices.edit", "你的角色无权导入价格表")
     sheet = sheets.read_sheet(data, COLUMNS)
     errors = Errors()
     rows = parse_rows(sheet, errors)

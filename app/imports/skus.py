@@ -13,12 +13,13 @@ from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, RowsRejected
 from app.kernel.errors import DomainError
+from app.kernel.permissions import require
 
 KIND = "skus"
 TITLE = "商品"
 # The list price is a price: only those who may read both the catalogue and prices.
-EXPORT_ROLES = tuple(r for r in catalog.READER_ROLES if r in catalog.PRICE_READER_ROLES)
-IMPORT_ROLES = catalog.EDITOR_ROLES
+EXPORT_PERMISSIONS = ("catalog.view", "catalog.prices")  # the sheet carries list prices
+IMPORT_PERMISSIONS = ("catalog.edit",)
 
 STATUS_BY_LABEL = {label: value for value, label in SKU_STATUS_LABELS.items()}
 
@@ -59,7 +60,8 @@ def export_rows(*, staff):
 
 
 def export_workbook(*, staff):
-    catalog.require_role(staff, EXPORT_ROLES, "导出商品")
+    require(staff, "catalog.view", "你的角色无权导出商品")
+    require(staff, "catalog.prices", "你的角色无权导出商品")
     return sheets.workbook_bytes(TITLE, COLUMNS, list(export_rows(staff=staff)), notes=NOTES)
 
 
@@ -92,7 +94,7 @@ def import_file(*, staff, data, filename, apply, reason=None):
     """Validate a SKU workbook and, with `apply`, import it in one transaction (a preview runs
     the same and rolls back). Raises `FileRejected` / `RowsRejected` (every bad row) and then
     writes nothing. The catalogue service audits each created or changed SKU."""
-    catalog.require_role(staff, IMPORT_ROLES, "导入商品")
+    require(staff, "catalog.edit", "你的角色无权导入商品")
     sheet = sheets.read_sheet(data, COLUMNS)
     result = ImportResult(kind=KIND, filename=filename, rows=len(sheet.rows), ignored_headers=sheet.ignored_headers)
     errors = Errors()

@@ -19,11 +19,12 @@ from app.imports.sheets import CellError, Column, Errors, FileRejected, RowsReje
 from app.inventory import service as inventory
 from app.inventory.models import Stock, Warehouse
 from app.kernel.errors import DomainError
+from app.kernel.permissions import require
 
 KIND = "stock"
 TITLE = "库存"
-EXPORT_ROLES = inventory.READER_ROLES
-IMPORT_ROLES = inventory.EDITOR_ROLES
+EXPORT_PERMISSIONS = ("stock.view",)
+IMPORT_PERMISSIONS = ("stock.edit",)
 MAX_QTY = inventory.MAX_ON_HAND
 
 COLUMNS = (
@@ -117,8 +118,7 @@ def import_file(*, staff, data, filename, apply, reason=None):
     `RowsRejected` (every bad row: unknown warehouse or SKU, not a whole number, negative,
     duplicate, below reserved) and then writes nothing. The file gets one `import` entry.
     """
-    if staff.role not in IMPORT_ROLES:
-        raise DomainError("forbidden", "你的角色无权导入库存", 403)
+    require(staff, "stock.edit", "你的角色无权导入库存")
     reason = (reason or "").strip()
     if not reason:
         raise FileRejected("请填写调整原因（如“11 月盘点”），库存的每次修改都要有原因", "import_reason_missing")

@@ -23,6 +23,7 @@ from app.database import joined_transaction
 from app.extensions import db
 from app.inventory.models import Reservation, Stock, StockMovement, Warehouse
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 
 STOCK = Stock.__table__
 RESERVATIONS = Reservation.__table__
@@ -257,15 +258,8 @@ def deduct_shipped(session, order_id, takes):
 
 # --- staff: stock figures, manual adjustments, low-stock thresholds -------------------------
 
-READER_ROLES = ("admin", "sales", "warehouse")
-EDITOR_ROLES = ("admin", "warehouse")
 STOCK_PAGE_SIZE = 50
 MAX_ON_HAND = 10**12
-
-
-def _require(staff, roles, what):
-    if staff is None or not staff.active or staff.role not in roles:
-        raise DomainError("forbidden", f"你的角色无权{what}", 403)
 
 
 def _sku_available():
@@ -281,7 +275,7 @@ def list_stock(*, staff, q=None, sku_id=None, warehouse_id=None, low_only=False,
     sku_id, code, name, spec, unit, status, low_stock_qty, warehouse_id, warehouse_name, on_hand,
     reserved, available and sku_available (all warehouses). `low_only`: SKUs whose available
     units across warehouses are below their threshold — the ones dealers see as 库存紧张/缺货."""
-    _require(staff, READER_ROLES, "查看库存")
+    require(staff, "stock.view", "你的角色无权查看库存")
     totals = _sku_available()
     where = []
     if q:
@@ -323,7 +317,7 @@ def adjust_stock(*, staff, sku_id, warehouse_id, reason, delta=None, on_hand=Non
     so a concurrent order's reservation and this adjustment queue behind each other.
     Returns the StockMovement."""
     from app.audit import service as audit
-    _require(staff, EDITOR_ROLES, "调整库存")
+    require(staff, "stock.edit", "你的角色无权调整库存")
     reason = inputs.text(reason, field="reason", label="调整原因", max_len=200)
     if (delta in (None, "")) == (on_hand in (None, "")):
         raise inputs.invalid("delta", "请填写调整数量（正数增加、负数减少）或盘点后的在手数量，二选一")
@@ -379,7 +373,7 @@ def set_low_stock_threshold(*, staff, sku_id, low_stock_qty, session=None):
     from app.catalog.models import Sku as Sku
     from app.catalog.service import invalidate_catalogue
 
-    _require(staff, EDITOR_ROLES, "修改低库存阈值")
+    require(staff, "stock.edit", "你的角色无权修改低库存阈值")
     low_stock_qty = inputs.integer(low_stock_qty, field="low_stock_qty", label="低库存阈值", minimum=0, maximum=MAX_ON_HAND)
     with joined_transaction(session) as s:
         sku = s.get(Sku, sku_id)
@@ -397,7 +391,7 @@ def set_low_stock_threshold(*, staff, sku_id, low_stock_qty, session=None):
 
 def list_movements(*, staff, sku_id=None, warehouse_id=None, page=1, page_size=STOCK_PAGE_SIZE):
     """Stock movements, newest first: ([(StockMovement, sku code, sku name, warehouse name)], total)."""
-    _require(staff, READER_ROLES, "查看库存")
+    require(staff, "stock.view", "你的角色无权查看库存")
     query = (
         select(StockMovement, Sku.code, Sku.name, Warehouse.name)
         .join(Sku, Sku.id == StockMovement.sku_id)

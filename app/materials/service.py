@@ -31,6 +31,7 @@ from app.dealers.models import Dealer, Tier
 from app.extensions import db
 from app.kernel.clock import business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.materials.models import (
     KIND_LABELS,
     STATUS_LABELS,
@@ -45,8 +46,6 @@ from app.storage.images import inspect_image
 
 log = logging.getLogger(__name__)
 
-MANAGER_ROLES = ("admin", "marketing")
-VIEWER_ROLES = ("admin", "marketing", "sales")
 STAFF_PAGE_SIZE = 30
 MAX_TAGS = 10
 MAX_TAG_LEN = 16
@@ -79,11 +78,6 @@ class FileIn:
 
     data: bytes
     filename: str = ""
-
-
-def require_role(staff, roles, what):
-    if staff is None or not staff.active or staff.role not in roles:
-        raise DomainError("forbidden", f"你的角色无权{what}", 403)
 
 
 # --- checking what staff typed ---------------------------------------------------------
@@ -289,7 +283,7 @@ def create_material(*, staff, kind, audience, tags=(), file=None, cover=None, **
     `file` / `cover` are `FileIn`s. Raises 403 (role), 422 (a field, `details.field`;
     `unsupported_file_type`, `invalid_image`, `empty_file`), 413 `file_too_large`,
     503 `storage_unavailable`. Nothing is stored when it raises."""
-    require_role(staff, MANAGER_ROLES, "新建素材")
+    require(staff, "materials.edit", "你的角色无权新建素材")
     kind = inputs.choice(kind, field="kind", label="类型", choices=KIND_LABELS)
     clean = _fields(kind, values)
     tags = parse_tags(tags)
@@ -326,7 +320,7 @@ def update_material(*, staff, material_id, audience, tags=(), file=None, cover=N
     """Change a material's fields, tags, audience and (optionally) replace its file or cover;
     its kind and status stay. The old files are deleted after the change commits. Raises as
     `create_material`, and 404 `material_not_found`."""
-    require_role(staff, MANAGER_ROLES, "修改素材")
+    require(staff, "materials.edit", "你的角色无权修改素材")
     material = db.session.get(Material, material_id)
     if material is None:
         raise NotFound("素材不存在", "material_not_found")
@@ -367,7 +361,7 @@ def update_material(*, staff, material_id, audience, tags=(), file=None, cover=N
 
 
 def _transition(*, staff, material_id, to, action, allowed_from, refusal):
-    require_role(staff, MANAGER_ROLES, "发布或撤回素材")
+    require(staff, "materials.edit", "你的角色无权发布或撤回素材")
     with write_transaction() as session:
         material = _locked(session, material_id)
         if material.status not in allowed_from:
@@ -430,7 +424,7 @@ def list_materials(*, staff, q=None, kind=None, status=None, tag=None, validity=
                    page_size=STAFF_PAGE_SIZE):
     """One page for the console, newest first: ([(Material, share count)], total). `validity`:
     current / upcoming / expired (China date today)."""
-    require_role(staff, VIEWER_ROLES, "查看素材")
+    require(staff, "materials.view", "你的角色无权查看素材")
     where = []
     if validity:
         inputs.choice(validity, field="validity", label="有效期", choices=VALIDITY_LABELS)
@@ -461,7 +455,7 @@ def all_tags():
 
 
 def get_material(*, staff, material_id):
-    require_role(staff, VIEWER_ROLES, "查看素材")
+    require(staff, "materials.view", "你的角色无权查看素材")
     material = db.session.get(Material, material_id)
     if material is None:
         raise NotFound("素材不存在", "material_not_found")
@@ -470,7 +464,7 @@ def get_material(*, staff, material_id):
 
 def share_stats(*, staff, material_id):
     """Who shared the material: ({"total", "dealers"}, [(dealer code, name, count, last shared at)])."""
-    require_role(staff, VIEWER_ROLES, "查看素材")
+    require(staff, "materials.view", "你的角色无权查看素材")
     rows = db.session.execute(
         select(Dealer.code, Dealer.name, func.count(MaterialShare.id), func.max(MaterialShare.created_at))
         .join(Dealer, Dealer.id == MaterialShare.dealer_id)

@@ -405,8 +405,8 @@ def remind_inactive_dealers(today=None):
     """
     from app.database import write_transaction
     from app.dealers.models import Dealer
-    from app.orders.models import Order
     from app.kernel.clock import BUSINESS_TZ, business_day_start, business_today
+    from app.orders.models import Order
 
     today = today or business_today()
     day_start = business_day_start(today)

@@ -13,6 +13,7 @@ from app.audit import service as audit
 from app.database import write_transaction
 from app.extensions import db
 from app.kernel.errors import DomainError
+from app.kernel.permissions import require
 from app.money import format_yuan
 from app.notify import settings
 
@@ -79,8 +80,8 @@ def set_auto_approval(*, enabled, max_total_fen=None, actor=None):
     Raises 403 for staff other than admins, 422 `invalid_setting` for a limit that is not
     a positive integer of fen.
     """
-    if actor is not None and (actor.role != "admin" or not actor.active):
-        raise DomainError("forbidden", "只有管理员可以修改自动审批规则", 403)
+    if actor is not None:
+        require(actor, "settings.edit", "只有管理员可以修改自动审批规则")
     if not isinstance(enabled, bool):
         raise DomainError("invalid_setting", "enabled 应为 true 或 false", 422)
     if max_total_fen is not None and (type(max_total_fen) is not int or not 1 <= max_total_fen <= MAX_TOTAL_FEN_LIMIT):

@@ -52,6 +52,7 @@ from app.funds.models import Payment
 from app.inventory import service as inventory
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import can
 from app.money import format_yuan
 from app.notify import events as notify_events
 from app.orders import approval_rules
@@ -875,9 +876,9 @@ def remove_cart_item(*, user, sku_id):
 # --- approval (WeCom card, bot, console) ------------------------------------------
 
 APPROVABLE = ("pending_approval",)
-# Finance decides only orders a rep approved over the credit limit (`Order.awaiting_finance`).
-APPROVER_ROLES = ("admin", "sales", "finance")
-FINANCE_ROLES = ("finance", "admin")
+# A rep's approval (`orders.approve` without `orders.review_credit`) is final unless the dealer
+# is over its credit limit; then finance (`orders.review_credit` only) decides the orders a rep
+# approved (`Order.awaiting_finance`). An admin holds both, and decides alone.
 
 
 def _staff_order_query(staff, order_no):
@@ -893,8 +894,13 @@ def _staff_order_query(staff, order_no):
     return scope_to_staff(query, staff)
 
 
+def may_decide(staff):
+    """True when `staff` takes part in approving orders (a rep's step, finance's or both)."""
+    return can(staff, "orders.approve") or can(staff, "orders.review_credit")
+
+
 def _require_approver(staff):
-    if not staff.active or staff.role not in APPROVER_ROLES:
+    if not may_decide(staff):
         raise DomainError("forbidden", "你没有审批订单的权限", 403)
 
 
@@ -962,7 +968,7 @@ def approve_order(*, staff, order_no, reason=None):
         # Only an order on credit (it holds credit) can take the dealer over its limit.
         over = order.credit_held_fen > 0 and over_credit_limit(account)
         credit = {"credit_limit_fen": account.credit_limit_fen, "exposure_fen": account.used_fen}
-        if staff.role == "finance":
+        if not can(staff, "orders.approve"):  # finance: only the orders a rep approved over credit
             if not order.awaiting_finance:
                 raise DomainError(
                     "not_awaiting_finance",
@@ -971,10 +977,10 @@ def approve_order(*, staff, order_no, reason=None):
                 )
             _transition(session, order, "approved", actor=staff, reason=reason or "财务复核通过（超出信用额度）",
                         audit_after=credit)
-        elif staff.role == "sales" and order.awaiting_finance:
+        elif not can(staff, "orders.review_credit") and order.awaiting_finance:
             raise DomainError("awaiting_finance", f"你已审批订单 {order.order_no}，正在等待财务复核（超出信用额度）", 409,
                               {"status": order.status})
-        elif staff.role == "sales" and over:
+        elif not can(staff, "orders.review_credit") and over:
             order.rep_approved_by_id = staff.id
             order.rep_approved_at = utcnow()
             _transition(
@@ -1002,7 +1008,7 @@ def reject_order(*, staff, order_no, reason):
     with write_transaction() as session:
         order, account = _lock_order_for_staff(session, staff, order_no, lock_account=True)
         _require_pending(order, "驳回")
-        if staff.role == "finance" and not order.awaiting_finance:
+        if not can(staff, "orders.approve") and not order.awaiting_finance:
             raise DomainError("not_awaiting_finance", f"订单 {order.order_no} 不在等待财务复核，请由业务员处理", 409,
                               {"status": order.status})
         inventory.release(session, order.id)
@@ -1083,6 +1089,6 @@ def list_pending_for_staff(*, staff, limit=200):
         .where(Order.status.in_(APPROVABLE)),
         staff,
     )
-    if staff.role == "finance":
+    if not can(staff, "orders.approve"):  # finance's queue: what reps approved over credit
         query = query.where(Order.rep_approved_by_id.is_not(None))
     return db.session.execute(query.order_by(Order.id).limit(limit)).all()

@@ -30,12 +30,12 @@ from app.funds import service as funds
 from app.inventory import service as inventory
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import can
 from app.money import share_of
 from app.notify import dealer_alerts, rep_alerts
 from app.orders import service as orders
 from app.orders.models import STATUS_LABELS, Order, OrderLine, Shipment, ShipmentLine
 
-SHIPPER_ROLES = ("admin", "warehouse")
 SHIPPABLE = ("approved", "partially_shipped")
 CARRIER_MAX = 32
 TRACKING_NO = re.compile(r"^[A-Za-z0-9-]{4,40}$")
@@ -46,7 +46,7 @@ COMMON_CARRIERS = ("顺丰速运", "京东物流", "中通快递", "圆通速递
 
 
 def _require_shipper(staff):
-    if not staff.active or staff.role not in SHIPPER_ROLES:
+    if not can(staff, "orders.ship"):
         raise DomainError("forbidden", "你没有发货的权限（仅仓库与管理员）", 403)
 
 

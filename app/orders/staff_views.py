@@ -17,19 +17,19 @@ from app.funds.service import credit_summary
 from app.inventory.models import Reservation, Warehouse
 from app.kernel.clock import business_day_start
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import can
 from app.orders.models import ORDER_STATUSES, Order, OrderLine, Shipment, ShipmentLine
-from app.orders.service import APPROVABLE, FINANCE_ROLES
-from app.orders.shipments import SHIPPABLE, SHIPPER_ROLES
+from app.orders.service import APPROVABLE
+from app.orders.shipments import SHIPPABLE
 from app.staff.models import Staff
 
-VIEWER_ROLES = ("admin", "sales", "finance", "warehouse")
 ORDER_LIST_PAGE_SIZE = 50
 # Besides the statuses: pending orders a rep approved over the credit limit.
 AWAITING_FINANCE = "awaiting_finance"
 
 
 def _require_viewer(staff):
-    if not staff.active or staff.role not in VIEWER_ROLES:
+    if not can(staff, "orders.view"):
         raise DomainError("forbidden", "你的角色无权查看订单", 403)
 
 
@@ -126,12 +126,13 @@ def allowed_actions(staff, order):
     """What `staff` may do to `order` now, by role and status (the services check again)."""
     actions = set()
     if order.status in APPROVABLE:
-        if staff.role == "admin" or (staff.role == "sales" and not order.awaiting_finance):
+        rep_step, finance_step = can(staff, "orders.approve"), can(staff, "orders.review_credit")
+        if rep_step and (finance_step or not order.awaiting_finance):
             actions |= {"approve", "reject"}
-        elif staff.role == "sales":
+        elif rep_step:
             actions.add("reject")
-        elif staff.role in FINANCE_ROLES and order.awaiting_finance:
+        elif finance_step and order.awaiting_finance:
             actions |= {"approve", "reject"}
-    if order.status in SHIPPABLE and staff.role in SHIPPER_ROLES:
+    if order.status in SHIPPABLE and can(staff, "orders.ship"):
         actions.add("ship")
     return actions

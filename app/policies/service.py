@@ -1,7 +1,7 @@
 """Policies: the one place that creates, publishes, versions and withdraws them, and that
 records what dealers did with them.
 
-Staff side (roles in EDITOR_ROLES edit; VIEWER_ROLES may look): `create_policy`,
+Staff side (`policies.edit` edits; `policies.view` may look): `create_policy`,
 `update_policy`, `schedule_policy` / `unschedule_policy`, `publish_policy`,
 `withdraw_policy`, `remind_stragglers`; the scheduler runs `publish_due_policies`.
 Each is one write transaction with its audit entry and its outbox rows.
@@ -41,6 +41,7 @@ from app.dealers.models import ORDERING_ROLES, Dealer, DealerUser
 from app.extensions import db
 from app.kernel.clock import BUSINESS_TZ, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.notify import dealer_alerts
 from app.notify import service as outbox
 from app.notify.rep_alerts import clip, text_message
@@ -61,8 +62,6 @@ from app.storage import StorageError, get_storage
 
 log = logging.getLogger(__name__)
 
-EDITOR_ROLES = ("admin", "marketing")
-VIEWER_ROLES = ("admin", "marketing", "sales")
 STAFF_PAGE_SIZE = 30
 STATS_PAGE_SIZE = 50
 REMIND_COOLDOWN = timedelta(minutes=30)
@@ -144,8 +143,7 @@ def _with_files(files, work):
 # --- staff: create, edit, schedule, publish, withdraw -----------------------------------------
 
 def _check_editor(staff):
-    if staff.role not in EDITOR_ROLES:
-        raise DomainError("forbidden", "你的角色无权修改政策", 403)
+    require(staff, "policies.edit", "你的角色无权修改政策")
 
 
 def _lock(session, policy_id):

@@ -29,6 +29,7 @@ from app.extensions import db
 from app.inventory.models import Stock
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require, sees_only_own_dealers
 from app.money import line_amount
 from app.pricing.models import PriceList, PriceListItem
 
@@ -426,15 +427,8 @@ def explain_price(session, buyer, sku_id, today=None):
 # field in `details`), audited in the same transaction. Pass `session=` to run several calls
 # as one transaction that the caller commits (an import); otherwise each call commits.
 
-READER_ROLES = ("admin", "sales", "finance")
-EDITOR_ROLES = ("admin", "finance")
 KIND_LABELS = {"tier": "等级价", "dealer": "经销商专属价"}
 MAX_ITEM_ERRORS = 50
-
-
-def _require(staff, roles, what):
-    if staff is None or not staff.active or staff.role not in roles:
-        raise DomainError("forbidden", f"你的角色无权{what}", 403)
 
 
 def _lists_for(staff):
@@ -442,7 +436,7 @@ def _lists_for(staff):
     from app.dealers.models import Dealer
 
     query = select(PriceList)
-    if staff.role == "sales":
+    if sees_only_own_dealers(staff):
         mine = select(Dealer.id).where(Dealer.rep_id == staff.id)
         query = query.where(or_(PriceList.kind == "tier", PriceList.dealer_id.in_(mine)))
     return query
@@ -463,7 +457,7 @@ def list_price_lists(*, staff, kind=None):
     [(PriceList, tier name, dealer code, dealer name, item count)]."""
     from app.dealers.models import Dealer, Tier
 
-    _require(staff, READER_ROLES, "查看价格")
+    require(staff, "prices.view", "你的角色无权查看价格")
     if kind is not None:
         inputs.choice(kind, field="kind", label="价目表类型", choices=KIND_LABELS)
     counts = (select(PriceListItem.price_list_id, func.count().label("n"))
@@ -483,7 +477,7 @@ def list_price_lists(*, staff, kind=None):
 
 def get_price_list(*, staff, price_list_id):
     """A price list `staff` may see; another rep's dealer's list is as missing as an unknown id."""
-    _require(staff, READER_ROLES, "查看价格")
+    require(staff, "prices.view", "你的角色无权查看价格")
     price_list = db.session.execute(_lists_for(staff).where(PriceList.id == price_list_id)).scalar_one_or_none()
     if price_list is None:
         raise NotFound("价目表不存在", "price_list_not_found")
@@ -511,7 +505,7 @@ def save_price_list(*, staff, price_list_id=None, name, valid_from, valid_to=Non
     Returns the PriceList."""
     from app.dealers.models import Dealer, Tier
 
-    _require(staff, EDITOR_ROLES, "修改价格")
+    require(staff, "prices.edit", "你的角色无权修改价格")
     name = inputs.text(name, field="name", label="价目表名称", max_len=64)
     valid_from = inputs.day(valid_from, field="valid_from", label="生效日期")
     valid_to = inputs.day(valid_to, field="valid_to", label="失效日期", required=False)
@@ -567,7 +561,7 @@ def set_prices(*, staff, price_list_id, items, reason=None, session=None):
     the DomainError lists them in `details["rows"]` as {index (0-based), field, message}.
     `reason` (optional) goes on every `price.set` audit entry (an import names its file).
     Returns [(sku_id, old price or None, new price)]."""
-    _require(staff, EDITOR_ROLES, "修改价格")
+    require(staff, "prices.edit", "你的角色无权修改价格")
     with joined_transaction(session) as s:
         price_list = s.get(PriceList, price_list_id)
         if price_list is None:
@@ -678,7 +672,7 @@ def _write_items(session, inserts, updates):
 
 def delete_price(*, staff, price_list_id, sku_id, session=None):
     """Remove a SKU from a price list (the dealer then pays the next price that applies)."""
-    _require(staff, EDITOR_ROLES, "修改价格")
+    require(staff, "prices.edit", "你的角色无权修改价格")
     with joined_transaction(session) as s:
         price_list = s.get(PriceList, price_list_id)
         item = s.get(PriceListItem, (price_list_id, sku_id)) if price_list is not None else None

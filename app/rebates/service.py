@@ -58,6 +58,7 @@ from app.funds.models import LedgerEntry, Payment
 from app.inputs import choice, day, integer, invalid, text
 from app.kernel.clock import business_day_start, business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.models_base import UTCDateTime
 from app.money import BP_PER_UNIT, apply_bp, format_yuan, parse_yuan
 from app.notify import dealer_alerts
@@ -78,18 +79,12 @@ from app.rebates.models import (
 )
 from app.returns.models import ReturnLine, ReturnRequest
 
-MANAGER_ROLES = ("admin", "finance")
 SYSTEM = SimpleNamespace(id=None, name="系统（返利结算）")
 MAX_TIERS = 10
 MAX_TARGETS = 500
 STAFF_PAGE_SIZE = 50
 HISTORY_SIZE = 20
 UNPAID_STATUSES = ("cancelled", "rejected")
-
-
-def _require(staff, action):
-    if staff is None or not staff.active or staff.role not in MANAGER_ROLES:
-        raise DomainError("forbidden", f"你没有{action}的权限（仅管理员与财务）", 403)
 
 
 # --- periods -----------------------------------------------------------------------------
@@ -426,7 +421,7 @@ def close_period(*, period, staff=None, rule_ids=None, today=None):
     not over yet), 403 for other roles.
     """
     if staff is not None:
-        _require(staff, "结算返利")
+        require(staff, "rebates.manage", "你没有结算返利的权限（仅管理员与财务）")
     period = period if isinstance(period, Period) else parse_period(period)
     today = today or business_today()
     if period.end >= today:
@@ -537,7 +532,7 @@ def approve_document(*, staff, document_id, reason=None):
     (ledger ref_type "rebate", ref_id the document) and the dealer is notified, in one
     transaction. Exactly once: two approvals at once → one credit, the other a 409
     `rebate_document_decided`. 403 for other roles, 404 for an unknown document."""
-    _require(staff, "审核返利")
+    require(staff, "rebates.manage", "你没有审核返利的权限（仅管理员与财务）")
     reason = text(reason, field="reason", label="说明", max_len=200, required=False) or None
     with write_transaction() as session:
         dealer_id = _document_dealer(session, document_id)
@@ -560,7 +555,7 @@ def approve_document(*, staff, document_id, reason=None):
 def reject_document(*, staff, document_id, reason):
     """Finance rejects a draft with a reason (required); nothing is credited. A rejected
     document stays rejected: closing the period again does not recreate it."""
-    _require(staff, "审核返利")
+    require(staff, "rebates.manage", "你没有审核返利的权限（仅管理员与财务）")
     reason = text(reason, field="reason", label="驳回原因", max_len=200)
     with write_transaction() as session:
         _document_dealer(session, document_id)
@@ -740,7 +735,7 @@ def create_rule(*, staff, **fields):
     (+ category_ids / sku_ids or sku_codes), applies_to (+ tier_ids / dealer_ids or
     dealer_codes), valid_from, valid_to, tiers [(threshold_fen, rate_bp)], growth
     (threshold_bp, rate_bp, min_last_year_fen) or None, active. 422 `invalid_field`."""
-    _require(staff, "配置返利规则")
+    require(staff, "rebates.manage", "你没有配置返利规则的权限（仅管理员与财务）")
     with write_transaction() as session:
         clean = _clean_rule(session, **fields)
         now = utcnow()
@@ -756,7 +751,7 @@ def create_rule(*, staff, **fields):
 def update_rule(*, staff, rule_id, **fields):
     """Change a rule (admin/finance), audited with the values before and after. Documents
     already computed keep what they copied; the next close of a period uses the new rule."""
-    _require(staff, "配置返利规则")
+    require(staff, "rebates.manage", "你没有配置返利规则的权限（仅管理员与财务）")
     with write_transaction() as session:
         rule = session.execute(
             select(RebateRule).where(RebateRule.id == rule_id).with_for_update()
@@ -837,7 +832,7 @@ def describe_rule(rule):
 
 def list_documents(*, staff, status=None, period=None, q=None, page=1):
     """One page of rebate documents, newest first: ([(document, dealer)], total)."""
-    _require(staff, "查看返利单")
+    require(staff, "rebates.manage", "你没有查看返利单的权限（仅管理员与财务）")
     query = select(RebateDocument, Dealer).join(Dealer, Dealer.id == RebateDocument.dealer_id)
     if status:
         query = query.where(RebateDocument.status == status)
@@ -854,7 +849,7 @@ def list_documents(*, staff, status=None, period=None, q=None, page=1):
 
 
 def get_document_for_staff(*, staff, document_id):
-    _require(staff, "查看返利单")
+    require(staff, "rebates.manage", "你没有查看返利单的权限（仅管理员与财务）")
     doc = db.session.execute(
         select(RebateDocument).options(selectinload(RebateDocument.lines), selectinload(RebateDocument.dealer))
         .where(RebateDocument.id == document_id)

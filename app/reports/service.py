@@ -21,11 +21,10 @@ from app.dealers.service import scope_to_staff
 from app.extensions import db
 from app.kernel.clock import BUSINESS_TZ, business_day_start, business_today
 from app.kernel.errors import DomainError
+from app.kernel.permissions import can
 from app.orders.models import Order, OrderLine
 
 EXCLUDED_STATUSES = ("cancelled", "rejected")
-AMOUNT_ROLES = ("admin", "sales", "finance")
-DEALER_ROLES = ("admin", "sales", "finance")
 PERIODS = {"today": "今日", "month": "本月"}
 TOP_LIMIT = 10
 INACTIVE_DAYS = 30  # the same window as the reps' "dealer gone quiet" reminder
@@ -47,11 +46,11 @@ def require_viewer(staff):
 
 
 def sees_amounts(staff):
-    return staff.role in AMOUNT_ROLES
+    return can(staff, "reports.amounts")
 
 
 def sees_dealers(staff):
-    return staff.role in DEALER_ROLES
+    return can(staff, "reports.dealers")
 
 
 # --- periods ----------------------------------------------------------------------------

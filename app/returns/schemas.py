@@ -1,6 +1,6 @@
-from app.orders.schemas import MAX_QTY
 from app.funds.models import REFUND_METHODS
 from app.funds.models import REFUND_STATUSES as REFUND_ITEM_STATUSES
+from app.orders.schemas import MAX_QTY
 from app.returns.models import REFUND_STATUSES, RETURN_STATUSES
 from app.returns.service import MAX_PHOTOS
 from app.validation import (

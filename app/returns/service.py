@@ -34,6 +34,7 @@ from app.funds import refunds as refunding
 from app.inventory.models import Stock, Warehouse
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.money import format_yuan, line_amount
 from app.notify import dealer_alerts, rep_alerts
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS
@@ -54,10 +55,6 @@ from app.returns.models import (
 )
 from app.storage.service import dealer_uploads
 
-DECIDER_ROLES = ("admin", "sales")
-RECEIVER_ROLES = ("admin", "warehouse")
-CLOSER_ROLES = ("admin", "warehouse", "sales")
-VIEWER_ROLES = ("admin", "sales", "warehouse", "finance")
 MAX_PHOTOS = 9  # wx.chooseImage picks at most 9
 STAFF_PAGE_SIZE = 50
 
@@ -217,11 +214,6 @@ def withdraw_return(*, user, return_id, reason=None):
 
 # --- staff side ----------------------------------------------------------------------------
 
-def _require(staff, roles, action):
-    if not staff.active or staff.role not in roles:
-        raise DomainError("forbidden", f"你没有{action}的权限", 403)
-
-
 def _staff_query(staff):
     """Returns joined to their dealer, limited to the dealers `staff` may see."""
     query = select(ReturnRequest).join(Dealer, Dealer.id == ReturnRequest.dealer_id)
@@ -231,7 +223,7 @@ def _staff_query(staff):
 def list_returns_for_staff(*, staff, status=None, refund_status=None, q=None, page=1):
     """One page of return requests `staff` may see, newest first: ([(request, dealer, order_no)], total).
     Reps see their own dealers' requests; admin, warehouse and finance see all."""
-    _require(staff, VIEWER_ROLES, "查看退货")
+    require(staff, "returns.view", "你没有查看退货的权限")
     query = scope_to_staff(
         select(ReturnRequest, Dealer, Order.order_no)
         .join(Dealer, Dealer.id == ReturnRequest.dealer_id).join(Order, Order.id == ReturnRequest.order_id),
@@ -257,7 +249,7 @@ def list_returns_for_staff(*, staff, status=None, refund_status=None, q=None, pa
 
 def count_failed_refunds(*, staff):
     """How many returns `staff` may see have a failed refund (the console's banner for finance)."""
-    _require(staff, VIEWER_ROLES, "查看退货")
+    require(staff, "returns.view", "你没有查看退货的权限")
     return db.session.execute(
         _staff_query(staff).where(ReturnRequest.refund_status == "failed")
         .with_only_columns(func.count(), maintain_column_froms=True)
@@ -266,7 +258,7 @@ def count_failed_refunds(*, staff):
 
 def get_return_for_staff(*, staff, return_id):
     """A return request `staff` may see (with lines, photos, events), or 404."""
-    _require(staff, VIEWER_ROLES, "查看退货")
+    require(staff, "returns.view", "你没有查看退货的权限")
     request = db.session.execute(
         _staff_query(staff).options(*_LOADED, selectinload(ReturnRequest.order))
         .where(ReturnRequest.id == return_id)
@@ -296,7 +288,7 @@ def _lock_for_staff(session, staff, return_id, expected, action):
 def approve_return(*, staff, return_id, reason=None):
     """Agree to a pending return (admin; sales for their own dealers): the dealer may send
     the goods back. 404 for a request the staff member may not see, 409 once decided."""
-    _require(staff, DECIDER_ROLES, "审核退货")
+    require(staff, "returns.decide", "你没有审核退货的权限")
     reason = (reason or "").strip()[:200] or None
     with write_transaction() as session:
         request = _lock_for_staff(session, staff, return_id, "pending", "同意")
@@ -307,7 +299,7 @@ def approve_return(*, staff, return_id, reason=None):
 
 def reject_return(*, staff, return_id, reason):
     """Refuse a pending return with a reason the dealer sees; its units may be asked for again."""
-    _require(staff, DECIDER_ROLES, "审核退货")
+    require(staff, "returns.decide", "你没有审核退货的权限")
     reason = (reason or "").strip()[:200]
     if not reason:
         raise DomainError("reason_required", "拒绝退货需要填写原因（经销商可见）", 422)
@@ -329,7 +321,7 @@ def receive_return(*, staff, return_id, warehouse_id, quantities=None):
     `details.problems`: an unknown line, more than is outstanding, nothing at all), 404, 409
     unless approved or partly received. Audited with the on-hand figures before and after.
     Nothing is written when it raises."""
-    _require(staff, RECEIVER_ROLES, "退货入库")
+    require(staff, "returns.receive", "你没有退货入库的权限")
     if type(warehouse_id) is not int or warehouse_id < 1:
         raise DomainError("warehouse_not_found", "请选择入库仓库", 422)
     dealer_id = _dealer_of(staff, return_id)
@@ -458,7 +450,7 @@ def close_return(*, staff, return_id, reason):
     (admin, warehouse; sales for their own dealers): `closed`. What was received stays
     received and refunded; the units never received may be asked for again. 422 without a
     reason, 404, 409 in any other state."""
-    _require(staff, CLOSER_ROLES, "结束退货")
+    require(staff, "returns.close", "你没有结束退货的权限")
     reason = (reason or "").strip()[:200]
     if not reason:
         raise DomainError("reason_required", "结束退货需要填写原因（经销商可见）", 422)

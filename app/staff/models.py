@@ -4,8 +4,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.extensions import db
 from app.models_base import pk, timestamp
 
-STAFF_ROLES = ("admin", "sales", "finance", "warehouse", "marketing")
-
 
 class Staff(db.Model):
     """A brand employee. Sales reps are staff with role `sales` and a WeCom user id."""

@@ -6,10 +6,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from app.database import write_transaction
 from app.extensions import db
 from app.kernel.errors import DomainError
-from app.staff.models import STAFF_ROLES, Staff
+from app.kernel.permissions import STAFF_ROLES
+from app.staff.models import Staff
 
 MIN_PASSWORD_LENGTH = 8
-ROLE_LABELS = {"admin": "管理员", "sales": "业务员", "finance": "财务", "warehouse": "仓库", "marketing": "市场"}
+
 # Compared against when the username is unknown, so a wrong name takes as long as a wrong
 # password: one per hash method (PASSWORD_HASH_METHOD), made on first use.
 _DUMMY_HASHES = {}

@@ -5,7 +5,13 @@ import io
 
 from app.imports.sheets import yuan_decimal
 from app.kernel.clock import BUSINESS_TZ
-from app.statements.service import CATEGORIES, CATEGORY_LABELS, month_label, status_label, summarize
+from app.statements.service import (
+    CATEGORIES,
+    CATEGORY_LABELS,
+    month_label,
+    status_label,
+    summarize,
+)
 
 MONEY_FORMAT = "#,##0.00"
 

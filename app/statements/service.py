@@ -46,6 +46,7 @@ from app.funds.models import (
 )
 from app.kernel.clock import BUSINESS_TZ, business_day_start, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.permissions import require
 from app.notify import dealer_alerts
 from app.orders.models import Order, Shipment
 from app.statements.models import (
@@ -57,7 +58,6 @@ from app.statements.models import (
 
 log = logging.getLogger(__name__)
 
-STAFF_ROLES = ("admin", "finance")
 STAFF_PAGE_SIZE = 50
 MAX_COMMENT = 500
 # The job waits this long after a month ends, so a movement stamped just before midnight
@@ -380,8 +380,7 @@ def dispute_statement(*, user, statement_id, comment):
 # --- staff ---------------------------------------------------------------------------------
 
 def _check_staff(staff):
-    if staff.role not in STAFF_ROLES:
-        raise DomainError("forbidden", "你的角色无权查看对账单", 403)
+    require(staff, "statements.manage", "你的角色无权查看对账单")
 
 
 def list_statements_for_staff(*, staff, month=None, status=None, dealer_q=None, page=1, page_size=STAFF_PAGE_SIZE):
