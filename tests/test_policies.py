@@ -507,7 +507,7 @@ def _pg_marketing():
     from app.staff.service import create_staff
 
     row = create_staff(username="shi", name="市场", role="marketing", password="correct-horse-9")
-    return SimpleNamespace(id=row.id, name=row.name, role=row.role)
+    return SimpleNamespace(id=row.id, name=row.name, role=row.role, active=row.active)
 
 
 @pytest.mark.postgres
