@@ -58,6 +58,7 @@ def create_app(config=None):
         models,
     )
     from app.extensions import Api, db, migrate
+    from app.kernel import events
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
@@ -69,6 +70,8 @@ def create_app(config=None):
         },
     )
     errors.init_app(app)
+    events.init_app(app)
+    _subscribe(app)
 
     from app.health import bp as health_bp
     from miniprogram_api import register as register_miniprogram_api
@@ -96,3 +99,13 @@ def create_app(config=None):
 
     register_cli(app)
     return app
+
+
+def _subscribe(app):
+    """Every reaction to a domain event, in one list: the core publishes, shells and the
+    notifiers subscribe (`app.kernel.events`)."""
+    from app.kernel.events import subscribe
+    from bots import announce
+
+    subscribe(app, "policy.published", announce.policy_published)
+    subscribe(app, "campaign.sending", announce.campaign_sending)

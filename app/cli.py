@@ -372,7 +372,7 @@ pay_cli = AppGroup("pay", help="微信支付：查询、关闭未支付的预支
 def pay_open():
     """列出尚未支付、也未关闭的微信支付预支付单（商户订单号、金额、过期时间）。"""
     from app.funds.payments import list_open_wechat_payments
-    from app.money import format_yuan
+    from app.kernel.money import format_yuan
 
     for attempt in list_open_wechat_payments():
         click.echo(f"{attempt.out_trade_no}\t{format_yuan(attempt.amount_fen)}\t过期 {attempt.expires_at:%Y-%m-%d %H:%M} UTC")

@@ -22,8 +22,8 @@ from app.funds.models import CreditAccount
 from app.inventory.models import Stock, Warehouse
 from app.kernel.clock import business_today, utcnow
 from app.kernel.errors import DomainError
+from app.kernel.money import apply_bp
 from app.kernel.permissions import ROLE_LABELS as STAFF_ROLE_LABELS
-from app.money import apply_bp
 from app.notify import settings
 from app.orders import approval_rules
 from app.orders.approval_rules import AutoApproval

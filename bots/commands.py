@@ -24,8 +24,8 @@ from app.extensions import db
 from app.funds.service import credit_summary
 from app.kernel.clock import BUSINESS_TZ
 from app.kernel.errors import DomainError
+from app.kernel.money import format_yuan
 from app.kernel.permissions import can
-from app.money import format_yuan
 from app.orders import service as orders
 from app.orders.models import STATUS_LABELS, Order, OrderEvent
 from bots.inbound import NOT_STAFF_REPLY, reply, staff_for

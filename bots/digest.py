@@ -15,7 +15,7 @@ from app.database import write_transaction
 from app.dealers.models import Dealer
 from app.extensions import db
 from app.kernel.clock import business_day_start, business_today
-from app.money import format_yuan
+from app.kernel.money import format_yuan
 from app.notify import service as outbox
 from app.orders.models import Order
 from app.staff.models import Staff

@@ -14,7 +14,7 @@ from app.inventory import service as inventory
 from app.inventory.models import Stock, StockMovement
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError
-from app.money import fen_to_yuan_text, parse_yuan
+from app.kernel.money import fen_to_yuan_text, parse_yuan
 from app.pricing import service as pricing
 from app.pricing.models import PriceList, PriceListItem
 from tests.factories import add, auth, set_stock

@@ -488,6 +488,6 @@ def test_the_split_refuses_an_unknown_method_or_a_negative_rebate():
 
 @pytest.mark.parametrize("amount,part,whole,share", [(101, 1, 2, 51), (100, 1, 3, 33), (5, 2, 3, 3), (999, 7, 7, 999)])
 def test_shares_round_half_up_once(amount, part, whole, share):
-    from app.money import share_of
+    from app.kernel.money import share_of
 
     assert share_of(amount, part, whole) == share

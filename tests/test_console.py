@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.database import write_transaction
 from app.extensions import db
-from app.money import format_yuan
+from app.kernel.money import format_yuan
 from app.orders.models import Order, OrderEvent
 from app.staff.models import Staff
 from app.staff.service import create_staff, set_password

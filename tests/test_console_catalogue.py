@@ -266,7 +266,7 @@ def test_explain_page_agrees_with_the_mini_program_for_dealers_of_each_tier(clie
             r = client.get(f"{MP}/products/{sku.id}", headers=auth(user))
             shown = re.search(r"<strong>(¥[\d,.]+)</strong>", text).group(1)
             if r.status_code == 200:
-                from app.money import format_yuan
+                from app.kernel.money import format_yuan
 
                 assert shown == format_yuan(r.json["price_fen"]) and "可以：" in text, (code, sku.code)
             else:

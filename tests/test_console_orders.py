@@ -8,10 +8,10 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.inventory.models import Stock
-from app.money import format_yuan
+from app.kernel.clock import business_today
+from app.kernel.money import format_yuan
 from app.orders import service as orders
 from app.orders.models import Order, Shipment
-from app.kernel.clock import business_today
 from tests.factories import auth
 from tests.helpers import HTML, csrf, submit
 from tests.helpers import console_login as login

@@ -6,7 +6,7 @@ from app.dealers.models import Address, Dealer, InviteCode, Region, Tier
 from app.extensions import db
 from app.funds.models import CreditAccount, LedgerEntry
 from app.inventory.models import Stock, Warehouse
-from app.money import apply_bp
+from app.kernel.money import apply_bp
 from app.orders.models import Order, Shipment
 from app.pricing.models import PriceList, PriceListItem
 from app.staff.models import Staff

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from app.money import MAX_INPUT_FEN, format_yuan, parse_yuan
+from app.kernel.money import MAX_INPUT_FEN, format_yuan, parse_yuan
 
 
 @pytest.mark.parametrize("typed,fen", [

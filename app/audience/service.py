@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, exists, false, func, insert, or_, select, true
 
-from app import inputs
 from app.audience.models import AudienceTarget
 from app.extensions import db
+from app.kernel import inputs
 
 TARGETS = AudienceTarget.__table__
 OWNER_TYPES = ("policy", "material", "campaign")

@@ -154,7 +154,7 @@ def field_label(key):
 
 def display_value(key, value, entity_type=None):
     """A recorded value as a person reads it: fen as yuan, statuses in Chinese, booleans as 是/否."""
-    from app.money import format_yuan
+    from app.kernel.money import format_yuan
 
     if value is None or value == "":
         return "—"

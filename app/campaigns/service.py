@@ -25,7 +25,6 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from sqlalchemy import func, or_, select, update
 
-from app import inputs
 from app.audience import service as audiences
 from app.audit import service as audit
 from app.campaigns.models import (
@@ -39,8 +38,10 @@ from app.campaigns.models import (
 from app.database import write_transaction
 from app.dealers.models import Dealer
 from app.extensions import db
+from app.kernel import inputs
 from app.kernel.clock import BUSINESS_TZ, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.events import publish
 from app.notify import service as outbox
 from app.staff.models import Staff
 
@@ -655,34 +656,12 @@ def send_campaign(campaign_id):
             plan = compute_plan(session, campaign)
             _freeze_plan(session, campaign, plan)
             campaign.status, campaign.sent_at, campaign.updated_at = "sending", now, now
-            _announce(session, campaign, plan)
+            publish(session, "campaign.sending", campaign=campaign, plan=plan)
             if not plan["senders"]:
                 _finish_if_done(session, campaign)
         elif campaign.status != "sending":
             return "skipped"
     return create_tasks(campaign_id)
-
-
-def _announce(session, campaign, plan):
-    from flask import url_for
-
-    from bots.announce import announce_to_internal_group
-
-    groups = sum(len(v) for v in plan["senders"].values())
-    lines = [
-        f"客户群群发「{campaign.title}」已下发给 {len(plan['senders'])} 位业务员，共 {groups} 个客户群，"
-        "请在企业微信「群发助手」中确认发送。",
-    ]
-    if plan["dropped"]:
-        lines.append(f"另有 {len(plan['dropped'])} 个群未纳入（本月次数已满或群主离职）。")
-    if campaign.text:
-        lines.append("> " + campaign.text[:300].replace("\n", "\n> "))
-    try:
-        link = url_for("console.campaign_detail", campaign_id=campaign.id, _external=True)
-    except RuntimeError:  # a job outside a request: no server name to build an absolute URL
-        link = None
-    announce_to_internal_group(f"客户群群发：{campaign.title}", "\n".join(lines), link, session=session,
-                               dedupe_key=f"campaign:{campaign.id}:announce", ref=("campaign", campaign.id))
 
 
 MEDIA_EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4", "application/pdf": ".pdf",

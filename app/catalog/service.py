@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from flask import current_app, has_request_context, request
 from sqlalchemy import bindparam, func, or_, over, select
 
-from app import inputs
 from app.audit import service as audit
 from app.cache import app_cache
 from app.catalog.models import (
@@ -20,6 +19,7 @@ from app.catalog.models import (
 from app.database import joined_transaction
 from app.extensions import db
 from app.inventory import service as inventory
+from app.kernel import inputs
 from app.kernel.errors import DomainError, NotFound
 from app.kernel.permissions import require
 from app.pricing.service import (
@@ -262,7 +262,7 @@ def _check_category_name_free(session, name, parent_id, besides=None):
 
 
 # SKU fields staff may set: name -> (check, audit label). Prices stay integer fen here; a form
-# in yuan converts with `app.inputs.yuan` first.
+# in yuan converts with `app.kernel.inputs.yuan` first.
 def _sku_checks(session):
     def category(value):
         category_id = inputs.integer(value, field="category_id", label="分类", minimum=1, maximum=2**53)

@@ -20,8 +20,8 @@ from app.audit import service as audit
 from app.extensions import db
 from app.kernel.clock import BUSINESS_TZ
 from app.kernel.errors import DomainError
+from app.kernel.money import format_yuan
 from app.kernel.permissions import ROLE_LABELS, can
-from app.money import format_yuan
 from app.staff.models import Staff
 from app.staff.service import authenticate
 

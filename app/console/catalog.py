@@ -2,7 +2,6 @@
 and warehouse read; warehouse sees no prices)."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app import inputs
 from app.catalog import service as catalog
 from app.catalog.models import (
     SKU_STATUS_LABELS,
@@ -10,9 +9,10 @@ from app.catalog.models import (
     VISIBILITY_SCOPE_LABELS,
 )
 from app.console.auth import bp, id_arg, login_required, page_arg, pager
+from app.kernel import inputs
 from app.kernel.errors import DomainError
+from app.kernel.money import fen_to_yuan_text
 from app.kernel.permissions import can
-from app.money import fen_to_yuan_text
 
 SKU_FORM_FIELDS = ("code", "name", "spec", "unit", "pack_size", "moq", "step", "list_price", "category_id", "status",
                    "image_url", "low_stock_qty")

@@ -7,7 +7,7 @@ from app.console.auth import bp, china_time, id_arg, login_required, page_arg, p
 from app.dealers.models import DEALER_STATUS_LABELS
 from app.extensions import db
 from app.kernel.errors import DomainError
-from app.money import format_yuan
+from app.kernel.money import format_yuan
 from app.staff.models import Staff
 
 # --- dealers -------------------------------------------------------------------------

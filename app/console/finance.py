@@ -12,7 +12,7 @@ from app.funds.models import (
     PAYMENT_METHOD_LABELS,
 )
 from app.kernel.errors import DomainError
-from app.money import parse_yuan
+from app.kernel.money import parse_yuan
 from app.storage.service import url_for as upload_url
 
 
@@ -155,7 +155,7 @@ def finance_adjust(dealer_id):
             raise
         flash(exc.message, "error")
         return _account_page(dealer_id, exc.status, typed=dict(form))
-    from app.money import format_yuan
+    from app.kernel.money import format_yuan
 
     flash(f"已调整{ACCOUNT_LABELS[entry['account']]} {format_yuan(entry['amount_fen'])}，"
           f"调整后余额 {format_yuan(entry['balance_after_fen'])}")

@@ -8,7 +8,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from app.console.auth import bp, day_arg, login_required, page_arg, pager
 from app.funds import checkout
 from app.kernel.errors import DomainError
-from app.money import parse_yuan
+from app.kernel.money import parse_yuan
 from app.orders import approval_rules, staff_views
 from app.orders import service as orders
 from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, STATUS_LABELS

@@ -3,13 +3,13 @@ dealer X pay for SKU Y today, and why" through the mini-program's pricing servic
 from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from app import inputs
 from app.catalog.models import Sku
 from app.console.auth import bp, login_required
 from app.extensions import db
+from app.kernel import inputs
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.money import fen_to_yuan_text
 from app.kernel.permissions import can
-from app.money import fen_to_yuan_text
 from app.pricing import service as pricing
 
 

@@ -7,7 +7,7 @@ from app.console.auth import bp, login_required, page_arg, pager
 from app.dealers.models import Tier
 from app.extensions import db
 from app.kernel.errors import DomainError
-from app.money import format_yuan
+from app.kernel.money import format_yuan
 from app.rebates import service as rebates
 from app.rebates.models import (
     APPLIES_LABELS,

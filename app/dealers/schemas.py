@@ -1,4 +1,13 @@
-from app.validation import Bool, Int, Nested, Schema, Str, id_field, length, regexp
+from app.kernel.validation import (
+    Bool,
+    Int,
+    Nested,
+    Schema,
+    Str,
+    id_field,
+    length,
+    regexp,
+)
 
 
 class LoginIn(Schema):

@@ -39,8 +39,8 @@ from app.funds import service as funds
 from app.funds.service import credit_summary
 from app.kernel.clock import BUSINESS_TZ, business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.money import MAX_INPUT_FEN, format_yuan, parse_yuan
 from app.kernel.permissions import can, require, scope_to_rep, sees_only_own_dealers
-from app.money import MAX_INPUT_FEN, format_yuan, parse_yuan
 from app.pricing.service import Buyer
 
 TOKEN_SALT = "dinghuo.mp.login"

@@ -21,8 +21,8 @@ from app.audit import service as audit
 from app.database import write_transaction
 from app.extensions import db
 from app.kernel.errors import DomainError
+from app.kernel.money import BP_PER_UNIT, apply_bp, format_yuan
 from app.kernel.permissions import require
-from app.money import BP_PER_UNIT, apply_bp, format_yuan
 from app.notify import settings
 from app.orders.models import PAYMENT_METHOD_LABELS
 

@@ -31,7 +31,7 @@ from app.funds.models import (
 )
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError
-from app.money import format_yuan
+from app.kernel.money import format_yuan
 
 ACCOUNTS = CreditAccount.__table__
 ENTRIES = LedgerEntry.__table__

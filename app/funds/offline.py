@@ -35,8 +35,8 @@ from app.funds.models import OFFLINE_STATUS_LABELS, OfflinePayment, Payment
 from app.funds.payments import UNPAYABLE_STATUSES, apply_payment
 from app.kernel.clock import business_day_start, business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.money import format_yuan
 from app.kernel.permissions import require
-from app.money import format_yuan
 from app.notify import dealer_alerts
 from app.orders.models import Order
 from app.storage.service import dealer_uploads

@@ -53,8 +53,8 @@ from app.integrations.wechatpay import (
 )
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.money import format_yuan, share_of
 from app.kernel.permissions import require
-from app.money import format_yuan, share_of
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ import marshmallow as ma
 from app.dealers.schemas import CreditOut
 from app.funds.ledger import MAX_AMOUNT_FEN
 from app.funds.models import LEDGER_ACCOUNTS, OFFLINE_STATUSES
-from app.validation import (
+from app.kernel.validation import (
     DateTime,
     Int,
     Nested,

@@ -14,7 +14,7 @@ from app.extensions import db
 from app.funds.models import CreditAccount, CreditBalances, CreditEntry
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError
-from app.money import format_yuan
+from app.kernel.money import format_yuan
 
 ACCOUNTS = CreditAccount.__table__
 ENTRIES = CreditEntry.__table__

@@ -22,8 +22,8 @@ from app.imports import sheets
 from app.imports.result import Change, ImportResult, record_summary
 from app.imports.sheets import CellError, Column, Errors, RowsRejected
 from app.kernel.errors import DomainError
+from app.kernel.money import format_yuan
 from app.kernel.permissions import require
-from app.money import format_yuan
 from app.pricing import service as pricing
 from app.pricing.models import PriceList, PriceListItem
 

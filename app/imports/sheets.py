@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from app.kernel.errors import DomainError
-from app.money import parse_yuan
+from app.kernel.money import parse_yuan
 
 MAX_BYTES = 5 * 1024 * 1024          # the uploaded .xlsx file
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024  # what the zip unpacks to (guards against zip bombs)
@@ -181,7 +181,7 @@ def text(value, label, *, max_len, required=True):
 
 def money_fen(value, label="价格"):
     """Yuan in a cell → integer fen, exactly, by the one rule for typed money
-    (`app.money.parse_yuan`: "12.50", "¥1,234.00", "8 元", "50万"; at most two decimals — never
+    (`app.kernel.money.parse_yuan`: "12.50", "¥1,234.00", "8 元", "50万"; at most two decimals — never
     rounded —, not negative).
 
     A number cell holds a binary float, so it is first read as the 15 significant digits Excel

@@ -17,11 +17,11 @@ from sqlalchemy import (
     update,
 )
 
-from app import inputs
 from app.catalog.models import Sku
 from app.database import joined_transaction
 from app.extensions import db
 from app.inventory.models import Reservation, Stock, StockMovement, Warehouse
+from app.kernel import inputs
 from app.kernel.errors import DomainError, NotFound
 from app.kernel.permissions import require
 

@@ -1,7 +1,16 @@
 import marshmallow as ma
 
+from app.kernel.validation import (
+    DateTime,
+    Int,
+    Nested,
+    PageQuery,
+    Schema,
+    Str,
+    length,
+    one_of,
+)
 from app.materials.models import KIND_LABELS
-from app.validation import DateTime, Int, Nested, PageQuery, Schema, Str, length, one_of
 
 KIND_DOC = "、".join(f"{k} {v}" for k, v in KIND_LABELS.items())
 

@@ -23,12 +23,12 @@ import nh3
 from flask import current_app
 from sqlalchemy import and_, delete, func, insert, or_, select
 
-from app import inputs
 from app.audience import service as audience_service
 from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.models import Dealer, Tier
 from app.extensions import db
+from app.kernel import inputs
 from app.kernel.clock import business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
 from app.kernel.permissions import require

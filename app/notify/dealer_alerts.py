@@ -32,7 +32,7 @@ from app.dealers.models import Dealer, DealerUser
 from app.extensions import db
 from app.kernel.clock import BUSINESS_TZ, utcnow
 from app.kernel.errors import DomainError
-from app.money import format_yuan
+from app.kernel.money import format_yuan
 from app.notify import service as outbox
 from app.notify.models import DealerMessage, SubscribeConsent
 

@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, func, select
 
-from app.money import format_yuan
+from app.kernel.money import format_yuan
 from app.notify import service as outbox
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-from app.validation import (
+from app.kernel.validation import (
     DateTime,
     Int,
     List,

@@ -13,8 +13,8 @@ from app.audit import service as audit
 from app.database import write_transaction
 from app.extensions import db
 from app.kernel.errors import DomainError
+from app.kernel.money import format_yuan
 from app.kernel.permissions import require
-from app.money import format_yuan
 from app.notify import settings
 
 log = logging.getLogger(__name__)

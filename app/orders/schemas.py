@@ -1,6 +1,5 @@
 from app.dealers.schemas import AddressOut, CreditOut
-from app.orders.models import ORDER_STATUSES, PAYMENT_METHODS
-from app.validation import (
+from app.kernel.validation import (
     Bool,
     DateTime,
     Int,
@@ -15,6 +14,7 @@ from app.validation import (
     length,
     one_of,
 )
+from app.orders.models import ORDER_STATUSES, PAYMENT_METHODS
 
 MAX_QTY = 1_000_000
 MAX_LINES = 200

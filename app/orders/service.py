@@ -52,8 +52,8 @@ from app.funds.models import Payment
 from app.inventory import service as inventory
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.money import format_yuan
 from app.kernel.permissions import can
-from app.money import format_yuan
 from app.notify import events as notify_events
 from app.orders import approval_rules
 from app.orders.models import (

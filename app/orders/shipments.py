@@ -30,8 +30,8 @@ from app.funds import service as funds
 from app.inventory import service as inventory
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.money import share_of
 from app.kernel.permissions import can
-from app.money import share_of
 from app.notify import dealer_alerts, rep_alerts
 from app.orders import service as orders
 from app.orders.models import STATUS_LABELS, Order, OrderLine, Shipment, ShipmentLine

@@ -1,8 +1,17 @@
 """Mini-program shapes of policies (GET /policies, GET /policies/<id>, POST /policies/<id>/ack)."""
 import marshmallow as ma
 
+from app.kernel.validation import (
+    Bool,
+    DateTime,
+    Int,
+    Nested,
+    PageQuery,
+    Schema,
+    Str,
+    one_of,
+)
 from app.policies.models import CATEGORY_LABELS
-from app.validation import Bool, DateTime, Int, Nested, PageQuery, Schema, Str, one_of
 
 CATEGORIES = tuple(CATEGORY_LABELS)
 CATEGORY_DOC = "；".join(f"{k} {v}" for k, v in CATEGORY_LABELS.items())

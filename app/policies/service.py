@@ -33,14 +33,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, exists, func, select, update
 
-from app import inputs
 from app.audience import service as audiences
 from app.audit import service as audit
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer, DealerUser
 from app.extensions import db
+from app.kernel import inputs
 from app.kernel.clock import BUSINESS_TZ, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.events import publish
 from app.kernel.permissions import require
 from app.notify import dealer_alerts
 from app.notify import service as outbox
@@ -350,7 +351,7 @@ def _publish_version(session, policy, *, actor, changes, now):
     ))
     session.flush()
     _deliver(session, policy, now=now)
-    _announce(session, policy, changes)
+    publish(session, "policy.published", policy=policy, changes=changes)
     return policy.version
 
 
@@ -392,29 +393,6 @@ def _deliver(session, policy, *, now):
         },
     )
     return targets
-
-
-def _announce(session, policy, changes):
-    """One markdown post per version to the brand's internal WeCom groups, through the shared
-    announcer (`bots.announce`: the robots WECOM_ANNOUNCE_ROBOTS names, ≤ 4096 bytes, the
-    sender keeps to each robot's 20-a-minute limit)."""
-    from bots.announce import announce_to_internal_group
-
-    audience = audiences.load("policy", policy.id, session=session)
-    category = CATEGORY_LABELS[policy.category]
-    lines = [
-        f"> 版本：第 {policy.version} 版" + ("（需经销商确认）" if policy.ack_required else ""),
-        f"> 受众：{clip(audiences.describe(audience, session=session), 200)}",
-    ]
-    if policy.effective_from or policy.effective_to:
-        lines.append(f"> 有效期：{policy.effective_from or '即日起'} 至 {policy.effective_to or '长期'}")
-    if changes:
-        lines.append("**本次更新**")
-        lines += [f"- {clip(c, 200)}" for c in changes]
-    announce_to_internal_group(
-        f"{category}{'更新' if policy.version > 1 else '发布'}：{clip(policy.title, 60)}", "\n".join(lines),
-        session=session, dedupe_key=f"policy:{policy.id}:v{policy.version}", ref=("policy", policy.id),
-    )
 
 
 # --- staff: reading ------------------------------------------------------------------------------

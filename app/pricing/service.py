@@ -21,16 +21,16 @@ from sqlalchemy import (
     select,
 )
 
-from app import inputs
 from app.audit import service as audit
 from app.catalog.models import Sku, VisibilityRule
 from app.database import joined_transaction
 from app.extensions import db
 from app.inventory.models import Stock
+from app.kernel import inputs
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.money import line_amount
 from app.kernel.permissions import require, sees_only_own_dealers
-from app.money import line_amount
 from app.pricing.models import PriceList, PriceListItem
 
 

@@ -2,7 +2,7 @@
 import marshmallow as ma
 
 from app.funds.schemas import LedgerEntryOut
-from app.validation import DateTime, Int, List, Nested, Schema, Str
+from app.kernel.validation import DateTime, Int, List, Nested, Schema, Str
 
 
 class NextTierOut(Schema):

@@ -26,7 +26,7 @@ whole amount, when last year's amount in the same window is at least the rule's 
 (and above zero) and `amount ≥ last_year × (1 + threshold)`, compared in integers.
 
 Rounding: once per document. `rebate_fen = amount × (tier rate + growth rate) / 10000`,
-ROUND_HALF_UP to the fen (`app.money.apply_bp`); the document's lines are exact integer
+ROUND_HALF_UP to the fen (`app.kernel.money.apply_bp`); the document's lines are exact integer
 amounts whose sum is the basis amount, so nothing is rounded per line.
 
 Closing (`close_period`) writes one draft document per (rule, dealer, period) with a
@@ -55,12 +55,12 @@ from app.dealers.models import Dealer, Tier
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import LedgerEntry, Payment
-from app.inputs import choice, day, integer, invalid, text
 from app.kernel.clock import business_day_start, business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.inputs import choice, day, integer, invalid, text
+from app.kernel.money import BP_PER_UNIT, apply_bp, format_yuan, parse_yuan
 from app.kernel.permissions import require
 from app.models_base import UTCDateTime
-from app.money import BP_PER_UNIT, apply_bp, format_yuan, parse_yuan
 from app.notify import dealer_alerts
 from app.orders.models import Order, OrderLine, Shipment, ShipmentLine
 from app.rebates.models import (

@@ -1,9 +1,6 @@
 from app.funds.models import REFUND_METHODS
 from app.funds.models import REFUND_STATUSES as REFUND_ITEM_STATUSES
-from app.orders.schemas import MAX_QTY
-from app.returns.models import REFUND_STATUSES, RETURN_STATUSES
-from app.returns.service import MAX_PHOTOS
-from app.validation import (
+from app.kernel.validation import (
     DateTime,
     Int,
     List,
@@ -17,6 +14,9 @@ from app.validation import (
     length,
     one_of,
 )
+from app.orders.schemas import MAX_QTY
+from app.returns.models import REFUND_STATUSES, RETURN_STATUSES
+from app.returns.service import MAX_PHOTOS
 
 MAX_RETURN_LINES = 200
 

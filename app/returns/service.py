@@ -34,8 +34,8 @@ from app.funds import refunds as refunding
 from app.inventory.models import Stock, Warehouse
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.money import format_yuan, line_amount
 from app.kernel.permissions import require
-from app.money import format_yuan, line_amount
 from app.notify import dealer_alerts, rep_alerts
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS
 from app.orders.models import Order, OrderLine
@@ -417,7 +417,7 @@ def _quantities_to_receive(lines, quantities):
 
 def _receipt_amounts(session, order, lines, taking):
     """{return line id: what the units taken in now are worth}: unit price × qty
-    (ROUND_HALF_UP per line, see `app.money`), capped so that all receipts of an order line
+    (ROUND_HALF_UP per line, see `app.kernel.money`), capped so that all receipts of an order line
     never exceed what it was charged, and all receipts of the order never exceed its total."""
     order_line_ids = [line.order_line_id for line in lines if taking.get(line.id)]
     charged = dict(session.execute(

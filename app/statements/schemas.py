@@ -1,6 +1,15 @@
+from app.kernel.validation import (
+    DateTime,
+    Int,
+    Nested,
+    PageQuery,
+    Schema,
+    Str,
+    length,
+    one_of,
+)
 from app.statements.models import EVENT_ACTIONS, STATEMENT_STATUSES
 from app.statements.service import CATEGORIES, MAX_COMMENT
-from app.validation import DateTime, Int, Nested, PageQuery, Schema, Str, length, one_of
 
 STATUS_DOC = "pending 待确认 / confirmed 已确认 / disputed 有异议"
 

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from app.validation import DateTime, Int, Schema, Str
+from app.kernel.validation import DateTime, Int, Schema, Str
 
 
 class UploadIn(Schema):

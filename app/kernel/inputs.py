@@ -8,7 +8,7 @@ import re
 from datetime import date
 
 from app.kernel.errors import DomainError
-from app.money import parse_yuan
+from app.kernel.money import parse_yuan
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -60,7 +60,7 @@ def fen(value, *, field, label):
 
 
 def yuan(value, *, field, label):
-    """Money typed in yuan ('12.50', '¥1,200', '5万') as integer fen (`app.money.parse_yuan`)."""
+    """Money typed in yuan ('12.50', '¥1,200', '5万') as integer fen (`app.kernel.money.parse_yuan`)."""
     try:
         return parse_yuan(value)
     except ValueError as exc:
