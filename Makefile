@@ -47,7 +47,10 @@ demo: seed serve
 # (recompiling everything costs each worker ~6 s). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
+# The layering (kernel ← domains ← shells; see .importlinter and docs/architecture.md) is
+# checked first: a broken contract fails the run before any test starts.
 test: install-dev
+	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
 # The browser test (tests/test_browser.py) drives Debian's Chromium; CJK fonts for readable screenshots.
