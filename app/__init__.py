@@ -105,7 +105,14 @@ def _subscribe(app):
     """Every reaction to a domain event, in one list: the core publishes, shells and the
     notifiers subscribe (`app.kernel.events`)."""
     from app.kernel.events import subscribe
+    from app.notify import dealer_alerts, rep_alerts
     from bots import announce
 
     subscribe(app, "policy.published", announce.policy_published)
     subscribe(app, "campaign.sending", announce.campaign_sending)
+    subscribe(app, "return.requested", rep_alerts.return_requested)
+    subscribe(app, "return.changed", dealer_alerts.return_changed)
+    subscribe(app, "offline_payment.decided", dealer_alerts.offline_payment_decided)
+    subscribe(app, "rebate.approved", dealer_alerts.rebate_approved)
+    subscribe(app, "statement.issued", dealer_alerts.statement_issued)
+    subscribe(app, "statement.dispute_resolved", dealer_alerts.statement_dispute_resolved)

@@ -1,4 +1,5 @@
 """Small helpers the API and console tests share."""
+import contextlib
 import re
 import uuid
 
@@ -53,3 +54,15 @@ def credit(dealer):
     db.session.expire_all()
     account = db.session.get(CreditAccount, dealer.id)
     return {"limit": account.credit_limit_fen, "held": account.held_fen, "receivable": account.receivable_fen}
+
+
+@contextlib.contextmanager
+def subscribed(app, event, handler):
+    """`handler` subscribes to the domain event `event` for the duration of the block."""
+    from app.kernel import events
+
+    events.subscribe(app, event, handler)
+    try:
+        yield
+    finally:
+        events.unsubscribe(app, event, handler)

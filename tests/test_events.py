@@ -76,3 +76,13 @@ def test_a_payload_that_does_not_match_the_declaration_is_refused(app):
 def test_the_same_subscriber_twice_is_refused(app):
     with pytest.raises(ValueError):
         events.subscribe(app, "policy.published", announce.policy_published)
+
+
+def test_every_declared_event_has_subscribers_that_accept_exactly_its_arguments(app):
+    import inspect
+
+    for name, arguments in events.EVENTS.items():
+        handlers = events.subscribers(name, app)
+        assert handlers, f"{name} is declared but nobody subscribes"
+        for handler in handlers:
+            inspect.signature(handler).bind("session", **dict.fromkeys(arguments))  # raises TypeError if not

@@ -20,7 +20,7 @@ from app.orders.shipments import ship_order
 from app.returns import service as returns
 from app.returns.models import ReturnEvent, ReturnLine, ReturnPhoto, ReturnRequest
 from tests.factories import auth
-from tests.helpers import HTML, MP, csrf, submit
+from tests.helpers import HTML, MP, csrf, submit, subscribed
 from tests.helpers import console_login as login
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -334,7 +334,7 @@ def test_an_unknown_warehouse_changes_nothing(client, world, staff, shipped):
     assert current(ret["id"]).status == "approved"
 
 
-def test_a_failure_half_way_through_receiving_leaves_nothing_written(client, world, staff, shipped, monkeypatch):
+def test_a_failure_half_way_through_receiving_leaves_nothing_written(app, client, world, staff, shipped):
     ret = ask(client, world.a_buyer, shipped, [(world.cola, 2), (world.soy, 1)]).json
     returns.approve_return(staff=staff["admin"], return_id=ret["id"])
     before, cola, soy = counts(), on_hand(world.cola, world.wh_south), on_hand(world.soy, world.wh_south)
@@ -342,8 +342,7 @@ def test_a_failure_half_way_through_receiving_leaves_nothing_written(client, wor
     def boom(*args, **kwargs):
         raise RuntimeError("notification table unavailable")
 
-    monkeypatch.setattr("app.notify.dealer_alerts.return_changed", boom)
-    with pytest.raises(RuntimeError):
+    with subscribed(app, "return.changed", boom), pytest.raises(RuntimeError):
         returns.receive_return(staff=staff["warehouse"], return_id=ret["id"], warehouse_id=world.wh_south.id)
     assert counts() == before
     assert (on_hand(world.cola, world.wh_south), on_hand(world.soy, world.wh_south)) == (cola, soy)

@@ -35,9 +35,9 @@ from app.funds.models import OFFLINE_STATUS_LABELS, OfflinePayment, Payment
 from app.funds.payments import UNPAYABLE_STATUSES, apply_payment
 from app.kernel.clock import business_day_start, business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.events import publish
 from app.kernel.money import format_yuan
 from app.kernel.permissions import require
-from app.notify import dealer_alerts
 from app.orders.models import Order
 from app.storage.service import dealer_uploads
 
@@ -235,7 +235,7 @@ def confirm_offline_payment(*, staff, payment_id, received_fen=None, note=None):
             after={"status": "confirmed", "received_fen": received, "applied_fen": applied, "payment_id": payment.id},
             reason=note,
         )
-        dealer_alerts.offline_payment_decided(session, record, order, to_status="confirmed")
+        publish(session, "offline_payment.decided", record=record, order=order, to_status="confirmed", reason=None)
     return record, payment
 
 
@@ -284,7 +284,7 @@ def reject_offline_payment(*, staff, payment_id, reason):
             entity_id=record.id, label=_audit_label(session, record, order),
             before={"status": "pending"}, after={"status": "rejected"}, reason=reason,
         )
-        dealer_alerts.offline_payment_decided(session, record, order, to_status="rejected", reason=reason)
+        publish(session, "offline_payment.decided", record=record, order=order, to_status="rejected", reason=reason)
     return record
 
 

@@ -17,6 +17,12 @@ from flask import current_app
 EVENTS = {
     "policy.published": ("policy", "changes"),
     "campaign.sending": ("campaign", "plan"),
+    "return.requested": ("request", "order"),
+    "return.changed": ("request", "order", "to_status", "reason", "amount_fen"),
+    "offline_payment.decided": ("record", "order", "to_status", "reason"),
+    "rebate.approved": ("document", "period_label"),
+    "statement.issued": ("statement",),
+    "statement.dispute_resolved": ("statement",),
 }
 
 _KEY = "dinghuo.events"

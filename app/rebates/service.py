@@ -57,11 +57,11 @@ from app.funds import ledger
 from app.funds.models import LedgerEntry, Payment
 from app.kernel.clock import business_day_start, business_today, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.events import publish
 from app.kernel.inputs import choice, day, integer, invalid, text
 from app.kernel.money import BP_PER_UNIT, apply_bp, format_yuan, parse_yuan
 from app.kernel.permissions import require
 from app.models_base import UTCDateTime
-from app.notify import dealer_alerts
 from app.orders.models import Order, OrderLine, Shipment, ShipmentLine
 from app.rebates.models import (
     APPLIES_LABELS,
@@ -548,7 +548,7 @@ def approve_document(*, staff, document_id, reason=None):
         audit.record(session, actor=staff, action="rebate.approve", entity_type="rebate", entity_id=doc.id,
                      label=f"{doc.rule_name} {doc.period}", before={"status": "draft"},
                      after={"status": "approved", "rebate_fen": doc.rebate_fen, "dealer_id": dealer_id}, reason=reason)
-        dealer_alerts.rebate_approved(session, doc, period_label=parse_period(doc.period).label)
+        publish(session, "rebate.approved", document=doc, period_label=parse_period(doc.period).label)
     return doc
 
 

@@ -34,9 +34,9 @@ from app.funds import refunds as refunding
 from app.inventory.models import Stock, Warehouse
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.events import publish
 from app.kernel.money import format_yuan, line_amount
 from app.kernel.permissions import require
-from app.notify import dealer_alerts, rep_alerts
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS
 from app.orders.models import Order, OrderLine
 from app.orders.service import lock_dealer_order
@@ -142,7 +142,7 @@ def create_return(*, user, order_no, lines, reason, photo_ids=()):
         session.add(request)
         session.flush()
         _record_event(session, request, None, "pending", actor=user, actor_type="dealer_user", reason=reason, at=now)
-        rep_alerts.return_requested(session, request, order)
+        publish(session, "return.requested", request=request, order=order)
     return request
 
 
@@ -504,8 +504,8 @@ def _transition(session, request, to_status, *, staff, reason, action, extra=Non
     )
     _record_event(session, request, previous, to_status, actor=staff, actor_type="staff", reason=reason, at=now)
     if notify:
-        dealer_alerts.return_changed(session, request, request.order, to_status=to_status, reason=reason,
-                                     amount_fen=notify_amount_fen)
+        publish(session, "return.changed", request=request, order=request.order, to_status=to_status, reason=reason,
+                amount_fen=notify_amount_fen)
 
 
 def _record_event(session, request, from_status, to_status, *, actor, actor_type, reason=None, at=None):

@@ -46,8 +46,8 @@ from app.funds.models import (
 )
 from app.kernel.clock import BUSINESS_TZ, business_day_start, utcnow
 from app.kernel.errors import DomainError, NotFound
+from app.kernel.events import publish
 from app.kernel.permissions import require
-from app.notify import dealer_alerts
 from app.orders.models import Order, Shipment
 from app.statements.models import (
     STATUS_LABELS,
@@ -244,7 +244,7 @@ def _issue_one(*, dealer_id, month, start, end):
         session.add(statement)
         session.flush()
         _event(session, statement, "issued", None, "pending", actor_type="system", actor=None, at=now)
-        dealer_alerts.statement_issued(session, statement)
+        publish(session, "statement.issued", statement=statement)
         statement_id = statement.id
     return statement_id
 
@@ -450,7 +450,7 @@ def resolve_dispute(*, staff, statement_id, note):
             label=statement.statement_no, before={"status": "disputed", "dispute_comment": statement.dispute_comment},
             after={"status": "pending", "resolution_note": note},
         )
-        dealer_alerts.statement_dispute_resolved(session, statement)
+        publish(session, "statement.dispute_resolved", statement=statement)
     return statement
 
 
