@@ -27,12 +27,18 @@ ACCOUNT_LABELS = {"receivable": "应收账款", "prepaid": "预付款", "rebate"
 LEDGER_REF_TYPES = ("order", "shipment", "payment", "refund", "rebate", "adjustment")
 
 
+def exposure_fen(receivable_fen, held_fen):
+    """A dealer's credit exposure ("已用额度"): what it owes plus what open credit orders hold.
+    The one definition; it must stay ≤ the credit limit for credit orders."""
+    return receivable_fen + held_fen
+
+
 class CreditBalances:
-    """exposure (used) = receivable + held; it must stay ≤ limit for credit orders."""
+    """Balances of a credit account, with its exposure (`used_fen`) and what is left."""
 
     @property
     def used_fen(self):
-        return self.receivable_fen + self.held_fen
+        return exposure_fen(self.receivable_fen, self.held_fen)
 
     @property
     def available_fen(self):

@@ -25,6 +25,7 @@ from datetime import timedelta
 
 from sqlalchemy import bindparam, delete, func, select
 
+from app.funds.models import exposure_fen
 from app.kernel.money import format_yuan
 from app.notify import service as outbox
 
@@ -236,7 +237,7 @@ def _credit_check(session, order, dealer, userid, credit):
     if credit is None or credit[0] <= 0:
         return
     limit_fen, receivable_fen, held_fen = credit
-    used = receivable_fen + held_fen
+    used = exposure_fen(receivable_fen, held_fen)
     if used * 10_000 < limit_fen * CREDIT_ALERT_BP:
         return
     percent = used * 100 // limit_fen
@@ -321,7 +322,7 @@ def _tell_finance(session, order, actor):
         return
     dealer = session.get(Dealer, order.dealer_id)
     account = session.get(CreditAccount, order.dealer_id)
-    used = account.receivable_fen + account.held_fen if account else 0
+    used = account.used_fen if account else 0
     limit_fen = account.credit_limit_fen if account else 0
     content = (
         f"【待财务复核】订单 {order.order_no}（{dealer.name}，{format_yuan(order.total_fen)}）"
