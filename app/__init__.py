@@ -59,6 +59,7 @@ def create_app(config=None):
     )
     from app.extensions import Api, db, migrate
     from app.kernel import events
+    from app.notify import channels, wechat_channels
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
@@ -72,6 +73,8 @@ def create_app(config=None):
     errors.init_app(app)
     events.init_app(app)
     _subscribe(app)
+    channels.init_app(app)
+    wechat_channels.register(app)
 
     from app.health import bp as health_bp
     from miniprogram_api import register as register_miniprogram_api

@@ -34,6 +34,8 @@ from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.work import WeChatClient as WeComClient
 
+from app.kernel.errors import DeliveryError
+
 log = logging.getLogger(__name__)
 
 # WeChat's and WeCom's "system busy, try again later" code.
@@ -59,7 +61,7 @@ REDIS_PREFIX = "dinghuo:wechat"
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
 
-class WeChatError(Exception):
+class WeChatError(DeliveryError):
     """WeChat or WeCom refused the request, or could not be asked.
 
     `errcode` is the platform's numeric errcode (None when the failure happened
@@ -68,14 +70,7 @@ class WeChatError(Exception):
     whether retrying the same request can ever help.
     """
 
-    def __init__(self, errcode, errmsg):
-        super().__init__(f"errcode={errcode} errmsg={errmsg}")
-        self.errcode = errcode
-        self.errmsg = errmsg
-
-    @property
-    def permanent(self):
-        return True
+    permanent = True
 
 
 class WeChatUnavailable(WeChatError):
@@ -84,9 +79,7 @@ class WeChatUnavailable(WeChatError):
     Callers back off and retry later; the request itself was not wrong.
     """
 
-    @property
-    def permanent(self):
-        return False
+    permanent = False
 
 
 class WeChatRateLimited(WeChatError):
@@ -95,9 +88,8 @@ class WeChatRateLimited(WeChatError):
     Callers wait at least `RATE_LIMIT_WAIT_SECONDS` before trying again.
     """
 
-    @property
-    def permanent(self):
-        return False
+    permanent = False
+    rate_limited = True
 
 
 def _translate(exc):

@@ -19,3 +19,21 @@ class DomainError(Exception):
 class NotFound(DomainError):
     def __init__(self, message="资源不存在", code="not_found", details=None):
         super().__init__(code, message, 404, details)
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver an outbox row (WeChat, WeCom, a webhook …).
+
+    `errcode` is the far side's code (None when there was none), `errmsg` its message or
+    ours. `permanent`: retrying the same row can never help. `rate_limited`: the far side
+    asked us to slow down (retried after a wait, not counted as a try). Every channel's
+    errors are, or are translated into, this one type, so delivery knows no channel.
+    """
+
+    permanent = True
+    rate_limited = False
+
+    def __init__(self, errcode, errmsg):
+        super().__init__(f"errcode={errcode} errmsg={errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg

@@ -1,4 +1,4 @@
-"""Delivering outbox rows to WeChat and WeCom: relay, claim, send, record, retry, sweep.
+"""Delivering outbox rows through their channels: relay, claim, send, record, retry, sweep.
 
 Life of a row (`Outbox.status`):
 
@@ -35,12 +35,14 @@ from collections import deque
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, create_engine, event, select, update
+from sqlalchemy import bindparam, create_engine, event, select, update
 
 from app import jobs
 from app.extensions import db
 from app.kernel.clock import utcnow
-from app.notify.models import Outbox, SubscribeConsent
+from app.kernel.errors import DeliveryError
+from app.notify import channels
+from app.notify.models import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,10 @@ log = logging.getLogger(__name__)
 DELIVER_TIMEOUT = 60
 # Transient failures (network, timeout, HTTP 5xx, -1): tries in total before `failed`.
 MAX_TRIES = 3
-# After WeChatRateLimited (45009...): wait at least this long. Not counted as a try;
-# a row still rate limited MAX_AGE after it was written fails.
+# After a rate-limited DeliveryError (WeChat's 45009...): wait at least this long. Not
+# counted as a try; a row still rate limited MAX_AGE after it was written fails.
 RATE_LIMITED_WAIT_SECONDS = 60
 MAX_AGE = timedelta(hours=24)
-# Per-recipient limits (messages per window): WeCom drops app messages beyond 30 a
-# minute to one member without an error, and a group robot takes 20 a minute.
-RATE_LIMITS = {"wecom_app": (30, 60), "wecom_robot": (20, 60)}
 # Rows the sweep enqueues per run; the next run takes the rest.
 SWEEP_BATCH = 10_000
 # In-process mode: due rows retried after each relay, so a request stays short.
@@ -137,20 +136,19 @@ def deliver(outbox_id):
         return "skipped"
     claim = now
 
-    from app.integrations.wechat import WeChatError, WeChatRateLimited
-
     try:
-        limit = RATE_LIMITS.get(row.channel)
+        channel = channels.get(row.channel)
+        limit = channel.rate_limit
         if limit is not None:
             wait = rate_limiter().acquire(f"{row.channel}:{row.recipient}", *limit)
             if wait > 0:  # held back, not failed: the recipient's window is full
                 _record(row, claim, status="pending", next_attempt_at=utcnow() + timedelta(seconds=wait))
                 _schedule_retry(row, wait)
                 return "held"
-        _send(config, row)
-    except WeChatRateLimited as exc:
-        return _after_rate_limit(row, claim, exc)
-    except WeChatError as exc:
+        channel.send(config, row)
+    except DeliveryError as exc:
+        if exc.rate_limited:
+            return _after_rate_limit(row, claim, exc)
         if exc.permanent:
             return _fail(row, claim, exc.errcode, exc.errmsg)
         return _after_transient(row, claim, exc.errcode, exc.errmsg, config)
@@ -233,32 +231,22 @@ def _record(row, claim, **values):
 def _fail(row, claim, errcode, errmsg):
     values = {"status": "failed", "attempts": row.attempts + 1, "last_errcode": errcode,
               "last_errmsg": _trim(errmsg)}
-    if row.channel == "mp_subscribe" and errcode == 43101:
-        # WeChat says the user has no subscription left for this template: stop counting on one.
-        _record_and_clear_consent(row, claim, values)
-    else:
+    try:
+        after = channels.get(row.channel).after_permanent_failure
+    except DeliveryError:  # an unknown channel
+        after = None
+    if after is None:
         _record(row, claim, **values)
-    return "failed"
-
-
-def _record_and_clear_consent(row, claim, values):
-    from app.dealers.models import DealerUser
-
-    now = utcnow()
-    with db.engine.begin() as conn:  # two statements: one real transaction
+        return "failed"
+    with db.engine.begin() as conn:  # the outcome and the channel's follow-up: one transaction
         done = conn.execute(
             update(outbox)
             .where(outbox.c.id == row.id, outbox.c.status == "sending", outbox.c.updated_at == claim)
-            .values(updated_at=now, **values)
+            .values(updated_at=utcnow(), **values)
         ).rowcount
         if done:
-            users = select(DealerUser.id).where(DealerUser.openid == row.recipient).scalar_subquery()
-            conn.execute(
-                update(SubscribeConsent.__table__)
-                .where(and_(SubscribeConsent.template_id == (row.payload or {}).get("template_id"),
-                            SubscribeConsent.user_id.in_(users)))
-                .values(remaining=0, updated_at=now)
-            )
+            after(conn, row, errcode)
+    return "failed"
 
 
 def _after_transient(row, claim, errcode, errmsg, config):
@@ -286,41 +274,6 @@ def _after_rate_limit(row, claim, exc):
 
 def _trim(text):
     return None if text is None else str(text)[:500]
-
-
-# --- sending --------------------------------------------------------------------------------
-
-def _gateway(kind):
-    """The app's gateway (built once per app: it holds the HTTP session and token cache)."""
-    from app.integrations.wechat import mini_program_gateway, wecom_gateway
-
-    app = current_app._get_current_object()
-    return mini_program_gateway(app) if kind == "mp" else wecom_gateway(app)
-
-
-def _robot_key(config, name):
-    from app.integrations.wechat import WeChatError
-
-    if name == "default" and config.get("WECOM_ROBOT_KEY"):
-        return config["WECOM_ROBOT_KEY"]
-    if (config.get("WECOM_ROBOT_KEYS") or {}).get(name):
-        return config["WECOM_ROBOT_KEYS"][name]
-    raise WeChatError(None, f"未配置群机器人「{name}」的 webhook key")
-
-
-def _send(config, row):
-    channel, recipient, payload = row.channel, row.recipient, row.payload
-    if channel == "mp_subscribe":
-        return _gateway("mp").send_subscribe_message(recipient, payload)
-    if channel == "wecom_app":
-        return _gateway("wecom").send_app_message(recipient, payload)
-    if channel == "wecom_card":
-        return _gateway("wecom").update_template_card(recipient, payload)
-    if channel == "wecom_robot":
-        return _gateway("wecom").send_robot_message(_robot_key(config, recipient), payload)
-    from app.integrations.wechat import WeChatError
-
-    raise WeChatError(None, f"未知的通知渠道 {channel}")
 
 
 # --- per-recipient rate limits ------------------------------------------------------------

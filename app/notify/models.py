@@ -27,7 +27,6 @@ QUEUES = ("high", "default", "low")
 #   wecom_app      recipient=WeCom userid,  payload=message/send body without touser/agentid
 #   wecom_card     recipient=WeCom userid,  payload=update_template_card body without userids/agentid
 #   wecom_robot    recipient=robot name,    payload=webhook/send body
-CHANNELS = ("mp_subscribe", "wecom_app", "wecom_card", "wecom_robot")
 # pending: waiting for (another) attempt; sent: delivered; failed: WeChat refused for good
 # (errcode/errmsg recorded) or retries ran out.
 OUTBOX_STATUSES = ("pending", "sending", "sent", "failed")

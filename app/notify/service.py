@@ -9,7 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from app.kernel.clock import utcnow
-from app.notify.models import CHANNELS, QUEUES, Outbox
+from app.notify import channels
+from app.notify.models import QUEUES, Outbox
 
 
 def add(session, *, channel, event, recipient, payload, dedupe_key, queue="high", ref_type=None, ref_id=None):
@@ -18,7 +19,7 @@ def add(session, *, channel, event, recipient, payload, dedupe_key, queue="high"
     The row commits or rolls back with the change that caused it. A second row with the
     same `dedupe_key` is ignored, so replaying an event never notifies twice.
     """
-    if channel not in CHANNELS:
+    if channel not in channels.names():  # registered in create_app (app.notify.channels)
         raise ValueError(f"unknown channel {channel!r}")
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
