@@ -80,11 +80,9 @@ def create_app(config=None):
     from miniprogram_api import register as register_miniprogram_api
 
     app.register_blueprint(health_bp)
-    from app.storage.views import (
-        bp as files_bp,  # /files/<key>: locally stored uploads, signed URLs
-    )
+    from callbacks import register as register_callbacks
 
-    app.register_blueprint(files_bp)
+    register_callbacks(app)  # /pay/wechat/notify, /files/<key>
     register_miniprogram_api(app, api)
     from app.console import bp as console_bp
 
@@ -94,9 +92,6 @@ def create_app(config=None):
     )
 
     app.register_blueprint(wecom_callback_bp)
-    from app.funds.webhook import bp as wechatpay_notify_bp  # WeChat Pay notifications
-
-    app.register_blueprint(wechatpay_notify_bp)
 
     from app.cli import register as register_cli
 

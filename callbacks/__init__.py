@@ -1,0 +1,15 @@
+"""Provider callbacks and file serving: a shell, like the console, the bot and the
+mini-program API. Each module is one HTTP entry point that verifies what arrives and calls
+one public service.
+
+- `wechatpay.py`: POST /pay/wechat/notify (WeChat Pay payment and refund notifications)
+- `files.py`: GET /files/<key> (locally stored uploads behind signed URLs)
+"""
+
+
+def register(app):
+    from callbacks.files import bp as files_bp
+    from callbacks.wechatpay import bp as wechatpay_bp
+
+    app.register_blueprint(files_bp)
+    app.register_blueprint(wechatpay_bp)
