@@ -23,7 +23,7 @@ statements_cli = AppGroup("statements", help="对账单")
 @click.option("--if-empty", is_flag=True, help="数据库已有数据时跳过（不报错）")
 def demo_seed(reset, if_empty):
     """写入演示品牌：等级、经销商、商品、仓库库存、价格表、信用额度、业务员和邀请码。"""
-    from app.demo import seed_demo
+    from devtools.demo import seed_demo
 
     try:
         summary = seed_demo(reset=reset)
@@ -43,7 +43,7 @@ def demo_seed(reset, if_empty):
 def demo_serve(host, port, standin_port):
     """启动本地微信模拟服务和 API（演示用，单进程，任务在进程内执行）。"""
     from app import create_app
-    from app.integrations.standin import StandinServer
+    from devtools.standin import StandinServer
 
     config = current_app.config
     standin = StandinServer.start(
@@ -56,7 +56,7 @@ def demo_serve(host, port, standin_port):
         agent_id=config["WECOM_AGENT_ID"],
         robot_keys=(config["WECOM_ROBOT_KEY"],),
     )
-    from app.demo import DEMO_CUSTOMER_GROUPS
+    from devtools.demo import DEMO_CUSTOMER_GROUPS
 
     for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS:  # the reps' groups in the pretend WeCom
         standin.add_customer_group(name, owner, external_members=members, chat_id=chat_id)

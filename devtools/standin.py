@@ -15,7 +15,7 @@ WeCom routes:
     POST /cgi-bin/message/update_template_card
     POST /cgi-bin/webhook/send?key=       group robot
 WeChat Pay API v3 routes (JSAPI prepay, query, close; signed requests, signed answers,
-encrypted notifications): see `app.integrations.standin_pay`.
+encrypted notifications): see `devtools.standin_pay`.
 
 Control routes (not part of WeChat):
     POST /_standin/wx/login    {"openid": optional} -> {"code": ...}; what wx.login() does on a phone
@@ -47,8 +47,8 @@ import requests
 from flask import Flask, jsonify, request
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from app.integrations.standin_contact import ContactState, register_contact_routes
-from app.integrations.standin_pay import PayState, register_pay_routes
+from devtools.standin_contact import ContactState, register_contact_routes
+from devtools.standin_pay import PayState, register_pay_routes
 from app.kernel import clock
 
 CODE_TTL_SECONDS = 5 * 60
@@ -94,7 +94,7 @@ WECOM_PATHS = (
 )
 # Only the prepay and refund routes of WeChat Pay take scripted faults (the others carry the
 # order or refund number).
-# WeCom customer contact (customer groups, group messages) and temporary media: app.integrations.standin_contact.
+# WeCom customer contact (customer groups, group messages) and temporary media: devtools.standin_contact.
 CONTACT_PATHS = tuple(f"/cgi-bin/externalcontact/{name}" for name in (
     "groupchat/list", "groupchat/get", "add_msg_template", "get_groupmsg_list_v2", "get_groupmsg_task",
     "get_groupmsg_send_result",
