@@ -56,7 +56,7 @@ def demo_serve(host, port, standin_port):
         agent_id=config["WECOM_AGENT_ID"],
         robot_keys=(config["WECOM_ROBOT_KEY"],),
     )
-    from devtools.demo import DEMO_CUSTOMER_GROUPS
+    from devtools.demo_activity import DEMO_CUSTOMER_GROUPS
 
     for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS:  # the reps' groups in the pretend WeCom
         standin.add_customer_group(name, owner, external_members=members, chat_id=chat_id)

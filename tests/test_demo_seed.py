@@ -72,7 +72,7 @@ def test_every_dealer_has_a_default_address_and_a_credit_account(runner):
         account = db.session.get(CreditAccount, d.id)
         assert account is not None, d.code
         assert account.credit_limit_fen == limits[d.tier.code]
-        # Only the demo orders hold credit (devtools.demo.DEMO_ORDERS); the shipped ones turned
+        # Only the demo orders hold credit (devtools.demo_activity.DEMO_ORDERS); the shipped ones turned
         # their hold into receivable, every fen of it in the ledger.
         held = db.session.execute(select(func.coalesce(func.sum(Order.credit_held_fen), 0))
                                   .where(Order.dealer_id == d.id)).scalar_one()
