@@ -1,6 +1,6 @@
-"""Flask CLI commands: `flask --app wsgi demo seed`, `dealers invite D001 --role buyer`, ..."""
+"""Flask CLI commands: `flask --app wsgi dealers invite D001 --role buyer`, `orders auto-complete`, ...
+(`flask demo seed` / `demo serve` live in devtools/cli.py, registered here when devtools/ is there)."""
 import json
-import os
 
 import click
 from flask import current_app
@@ -10,102 +10,11 @@ from sqlalchemy import select
 from app.dealers.models import ROLE_LABELS
 from app.kernel.errors import DomainError
 
-demo_cli = AppGroup("demo", help="演示数据与本地演示环境")
 dealers_cli = AppGroup("dealers", help="经销商管理")
 settings_cli = AppGroup("settings", help="品牌设置")
 orders_cli = AppGroup("orders", help="订单")
 rebates_cli = AppGroup("rebates", help="返利")
 statements_cli = AppGroup("statements", help="对账单")
-
-
-@demo_cli.command("seed")
-@click.option("--reset", is_flag=True, help="先清空业务数据再写入演示数据")
-@click.option("--if-empty", is_flag=True, help="数据库已有数据时跳过（不报错）")
-def demo_seed(reset, if_empty):
-    """写入演示品牌：等级、经销商、商品、仓库库存、价格表、信用额度、业务员和邀请码。"""
-    from app.demo import seed_demo
-
-    try:
-        summary = seed_demo(reset=reset)
-    except DomainError as exc:
-        if if_empty and exc.code == "demo_exists":
-            click.echo("数据库中已有数据，跳过演示数据写入。获取新的邀请码：.venv/bin/flask --app wsgi dealers invite D001")
-            return
-        raise click.ClickException(exc.message) from None
-    for line in summary["lines"]:
-        click.echo(line)
-
-
-@demo_cli.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--standin-port", default=5001, show_default=True, type=int)
-def demo_serve(host, port, standin_port):
-    """启动本地微信模拟服务和 API（演示用，单进程，任务在进程内执行）。"""
-    from app import create_app
-    from app.integrations.standin import StandinServer
-
-    config = current_app.config
-    standin = StandinServer.start(
-        host="127.0.0.1",
-        port=standin_port,
-        app_id=config["WECHAT_APP_ID"],
-        secret=config["WECHAT_APP_SECRET"],
-        corp_id=config["WECOM_CORP_ID"],
-        corp_secret=config["WECOM_SECRET"],
-        agent_id=config["WECOM_AGENT_ID"],
-        robot_keys=(config["WECOM_ROBOT_KEY"],),
-    )
-    from app.demo import DEMO_CUSTOMER_GROUPS
-
-    for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS:  # the reps' groups in the pretend WeCom
-        standin.add_customer_group(name, owner, external_members=members, chat_id=chat_id)
-    overrides = {"WECHAT_API_BASE": standin.base_url, "WECOM_API_BASE": standin.base_url}
-    if not os.environ.get("WECHAT_MINIPROGRAM_STATE"):
-        # Subscribe messages from the demo open the developer build of the mini-program.
-        overrides["WECHAT_MINIPROGRAM_STATE"] = "developer"
-    overrides.update(_demo_wechatpay(standin, port, config))
-    app = create_app(overrides)
-    # The stand-in pushes simulated rep taps and messages to our WeCom callback.
-    standin.connect_callback(f"http://127.0.0.1:{port}/wecom/callback", config["WECOM_TOKEN"], config["WECOM_AES_KEY"])
-    click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code、查看送达的通知）")
-    click.echo(f"小程序 API：http://{host}:{port}/api/mp/v1  （接口文档 /api/mp/v1/openapi.json）")
-    # Flask refuses app.run() inside a CLI command; serve with werkzeug directly.
-    from werkzeug.serving import run_simple
-
-    run_simple(host, port, app, threaded=True, use_reloader=False)
-
-
-def _demo_wechatpay(standin, port, config):
-    """WeChat Pay for the demo: test keys generated into instance/wechatpay-demo/ on first
-    run (a merchant key pair, and a platform key pair only the stand-in signs with), the
-    stand-in as WeChat Pay, notifications to this server. Returns the WECHATPAY_* settings."""
-    from pathlib import Path
-
-    from app.config import INSTANCE_DIR
-    from app.integrations.wechatpay import generate_keys
-
-    directory = INSTANCE_DIR / "wechatpay-demo"
-    names = ("merchant_private_key", "merchant_public_key", "platform_private_key", "platform_public_key")
-    keys = {name: str(directory / f"wechatpay_{name}.pem") for name in names}
-    if not all(Path(path).exists() for path in keys.values()):
-        keys = generate_keys(directory)
-        click.echo(f"已为演示生成微信支付测试密钥：{directory}")
-    settings = {
-        "WECHATPAY_API_BASE": standin.base_url, "WECHATPAY_MCHID": "1900000109",
-        "WECHATPAY_APPID": config["WECHAT_APP_ID"], "WECHATPAY_PRIVATE_KEY": keys["merchant_private_key"],
-        "WECHATPAY_CERT_SERIAL_NO": "DEMO0000000000000000000000000001", "WECHATPAY_APIV3_KEY": "demo-apiv3-key-not-secret-000000",
-        "WECHATPAY_PUBLIC_KEY": keys["platform_public_key"], "WECHATPAY_PUBLIC_KEY_ID": "PUB_KEY_ID_DEMO",
-        "WECHATPAY_NOTIFY_URL": f"http://127.0.0.1:{port}/pay/wechat/notify",
-    }
-    standin.pay.configure(
-        mchid=settings["WECHATPAY_MCHID"], appid=settings["WECHATPAY_APPID"],
-        merchant_public_key=Path(keys["merchant_public_key"]).read_text(),
-        merchant_serial_no=settings["WECHATPAY_CERT_SERIAL_NO"], apiv3_key=settings["WECHATPAY_APIV3_KEY"],
-        platform_private_key=Path(keys["platform_private_key"]).read_text(),
-        platform_public_key_id=settings["WECHATPAY_PUBLIC_KEY_ID"],
-    )
-    return settings
 
 
 @dealers_cli.command("invite")
@@ -234,7 +143,7 @@ def policies_publish_due():
 
 def register(app):
     app.cli.add_command(policies_cli)
-    app.cli.add_command(demo_cli)
+    _register_demo(app)
     app.cli.add_command(orders_cli)
     app.cli.add_command(rebates_cli)
     app.cli.add_command(dealers_cli)
@@ -245,6 +154,18 @@ def register(app):
     app.cli.add_command(pay_cli)
     app.cli.add_command(statements_cli)
     app.cli.add_command(campaigns_cli)
+
+
+def _register_demo(app):
+    """`flask demo seed` / `demo serve` come from devtools/ (the stand-ins and the demo data),
+    which is not part of the product: without it there is simply no demo command."""
+    try:
+        from devtools.cli import demo_cli
+    except ModuleNotFoundError as exc:
+        if exc.name != "devtools":
+            raise
+        return
+    app.cli.add_command(demo_cli)
 
 
 # --- background workers and notification delivery --------------------------------------

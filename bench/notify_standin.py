@@ -2,7 +2,7 @@
 
     python bench/notify_standin.py PORT
 
-Serves app.integrations.standin's app with HTTP/1.1 keep-alive (WeChat's and WeCom's
+Serves devtools.standin's app with HTTP/1.1 keep-alive (WeChat's and WeCom's
 servers keep connections open, and the gateways' requests sessions reuse them; the
 stand-in's default HTTP/1.0 opens a TCP connection and a thread per message) and one
 bench-only route: GET /_bench/markers counts delivered messages per marker, so the bench
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from flask import jsonify  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from app.integrations import standin  # noqa: E402
+from devtools import standin  # noqa: E402
 
 
 class KeepAliveHandler(standin._QuietHandler):

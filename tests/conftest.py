@@ -124,7 +124,7 @@ def _wall_clock_between_tests():
 
 @pytest.fixture(scope="session")
 def standin(tmp_path_factory):
-    from app.integrations.standin import StandinServer
+    from devtools.standin import StandinServer
 
     server = StandinServer.start(app_id="wx-test-appid", secret="test-app-secret")
     server.test_pay_config = _configure_wechatpay(server, tmp_path_factory.mktemp("wechatpay"))

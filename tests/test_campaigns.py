@@ -455,7 +455,8 @@ def test_dealer_suggestions_from_trade_names():
 
 
 def test_demo_groups_and_campaign_go_through_the_stand_in(app, wechat):
-    from app.demo import DEMO_CUSTOMER_GROUPS, seed_demo
+    from devtools.demo import seed_demo
+    from devtools.demo_activity import DEMO_CUSTOMER_GROUPS
 
     seed_demo()
     for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS:

@@ -508,8 +508,9 @@ def test_update_dealer_refuses_unknown_fields_and_the_code(app, world, staff):
 # --- the demo -------------------------------------------------------------------------------------
 
 def test_demo_dealers_have_contract_terms_and_the_suspension_says_why(app, client):
-    from app.demo import SUSPENSION_REASON, seed_demo
     from app.staff.service import set_password
+    from devtools.demo import seed_demo
+    from devtools.demo_brand import SUSPENSION_REASON
 
     seed_demo()
     dealers = db.session.execute(select(Dealer)).scalars().all()

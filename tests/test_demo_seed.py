@@ -72,7 +72,7 @@ def test_every_dealer_has_a_default_address_and_a_credit_account(runner):
         account = db.session.get(CreditAccount, d.id)
         assert account is not None, d.code
         assert account.credit_limit_fen == limits[d.tier.code]
-        # Only the demo orders hold credit (app.demo.DEMO_ORDERS); the shipped ones turned
+        # Only the demo orders hold credit (devtools.demo_activity.DEMO_ORDERS); the shipped ones turned
         # their hold into receivable, every fen of it in the ledger.
         held = db.session.execute(select(func.coalesce(func.sum(Order.credit_held_fen), 0))
                                   .where(Order.dealer_id == d.id)).scalar_one()
@@ -180,12 +180,12 @@ def test_invite_command_after_seed_prints_a_stored_code(runner):
 
 
 def test_a_failure_part_way_leaves_nothing_behind(runner, monkeypatch):
-    import app.demo
+    import devtools.demo
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(app.demo, "_seed_invites", broken)
+    monkeypatch.setattr(devtools.demo, "_seed_invites", broken)
 
     result = seed(runner)
 

@@ -5,7 +5,7 @@ Raw HTTP with requests, so these pin down what the stand-in says on the wire.
 import pytest
 import requests
 
-from app.integrations.standin import StandinServer
+from devtools.standin import StandinServer
 
 APP_ID, SECRET = "wx-standin-appid", "standin-secret"
 CORP_ID, CORP_SECRET, AGENT_ID = "ww-standin", "standin-wecom-secret", 1000009

@@ -398,9 +398,10 @@ def test_a_wechat_order_beyond_the_credit_limit_is_accepted(client, world, wecha
 
 
 def test_the_demo_pays_through_its_own_stand_in_with_generated_keys(app, tmp_path, monkeypatch):
-    from app import cli, config
-    from app.integrations.standin import StandinServer
+    from app import config
     from app.integrations.wechatpay import WeChatPayGateway
+    from devtools import cli
+    from devtools.standin import StandinServer
 
     monkeypatch.setattr(config, "INSTANCE_DIR", tmp_path)
     server = StandinServer.start()

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from app.integrations.standin import StandinServer
 from app.integrations.wechat import (
     WeChatError,
     WeChatRateLimited,
@@ -15,6 +14,7 @@ from app.integrations.wechat import (
     WeComGateway,
     _raise_if_recipient_invalid,
 )
+from devtools.standin import StandinServer
 
 CORP_ID = "ww-test-corpid"
 CORP_SECRET = "test-wecom-secret"

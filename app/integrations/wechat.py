@@ -17,7 +17,7 @@ and repeats the call once; a second token error is raised as a WeChatError.
 
 Every URL is built from the configured bases (WECHAT_API_BASE, WECOM_API_BASE),
 never from wechatpy's hard-coded official hosts, so tests and the demo can point
-the gateways at the local stand-in (`app.integrations.standin`). Every HTTP call
+the gateways at the local stand-in (`devtools.standin`). Every HTTP call
 has a timeout (wechatpy's default is none).
 
 Access tokens live in Redis when REDIS_URL is set (shared by web and worker

@@ -1,4 +1,4 @@
-"""The stand-in's WeChat Pay API v3 (direct merchant, JSAPI), part of `app.integrations.standin`.
+"""The stand-in's WeChat Pay API v3 (direct merchant, JSAPI), part of `devtools.standin`.
 
 Routes (as api.mch.weixin.qq.com answers them):
     POST /v3/pay/transactions/jsapi                          JSAPI prepay → {"prepay_id"}

@@ -1,0 +1,68 @@
+"""The product does not depend on the development tools: nothing under app/, bots/,
+miniprogram_api/ or wsgi.py imports devtools at module level (only app/cli.py may, inside the
+function that registers `flask demo`), and without devtools/ the app builds, minus that command.
+An interim guard until import-linter contracts take over."""
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCT = ("app", "bots", "miniprogram_api", "wsgi.py")
+MAY_IMPORT_IN_FUNCTIONS = {"app/cli.py"}
+
+
+def devtools_imports(tree):
+    """[(line, inside a function)] for each import of devtools in `tree`."""
+    found = []
+
+    def visit(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            names = []
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.level == 0:
+                names = [child.module or ""]
+            if any(name.split(".")[0] == "devtools" for name in names):
+                found.append((child.lineno, in_function))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return found
+
+
+def test_the_guard_tells_module_level_from_function_level_imports():
+    source = "import devtools\ntry:\n    from devtools.x import y\nexcept ImportError:\n    pass\n" \
+             "def f():\n    import devtools.standin\nclass C:\n    import devtools.demo\n"
+    assert devtools_imports(ast.parse(source)) == [(1, False), (3, False), (7, True), (9, False)]
+
+
+def test_the_product_does_not_import_devtools_at_module_level():
+    files = [path for name in PRODUCT
+             for path in ([ROOT / name] if name.endswith(".py") else sorted((ROOT / name).rglob("*.py")))]
+    offending = [
+        f"{path.relative_to(ROOT).as_posix()}:{line}"
+        for path in files
+        for line, in_function in devtools_imports(ast.parse(path.read_text(encoding="utf-8")))
+        if not (in_function and path.relative_to(ROOT).as_posix() in MAY_IMPORT_IN_FUNCTIONS)
+    ]
+    assert len(files) > 50 and offending == []
+
+
+def test_without_devtools_the_app_builds_and_has_no_demo_command(monkeypatch, tmp_path):
+    class NotDeployed:
+        """A finder that knows no devtools, as on a server where only the product is deployed."""
+
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "devtools":
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    for name in [name for name in sys.modules if name.split(".")[0] == "devtools"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NotDeployed(), *sys.meta_path])
+    from app import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/app.db"})
+
+    assert "demo" not in app.cli.commands and "dealers" in app.cli.commands
+    assert not any(name.split(".")[0] == "devtools" for name in sys.modules)
