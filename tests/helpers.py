@@ -66,3 +66,24 @@ def subscribed(app, event, handler):
         yield
     finally:
         events.unsubscribe(app, event, handler)
+
+
+def top_level_imports(tree):
+    """[(top-level package, line, inside a function)] for each absolute import in `tree`
+    (an `ast` module): what the layout tests check the product's files against."""
+    import ast
+
+    found = []
+
+    def visit(node, in_function):
+        for child in ast.iter_child_nodes(node):
+            names = []
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.level == 0:
+                names = [child.module or ""]
+            found.extend((name.split(".")[0], child.lineno, in_function) for name in names)
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(tree, False)
+    return found

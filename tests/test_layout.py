@@ -1,10 +1,13 @@
 """The product does not depend on the development tools: nothing under app/, bots/,
 miniprogram_api/ or wsgi.py imports devtools at module level (only app/cli.py may, inside the
 function that registers `flask demo`), and without devtools/ the app builds, minus that command.
-An interim guard until import-linter contracts take over."""
+The `devtools` contract in .importlinter states the same for lint-imports; this test also
+proves the app builds without the package."""
 import ast
 import sys
 from pathlib import Path
+
+from tests.helpers import top_level_imports
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("app", "bots", "miniprogram_api", "wsgi.py")
@@ -13,21 +16,7 @@ MAY_IMPORT_IN_FUNCTIONS = {"app/cli.py"}
 
 def devtools_imports(tree):
     """[(line, inside a function)] for each import of devtools in `tree`."""
-    found = []
-
-    def visit(node, in_function):
-        for child in ast.iter_child_nodes(node):
-            names = []
-            if isinstance(child, ast.Import):
-                names = [alias.name for alias in child.names]
-            elif isinstance(child, ast.ImportFrom) and child.level == 0:
-                names = [child.module or ""]
-            if any(name.split(".")[0] == "devtools" for name in names):
-                found.append((child.lineno, in_function))
-            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
-
-    visit(tree, False)
-    return found
+    return [(line, in_function) for package, line, in_function in top_level_imports(tree) if package == "devtools"]
 
 
 def test_the_guard_tells_module_level_from_function_level_imports():

@@ -114,10 +114,9 @@ USERNAMES = {A: "boss", S: "rep1", F: "money", W: "cang", M: "shi"}
 
 
 def _holders(needed):
-    if needed is None:
+    if not needed:
         return {A, S, F, W, M}
-    names = (needed,) if isinstance(needed, str) else needed
-    return set().union(*(EXPECTED[name] for name in names))
+    return set().union(*(EXPECTED[name] for name in needed))
 
 
 @pytest.mark.parametrize("role", [A, S, F, W, M])

@@ -8,7 +8,12 @@ import time
 import pytest
 
 from app.integrations import wechat
-from app.integrations.wechat import MiniProgramGateway, WeChatError, WeChatRateLimited, WeChatUnavailable
+from app.integrations.wechat import (
+    MiniProgramGateway,
+    WeChatError,
+    WeChatRateLimited,
+    WeChatUnavailable,
+)
 from devtools.standin import StandinServer
 
 APP_ID = "wx-test-appid"
@@ -254,6 +259,8 @@ def test_only_the_gateway_module_imports_wechatpy():
     import ast
     from pathlib import Path
 
+    from tests.helpers import top_level_imports
+
     # The stand-ins in devtools/ play WeChat's side: they must not use the SDK either.
     root = Path(wechat.__file__).resolve().parent.parent.parent
     importers = set()
@@ -262,14 +269,8 @@ def test_only_the_gateway_module_imports_wechatpy():
             tree = ast.parse(path.read_text(encoding="utf-8"))
         except SyntaxError:  # a file being edited elsewhere; not ours to judge
             continue
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                names = [node.module or ""]
-            if any(name.split(".")[0] == "wechatpy" for name in names):
-                importers.add(path.relative_to(root).as_posix())
+        if any(package == "wechatpy" for package, _line, _in_function in top_level_imports(tree)):
+            importers.add(path.relative_to(root).as_posix())
     assert importers == {"app/integrations/wechat.py"}
 
 

@@ -78,29 +78,29 @@ def login_required(*permissions):
     return decorate
 
 
-# The header's menu: (label, path, permission that opens it). A page's own view still checks;
-# the menu only hides what would answer 403.
+# The header's menu: (label, path, permissions of which one opens it; none: everyone). A
+# page's own view still checks; the menu only hides what would answer 403.
 NAV = (
-    ("仪表盘", "/console/", None),
-    ("订单", "/console/orders", "orders.view"),
+    ("仪表盘", "/console/", ()),
+    ("订单", "/console/orders", ("orders.view",)),
     ("待审批", "/console/orders/pending", ("orders.approve", "orders.review_credit")),
-    ("经销商", "/console/dealers", "dealers.view"),
-    ("商品", "/console/products", "catalog.view"),
-    ("价格", "/console/prices", "prices.view"),
-    ("库存", "/console/stock", "stock.view"),
-    ("退货", "/console/returns", "returns.view"),
-    ("线下付款", "/console/finance/offline", "payments.manage"),
-    ("收款记录", "/console/finance/payments", "payments.manage"),
-    ("返利", "/console/rebates", "rebates.manage"),
-    ("对账单", "/console/statements", "statements.manage"),
-    ("客户群", "/console/groups", "groups.view"),
-    ("客户群群发", "/console/campaigns", "campaigns.edit"),
-    ("政策", "/console/policies", "policies.view"),
-    ("营销素材", "/console/materials", "materials.view"),
-    ("审计日志", "/console/audit", "audit.view"),
-    ("Excel 导入导出", "/console/imports", None),
-    ("自动审批", "/console/settings/auto-approval", "settings.edit"),
-    ("返利抵扣", "/console/settings/rebate-usage", "settings.edit"),
+    ("经销商", "/console/dealers", ("dealers.view",)),
+    ("商品", "/console/products", ("catalog.view",)),
+    ("价格", "/console/prices", ("prices.view",)),
+    ("库存", "/console/stock", ("stock.view",)),
+    ("退货", "/console/returns", ("returns.view",)),
+    ("线下付款", "/console/finance/offline", ("payments.manage",)),
+    ("收款记录", "/console/finance/payments", ("payments.manage",)),
+    ("返利", "/console/rebates", ("rebates.manage",)),
+    ("对账单", "/console/statements", ("statements.manage",)),
+    ("客户群", "/console/groups", ("groups.view",)),
+    ("客户群群发", "/console/campaigns", ("campaigns.edit",)),
+    ("政策", "/console/policies", ("policies.view",)),
+    ("营销素材", "/console/materials", ("materials.view",)),
+    ("审计日志", "/console/audit", ("audit.view",)),
+    ("Excel 导入导出", "/console/imports", ()),
+    ("自动审批", "/console/settings/auto-approval", ("settings.edit",)),
+    ("返利抵扣", "/console/settings/rebate-usage", ("settings.edit",)),
 )
 
 
@@ -145,9 +145,7 @@ def pager(endpoint, args, page, total, page_size, **path):
 
 
 def nav_for(staff):
-    def opens(needed):
-        return needed is None or any(can(staff, p) for p in ((needed,) if isinstance(needed, str) else needed))
-    return [(label, path) for label, path, needed in NAV if opens(needed)]
+    return [(label, path) for label, path, needed in NAV if not needed or any(can(staff, p) for p in needed)]
 
 
 @bp.app_template_filter("china_time")

@@ -19,7 +19,6 @@ from app.staff.models import Staff
 def dealers():
     from app.dealers.models import Region, Tier
     from app.dealers.service import DEALER_LIST_PAGE_SIZE, list_dealers_for_staff
-    from app.funds.models import exposure_fen
 
     args = request.args
     q = args.get("q", "").strip()[:64] or None
@@ -30,11 +29,7 @@ def dealers():
         "q": q, "tier": args.get("tier") or None, "region": args.get("region") or None,
         "rep_id": rep_id, "status": args.get("status") or None,
     }
-    found, total = list_dealers_for_staff(staff=g.staff, page=page, **filters)
-    rows = []  # (dealer, tier, region, rep, limit, used, available): exposure as funds defines it
-    for dealer, tier_name, region_name, rep_name, limit_fen, receivable_fen, held_fen in found:
-        limit_fen, used_fen = limit_fen or 0, exposure_fen(receivable_fen or 0, held_fen or 0)
-        rows.append((dealer, tier_name, region_name, rep_name, limit_fen, used_fen, max(limit_fen - used_fen, 0)))
+    rows, total = list_dealers_for_staff(staff=g.staff, page=page, **filters)
     options = {
         "tiers": db.session.execute(db.select(Tier).order_by(Tier.rank.desc())).scalars().all(),
         "provinces": db.session.execute(db.select(Region).where(Region.parent_code.is_(None)).order_by(Region.code)).scalars().all(),

@@ -528,12 +528,13 @@ DEALER_LIST_PAGE_SIZE = 50
 
 
 def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None, status=None, page=1):
-    """One page of dealers with tier, region, rep and credit, filtered: (rows, total).
+    """One page of dealers with tier, region, rep and credit, filtered: (rows, total), each row
+    (dealer, tier name, region name, rep name, credit limit, exposure, available) in fen.
 
     Reps see only their own dealers; admins and finance see all. `q` matches code or name,
     `region` a province or city code (a province includes its cities).
     """
-    from app.funds.models import CreditAccount
+    from app.funds.models import CreditAccount, exposure_fen
     from app.staff.models import Staff
 
     require(staff, "dealers.view", "你没有查看经销商的权限")
@@ -560,9 +561,12 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
         staff,
     )
     total = db.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    rows = db.session.execute(
+    rows = []
+    for dealer, tier_name, region_name, rep_name, limit_fen, receivable_fen, held_fen in db.session.execute(
         base.order_by(Dealer.code).limit(DEALER_LIST_PAGE_SIZE).offset((page - 1) * DEALER_LIST_PAGE_SIZE)
-    ).all()
+    ):
+        limit_fen, used_fen = limit_fen or 0, exposure_fen(receivable_fen or 0, held_fen or 0)
+        rows.append((dealer, tier_name, region_name, rep_name, limit_fen, used_fen, max(limit_fen - used_fen, 0)))
     return rows, total
 
 

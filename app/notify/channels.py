@@ -49,5 +49,9 @@ def get(name):
     return channel
 
 
+def registered(name):
+    return name in current_app.extensions[_KEY]
+
+
 def names(app=None):
     return tuple((app or current_app).extensions[_KEY])

@@ -239,11 +239,8 @@ def _fail(row, claim, errcode, errmsg):
         _record(row, claim, **values)
         return "failed"
     with db.engine.begin() as conn:  # the outcome and the channel's follow-up: one transaction
-        done = conn.execute(
-            update(outbox)
-            .where(outbox.c.id == row.id, outbox.c.status == "sending", outbox.c.updated_at == claim)
-            .values(updated_at=utcnow(), **values)
-        ).rowcount
+        done = conn.execute(update(outbox).where(_OURS).values(updated_at=utcnow(), **values),
+                            {"oid": row.id, "claim": claim}).rowcount
         if done:
             after(conn, row, errcode)
     return "failed"

@@ -19,7 +19,7 @@ def add(session, *, channel, event, recipient, payload, dedupe_key, queue="high"
     The row commits or rolls back with the change that caused it. A second row with the
     same `dedupe_key` is ignored, so replaying an event never notifies twice.
     """
-    if channel not in channels.names():  # registered in create_app (app.notify.channels)
+    if not channels.registered(channel):  # registered in create_app (app.notify.channels)
         raise ValueError(f"unknown channel {channel!r}")
     if queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r}")
