@@ -2,7 +2,7 @@ from flask import current_app, g
 
 from app.dealers import service
 from app.dealers.schemas import BindIn, LoginIn, LoginOut, MeOut
-from app.integrations.wechat import MiniProgramGateway
+from app.integrations.wechat_gateways import MiniProgramGateway
 from app.policies import service as policies
 from miniprogram_api.blueprint import MpBlueprint
 from miniprogram_api.auth import BEARER_DOC, current_openid, dealer_user_required
