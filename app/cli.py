@@ -23,7 +23,7 @@ statements_cli = AppGroup("statements", help="对账单")
 @click.option("--days", type=int, default=None, help="有效天数（默认取 INVITE_TTL_DAYS）")
 def dealers_invite(dealer_code, role, days):
     """为经销商生成一次性邀请码（最后一行输出即邀请码）。"""
-    from app.dealers.service import create_invite
+    from app.dealers.identity import create_invite
 
     try:
         invite = create_invite(dealer_code=dealer_code, role=role, ttl_days=days)

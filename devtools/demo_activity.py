@@ -168,7 +168,7 @@ def _seed_orders():
     The notifications these steps write describe a past that never happened, so they are
     dropped instead of delivered (`demo seed` runs before the WeChat stand-in is up).
     """
-    from app.dealers.service import user_for_openid
+    from app.dealers.identity import user_for_openid
     from app.orders import service as orders
     from app.orders.shipments import ship_order
 

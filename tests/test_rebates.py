@@ -795,7 +795,7 @@ def test_orders_shipped_and_returned_through_the_services_earn_their_rebate(clie
 
 
 def test_unbound_users_are_refused_and_viewers_may_read_a_document(client, world, staff, draft):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     unbound = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}
     for path in ("/rebates", f"/rebates/{draft.id}"):
