@@ -114,7 +114,7 @@ def orders_auto_complete(days):
 def rebates_close(period):
     """结算一个已结束的期间：按该周期的启用规则计算每个经销商的返利，生成待审核的返利单。
     可重复执行：待审核的返利单重新计算，已审核或已驳回的不变。"""
-    from app.rebates.service import close_period
+    from app.rebates.closing import close_period
 
     try:
         result = close_period(period=period)
