@@ -23,7 +23,7 @@ statements_cli = AppGroup("statements", help="对账单")
 @click.option("--days", type=int, default=None, help="有效天数（默认取 INVITE_TTL_DAYS）")
 def dealers_invite(dealer_code, role, days):
     """为经销商生成一次性邀请码（最后一行输出即邀请码）。"""
-    from app.dealers.service import create_invite
+    from app.dealers.identity import create_invite
 
     try:
         invite = create_invite(dealer_code=dealer_code, role=role, ttl_days=days)
@@ -114,7 +114,7 @@ def orders_auto_complete(days):
 def rebates_close(period):
     """结算一个已结束的期间：按该周期的启用规则计算每个经销商的返利，生成待审核的返利单。
     可重复执行：待审核的返利单重新计算，已审核或已驳回的不变。"""
-    from app.rebates.service import close_period
+    from app.rebates.closing import close_period
 
     try:
         result = close_period(period=period)

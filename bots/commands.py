@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from app.dealers.models import Dealer
-from app.dealers.service import scope_to_staff
+from app.dealers.access import scope_to_staff
 from app.extensions import db
 from app.funds.service import credit_summary
 from app.kernel.clock import BUSINESS_TZ
