@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.dealers.models import ROLE_LABELS
+from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
 
 dealers_cli = AppGroup("dealers", help="经销商管理")
@@ -29,7 +30,7 @@ def dealers_invite(dealer_code, role, days):
         invite = create_invite(dealer_code=dealer_code, role=role, ttl_days=days)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"经销商 {dealer_code} 的{ROLE_LABELS[role]}邀请码，{invite.expires_at:%Y-%m-%d %H:%M} (UTC) 前有效：")
+    click.echo(f"经销商 {dealer_code} 的{ROLE_LABELS[role]}邀请码，{china_text(invite.expires_at)} 前有效：")
     click.echo(invite.code)
 
 
