@@ -17,7 +17,7 @@ from app.pricing.service import Buyer
 
 def _tiers_and_dealers():
     from app.dealers.models import Dealer, Tier
-    from app.dealers.service import scope_to_staff
+    from app.dealers.access import scope_to_staff
 
     tiers = db.session.execute(select(Tier).order_by(Tier.rank)).scalars().all()
     dealers = db.session.execute(scope_to_staff(select(Dealer).order_by(Dealer.code), g.staff)).scalars().all()
@@ -126,7 +126,7 @@ def delete_price(price_list_id, sku_id):
 def explain_price():
     """?dealer=<code>&sku=<code or id>[&date=YYYY-MM-DD]: the price and every reason behind it."""
     from app.dealers.models import Dealer
-    from app.dealers.service import scope_to_staff
+    from app.dealers.access import scope_to_staff
 
     args = request.args
     dealer_code, sku_ref = args.get("dealer", "").strip()[:32], args.get("sku", "").strip()[:32]
