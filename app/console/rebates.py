@@ -3,7 +3,7 @@ Admin and finance only; every rule lives in `app.rebates` (`closing`, `documents
 views read the forms (a rule's form: `rule_args_from_form`) and call it."""
 import re
 import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from flask import flash, g, redirect, render_template, request, url_for
 
@@ -169,21 +169,6 @@ def rebate_rule_edit(rule_id):
 
 # --- a rule's form: what a clerk types (amounts in yuan, rates in %) ---------------------------
 
-def _percent_bp(value, *, field, label, allow_zero=False):
-    """'2' / '2.5%' / '0.25' (percent, up to two decimals) → basis points."""
-    raw = unicodedata.normalize("NFKC", str(value if value is not None else "")).strip().removesuffix("%").strip()
-    try:
-        bp = Decimal(raw) * 100
-    except InvalidOperation:
-        raise inputs.invalid(field, f"{label}应为百分比数字，例如 2 或 2.5") from None
-    if not bp.is_finite() or bp != bp.to_integral_value():
-        raise inputs.invalid(field, f"{label}最多两位小数（单位：%）")
-    bp = int(bp)
-    if bp < 0 or (bp == 0 and not allow_zero) or bp > 10_000:
-        raise inputs.invalid(field, f"{label}应在 {'0' if allow_zero else '0.01'}% 到 100% 之间")
-    return bp
-
-
 def _codes(value):
     return [c for c in re.split(r"[\s,，、;；]+", unicodedata.normalize("NFKC", value or "")) if c]
 
@@ -199,13 +184,13 @@ def rule_args_from_form(form):
         if not threshold or not rate:
             raise inputs.invalid(f"tier_{n}", f"第 {n} 档请同时填写门槛金额和返利比例")
         tiers.append((inputs.yuan(threshold, field=f"tier_{n}", label=f"第 {n} 档门槛"),
-                      _percent_bp(rate, field=f"tier_{n}", label=f"第 {n} 档返利比例")))
+                      inputs.percent_bp(rate, field=f"tier_{n}", label=f"第 {n} 档返利比例")))
     growth = None
     if any((form.get(k) or "").strip() for k in ("growth_threshold", "growth_rate", "growth_min_last_year")):
         if not all((form.get(k) or "").strip() for k in ("growth_threshold", "growth_rate", "growth_min_last_year")):
             raise inputs.invalid("growth", "增长返利请同时填写增长率门槛、额外返利比例和去年同期最低金额（或全部留空）")
-        growth = (_percent_bp(form["growth_threshold"], field="growth", label="增长率门槛", allow_zero=True),
-                  _percent_bp(form["growth_rate"], field="growth", label="额外返利比例"),
+        growth = (inputs.percent_bp(form["growth_threshold"], field="growth", label="增长率门槛", allow_zero=True),
+                  inputs.percent_bp(form["growth_rate"], field="growth", label="额外返利比例"),
                   inputs.yuan(form["growth_min_last_year"], field="growth", label="去年同期最低金额"))
 
     def ids(name):
