@@ -26,7 +26,7 @@ from app.kernel.clock import BUSINESS_TZ
 from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
 from app.kernel.permissions import can
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import STATUS_LABELS, Order, OrderEvent
 from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
 
