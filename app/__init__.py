@@ -106,6 +106,11 @@ def _subscribe(app):
     from app.notify import dealer_alerts, rep_alerts
     from bots import announce
 
+    subscribe(app, "order.placed", rep_alerts.order_placed)
+    subscribe(app, "order.transitioned", dealer_alerts.order_changed)
+    subscribe(app, "order.transitioned", rep_alerts.order_changed)
+    subscribe(app, "shipment.sent", dealer_alerts.shipment_sent)
+    subscribe(app, "shipment.sent", rep_alerts.shipment_sent)
     subscribe(app, "policy.published", announce.policy_published)
     subscribe(app, "campaign.sending", announce.campaign_sending)
     subscribe(app, "return.requested", rep_alerts.return_requested)

@@ -101,7 +101,7 @@ def settings_rebate_usage(max_rate_bp):
               help="发货满几天自动确认收货（默认取 ORDER_AUTO_COMPLETE_DAYS）")
 def orders_auto_complete(days):
     """把全部发货已满 N 天、经销商仍未确认收货的订单改为“已完成”（可重复执行）。"""
-    from app.orders.service import auto_complete_orders
+    from app.orders.closing import auto_complete_orders
 
     done = auto_complete_orders(days=days)
     if not done:

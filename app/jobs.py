@@ -26,7 +26,7 @@ PERIODIC_JOBS = {
     "daily-digest": ("bots.digest.send_daily_digest", DAY, 120, "low"),
     "inactive-dealers": ("app.notify.rep_alerts.remind_inactive_dealers", DAY, 300, "low"),
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
-    "auto-complete-orders": ("app.orders.service.auto_complete_orders", DAY, 600, "low"),
+    "auto-complete-orders": ("app.orders.closing.auto_complete_orders", DAY, 600, "low"),
     "wechatpay-reconcile": ("app.funds.refunds.reconcile_wechatpay", 600, 300, "default"),
     # Daily: closes each rebate rule's month/quarter/year that just ended (once; see app.rebates.closing).
     "rebates-close": ("app.rebates.closing.close_due_periods", DAY, 1800, "low"),

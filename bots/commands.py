@@ -26,7 +26,8 @@ from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
 from app.kernel.permissions import can
-from app.orders import service as orders
+from app.orders import approval as orders
+from app.orders import states
 from app.orders.models import STATUS_LABELS, Order, OrderEvent
 from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
 
@@ -197,7 +198,7 @@ def cmd_order(staff, parsed):
             who = event.actor_name or "系统"
             why = f"（{event.reason}）" if event.reason else ""
             lines.append(f"· {_cst(event.created_at)} {who} → {STATUS_LABELS.get(event.to_status, event.to_status)}{why}")
-    if order.status == "pending_approval":
+    if states.allows("approve", order.status):
         lines.append(f"回复「通过 {order.order_no}」或「驳回 {order.order_no} 原因」处理。")
     return "\n".join(lines)
 

@@ -169,7 +169,7 @@ def _seed_orders():
     dropped instead of delivered (`demo seed` runs before the WeChat stand-in is up).
     """
     from app.dealers.identity import user_for_openid
-    from app.orders import service as orders
+    from app.orders import approval, closing, queries, submission
     from app.orders.shipments import ship_order
 
     with _outbox_dropped():
@@ -180,14 +180,14 @@ def _seed_orders():
         done = []
         for n, (code, lines, target) in enumerate(DEMO_ORDERS, start=1):
             user = _demo_buyer(dealers[code])
-            order, _ = orders.submit_order(
+            order, _ = submission.submit_order(
                 user=user_for_openid(user.openid), idempotency_key=f"demo-seed-order-{n}",
                 lines=[{"sku_id": skus[sku].id, "qty": qty} for sku, qty in lines],
             )
             if target != "pending_approval":
-                orders.approve_order(staff=dealers[code].rep, order_no=order.order_no)
+                approval.approve_order(staff=dealers[code].rep, order_no=order.order_no)
             if target in ("partially_shipped", "shipped", "completed"):
-                placed = orders.get_order(dealer_id=dealers[code].id, order_no=order.order_no)
+                placed = queries.get_order(dealer_id=dealers[code].id, order_no=order.order_no)
                 first = {line.id: (line.qty + 1) // 2 for line in placed.lines}
                 carrier, number = DEMO_CARRIERS[0]
                 ship_order(staff=clerk, order_no=order.order_no, quantities=first, carrier=carrier,
@@ -198,7 +198,7 @@ def _seed_orders():
                     ship_order(staff=clerk, order_no=order.order_no, quantities=rest, carrier=carrier,
                                tracking_no=number.format(n * 10 + 2))
             if target == "completed":
-                orders.confirm_receipt(user=user_for_openid(user.openid), order_no=order.order_no)
+                closing.confirm_receipt(user=user_for_openid(user.openid), order_no=order.order_no)
             done.append((order.order_no, code, target))
     from app.orders.models import STATUS_LABELS
 

@@ -9,7 +9,8 @@ from app.kernel.errors import DomainError
 from app.kernel.settings import BrandSetting
 from app.notify.models import DealerMessage, Outbox, SubscribeConsent
 from app.orders import approval_rules
-from app.orders import service as orders
+from app.orders import approval as orders
+from app.orders import submission
 from app.orders.approval_rules import AutoApproval, get_auto_approval, set_auto_approval
 from app.orders.models import Order, OrderEvent
 from tests.factories import add, auth
@@ -128,7 +129,7 @@ def test_an_order_over_the_limit_waits_and_one_at_the_limit_passes(client, world
 
 def test_a_manually_priced_line_waits_for_the_rep(client, world, monkeypatch):
     set_auto_approval(enabled=True)
-    real_quote = orders.quote_rows
+    real_quote = submission.quote_rows
 
     def staff_typed_price(*args, **kwargs):
         quote = real_quote(*args, **kwargs)
@@ -136,7 +137,7 @@ def test_a_manually_priced_line_waits_for_the_rep(client, world, monkeypatch):
             line.price_source = "manual"
         return quote
 
-    monkeypatch.setattr(orders, "quote_rows", staff_typed_price)
+    monkeypatch.setattr(submission, "quote_rows", staff_typed_price)
     assert place(client, world).get_json()["status"] == "pending_approval"
 
 

@@ -16,7 +16,7 @@ from app.funds import offline as offline_service
 from app.funds.models import CreditAccount, LedgerEntry, OfflinePayment, Payment
 from app.kernel.clock import business_today
 from app.notify.models import DealerMessage, Outbox
-from app.orders import service as orders
+from app.orders import closing as orders
 from app.orders.models import Order
 from tests.factories import auth
 from tests.helpers import HTML, MP, console_login, submit

@@ -766,7 +766,8 @@ def test_another_dealers_rebate_document_answers_404_like_a_missing_one(client, 
 # --- end to end through the real services ------------------------------------------------------------
 
 def test_orders_shipped_and_returned_through_the_services_earn_their_rebate(client, world, staff):
-    from app.orders import service as orders
+    from app.orders import approval as orders
+    from app.orders import queries
     from app.orders.shipments import ship_order
     from app.returns import service as returns
     from tests.helpers import submit
@@ -776,7 +777,7 @@ def test_orders_shipped_and_returned_through_the_services_earn_their_rebate(clie
     assert r.status_code == 201, r.get_json()
     order_no = r.get_json()["order_no"]
     orders.approve_order(staff=world.rep, order_no=order_no)
-    placed = orders.get_order(dealer_id=world.dealer_a.id, order_no=order_no)
+    placed = queries.get_order(dealer_id=world.dealer_a.id, order_no=order_no)
     ship_order(staff=staff["warehouse"], order_no=order_no, quantities={placed.lines[0].id: 10}, carrier="顺丰速运",
                tracking_no="SF20261127")
     ret = returns.create_return(user=world.a_buyer, order_no=order_no, lines=[{"sku_id": world.cola.id, "qty": 2}],

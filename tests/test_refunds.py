@@ -14,7 +14,7 @@ from app.funds import ledger
 from app.funds import refunds as refunding
 from app.funds.models import LedgerEntry, Refund
 from app.kernel.clock import utcnow
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import Order
 from app.returns import service as returns
 from app.returns.models import ReturnLine, ReturnRequest

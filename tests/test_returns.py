@@ -14,7 +14,8 @@ from app.extensions import db
 from app.funds.models import LedgerEntry
 from app.inventory.models import Stock
 from app.notify.models import DealerMessage, Outbox
-from app.orders import service as orders
+from app.orders import approval as orders
+from app.orders import closing
 from app.orders.models import Order
 from app.orders.shipments import ship_order
 from app.returns import service as returns
@@ -135,7 +136,7 @@ def test_returns_need_a_shipment(client, world, staff, stage):
     if stage == "approved":
         orders.approve_order(staff=world.rep, order_no=order_no)
     elif stage == "cancelled":
-        orders.cancel_order(user=world.a_buyer, order_no=order_no)
+        closing.cancel_order(user=world.a_buyer, order_no=order_no)
     before = counts()
     r = ask(client, world.a_buyer, order_no, [(world.cola, 1)])
     assert r.status_code == 409 and r.json["error"]["code"] == "order_not_returnable"

@@ -11,7 +11,7 @@ from flask import g, jsonify, render_template, request
 
 from app.console.auth import bp, login_required
 from app.kernel.errors import DomainError
-from app.orders.service import may_decide
+from app.orders.approval import may_decide
 from app.reports import service as reports
 
 API = "/api/dashboard"

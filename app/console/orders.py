@@ -10,7 +10,7 @@ from app.funds import checkout
 from app.kernel.errors import DomainError
 from app.kernel.money import parse_yuan
 from app.orders import approval_rules, staff_views
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, STATUS_LABELS
 from app.orders.shipments import COMMON_CARRIERS, ship_order
 

@@ -41,7 +41,8 @@ from app.integrations.wechatpay import (
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
 from app.orders.models import Order
-from app.orders.service import apply_payment, lock_dealer_order
+from app.orders.payments import apply_payment
+from app.orders.queries import lock_dealer_order
 
 log = logging.getLogger(__name__)
 

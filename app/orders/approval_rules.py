@@ -3,7 +3,7 @@
 The setting lives in `brand_settings` under `auto_approval` as
 `{"enabled": bool, "max_total_fen": int | null}`, declared in `app.kernel.settings`; absent
 means off (the default, and the demo's). `submit_order` asks `refusal()` inside its own transaction and, when there is
-none, approves the order there and then (see `app.orders.service._auto_approve`).
+none, approves the order there and then (see `app.orders.approval.auto_approve`).
 """
 from types import SimpleNamespace
 

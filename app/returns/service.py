@@ -39,7 +39,7 @@ from app.kernel.money import format_yuan, line_amount
 from app.kernel.permissions import require
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS
 from app.orders.models import Order, OrderLine
-from app.orders.service import lock_dealer_order
+from app.orders.queries import lock_dealer_order
 from app.returns.models import (
     HOLDING_STATUSES,
     RECEIVABLE_STATUSES,
