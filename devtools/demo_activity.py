@@ -127,7 +127,9 @@ def _demo_picture(size, colours):
 
 def _seed_materials():
     """A few published materials for different audiences, made by the marketing account."""
-    from app.materials import service as materials
+    from app.audience import service as audiences
+    from app.materials.authoring import create_material, publish_material
+    from app.materials.files import FileIn
 
     marketer = db.session.execute(select(Staff).where(Staff.role == "marketing")).scalars().first()
     made = []
@@ -135,14 +137,13 @@ def _seed_materials():
         files = {}
         if kind in ("poster", "image"):
             size = (750, 1334) if kind == "poster" else (800, 800)
-            files["file"] = materials.FileIn(_demo_picture(size, colours), f"{title}.jpg")
+            files["file"] = FileIn(_demo_picture(size, colours), f"{title}.jpg")
         else:
-            files["cover"] = materials.FileIn(_demo_picture((500, 400), colours), "cover.jpg")
-        material = materials.create_material(staff=marketer, kind=kind, title=title, tags=list(tags),
-                                             audience=audience, **files, **extra)
-        materials.publish_material(staff=marketer, material_id=material.id)
-        made.append((material.kind_label, title, materials.audience_service.describe(
-            materials.audience_service.load("material", material.id))))
+            files["cover"] = FileIn(_demo_picture((500, 400), colours), "cover.jpg")
+        material = create_material(staff=marketer, kind=kind, title=title, tags=list(tags),
+                                   audience=audience, **files, **extra)
+        publish_material(staff=marketer, material_id=material.id)
+        made.append((material.kind_label, title, audiences.describe(audiences.load("material", material.id))))
     return ["", "营销素材（已发布，经销商在小程序“素材”里按受众看到）：", *_table(("类型", "标题", "受众"), made)]
 
 

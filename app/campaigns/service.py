@@ -367,7 +367,7 @@ def parse_material_ids(text):
 
 def _material_attachment(material_id, check_image):
     """A library material as an attachment dict (what WeCom's add_msg_template takes)."""
-    from app.materials.service import campaign_attachment
+    from app.materials.attachments import campaign_attachment
 
     try:
         material = campaign_attachment(material_id)

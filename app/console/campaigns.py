@@ -109,7 +109,7 @@ def campaign_list():
 
 
 def _form_page(values=None, errors=None, status=200, audience=None):
-    from app.materials.service import list_materials
+    from app.materials.reading import list_materials
 
     usable, _ = list_materials(staff=g.staff, status="published", validity="current", page_size=100)
     return render_template("console/campaign_form.html", values=values or {}, errors=errors or {},
