@@ -353,7 +353,7 @@ campaigns_cli = AppGroup("campaigns", help="客户群与客户群群发")
 @campaigns_cli.command("sync-groups")
 def campaigns_sync_groups():
     """从企业微信同步所有业务员（群主）的客户群；不再出现的群标记为已解散。"""
-    from app.campaigns.service import sync_groups
+    from app.campaigns.groups import sync_groups
     from app.integrations.wechat import WeChatError
 
     try:

@@ -59,7 +59,8 @@ def _seed_customer_groups():
     """The groups as a sync from WeCom stores them, mapped to dealers through the campaign
     service (audited), and one draft campaign for the gold dealers. Returns summary lines."""
     from app.audience.service import Audience
-    from app.campaigns import service as campaigns
+    from app.campaigns.authoring import create_campaign
+    from app.campaigns.groups import map_group
     from app.campaigns.models import CustomerGroup
 
     now = utcnow()
@@ -74,8 +75,8 @@ def _seed_customer_groups():
     groups = {g.chat_id: g for g in db.session.execute(select(CustomerGroup)).scalars()}
     for chat_id, _, _, dealer_code, _ in DEMO_CUSTOMER_GROUPS:
         if dealer_code:
-            campaigns.map_group(staff=staff["shichang"], group_id=groups[chat_id].id, dealer_code=dealer_code)
-    campaign = campaigns.create_campaign(
+            map_group(staff=staff["shichang"], group_id=groups[chat_id].id, dealer_code=dealer_code)
+    campaign = create_campaign(
         staff=staff["shichang"], title="双十二金牌经销商进货节",
         text="【鼎禾食品】双十二进货节：12 月 1 日至 12 日，金牌经销商订货满 5000 元返 3%，"
              "爆款酱油整箱立减 20 元。打开小程序「鼎禾订货」即可下单。",
