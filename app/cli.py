@@ -135,7 +135,7 @@ policies_cli = AppGroup("policies", help="政策")
 @policies_cli.command("publish-due")
 def policies_publish_due():
     """发布已到定时发布时间的政策（调度器每分钟执行一次；可重复执行）。"""
-    from app.policies.service import publish_due_policies
+    from app.policies.authoring import publish_due_policies
 
     done = publish_due_policies()
     click.echo(f"已发布 {len(done)} 条政策。" if done else "没有到时间的定时政策。")

@@ -250,24 +250,24 @@ def _seed_policies():
     """DEMO_POLICIES published by the marketing account; the channel policy then revised
     once (so it shows a second version and 「本次更新」); one more scheduled for later."""
     from app.audience import service as audiences
-    from app.policies import service as policies
+    from app.policies import authoring
 
     marketing = db.session.execute(select(Staff).where(Staff.role == "marketing")).scalars().first()
     rows = []
     with _outbox_dropped():
         for title, category, audience, ack, body in DEMO_POLICIES:
-            fields = policies.parse_fields({"title": title, "category": category, "body": body,
-                                            "ack_required": ack, "effective_from": business_today().isoformat()})
-            policy = policies.create_policy(staff=marketing, fields=fields, audience=audiences.parse(audience))
-            policies.publish_policy(staff=marketing, policy_id=policy.id)
+            fields = authoring.parse_fields({"title": title, "category": category, "body": body,
+                                             "ack_required": ack, "effective_from": business_today().isoformat()})
+            policy = authoring.create_policy(staff=marketing, fields=fields, audience=audiences.parse(audience))
+            authoring.publish_policy(staff=marketing, policy_id=policy.id)
             rows.append((policy, audiences.parse(audience), fields))
         first, audience, fields = rows[0]
         revised = {**fields, "body_html": fields["body_html"].replace("2%", "2.5%")}
-        policies.update_policy(staff=marketing, policy_id=first.id, fields=revised, audience=audience)
-        later = policies.create_policy(staff=marketing, fields=policies.parse_fields({
+        authoring.update_policy(staff=marketing, policy_id=first.id, fields=revised, audience=audience)
+        later = authoring.create_policy(staff=marketing, fields=authoring.parse_fields({
             "title": "春节备货政策", "category": "channel", "ack_required": False,
             "body": "<p>春节前最后发货日为 1 月 20 日，请提前备货。</p>"}), audience=audiences.EVERYONE)
-        policies.schedule_policy(staff=marketing, policy_id=later.id, publish_at=utcnow() + timedelta(days=3))
+        authoring.schedule_policy(staff=marketing, policy_id=later.id, publish_at=utcnow() + timedelta(days=3))
     from app.policies.models import CATEGORY_LABELS, Policy
 
     shown = db.session.execute(select(Policy).order_by(Policy.id)).scalars().all()
