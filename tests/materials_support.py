@@ -65,7 +65,7 @@ def make_material(staff, kind="image", *, audience=None, publish=True, tags=(), 
         files["cover"] = FileIn(image_bytes("JPEG", (500, 400)), "cover.jpg")
     files.update({k: values.pop(k) for k in ("file", "cover") if k in values})
     material = create_material(staff=staff, kind=kind, audience={"all": True} if audience is None else audience, tags=list(tags),
-                                         **files, **values)
+                               **files, **values)
     if publish:
         material = publish_material(staff=staff, material_id=material.id)
     return material
