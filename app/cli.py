@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.dealers.models import ROLE_LABELS
+from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
 
 dealers_cli = AppGroup("dealers", help="经销商管理")
@@ -23,13 +24,13 @@ statements_cli = AppGroup("statements", help="对账单")
 @click.option("--days", type=int, default=None, help="有效天数（默认取 INVITE_TTL_DAYS）")
 def dealers_invite(dealer_code, role, days):
     """为经销商生成一次性邀请码（最后一行输出即邀请码）。"""
-    from app.dealers.service import create_invite
+    from app.dealers.identity import create_invite
 
     try:
         invite = create_invite(dealer_code=dealer_code, role=role, ttl_days=days)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"经销商 {dealer_code} 的{ROLE_LABELS[role]}邀请码，{invite.expires_at:%Y-%m-%d %H:%M} (UTC) 前有效：")
+    click.echo(f"经销商 {dealer_code} 的{ROLE_LABELS[role]}邀请码，{china_text(invite.expires_at)} 前有效：")
     click.echo(invite.code)
 
 
@@ -114,7 +115,7 @@ def orders_auto_complete(days):
 def rebates_close(period):
     """结算一个已结束的期间：按该周期的启用规则计算每个经销商的返利，生成待审核的返利单。
     可重复执行：待审核的返利单重新计算，已审核或已驳回的不变。"""
-    from app.rebates.service import close_period
+    from app.rebates.closing import close_period
 
     try:
         result = close_period(period=period)
@@ -354,7 +355,7 @@ campaigns_cli = AppGroup("campaigns", help="客户群与客户群群发")
 def campaigns_sync_groups():
     """从企业微信同步所有业务员（群主）的客户群；不再出现的群标记为已解散。"""
     from app.campaigns.groups import sync_groups
-    from app.integrations.wechat import WeChatError
+    from app.integrations.wechat_errors import WeChatError
 
     try:
         result = sync_groups()

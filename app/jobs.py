@@ -28,8 +28,8 @@ PERIODIC_JOBS = {
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
     "auto-complete-orders": ("app.orders.service.auto_complete_orders", DAY, 600, "low"),
     "wechatpay-reconcile": ("app.funds.refunds.reconcile_wechatpay", 600, 300, "default"),
-    # Daily: closes each rebate rule's month/quarter/year that just ended (once; see app.rebates.service).
-    "rebates-close": ("app.rebates.service.close_due_periods", DAY, 1800, "low"),
+    # Daily: closes each rebate rule's month/quarter/year that just ended (once; see app.rebates.closing).
+    "rebates-close": ("app.rebates.closing.close_due_periods", DAY, 1800, "low"),
     # Hourly, acting once last month is over in China (+30 min): early on the 1st (≈01:00
     # China time); later runs find every statement issued and only read.
     "monthly-statements": ("app.statements.service.issue_due_statements", 3600, 1800, "low"),

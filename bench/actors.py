@@ -7,7 +7,7 @@ gunicorn under test (tokens are signed with SECRET_KEY):
 
 For the first N active dealers (by code: D001, D002, ...) it gets or creates a
 `DealerUser(openid="bench-<code>", role="buyer")`, issues a token with
-`app.dealers.service.issue_token`, and lists the SKUs that dealer can see (through
+`app.dealers.identity.issue_token`, and lists the SKUs that dealer can see (through
 `app.catalog.service.list_products`, i.e. the app's own visibility and price rules).
 Users are created one by one, in dealer order, so their ids are consecutive in a fresh
 database (bench/order_txn.sql relies on that; run.py checks it).
@@ -32,7 +32,7 @@ def make_actors(app, n_dealers):
 
     from app.catalog.service import list_products
     from app.dealers.models import Dealer, DealerUser
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
     from app.extensions import db
 
     with app.app_context():

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from app.dealers.models import Dealer
-from app.dealers.service import scope_to_staff
+from app.dealers.access import scope_to_staff
 from app.extensions import db
 from app.funds.service import credit_summary
-from app.kernel.clock import BUSINESS_TZ
+from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
 from app.kernel.permissions import can
@@ -155,7 +155,7 @@ def _not_found(order_no):
 
 
 def _cst(dt):
-    return dt.astimezone(BUSINESS_TZ).strftime("%m-%d %H:%M")
+    return china_text(dt, "%m-%d %H:%M")
 
 
 def _find_order(staff, order_no):

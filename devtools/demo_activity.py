@@ -23,7 +23,7 @@ def _seed_rebate_rules(today):
     """A quarterly rule on shipped goods for every dealer (with a growth rebate) and a monthly rule
     on paid soy sauce and vinegar for gold dealers, through the rebate service (validated, audited).
     The mini-program's GET /rebates shows each dealer's progress against them."""
-    from app.rebates.service import create_rule, describe_rule
+    from app.rebates.rules import create_rule, describe_rule
 
     finance = db.session.execute(select(Staff).where(Staff.role == "finance")).scalars().first()
     categories = {c.name: c.id for c in db.session.execute(select(Category)).scalars()}
@@ -170,7 +170,7 @@ def _seed_orders():
     The notifications these steps write describe a past that never happened, so they are
     dropped instead of delivered (`demo seed` runs before the WeChat stand-in is up).
     """
-    from app.dealers.service import user_for_openid
+    from app.dealers.identity import user_for_openid
     from app.orders import service as orders
     from app.orders.shipments import ship_order
 

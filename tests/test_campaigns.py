@@ -574,7 +574,7 @@ def test_unconfirmed_tasks_hold_their_place_only_in_the_month_they_went_out(clie
 def test_a_sender_stuck_creating_is_matched_to_its_wecom_task_or_created_again(client, setup, wechat, app):
     """A worker died after WeCom created one task and before another was asked for."""
     from app.campaigns.jobs import tick
-    from app.integrations.wechat import wecom_contact_gateway
+    from app.integrations.wechat_gateways import wecom_contact_gateway
 
     console_login(client, "shi")
     cid = new_campaign(client)

@@ -155,7 +155,7 @@ def test_an_unaddressed_id_answers_exactly_like_a_missing_one_and_records_nothin
 
 
 def test_an_unbound_wechat_user_gets_403_and_a_viewer_may_read_and_share(client, dealers):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     w = dealers
     material = make_material(w.marketing)

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
-from app.dealers.service import issue_token
+from app.dealers.identity import issue_token
 from tests.factories import REGIONS, auth
 
 OPENAPI_PATH = "/api/mp/v1/openapi.json"
@@ -147,7 +147,8 @@ def flatmap_headers(context, headers):
 @pytest.fixture
 def dealer_data(world, wechat):
     """Real orders (open, cancelled, another dealer's), cart items, addresses, login and invite codes."""
-    from app.dealers.service import add_address, create_invite
+    from app.dealers.addresses import add_address
+    from app.dealers.identity import create_invite
     from app.orders.service import cancel_order, set_cart_item, submit_order
 
     def order(user, key, *lines):

@@ -236,7 +236,7 @@ def test_unaddressed_draft_withdrawn_and_missing_policies_answer_the_same_404(cl
 
 
 def test_an_unbound_wechat_user_gets_403_on_every_policy_route(client, w):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     policy = publish(w, {"all": True}, ack=True)
     headers = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}

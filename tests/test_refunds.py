@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEntry
-from app.dealers.service import issue_token
+from app.dealers.identity import issue_token
 from app.extensions import db
 from app.funds import ledger
 from app.funds import refunds as refunding

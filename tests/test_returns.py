@@ -501,7 +501,7 @@ def test_concurrent_receipts_add_the_goods_to_stock_once(pg_app, pg_world):
 
 
 def test_an_unbound_wechat_user_gets_403_not_bound_on_every_return_route(client, world, staff, shipped):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     ret = ask(client, world.a_buyer, shipped, [(world.cola, 1)]).json
     headers = {"Authorization": f"Bearer {issue_token('o-never-bound-0002')}"}

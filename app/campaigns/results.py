@@ -33,7 +33,7 @@ def poll_campaign(campaign_id):
     """Ask WeCom how each waiting task went and update its groups: get_groupmsg_task (did the rep
     send?) then, for a sent task, get_groupmsg_send_result (per group). Failures to ask are
     logged and retried on the next poll."""
-    from app.integrations.wechat import WeChatError
+    from app.integrations.wechat_errors import WeChatError
 
     senders = db.session.execute(select(CampaignSender).where(
         CampaignSender.campaign_id == campaign_id, CampaignSender.status == "waiting",

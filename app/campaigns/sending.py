@@ -133,7 +133,7 @@ def cancel_campaign(*, staff, campaign_id, reason=None):
             if sender.status == "pending":
                 _set_sender_groups(session, sender.id, "cancelled", "活动已取消", from_statuses=("planned",))
                 sender.status, sender.updated_at = "cancelled", utcnow()
-    from app.integrations.wechat import WeChatError
+    from app.integrations.wechat_errors import WeChatError
 
     stopped = failed = 0
     for sender_id, msgid in to_stop:
@@ -240,7 +240,7 @@ def message_body(campaign, sender_userid, chat_ids):
 def create_tasks(campaign_id):
     """Create the WeCom task of every pending sender of a campaign being sent. A sender WeCom
     refuses is `failed` with its errcode (its groups too); the others go on."""
-    from app.integrations.wechat import WeChatError
+    from app.integrations.wechat_errors import WeChatError
 
     results = {}
     sender_ids = db.session.execute(select(CampaignSender.id).where(
@@ -318,7 +318,7 @@ def recover_stuck_senders(campaign_id):
     created since the claim, get_groupmsg_task says whose each is; a task for this sender with
     this campaign's text, not recorded by another row, is adopted. Otherwise WeCom never
     created it and the sender goes back to `pending`, to be created again."""
-    from app.integrations.wechat import WeChatError
+    from app.integrations.wechat_errors import WeChatError
 
     now = utcnow()
     stuck = db.session.execute(select(CampaignSender).where(

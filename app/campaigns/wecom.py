@@ -3,6 +3,6 @@ from flask import current_app
 
 
 def gateway():
-    from app.integrations.wechat import wecom_contact_gateway
+    from app.integrations.wechat_gateways import wecom_contact_gateway
 
     return wecom_contact_gateway(current_app._get_current_object())

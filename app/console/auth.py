@@ -18,7 +18,7 @@ from flask import (
 
 from app.audit import service as audit
 from app.extensions import db
-from app.kernel.clock import BUSINESS_TZ
+from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
 from app.kernel.permissions import ROLE_LABELS, can
@@ -151,9 +151,7 @@ def nav_for(staff):
 @bp.app_template_filter("china_time")
 def china_time(value, fmt="%Y-%m-%d %H:%M"):
     """Timestamps are stored in UTC; staff read them in China time."""
-    if value is None:
-        return ""
-    return value.astimezone(BUSINESS_TZ).strftime(fmt)
+    return china_text(value, fmt)
 
 
 @bp.app_context_processor

@@ -68,7 +68,7 @@ def groups():
 @bp.post("/groups/sync")
 @login_required("groups.view")
 def groups_sync():
-    from app.integrations.wechat import WeChatError
+    from app.integrations.wechat_errors import WeChatError
 
     try:
         result = customer_groups.sync_groups(actor=g.staff)

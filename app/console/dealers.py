@@ -1,5 +1,6 @@
 """Console: dealers — the list, one dealer's page, create/edit, credit limit, suspend/reactivate
-and invite codes. Every rule lives in `app.dealers.service`; these views read the form and call it."""
+and invite codes. Every rule lives in `app.dealers` (`admin`, `typed`, `identity`); these views read the form
+and call it, and `app.console.dealer_pages` reads what the pages show."""
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.audit.service import ACTION_LABELS
@@ -18,7 +19,7 @@ from app.staff.models import Staff
 @login_required("dealers.view")
 def dealers():
     from app.dealers.models import Region, Tier
-    from app.dealers.service import DEALER_LIST_PAGE_SIZE, list_dealers_for_staff
+    from app.dealers.admin import DEALER_LIST_PAGE_SIZE, list_dealers_for_staff
 
     args = request.args
     q = args.get("q", "").strip()[:64] or None
@@ -43,7 +44,7 @@ def dealers():
 
 # --- one dealer: detail, create, edit, credit, status, invites ------------------------------
 
-# The form's inputs, named as `dealers.dealer_fields_from_text` reads them (amounts in yuan).
+# The form's inputs, named as `app.dealers.typed.dealer_fields_from_text` reads them (amounts in yuan).
 FORM_FIELDS = (
     "code", "name", "tier", "region_code", "rep", "contact_name", "contact_phone", "payment_terms_days",
     "contract_start", "contract_end", "annual_target", "credit_limit",
@@ -54,7 +55,8 @@ FORM_ERROR_KEYS = {"annual_target": "annual_target_fen", "credit_limit": "credit
 
 def _detail_page(code, status=200):
     from app.dealers.models import ROLE_LABELS as USER_ROLE_LABELS
-    from app.dealers.service import FIELD_LABELS, dealer_detail
+    from app.console.dealer_pages import dealer_detail
+    from app.dealers.fields import FIELD_LABELS
     from app.orders.models import STATUS_LABELS
 
     detail = dealer_detail(staff=g.staff, code=code)
@@ -71,12 +73,10 @@ def dealer(code):
 
 
 def _form_page(*, dealer=None, values=None, errors=None, status=200):
-    from app.dealers.service import (
-        FIELD_LABELS,
-        dealer_form_options,
-        permissions_for,
-        region_path,
-    )
+    from app.console.dealer_pages import dealer_form_options
+    from app.dealers.addresses import region_path
+    from app.dealers.admin import permissions_for
+    from app.dealers.fields import FIELD_LABELS
     from app.funds.service import get_balances
 
     shown = {}
@@ -125,7 +125,8 @@ def _plain_yuan(fen):
 @bp.route("/dealers/new", methods=["GET", "POST"])
 @login_required("dealers.create")
 def new_dealer():
-    from app.dealers.service import DEALER_FIELDS, create_dealer_from_text
+    from app.dealers.fields import DEALER_FIELDS
+    from app.dealers.typed import create_dealer_from_text
 
     if request.method == "GET":
         return _form_page(values={"payment_terms_days": 30})
@@ -144,11 +145,8 @@ def new_dealer():
 @bp.route("/dealers/<code>/edit", methods=["GET", "POST"])
 @login_required("dealers.edit")
 def edit_dealer(code):
-    from app.dealers.service import (
-        get_dealer_for_staff,
-        permissions_for,
-        update_dealer_from_text,
-    )
+    from app.dealers.admin import get_dealer_for_staff, permissions_for
+    from app.dealers.typed import update_dealer_from_text
 
     dealer = get_dealer_for_staff(staff=g.staff, code=code)
     editable = permissions_for(g.staff, dealer)["edit_fields"]
@@ -187,7 +185,8 @@ def _act(code, action, done_message):
 @bp.post("/dealers/<code>/credit")
 @login_required("dealers.credit")
 def dealer_credit(code):
-    from app.dealers.service import dealer_fields_from_text, set_credit_limit
+    from app.dealers.admin import set_credit_limit
+    from app.dealers.typed import dealer_fields_from_text
 
     def action():
         fields = dealer_fields_from_text({"credit_limit": request.form.get("credit_limit", "")})
@@ -201,7 +200,7 @@ def dealer_credit(code):
 @bp.post("/dealers/<code>/suspend")
 @login_required("dealers.status")
 def suspend(code):
-    from app.dealers.service import suspend_dealer
+    from app.dealers.admin import suspend_dealer
 
     return _act(
         code, lambda: suspend_dealer(staff=g.staff, code=code, reason=request.form.get("reason")),
@@ -212,7 +211,7 @@ def suspend(code):
 @bp.post("/dealers/<code>/reactivate")
 @login_required("dealers.status")
 def reactivate(code):
-    from app.dealers.service import reactivate_dealer
+    from app.dealers.admin import reactivate_dealer
 
     return _act(
         code, lambda: reactivate_dealer(staff=g.staff, code=code, reason=request.form.get("reason")),
@@ -224,7 +223,7 @@ def reactivate(code):
 @login_required("dealers.invite")
 def issue_invite(code):
     from app.dealers.models import ROLE_LABELS as USER_ROLE_LABELS
-    from app.dealers.service import create_invite
+    from app.dealers.identity import create_invite
 
     role = request.form.get("role", "")
     return _act(

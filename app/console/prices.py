@@ -10,12 +10,14 @@ from app.kernel import inputs
 from app.kernel.errors import DomainError, NotFound
 from app.kernel.money import fen_to_yuan_text
 from app.kernel.permissions import can
-from app.pricing import service as pricing
+from app.pricing import price_lists as pricing
+from app.pricing import explain
+from app.pricing.service import Buyer
 
 
 def _tiers_and_dealers():
     from app.dealers.models import Dealer, Tier
-    from app.dealers.service import scope_to_staff
+    from app.dealers.access import scope_to_staff
 
     tiers = db.session.execute(select(Tier).order_by(Tier.rank)).scalars().all()
     dealers = db.session.execute(scope_to_staff(select(Dealer).order_by(Dealer.code), g.staff)).scalars().all()
@@ -124,7 +126,7 @@ def delete_price(price_list_id, sku_id):
 def explain_price():
     """?dealer=<code>&sku=<code or id>[&date=YYYY-MM-DD]: the price and every reason behind it."""
     from app.dealers.models import Dealer
-    from app.dealers.service import scope_to_staff
+    from app.dealers.access import scope_to_staff
 
     args = request.args
     dealer_code, sku_ref = args.get("dealer", "").strip()[:32], args.get("sku", "").strip()[:32]
@@ -146,6 +148,6 @@ def explain_price():
             Sku.id == int(sku_ref) if by_id else func.upper(Sku.code) == sku_ref.upper())).scalar_one_or_none()
         if sku is None:
             raise NotFound(f"商品 {sku_ref} 不存在", "sku_not_found")
-        result = pricing.explain_price(db.session, pricing.Buyer.of(dealer), sku.id, day)
+        result = explain.explain_price(db.session, Buyer.of(dealer), sku.id, day)
     return render_template("console/price_explain.html", dealer_code=dealer_code, sku_ref=sku_ref, date=on,
                            dealer=dealer, sku=sku, result=result, kind_labels=pricing.KIND_LABELS)

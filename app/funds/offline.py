@@ -28,7 +28,7 @@ from sqlalchemy.orm import selectinload
 from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
-from app.dealers.service import check_may_act
+from app.dealers.access import check_may_act
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import OFFLINE_STATUS_LABELS, OfflinePayment, Payment

@@ -29,7 +29,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.database import write_transaction
-from app.dealers.service import check_may_act
+from app.dealers.access import check_may_act
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import Payment, WechatPayOrder

@@ -35,16 +35,16 @@ from sqlalchemy.pool import NullPool
 from app.audit import service as audit
 from app.catalog.models import Sku
 from app.database import dialect_insert, write_transaction
-from app.dealers import service as dealers
-from app.dealers.models import DealerUser
-from app.dealers.service import (
+from app.dealers.access import (
     SUSPENDED_MESSAGE,
     check_may_act,
     lock_dealer,
     scope_to_staff,
-    ship_to,
-    ship_to_from_row,
+    standing_columns,
+    standing_from_row,
 )
+from app.dealers.addresses import ship_to, ship_to_columns, ship_to_from_row
+from app.dealers.models import DealerUser
 from app.extensions import db
 from app.funds import checkout, ledger
 from app.funds import service as funds
@@ -246,8 +246,8 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 @functools.cache
 def _open_statement(address_id_given):
     """Lock the dealer's credit account; read the user's standing and the ship-to address."""
-    standing, source = dealers.standing_columns()
-    address_columns, address = dealers.ship_to_columns(1 if address_id_given else None)
+    standing, source = standing_columns()
+    address_columns, address = ship_to_columns(1 if address_id_given else None)
     accounts = funds.ACCOUNTS
     return (
         select(*funds.ACCOUNT_COLUMNS, accounts.c.prepaid_fen, accounts.c.rebate_fen, *standing, *address_columns)
@@ -273,7 +273,7 @@ def _open_submission(session, user, address_id):
         # No credit account yet (create it empty, as `lock_account` does), or no such user.
         funds.lock_account(session, user.dealer_id)
         row = session.connection().execute(statement, params).first()
-    standing = dealers.standing_from_row(row, user)
+    standing = standing_from_row(row, user)
     balances = ledger.Balances(user.dealer_id, row.receivable_fen, row.prepaid_fen, row.rebate_fen)
     return funds.account_from_row(user.dealer_id, row), balances, standing, row
 

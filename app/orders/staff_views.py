@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.dealers.models import Dealer
-from app.dealers.service import scope_to_staff
+from app.dealers.access import scope_to_staff
 from app.extensions import db
 from app.funds.service import credit_summary
 from app.inventory.models import Reservation, Warehouse

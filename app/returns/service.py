@@ -27,7 +27,7 @@ from sqlalchemy.orm import selectinload
 from app.audit import service as audit
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
-from app.dealers.service import check_may_act, scope_to_staff
+from app.dealers.access import check_may_act, scope_to_staff
 from app.extensions import db
 from app.funds import ledger
 from app.funds import refunds as refunding
