@@ -136,7 +136,7 @@ policies_cli = AppGroup("policies", help="政策")
 @policies_cli.command("publish-due")
 def policies_publish_due():
     """发布已到定时发布时间的政策（调度器每分钟执行一次；可重复执行）。"""
-    from app.policies.service import publish_due_policies
+    from app.policies.authoring import publish_due_policies
 
     done = publish_due_policies()
     click.echo(f"已发布 {len(done)} 条政策。" if done else "没有到时间的定时政策。")
@@ -354,7 +354,7 @@ campaigns_cli = AppGroup("campaigns", help="客户群与客户群群发")
 @campaigns_cli.command("sync-groups")
 def campaigns_sync_groups():
     """从企业微信同步所有业务员（群主）的客户群；不再出现的群标记为已解散。"""
-    from app.campaigns.service import sync_groups
+    from app.campaigns.groups import sync_groups
     from app.integrations.wechat_errors import WeChatError
 
     try:

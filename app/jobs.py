@@ -35,7 +35,7 @@ PERIODIC_JOBS = {
     "monthly-statements": ("app.statements.service.issue_due_statements", 3600, 1800, "low"),
     "campaigns-tick": ("app.campaigns.jobs.tick", "CAMPAIGN_TICK_SECONDS", 600, "low"),
     "customer-groups-sync": ("app.campaigns.jobs.sync_all_groups", DAY, 600, "low"),
-    "publish-due-policies": ("app.policies.service.publish_due_policies", 60, 300, "default"),
+    "publish-due-policies": ("app.policies.authoring.publish_due_policies", 60, 300, "default"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"

@@ -3,7 +3,7 @@ from flask import current_app, g
 from app.dealers import identity
 from app.dealers.schemas import BindIn, LoginIn, LoginOut, MeOut
 from app.integrations.wechat_gateways import MiniProgramGateway
-from app.policies import service as policies
+from app.policies.dealer import unread_count
 from miniprogram_api.blueprint import MpBlueprint
 from miniprogram_api.auth import BEARER_DOC, current_openid, dealer_user_required
 
@@ -35,4 +35,4 @@ def bind(body):
 @dealer_user_required
 def me():
     """当前用户、所属经销商、信用额度与未读政策数"""
-    return {**identity.describe_user(g.user), "unread_policies": policies.unread_count(g.user)}
+    return {**identity.describe_user(g.user), "unread_policies": unread_count(g.user)}

@@ -1,11 +1,14 @@
 """Console: customer groups (sync from WeCom, map to dealers) and campaigns to them (create,
-plan, schedule, send, cancel, results). Rules live in `app.campaigns.service`."""
+plan, schedule, send, cancel, results). Rules live in `app.campaigns`; form parsing and the
+detail page's view in `app.console.campaign_pages`."""
 from datetime import datetime
 
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 
 from app.audience import service as audiences
-from app.campaigns import service as campaigns
+from app.campaigns import groups as customer_groups
+from app.campaigns import limits, reading, results, sending
+from app.campaigns.authoring import MAX_ATTACHMENTS, check_attachments, create_campaign
 from app.campaigns.models import (
     ATTACHMENT_LABELS,
     CAMPAIGN_STATUS_LABELS,
@@ -16,6 +19,7 @@ from app.campaigns.models import (
     TARGET_STATUS_LABELS,
 )
 from app.console.auth import bp, id_arg, login_required, page_arg, pager
+from app.console.campaign_pages import campaign_view, form_lines, parse_material_ids
 from app.kernel.clock import BUSINESS_TZ
 from app.kernel.errors import DomainError
 
@@ -27,7 +31,7 @@ def _allow_campaign_images():
     """The new-campaign form alone takes bodies above MAX_CONTENT_LENGTH: its images (up to 9
     and a cover, each at most UPLOAD_MAX_BYTES)."""
     if request.method == "POST" and request.path == "/console/campaigns/new":
-        limit = (campaigns.MAX_ATTACHMENTS + 1) * current_app.config["UPLOAD_MAX_BYTES"] + MULTIPART_OVERHEAD
+        limit = (MAX_ATTACHMENTS + 1) * current_app.config["UPLOAD_MAX_BYTES"] + MULTIPART_OVERHEAD
         if (request.content_length or 0) > limit:
             raise DomainError("upload_too_large", "上传的图片太大或太多，请压缩或减少图片后再保存", 413)
         request.max_content_length = limit
@@ -47,17 +51,17 @@ def groups():
         raise DomainError("invalid_filter", "筛选参数有误", 400)
     filters = {"q": args.get("q", "").strip()[:64] or None, "owner": args.get("owner", "").strip()[:64] or None,
                "mapped": mapped, "status": status or None, "dealer_id": id_arg(args.get("dealer", ""), "经销商")}
-    rows, total = campaigns.list_groups(page=page, **filters)
-    dealers = campaigns.dealer_choices()
+    rows, total = customer_groups.list_groups(page=page, **filters)
+    dealers = customer_groups.dealer_choices()
     from app.extensions import db
 
     return render_template(
         "console/groups.html", rows=rows, total=total, filters={**filters, "status": status},
-        dealers=dealers, suggestions={r.id: campaigns.suggest_dealer(r.name, dealers) for r in rows if not r.dealer_id},
-        owners=campaigns.owner_names(db.session, {r.owner_userid for r in rows}),
+        dealers=dealers, suggestions={r.id: customer_groups.suggest_dealer(r.name, dealers) for r in rows if not r.dealer_id},
+        owners=customer_groups.owner_names(db.session, {r.owner_userid for r in rows}),
         status_labels=GROUP_STATUS_LABELS, owner_status_labels=OWNER_STATUS_LABELS,
-        remaining=campaigns.remaining_this_month(db.session, [r.id for r in rows]), limit=campaigns.monthly_limit(),
-        **pager("console.groups", args, page, total, campaigns.GROUP_PAGE_SIZE),
+        remaining=limits.remaining_this_month(db.session, [r.id for r in rows]), limit=limits.monthly_limit(),
+        **pager("console.groups", args, page, total, customer_groups.GROUP_PAGE_SIZE),
     )
 
 
@@ -67,7 +71,7 @@ def groups_sync():
     from app.integrations.wechat_errors import WeChatError
 
     try:
-        result = campaigns.sync_groups(actor=g.staff)
+        result = customer_groups.sync_groups(actor=g.staff)
     except WeChatError as exc:
         flash(f"同步失败：企业微信返回 {exc.errcode}（{exc.errmsg}），请检查客户联系权限后重试", "error")
     else:
@@ -80,7 +84,7 @@ def groups_sync():
 @login_required("groups.view")
 def group_map(group_id):
     try:
-        group = campaigns.map_group(staff=g.staff, group_id=group_id, dealer_code=request.form.get("dealer", ""))
+        group = customer_groups.map_group(staff=g.staff, group_id=group_id, dealer_code=request.form.get("dealer", ""))
     except DomainError as exc:
         if exc.status != 422:
             raise
@@ -102,19 +106,19 @@ def campaign_list():
     if status and status not in CAMPAIGN_STATUSES:
         raise DomainError("invalid_filter", "状态参数有误", 400)
     page = page_arg(args)
-    rows, total = campaigns.list_campaigns(status=status, page=page)
+    rows, total = reading.list_campaigns(status=status, page=page)
     return render_template("console/campaigns.html", rows=rows, total=total, status=status,
                            status_labels=CAMPAIGN_STATUS_LABELS,
-                           **pager("console.campaign_list", args, page, total, campaigns.CAMPAIGN_PAGE_SIZE))
+                           **pager("console.campaign_list", args, page, total, reading.CAMPAIGN_PAGE_SIZE))
 
 
 def _form_page(values=None, errors=None, status=200, audience=None):
-    from app.materials.service import list_materials
+    from app.materials.reading import list_materials
 
     usable, _ = list_materials(staff=g.staff, status="published", validity="current", page_size=100)
     return render_template("console/campaign_form.html", values=values or {}, errors=errors or {},
                            choices=audiences.form_choices(), audience=audience, materials=[m for m, _ in usable],
-                           max_attachments=campaigns.MAX_ATTACHMENTS), status
+                           max_attachments=MAX_ATTACHMENTS), status
 
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
@@ -129,12 +133,12 @@ def campaign_new():
         audience = audiences.parse_form(form)
         images = [(f.filename or "image", f.read()) for f in request.files.getlist("images") if f and f.filename]
         cover = request.files.get("cover")
-        attachments = campaigns.parse_attachments(
-            links=values["links"], miniprograms=values["miniprograms"], images=images,
+        attachments = check_attachments(
+            links=form_lines(values["links"]), miniprograms=form_lines(values["miniprograms"]), images=images,
             cover=(cover.filename, cover.read()) if cover and cover.filename else None,
-            material_ids=campaigns.parse_material_ids(values["materials"]))
-        campaign = campaigns.create_campaign(staff=g.staff, title=values["title"], text=values["text"],
-                                             audience=audience, attachments=attachments)
+            material_ids=parse_material_ids(values["materials"]))
+        campaign = create_campaign(staff=g.staff, title=values["title"], text=values["text"],
+                                   audience=audience, attachments=attachments)
     except DomainError as exc:
         if exc.status != 422:
             raise
@@ -150,9 +154,9 @@ def _raw_audience(form):
 
 
 def _detail(campaign_id, status=200):
-    campaign = campaigns.get_campaign(campaign_id)
+    campaign = reading.get_campaign(campaign_id)
     return render_template(
-        "console/campaign.html", c=campaign, view=campaigns.campaign_view(campaign),
+        "console/campaign.html", c=campaign, view=campaign_view(campaign),
         status_labels=CAMPAIGN_STATUS_LABELS, sender_labels=SENDER_STATUS_LABELS, target_labels=TARGET_STATUS_LABELS,
         attachment_labels=ATTACHMENT_LABELS,
     ), status
@@ -179,7 +183,7 @@ def _act(campaign_id, action, done):
 @bp.post("/campaigns/<id:campaign_id>/send")
 @login_required("campaigns.edit")
 def campaign_send(campaign_id):
-    return _act(campaign_id, lambda: campaigns.send_now(staff=g.staff, campaign_id=campaign_id),
+    return _act(campaign_id, lambda: sending.send_now(staff=g.staff, campaign_id=campaign_id),
                 "已创建群发任务：业务员会在企业微信收到确认提醒，确认后才会真正发到客户群")
 
 
@@ -193,7 +197,7 @@ def campaign_schedule(campaign_id):
             at = datetime.strptime(raw.replace("T", " "), "%Y-%m-%d %H:%M").replace(tzinfo=BUSINESS_TZ)
         except ValueError:
             raise DomainError("invalid_field", "定时发送时间格式应为 YYYY-MM-DD HH:MM", 422) from None
-        return campaigns.schedule_campaign(staff=g.staff, campaign_id=campaign_id, at=at)
+        return sending.schedule_campaign(staff=g.staff, campaign_id=campaign_id, at=at)
 
     return _act(campaign_id, action, lambda c: f"已定时：{c.scheduled_at.astimezone(BUSINESS_TZ):%Y-%m-%d %H:%M} 自动下发群发任务")
 
@@ -201,8 +205,8 @@ def campaign_schedule(campaign_id):
 @bp.post("/campaigns/<id:campaign_id>/cancel")
 @login_required("campaigns.edit")
 def campaign_cancel(campaign_id):
-    return _act(campaign_id, lambda: campaigns.cancel_campaign(staff=g.staff, campaign_id=campaign_id,
-                                                               reason=request.form.get("reason")),
+    return _act(campaign_id, lambda: sending.cancel_campaign(staff=g.staff, campaign_id=campaign_id,
+                                                             reason=request.form.get("reason")),
                 lambda r: "已取消" + (f"：停止了 {r['stopped']} 个业务员未确认的任务" if r["stopped"] else "")
                 + (f"；{r['failed']} 个任务停止失败，请稍后重试" if r["failed"] else ""))
 
@@ -210,12 +214,12 @@ def campaign_cancel(campaign_id):
 @bp.post("/campaigns/<id:campaign_id>/poll")
 @login_required("campaigns.edit")
 def campaign_poll(campaign_id):
-    campaigns.get_campaign(campaign_id)
-    return _act(campaign_id, lambda: campaigns.poll_campaign(campaign_id), "已向企业微信查询最新发送结果")
+    reading.get_campaign(campaign_id)
+    return _act(campaign_id, lambda: results.poll_campaign(campaign_id), "已向企业微信查询最新发送结果")
 
 
 @bp.post("/campaigns/<id:campaign_id>/senders/<id:sender_id>/retry")
 @login_required("campaigns.edit")
 def campaign_retry(campaign_id, sender_id):
-    return _act(campaign_id, lambda: campaigns.retry_sender(staff=g.staff, sender_id=sender_id),
+    return _act(campaign_id, lambda: sending.retry_sender(staff=g.staff, sender_id=sender_id),
                 "已重新为该业务员创建群发任务")

@@ -6,7 +6,8 @@ from app.audience import service as audience
 from app.console.auth import bp, login_required, page_arg, pager
 from app.kernel.errors import DomainError
 from app.kernel.permissions import can
-from app.materials import service as materials
+from app.materials import authoring, reading
+from app.materials.files import FileIn, cover_url, file_url, thumb_url
 from app.materials.models import KIND_LABELS, STATUS_LABELS
 from app.storage.files import size_words
 
@@ -36,7 +37,7 @@ def _upload(name):
     storage = request.files.get(name)
     if storage is None or not storage.filename:
         return None
-    return materials.FileIn(data=storage.read(), filename=storage.filename)
+    return FileIn(data=storage.read(), filename=storage.filename)
 
 
 def _submitted():
@@ -62,19 +63,19 @@ def materials_list():
     args = request.args
     kind, status, validity = args.get("kind") or None, args.get("status") or None, args.get("validity") or None
     if (kind and kind not in KIND_LABELS or status and status not in STATUS_LABELS
-            or validity and validity not in materials.VALIDITY_LABELS):
+            or validity and validity not in reading.VALIDITY_LABELS):
         raise DomainError("invalid_filter", "类型、状态或有效期参数有误", 400)
     filters = {"q": args.get("q", "").strip()[:64] or None, "kind": kind, "status": status, "validity": validity,
                "tag": args.get("tag", "").strip()[:16] or None}
     page = page_arg(args)
-    rows, total = materials.list_materials(staff=g.staff, page=page, **filters)
+    rows, total = reading.list_materials(staff=g.staff, page=page, **filters)
     audiences = audience.load_many("material", [m.id for m, _ in rows])
     return render_template(
         "console/materials.html", rows=rows, total=total, filters=filters, kind_labels=KIND_LABELS,
-        status_labels=STATUS_LABELS, validity_labels=materials.VALIDITY_LABELS, tags=materials.all_tags(), can_manage=_can_manage(),
+        status_labels=STATUS_LABELS, validity_labels=reading.VALIDITY_LABELS, tags=reading.all_tags(), can_manage=_can_manage(),
         audience_words={mid: audience.describe(a) for mid, a in audiences.items()},
-        thumbs={m.id: materials.thumb_url(m) for m, _ in rows},
-        **pager("console.materials_list", args, page, total, materials.STAFF_PAGE_SIZE),
+        thumbs={m.id: thumb_url(m) for m, _ in rows},
+        **pager("console.materials_list", args, page, total, reading.STAFF_PAGE_SIZE),
     )
 
 
@@ -85,14 +86,14 @@ def _form(*, kind, material=None, values=None, chosen=None, error=None, status=2
         values["tags"] = " ".join(material.tags) if material is not None else ""
     if chosen is None and material is not None:
         chosen = audience.load("material", material.id)
-    stats, sharers = (materials.share_stats(staff=g.staff, material_id=material.id) if material is not None
+    stats, sharers = (reading.share_stats(staff=g.staff, material_id=material.id) if material is not None
                       else (None, []))
     return render_template(
         "console/material_form.html", kind=kind, kind_labels=KIND_LABELS, status_labels=STATUS_LABELS,
         material=material, values=values, chosen=chosen, choices=audience.form_choices(), error=error,
         error_field=error.details.get("field") if error else None, can_manage=_can_manage(), limits=_limits(),
-        urls={"thumb": materials.thumb_url(material), "file": materials.file_url(material),
-              "download": materials.file_url(material, download=True), "cover": materials.cover_url(material)}
+        urls={"thumb": thumb_url(material), "file": file_url(material),
+              "download": file_url(material, download=True), "cover": cover_url(material)}
         if material is not None else {},
         audience_words=audience.describe(chosen) if isinstance(chosen, audience.Audience) and not chosen.empty else None,
         stats=stats, sharers=sharers,
@@ -111,7 +112,7 @@ def material_new():
         return _form(kind=kind)
     try:
         sent = _submitted()
-        material = materials.create_material(staff=g.staff, kind=kind, audience=sent["audience"], tags=sent["tags"],
+        material = authoring.create_material(staff=g.staff, kind=kind, audience=sent["audience"], tags=sent["tags"],
                                              file=sent["file"], cover=sent["cover"], **sent["values"])
     except DomainError as exc:
         if exc.status == 403:
@@ -131,17 +132,17 @@ def _chosen_again():
 @bp.get("/materials/<int:material_id>")
 @login_required("materials.view")
 def material_detail(material_id):
-    material = materials.get_material(staff=g.staff, material_id=material_id)
+    material = reading.get_material(staff=g.staff, material_id=material_id)
     return _form(kind=material.kind, material=material)
 
 
 @bp.post("/materials/<int:material_id>")
 @login_required("materials.edit")
 def material_update(material_id):
-    material = materials.get_material(staff=g.staff, material_id=material_id)
+    material = reading.get_material(staff=g.staff, material_id=material_id)
     try:
         sent = _submitted()
-        material = materials.update_material(staff=g.staff, material_id=material.id, audience=sent["audience"],
+        material = authoring.update_material(staff=g.staff, material_id=material.id, audience=sent["audience"],
                                              tags=sent["tags"], file=sent["file"], cover=sent["cover"],
                                              **sent["values"])
     except DomainError as exc:
@@ -156,13 +157,13 @@ def material_update(material_id):
 @bp.post("/materials/<int:material_id>/publish")
 @login_required("materials.edit")
 def material_publish(material_id):
-    return _transition(material_id, materials.publish_material, "已发布：受众内的经销商在有效期内可以在小程序里看到")
+    return _transition(material_id, authoring.publish_material, "已发布：受众内的经销商在有效期内可以在小程序里看到")
 
 
 @bp.post("/materials/<int:material_id>/withdraw")
 @login_required("materials.edit")
 def material_withdraw(material_id):
-    return _transition(material_id, materials.withdraw_material, "已撤回：经销商不再看到它")
+    return _transition(material_id, authoring.withdraw_material, "已撤回：经销商不再看到它")
 
 
 def _transition(material_id, action, done):
