@@ -84,7 +84,7 @@ def create_app(config=None):
 
     register_callbacks(app)  # /pay/wechat/notify, /files/<key>
     register_miniprogram_api(app, api)
-    from app.console import bp as console_bp
+    from console import bp as console_bp
 
     app.register_blueprint(console_bp)  # after the API: it uses the order_no URL converter
     from bots.callback import (

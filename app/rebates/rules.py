@@ -2,7 +2,7 @@
 
 A rule has a period kind, a basis (shipped or paid), a product scope, the dealers it applies
 to, volume tiers (threshold fen, rate bp) and an optional growth rebate; what a rule earns is
-`app.rebates.computation`'s. The console's form (yuan and %) is read in `app.console.rebates`.
+`app.rebates.computation`'s. The console's form (yuan and %) is read in `console.rebates`.
 """
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload

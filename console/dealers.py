@@ -1,10 +1,10 @@
 """Console: dealers — the list, one dealer's page, create/edit, credit limit, suspend/reactivate
 and invite codes. Every rule lives in `app.dealers` (`admin`, `typed`, `identity`); these views read the form
-and call it, and `app.console.dealer_pages` reads what the pages show."""
+and call it, and `console.dealer_pages` reads what the pages show."""
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.audit.service import ACTION_LABELS
-from app.console.auth import bp, china_time, id_arg, login_required, page_arg, pager
+from console.auth import bp, china_time, id_arg, login_required, page_arg, pager
 from app.dealers.models import DEALER_STATUS_LABELS
 from app.extensions import db
 from app.kernel.errors import DomainError
@@ -55,7 +55,7 @@ FORM_ERROR_KEYS = {"annual_target": "annual_target_fen", "credit_limit": "credit
 
 def _detail_page(code, status=200):
     from app.dealers.models import ROLE_LABELS as USER_ROLE_LABELS
-    from app.console.dealer_pages import dealer_detail
+    from console.dealer_pages import dealer_detail
     from app.dealers.fields import FIELD_LABELS
     from app.orders.models import STATUS_LABELS
 
@@ -73,7 +73,7 @@ def dealer(code):
 
 
 def _form_page(*, dealer=None, values=None, errors=None, status=200):
-    from app.console.dealer_pages import dealer_form_options
+    from console.dealer_pages import dealer_form_options
     from app.dealers.addresses import region_path
     from app.dealers.admin import permissions_for
     from app.dealers.fields import FIELD_LABELS

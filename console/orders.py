@@ -5,7 +5,7 @@ import re
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app.console.auth import bp, day_arg, login_required, page_arg, pager
+from console.auth import bp, day_arg, login_required, page_arg, pager
 from app.funds import checkout
 from app.kernel.errors import DomainError
 from app.kernel.money import parse_yuan

@@ -8,7 +8,7 @@ from decimal import Decimal
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.catalog.models import Category, Sku
-from app.console.auth import bp, login_required, page_arg, pager
+from console.auth import bp, login_required, page_arg, pager
 from app.dealers.models import Dealer, Tier
 from app.extensions import db
 from app.kernel import inputs

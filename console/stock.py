@@ -3,7 +3,7 @@
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.catalog.service import get_sku, stock_figures
-from app.console.auth import bp, id_arg, login_required, page_arg, pager
+from console.auth import bp, id_arg, login_required, page_arg, pager
 from app.inventory import service as inventory
 from app.inventory.models import MOVEMENT_LABELS
 from app.kernel.errors import DomainError
