@@ -103,8 +103,8 @@ def _subscribe(app):
     """Every reaction to a domain event, in one list: the core publishes, shells and the
     notifiers subscribe (`app.kernel.events`)."""
     from app.kernel.events import subscribe
-    from app.notify import dealer_alerts, rep_alerts
-    from bots import announce
+    from app.notify import dealer_alerts
+    from bots import announce, rep_alerts
 
     subscribe(app, "order.placed", rep_alerts.order_placed)
     subscribe(app, "order.transitioned", dealer_alerts.order_changed)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.database import write_transaction
 from app.extensions import db
 from app.notify import service as outbox
-from app.notify.rep_alerts import text_message
+from app.integrations.wecom_messages import text_message
 from app.staff.models import Staff
 
 log = logging.getLogger(__name__)
