@@ -27,7 +27,7 @@ from bots import rep_alerts
 from app.notify import service as outbox
 from app.orders import approval
 from app.orders.models import STATUS_LABELS, Order
-from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
+from bots.replies import NOT_STAFF_REPLY, reply, staff_for
 
 log = logging.getLogger(__name__)
 
