@@ -27,7 +27,7 @@ LOCATIONS = {
     "list_products": ("app.catalog.service:list_products",),
     "Dealer": ("app.dealers.models:Dealer",),
     "DealerUser": ("app.dealers.models:DealerUser",),
-    "issue_token": ("app.dealers.service:issue_token",),
+    "issue_token": ("app.dealers.identity:issue_token", "app.dealers.service:issue_token"),
 }
 
 
