@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # pip compiles what it installs on one core; compileall afterwards uses them all (like pip,
 # it does not stop at a file of a package that does not compile).
-COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib app bots callbacks miniprogram_api devtools > /dev/null || true
+COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib app bots callbacks console miniprogram_api devtools > /dev/null || true
 
 $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --no-compile -r requirements.txt
@@ -59,7 +59,7 @@ browser-deps:
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; fi
 
 lint: install-dev
-	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 app miniprogram_api bots callbacks tests devtools wsgi.py
+	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 app miniprogram_api bots callbacks console tests devtools wsgi.py
 
 bench: install-dev
 	bench/run.sh

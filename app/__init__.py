@@ -84,7 +84,7 @@ def create_app(config=None):
 
     register_callbacks(app)  # /pay/wechat/notify, /files/<key>
     register_miniprogram_api(app, api)
-    from app.console import bp as console_bp
+    from console import bp as console_bp
 
     app.register_blueprint(console_bp)  # after the API: it uses the order_no URL converter
     from bots.callback import (
@@ -106,6 +106,11 @@ def _subscribe(app):
     from app.notify import dealer_alerts, rep_alerts
     from bots import announce
 
+    subscribe(app, "order.placed", rep_alerts.order_placed)
+    subscribe(app, "order.transitioned", dealer_alerts.order_changed)
+    subscribe(app, "order.transitioned", rep_alerts.order_changed)
+    subscribe(app, "shipment.sent", dealer_alerts.shipment_sent)
+    subscribe(app, "shipment.sent", rep_alerts.shipment_sent)
     subscribe(app, "policy.published", announce.policy_published)
     subscribe(app, "campaign.sending", announce.campaign_sending)
     subscribe(app, "return.requested", rep_alerts.return_requested)

@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.dealers.models import ROLE_LABELS
+from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
 
 dealers_cli = AppGroup("dealers", help="经销商管理")
@@ -23,13 +24,13 @@ statements_cli = AppGroup("statements", help="对账单")
 @click.option("--days", type=int, default=None, help="有效天数（默认取 INVITE_TTL_DAYS）")
 def dealers_invite(dealer_code, role, days):
     """为经销商生成一次性邀请码（最后一行输出即邀请码）。"""
-    from app.dealers.service import create_invite
+    from app.dealers.identity import create_invite
 
     try:
         invite = create_invite(dealer_code=dealer_code, role=role, ttl_days=days)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"经销商 {dealer_code} 的{ROLE_LABELS[role]}邀请码，{invite.expires_at:%Y-%m-%d %H:%M} (UTC) 前有效：")
+    click.echo(f"经销商 {dealer_code} 的{ROLE_LABELS[role]}邀请码，{china_text(invite.expires_at)} 前有效：")
     click.echo(invite.code)
 
 
@@ -100,7 +101,7 @@ def settings_rebate_usage(max_rate_bp):
               help="发货满几天自动确认收货（默认取 ORDER_AUTO_COMPLETE_DAYS）")
 def orders_auto_complete(days):
     """把全部发货已满 N 天、经销商仍未确认收货的订单改为“已完成”（可重复执行）。"""
-    from app.orders.service import auto_complete_orders
+    from app.orders.closing import auto_complete_orders
 
     done = auto_complete_orders(days=days)
     if not done:
@@ -114,7 +115,7 @@ def orders_auto_complete(days):
 def rebates_close(period):
     """结算一个已结束的期间：按该周期的启用规则计算每个经销商的返利，生成待审核的返利单。
     可重复执行：待审核的返利单重新计算，已审核或已驳回的不变。"""
-    from app.rebates.service import close_period
+    from app.rebates.closing import close_period
 
     try:
         result = close_period(period=period)
@@ -135,7 +136,7 @@ policies_cli = AppGroup("policies", help="政策")
 @policies_cli.command("publish-due")
 def policies_publish_due():
     """发布已到定时发布时间的政策（调度器每分钟执行一次；可重复执行）。"""
-    from app.policies.service import publish_due_policies
+    from app.policies.authoring import publish_due_policies
 
     done = publish_due_policies()
     click.echo(f"已发布 {len(done)} 条政策。" if done else "没有到时间的定时政策。")
@@ -353,8 +354,8 @@ campaigns_cli = AppGroup("campaigns", help="客户群与客户群群发")
 @campaigns_cli.command("sync-groups")
 def campaigns_sync_groups():
     """从企业微信同步所有业务员（群主）的客户群；不再出现的群标记为已解散。"""
-    from app.campaigns.service import sync_groups
-    from app.integrations.wechat import WeChatError
+    from app.campaigns.groups import sync_groups
+    from app.integrations.wechat_errors import WeChatError
 
     try:
         result = sync_groups()

@@ -134,7 +134,7 @@ def from_env():
         # runs so, and turns it on only in the tests that follow a notification to WeChat).
         "OUTBOX_DELIVER_INPROCESS": _env_bool(env, "OUTBOX_DELIVER_INPROCESS", True),
         # A fully shipped order the dealer has not confirmed completes this many days after
-        # its last shipment (app.orders.service.auto_complete_orders, a daily job).
+        # its last shipment (app.orders.closing.auto_complete_orders, a daily job).
         "ORDER_AUTO_COMPLETE_DAYS": _env_int("ORDER_AUTO_COMPLETE_DAYS", 10),
         **_storage_settings(env),
     }

@@ -26,16 +26,16 @@ PERIODIC_JOBS = {
     "daily-digest": ("bots.digest.send_daily_digest", DAY, 120, "low"),
     "inactive-dealers": ("app.notify.rep_alerts.remind_inactive_dealers", DAY, 300, "low"),
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
-    "auto-complete-orders": ("app.orders.service.auto_complete_orders", DAY, 600, "low"),
+    "auto-complete-orders": ("app.orders.closing.auto_complete_orders", DAY, 600, "low"),
     "wechatpay-reconcile": ("app.funds.refunds.reconcile_wechatpay", 600, 300, "default"),
-    # Daily: closes each rebate rule's month/quarter/year that just ended (once; see app.rebates.service).
-    "rebates-close": ("app.rebates.service.close_due_periods", DAY, 1800, "low"),
+    # Daily: closes each rebate rule's month/quarter/year that just ended (once; see app.rebates.closing).
+    "rebates-close": ("app.rebates.closing.close_due_periods", DAY, 1800, "low"),
     # Hourly, acting once last month is over in China (+30 min): early on the 1st (≈01:00
     # China time); later runs find every statement issued and only read.
     "monthly-statements": ("app.statements.service.issue_due_statements", 3600, 1800, "low"),
     "campaigns-tick": ("app.campaigns.jobs.tick", "CAMPAIGN_TICK_SECONDS", 600, "low"),
     "customer-groups-sync": ("app.campaigns.jobs.sync_all_groups", DAY, 600, "low"),
-    "publish-due-policies": ("app.policies.service.publish_due_policies", 60, 300, "default"),
+    "publish-due-policies": ("app.policies.authoring.publish_due_policies", 60, 300, "default"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"

@@ -20,9 +20,9 @@ from app.funds.models import (  # noqa: F401
     WechatPayOrder,
 )
 from app.inventory.models import Reservation, Stock, Warehouse  # noqa: F401
+from app.kernel.settings import BrandSetting  # noqa: F401
 from app.materials.models import Material, MaterialShare, MaterialTag  # noqa: F401
 from app.notify.models import (  # noqa: F401
-    BrandSetting,
     DealerMessage,
     InboundEvent,
     Outbox,

@@ -8,7 +8,7 @@ tree under test when it is not this one (bench/treelayout.py finds the app code 
 
 For the first N active dealers (by code: D001, D002, ...) it gets or creates a
 `DealerUser(openid="bench-<code>", role="buyer")`, issues a token with
-`app.dealers.service.issue_token`, and lists the SKUs that dealer can see (through
+`app.dealers.identity.issue_token`, and lists the SKUs that dealer can see (through
 `app.catalog.service.list_products`, i.e. the app's own visibility and price rules).
 Users are created one by one, in dealer order, so their ids are consecutive in a fresh
 database (bench/order_txn.sql relies on that; run.py checks it).

@@ -5,8 +5,9 @@ The card (built by `app.notify.rep_alerts.approval_card`) carries buttons with k
 CardType and a ResponseCode that may update the card once (within 72 h).
 
 - 通过: approve through the order service; the same transaction writes the card update
-  ("已通过 · 王业务") with this tap's ResponseCode (`rep_alerts.answering_card_tap`), which
-  is the whole answer (no text on top).
+  ("已通过 · 王业务") with this tap's ResponseCode: the tap (`rep_alerts.CardTap`) is passed
+  to `approve_order(card_tap=...)` and travels in the `order.transitioned` event to the
+  rep's notifier. That update is the whole answer (no text on top).
 - 驳回: a card cannot ask for a reason, and the reason is what the dealer reads; a
   canned one would leave them guessing, so the tap does not reject: it asks the rep to
   send `驳回 SO… 原因`. The card keeps its buttons (the rep may still approve from it).
@@ -24,7 +25,7 @@ from app.extensions import db
 from app.kernel.errors import DomainError
 from app.notify import rep_alerts
 from app.notify import service as outbox
-from app.orders import service as orders
+from app.orders import approval
 from app.orders.models import STATUS_LABELS, Order
 from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
 
@@ -60,14 +61,12 @@ def _approve(message, staff, order_no):
     response_code = message.get("ResponseCode")
     try:
         if response_code:
-            with rep_alerts.answering_card_tap(
-                order_no=order_no, response_code=response_code, userid=message["FromUserName"]
-            ):
-                orders.approve_order(staff=staff, order_no=order_no)
+            tap = rep_alerts.CardTap(order_no=order_no, response_code=response_code, userid=message["FromUserName"])
+            approval.approve_order(staff=staff, order_no=order_no, card_tap=tap)
             # The greyed-out "已通过 · 姓名" button is the confirmation; no extra message
             # (WeCom allows a member only 30 app messages a minute).
             return
-        order = orders.approve_order(staff=staff, order_no=order_no)
+        order = approval.approve_order(staff=staff, order_no=order_no)
     except DomainError as exc:
         _refused(message, staff, order_no, exc)
         return
@@ -94,7 +93,7 @@ def _ask_reason(message, staff, order_no):
 
 def _visible_status(staff, order_no):
     """The order's status if `staff` may decide on it; raises the service's 403/404."""
-    query = orders._staff_order_query(staff, order_no)
+    query = approval.staff_order_query(staff, order_no)
     order = db.session.execute(query).scalar_one_or_none()
     if order is None:
         raise DomainError("order_not_found", NOT_YOURS, 404)

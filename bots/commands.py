@@ -19,14 +19,15 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from app.dealers.models import Dealer
-from app.dealers.service import scope_to_staff
+from app.dealers.access import scope_to_staff
 from app.extensions import db
 from app.funds.service import credit_summary
-from app.kernel.clock import BUSINESS_TZ
+from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
 from app.kernel.permissions import can
-from app.orders import service as orders
+from app.orders import approval as orders
+from app.orders import states
 from app.orders.models import STATUS_LABELS, Order, OrderEvent
 from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
 
@@ -155,7 +156,7 @@ def _not_found(order_no):
 
 
 def _cst(dt):
-    return dt.astimezone(BUSINESS_TZ).strftime("%m-%d %H:%M")
+    return china_text(dt, "%m-%d %H:%M")
 
 
 def _find_order(staff, order_no):
@@ -197,7 +198,7 @@ def cmd_order(staff, parsed):
             who = event.actor_name or "系统"
             why = f"（{event.reason}）" if event.reason else ""
             lines.append(f"· {_cst(event.created_at)} {who} → {STATUS_LABELS.get(event.to_status, event.to_status)}{why}")
-    if order.status == "pending_approval":
+    if states.allows("approve", order.status):
         lines.append(f"回复「通过 {order.order_no}」或「驳回 {order.order_no} 原因」处理。")
     return "\n".join(lines)
 

@@ -5,11 +5,14 @@ one public service.
 - `wechatpay.py`: POST /pay/wechat/notify (WeChat Pay payment and refund notifications)
 - `files.py`: GET /files/<key> (locally stored uploads behind signed URLs)
 """
+from app import storage
 
 
 def register(app):
     from callbacks.files import bp as files_bp
+    from callbacks.files import request_origin
     from callbacks.wechatpay import bp as wechatpay_bp
 
     app.register_blueprint(files_bp)
+    storage.serve_from(app, request_origin)
     app.register_blueprint(wechatpay_bp)

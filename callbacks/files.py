@@ -2,13 +2,19 @@
 URL the app signed (`LocalStorage.url_for`). A missing, wrong or expired signature and an
 unknown key all answer 404, so the route tells nothing about which keys exist. A URL signed
 with a download name (`&d=<name>`) asks the browser to save the file under that name."""
-from flask import Blueprint, request, send_file
+from flask import Blueprint, has_request_context, request, send_file
 
 from app.kernel.errors import NotFound
 from app.storage import LocalStorage, get_storage
 from app.storage.backends import KEY_PATTERN, content_disposition, content_type_of
 
 bp = Blueprint("files", __name__)
+
+
+def request_origin():
+    """Where the current request came from ("http://localhost"), for absolute file and image
+    URLs (`app.storage.absolute`); None outside a request."""
+    return request.host_url.rstrip("/") if has_request_context() else None
 
 
 @bp.get("/files/<path:key>")

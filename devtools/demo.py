@@ -11,11 +11,10 @@ from sqlalchemy import select
 from app.database import write_transaction
 from app.dealers.models import Dealer
 from app.extensions import db
+from app.kernel import settings
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError
-from app.notify import settings
-from app.orders import approval_rules
-from app.orders.approval_rules import AutoApproval
+from app.kernel.settings import AutoApproval
 from devtools.demo_activity import (
     _seed_customer_groups,
     _seed_materials,
@@ -62,7 +61,7 @@ def seed_demo(*, reset=False) -> dict:
         seeded["console"] = _seed_console_staff(session, seeded["reps"])
         _log_suspensions(session, seeded["dealers"])
         # Off, so every demo order shows the rep's approval step.
-        settings.write(session, approval_rules.KEY, AutoApproval(enabled=False).as_value())
+        settings.write(session, settings.AUTO_APPROVAL, AutoApproval(enabled=False))
         lines = _summary_lines(brand, seeded)
     lines += _seed_orders()
     lines += _seed_rebate_rules(today)

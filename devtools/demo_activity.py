@@ -23,7 +23,7 @@ def _seed_rebate_rules(today):
     """A quarterly rule on shipped goods for every dealer (with a growth rebate) and a monthly rule
     on paid soy sauce and vinegar for gold dealers, through the rebate service (validated, audited).
     The mini-program's GET /rebates shows each dealer's progress against them."""
-    from app.rebates.service import create_rule, describe_rule
+    from app.rebates.rules import create_rule, describe_rule
 
     finance = db.session.execute(select(Staff).where(Staff.role == "finance")).scalars().first()
     categories = {c.name: c.id for c in db.session.execute(select(Category)).scalars()}
@@ -59,7 +59,8 @@ def _seed_customer_groups():
     """The groups as a sync from WeCom stores them, mapped to dealers through the campaign
     service (audited), and one draft campaign for the gold dealers. Returns summary lines."""
     from app.audience.service import Audience
-    from app.campaigns import service as campaigns
+    from app.campaigns.authoring import create_campaign
+    from app.campaigns.groups import map_group
     from app.campaigns.models import CustomerGroup
 
     now = utcnow()
@@ -74,8 +75,8 @@ def _seed_customer_groups():
     groups = {g.chat_id: g for g in db.session.execute(select(CustomerGroup)).scalars()}
     for chat_id, _, _, dealer_code, _ in DEMO_CUSTOMER_GROUPS:
         if dealer_code:
-            campaigns.map_group(staff=staff["shichang"], group_id=groups[chat_id].id, dealer_code=dealer_code)
-    campaign = campaigns.create_campaign(
+            map_group(staff=staff["shichang"], group_id=groups[chat_id].id, dealer_code=dealer_code)
+    campaign = create_campaign(
         staff=staff["shichang"], title="双十二金牌经销商进货节",
         text="【鼎禾食品】双十二进货节：12 月 1 日至 12 日，金牌经销商订货满 5000 元返 3%，"
              "爆款酱油整箱立减 20 元。打开小程序「鼎禾订货」即可下单。",
@@ -127,7 +128,9 @@ def _demo_picture(size, colours):
 
 def _seed_materials():
     """A few published materials for different audiences, made by the marketing account."""
-    from app.materials import service as materials
+    from app.audience import service as audiences
+    from app.materials.authoring import create_material, publish_material
+    from app.materials.files import FileIn
 
     marketer = db.session.execute(select(Staff).where(Staff.role == "marketing")).scalars().first()
     made = []
@@ -135,14 +138,13 @@ def _seed_materials():
         files = {}
         if kind in ("poster", "image"):
             size = (750, 1334) if kind == "poster" else (800, 800)
-            files["file"] = materials.FileIn(_demo_picture(size, colours), f"{title}.jpg")
+            files["file"] = FileIn(_demo_picture(size, colours), f"{title}.jpg")
         else:
-            files["cover"] = materials.FileIn(_demo_picture((500, 400), colours), "cover.jpg")
-        material = materials.create_material(staff=marketer, kind=kind, title=title, tags=list(tags),
-                                             audience=audience, **files, **extra)
-        materials.publish_material(staff=marketer, material_id=material.id)
-        made.append((material.kind_label, title, materials.audience_service.describe(
-            materials.audience_service.load("material", material.id))))
+            files["cover"] = FileIn(_demo_picture((500, 400), colours), "cover.jpg")
+        material = create_material(staff=marketer, kind=kind, title=title, tags=list(tags),
+                                   audience=audience, **files, **extra)
+        publish_material(staff=marketer, material_id=material.id)
+        made.append((material.kind_label, title, audiences.describe(audiences.load("material", material.id))))
     return ["", "营销素材（已发布，经销商在小程序“素材”里按受众看到）：", *_table(("类型", "标题", "受众"), made)]
 
 
@@ -168,8 +170,8 @@ def _seed_orders():
     The notifications these steps write describe a past that never happened, so they are
     dropped instead of delivered (`demo seed` runs before the WeChat stand-in is up).
     """
-    from app.dealers.service import user_for_openid
-    from app.orders import service as orders
+    from app.dealers.identity import user_for_openid
+    from app.orders import approval, closing, queries, submission
     from app.orders.shipments import ship_order
 
     with _outbox_dropped():
@@ -180,14 +182,14 @@ def _seed_orders():
         done = []
         for n, (code, lines, target) in enumerate(DEMO_ORDERS, start=1):
             user = _demo_buyer(dealers[code])
-            order, _ = orders.submit_order(
+            order, _ = submission.submit_order(
                 user=user_for_openid(user.openid), idempotency_key=f"demo-seed-order-{n}",
                 lines=[{"sku_id": skus[sku].id, "qty": qty} for sku, qty in lines],
             )
             if target != "pending_approval":
-                orders.approve_order(staff=dealers[code].rep, order_no=order.order_no)
+                approval.approve_order(staff=dealers[code].rep, order_no=order.order_no)
             if target in ("partially_shipped", "shipped", "completed"):
-                placed = orders.get_order(dealer_id=dealers[code].id, order_no=order.order_no)
+                placed = queries.get_order(dealer_id=dealers[code].id, order_no=order.order_no)
                 first = {line.id: (line.qty + 1) // 2 for line in placed.lines}
                 carrier, number = DEMO_CARRIERS[0]
                 ship_order(staff=clerk, order_no=order.order_no, quantities=first, carrier=carrier,
@@ -198,7 +200,7 @@ def _seed_orders():
                     ship_order(staff=clerk, order_no=order.order_no, quantities=rest, carrier=carrier,
                                tracking_no=number.format(n * 10 + 2))
             if target == "completed":
-                orders.confirm_receipt(user=user_for_openid(user.openid), order_no=order.order_no)
+                closing.confirm_receipt(user=user_for_openid(user.openid), order_no=order.order_no)
             done.append((order.order_no, code, target))
     from app.orders.models import STATUS_LABELS
 
@@ -248,24 +250,24 @@ def _seed_policies():
     """DEMO_POLICIES published by the marketing account; the channel policy then revised
     once (so it shows a second version and 「本次更新」); one more scheduled for later."""
     from app.audience import service as audiences
-    from app.policies import service as policies
+    from app.policies import authoring
 
     marketing = db.session.execute(select(Staff).where(Staff.role == "marketing")).scalars().first()
     rows = []
     with _outbox_dropped():
         for title, category, audience, ack, body in DEMO_POLICIES:
-            fields = policies.parse_fields({"title": title, "category": category, "body": body,
-                                            "ack_required": ack, "effective_from": business_today().isoformat()})
-            policy = policies.create_policy(staff=marketing, fields=fields, audience=audiences.parse(audience))
-            policies.publish_policy(staff=marketing, policy_id=policy.id)
+            fields = authoring.parse_fields({"title": title, "category": category, "body": body,
+                                             "ack_required": ack, "effective_from": business_today().isoformat()})
+            policy = authoring.create_policy(staff=marketing, fields=fields, audience=audiences.parse(audience))
+            authoring.publish_policy(staff=marketing, policy_id=policy.id)
             rows.append((policy, audiences.parse(audience), fields))
         first, audience, fields = rows[0]
         revised = {**fields, "body_html": fields["body_html"].replace("2%", "2.5%")}
-        policies.update_policy(staff=marketing, policy_id=first.id, fields=revised, audience=audience)
-        later = policies.create_policy(staff=marketing, fields=policies.parse_fields({
+        authoring.update_policy(staff=marketing, policy_id=first.id, fields=revised, audience=audience)
+        later = authoring.create_policy(staff=marketing, fields=authoring.parse_fields({
             "title": "春节备货政策", "category": "channel", "ack_required": False,
             "body": "<p>春节前最后发货日为 1 月 20 日，请提前备货。</p>"}), audience=audiences.EVERYONE)
-        policies.schedule_policy(staff=marketing, policy_id=later.id, publish_at=utcnow() + timedelta(days=3))
+        authoring.schedule_policy(staff=marketing, policy_id=later.id, publish_at=utcnow() + timedelta(days=3))
     from app.policies.models import CATEGORY_LABELS, Policy
 
     shown = db.session.execute(select(Policy).order_by(Policy.id)).scalars().all()

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.catalog.models import Category, Sku, VisibilityRule
 from app.dealers.models import Address, Dealer, InviteCode, Region, Tier
-from app.dealers.service import INVITE_ALPHABET, INVITE_LENGTH
+from app.dealers.identity import INVITE_ALPHABET, INVITE_LENGTH
 from app.funds.models import CreditAccount
 from app.inventory.models import Stock, Warehouse
 from app.kernel.clock import utcnow

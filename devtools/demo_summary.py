@@ -3,6 +3,7 @@ the invites, the console accounts' one-time passwords, and tables that line up i
 import unicodedata
 
 from app.dealers.models import ROLE_LABELS
+from app.kernel.clock import china_text
 from app.kernel.permissions import ROLE_LABELS as STAFF_ROLE_LABELS
 from app.orders.approval_rules import AutoApproval
 
@@ -54,7 +55,7 @@ def _invite_lines(seeded):
         for invite in invites
     ]
     return [
-        f"邀请码（一次性，{invites[0].expires_at:%Y-%m-%d %H:%M} (UTC) 前有效）：",
+        f"邀请码（一次性，{china_text(invites[0].expires_at)} 前有效）：",
         *_table(("经销商", "名称", "角色", "邀请码"), rows),
     ]
 

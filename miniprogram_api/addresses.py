@@ -1,6 +1,6 @@
 from flask import g
 
-from app.dealers import service
+from app.dealers import addresses
 from app.dealers.schemas import AddressIn, AddressList, AddressOut
 from miniprogram_api.blueprint import MpBlueprint
 from miniprogram_api.auth import BEARER_DOC, dealer_user_required
@@ -14,7 +14,7 @@ blp = MpBlueprint("addresses", __name__, url_prefix="/addresses", description="�
 @dealer_user_required
 def list_addresses():
     """本经销商的收货地址（默认地址在前）"""
-    return {"items": service.list_addresses(dealer_id=g.user.dealer_id)}
+    return {"items": addresses.list_addresses(dealer_id=g.user.dealer_id)}
 
 
 @blp.post("")
@@ -24,4 +24,4 @@ def list_addresses():
 @dealer_user_required
 def add_address(body):
     """新增收货地址"""
-    return service.add_address(user=g.user, **body)
+    return addresses.add_address(user=g.user, **body)

@@ -3,7 +3,7 @@ import functools
 
 from flask import g, request
 
-from app.dealers.service import openid_from_token, user_for_openid
+from app.dealers.identity import openid_from_token, user_for_openid
 from app.kernel.errors import DomainError
 
 BEARER_DOC = [{"bearerAuth": []}]

@@ -1,9 +1,9 @@
 from flask import current_app, g
 
-from app.dealers import service
+from app.dealers import identity
 from app.dealers.schemas import BindIn, LoginIn, LoginOut, MeOut
-from app.integrations.wechat import MiniProgramGateway
-from app.policies import service as policies
+from app.integrations.wechat_gateways import MiniProgramGateway
+from app.policies.dealer import unread_count
 from miniprogram_api.blueprint import MpBlueprint
 from miniprogram_api.auth import BEARER_DOC, current_openid, dealer_user_required
 
@@ -16,7 +16,7 @@ blp = MpBlueprint("auth", __name__, url_prefix="", description="登录、绑定�
 def login(body):
     """用 wx.login() 的 code 登录，换取令牌"""
     gateway = MiniProgramGateway.from_config(current_app.config)
-    return service.login_with_code(js_code=body["code"], gateway=gateway)
+    return identity.login_with_code(js_code=body["code"], gateway=gateway)
 
 
 @blp.post("/auth/bind")
@@ -25,8 +25,8 @@ def login(body):
 @blp.doc(security=BEARER_DOC)
 def bind(body):
     """用邀请码把当前微信绑定到经销商账号"""
-    user = service.bind_invite(openid=current_openid(), invite_code=body["invite_code"], name=body.get("name"))
-    return service.describe_user(user)
+    user = identity.bind_invite(openid=current_openid(), invite_code=body["invite_code"], name=body.get("name"))
+    return identity.describe_user(user)
 
 
 @blp.get("/me")
@@ -35,4 +35,4 @@ def bind(body):
 @dealer_user_required
 def me():
     """当前用户、所属经销商、信用额度与未读政策数"""
-    return {**service.describe_user(g.user), "unread_policies": policies.unread_count(g.user)}
+    return {**identity.describe_user(g.user), "unread_policies": unread_count(g.user)}

@@ -1,6 +1,6 @@
 from flask import g
 
-from app.orders import service
+from app.orders import cart
 from app.orders.schemas import CartItemIn, CartOut
 from miniprogram_api.blueprint import MpBlueprint
 from miniprogram_api.auth import BEARER_DOC, dealer_user_required
@@ -23,7 +23,7 @@ def cart_view(quote):
 @dealer_user_required
 def get_cart():
     """查看购物车（按当前价格和库存重新计算）"""
-    return cart_view(service.get_cart(user=g.user))
+    return cart_view(cart.get_cart(user=g.user))
 
 
 @blp.put("/items/<id:sku_id>")
@@ -33,8 +33,8 @@ def get_cart():
 @dealer_user_required
 def put_item(body, sku_id):
     """设置购物车中某商品的数量"""
-    service.set_cart_item(user=g.user, sku_id=sku_id, qty=body["qty"])
-    return cart_view(service.get_cart(user=g.user))
+    cart.set_cart_item(user=g.user, sku_id=sku_id, qty=body["qty"])
+    return cart_view(cart.get_cart(user=g.user))
 
 
 @blp.delete("/items/<id:sku_id>")
@@ -43,5 +43,5 @@ def put_item(body, sku_id):
 @dealer_user_required
 def delete_item(sku_id):
     """从购物车移除商品"""
-    service.remove_cart_item(user=g.user, sku_id=sku_id)
-    return cart_view(service.get_cart(user=g.user))
+    cart.remove_cart_item(user=g.user, sku_id=sku_id)
+    return cart_view(cart.get_cart(user=g.user))

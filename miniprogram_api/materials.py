@@ -2,7 +2,8 @@
 (with download links), and get what to forward to its customer group."""
 from flask import g
 
-from app.materials import service
+from app.materials import dealer
+from app.materials.files import cover_url, file_url, thumb_url
 from app.materials.schemas import MaterialListQuery, MaterialOut, MaterialPage, ShareOut
 from miniprogram_api.auth import BEARER_DOC, dealer_user_required
 from miniprogram_api.blueprint import MpBlueprint
@@ -13,7 +14,7 @@ blp = MpBlueprint("materials", __name__, url_prefix="/materials", description="�
 def _summary(material):
     return {
         "id": material.id, "kind": material.kind, "kind_label": material.kind_label, "title": material.title,
-        "summary": material.summary, "tags": material.tags, "thumb_url": service.thumb_url(material),
+        "summary": material.summary, "tags": material.tags, "thumb_url": thumb_url(material),
         "published_at": material.published_at, "valid_to": material.valid_to,
     }
 
@@ -22,13 +23,13 @@ def _detail(material):
     file = None
     if material.file_key:
         file = {
-            "url": service.file_url(material), "download_url": service.file_url(material, download=True),
+            "url": file_url(material), "download_url": file_url(material, download=True),
             "file_name": material.file_name, "content_type": material.file_content_type,
             "size": material.file_size, "width": material.width, "height": material.height,
         }
     return {
         **_summary(material), "valid_from": material.valid_from, "body_html": material.body_html,
-        "link_url": material.link_url, "cover_url": service.cover_url(material), "file": file,
+        "link_url": material.link_url, "cover_url": cover_url(material), "file": file,
         "miniprogram": {"appid": material.mp_appid, "path": "/" + material.mp_path} if material.mp_path else None,
     }
 
@@ -40,7 +41,7 @@ def _detail(material):
 @dealer_user_required
 def list_materials(query):
     """发给本经销商的素材（已发布、今天有效；新发布的在前），可按标题/标签搜索、按标签和类型筛选"""
-    materials, total, tags = service.list_for_dealer(
+    materials, total, tags = dealer.list_for_dealer(
         dealer_id=g.user.dealer_id, q=(query.get("q") or "").strip() or None, tag=query.get("tag") or None,
         kind=query.get("kind"), page=query["page"], page_size=query["page_size"],
     )
@@ -54,7 +55,7 @@ def list_materials(query):
 @dealer_user_required
 def get_material(material_id):
     """素材详情：图文正文、文件预览与下载地址（有时效）、小程序卡片"""
-    return _detail(service.get_for_dealer(dealer_id=g.user.dealer_id, material_id=material_id))
+    return _detail(dealer.get_for_dealer(dealer_id=g.user.dealer_id, material_id=material_id))
 
 
 @blp.post("/<id:material_id>/share")
@@ -63,5 +64,5 @@ def get_material(material_id):
 @dealer_user_required
 def share(material_id):
     """转发到客户群：返回转发所需的内容（按类型：图片地址、视频、文件，或 onShareAppMessage 的 {title, path, imageUrl}），并记一次转发"""
-    _material, payload = service.share_material(user=g.user, material_id=material_id)
+    _material, payload = dealer.share_material(user=g.user, material_id=material_id)
     return payload

@@ -5,7 +5,7 @@ from flask import current_app, g, request
 from app.funds import payments
 from app.funds.schemas import PayOut
 from app.kernel.errors import DomainError
-from app.orders import service
+from app.orders import closing, queries, submission
 from app.orders.schemas import (
     CancelIn,
     CheckoutIn,
@@ -43,7 +43,7 @@ IDEMPOTENCY_DOC = {
 @dealer_user_required
 def preview(body):
     """结算预览：计算价格、付款拆分（返利抵扣与所选付款方式各付多少），并列出所有问题，不创建订单"""
-    result = service.preview_order(
+    result = submission.preview_order(
         user=g.user, lines=body["lines"], address_id=body.get("address_id"), payment_method=body["payment_method"],
         use_rebate_fen=body["use_rebate_fen"],
     )
@@ -87,7 +87,7 @@ def _idempotency_key():
 def submit(body):
     """提交订单（按服务器价格重新计价，锁定库存与信用额度）"""
     key = _idempotency_key()
-    order, replayed = service.submit_order(
+    order, replayed = submission.submit_order(
         user=g.user,
         lines=body["lines"],
         idempotency_key=key,
@@ -108,7 +108,7 @@ def submit(body):
 @dealer_user_required
 def list_orders(query):
     """我的订单（新的在前）"""
-    orders, total = service.list_orders(
+    orders, total = queries.list_orders(
         dealer_id=g.user.dealer_id, status=query.get("status"), page=query["page"],
         page_size=query["page_size"],
     )
@@ -126,7 +126,7 @@ def list_orders(query):
 @dealer_user_required
 def get_order(order_no):
     """订单详情：明细、金额与状态记录"""
-    return presenters.order(service.get_order(dealer_id=g.user.dealer_id, order_no=order_no))
+    return presenters.order(queries.get_order(dealer_id=g.user.dealer_id, order_no=order_no))
 
 
 @blp.post(f"/orders/{ORDER_NO}/cancel")
@@ -136,7 +136,7 @@ def get_order(order_no):
 @dealer_user_required
 def cancel(body, order_no):
     """取消订单（仅限审批前），释放库存与信用额度"""
-    order = service.cancel_order(user=g.user, order_no=order_no, reason=body.get("reason"))
+    order = closing.cancel_order(user=g.user, order_no=order_no, reason=body.get("reason"))
     return presenters.order(order)
 
 
@@ -155,5 +155,5 @@ def pay(order_no):
 @dealer_user_required
 def confirm_receipt(order_no):
     """确认收货（仅限全部发货后；负责人或采购员），订单变为“已完成”"""
-    order = service.confirm_receipt(user=g.user, order_no=order_no)
-    return presenters.order(service.get_order(dealer_id=g.user.dealer_id, order_no=order.order_no))
+    order = closing.confirm_receipt(user=g.user, order_no=order_no)
+    return presenters.order(queries.get_order(dealer_id=g.user.dealer_id, order_no=order.order_no))

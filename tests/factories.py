@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 from app.catalog.models import Category, Sku, VisibilityRule
 from app.dealers.models import Address, Dealer, DealerUser, Region, Tier
-from app.dealers.service import issue_token
+from app.dealers.identity import issue_token
 from app.extensions import db
 from app.funds.models import CreditAccount
 from app.inventory.models import Stock, Warehouse

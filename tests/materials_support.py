@@ -5,7 +5,8 @@ import zipfile
 
 from PIL import Image
 
-from app.materials import service as materials
+from app.materials.authoring import create_material, publish_material
+from app.materials.files import FileIn
 
 
 def image_bytes(fmt="PNG", size=(40, 30), color=(200, 30, 30)):
@@ -50,21 +51,21 @@ def make_material(staff, kind="image", *, audience=None, publish=True, tags=(), 
     values.setdefault("title", f"测试{kind}")
     files = {}
     if kind in ("image", "poster"):
-        files["file"] = materials.FileIn(image_bytes(), "pic.png")
+        files["file"] = FileIn(image_bytes(), "pic.png")
     elif kind == "video":
-        files["file"] = materials.FileIn(mp4_bytes(), "clip.mp4")
+        files["file"] = FileIn(mp4_bytes(), "clip.mp4")
     elif kind == "file":
-        files["file"] = materials.FileIn(pdf_bytes(), "价目表.pdf")
+        files["file"] = FileIn(pdf_bytes(), "价目表.pdf")
     elif kind == "article":
         values.setdefault("body_html", "<p>春节促销</p>")
     elif kind == "link":
         values.setdefault("link_url", "https://brand.example.com/spring")
     elif kind == "miniprogram":
         values.setdefault("mp_path", "pages/product/detail?id=12")
-        files["cover"] = materials.FileIn(image_bytes("JPEG", (500, 400)), "cover.jpg")
+        files["cover"] = FileIn(image_bytes("JPEG", (500, 400)), "cover.jpg")
     files.update({k: values.pop(k) for k in ("file", "cover") if k in values})
-    material = materials.create_material(staff=staff, kind=kind, audience={"all": True} if audience is None else audience, tags=list(tags),
-                                         **files, **values)
+    material = create_material(staff=staff, kind=kind, audience={"all": True} if audience is None else audience, tags=list(tags),
+                               **files, **values)
     if publish:
-        material = materials.publish_material(staff=staff, material_id=material.id)
+        material = publish_material(staff=staff, material_id=material.id)
     return material

@@ -3,7 +3,7 @@ import pytest
 
 from app.extensions import db
 from app.kernel.errors import DomainError, NotFound
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import Order, OrderEvent
 from app.staff.models import Staff
 from tests.factories import add, auth

@@ -4,7 +4,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.dealers.models import DealerUser, InviteCode
-from app.dealers.service import create_invite
+from app.dealers.identity import create_invite
 from app.extensions import db
 from app.kernel.clock import utcnow
 from tests.helpers import MP

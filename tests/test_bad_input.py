@@ -24,7 +24,7 @@ from flask import current_app
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode
 
-from app.dealers.service import TOKEN_SALT, issue_token
+from app.dealers.identity import TOKEN_SALT, issue_token
 from app.extensions import db
 from app.funds.models import CreditAccount
 from tests.factories import auth, set_stock

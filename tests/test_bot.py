@@ -122,7 +122,7 @@ def test_pending_lists_my_orders_newest_first_with_totals(wecom, client, world):
     first = place(client, world, qty=1)
     second = place(client, world, user=world.b_owner, qty=2)
     third = place(client, world, qty=3)
-    from app.orders import service as orders
+    from app.orders import approval as orders
 
     orders.approve_order(staff=world.rep, order_no=first)
     answer = ask(wecom, "待审批")

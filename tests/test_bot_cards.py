@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.notify.models import Outbox
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import OrderEvent
 from app.staff.models import Staff
 from tests.factories import add

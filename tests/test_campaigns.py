@@ -10,8 +10,14 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.audit.models import AuditEntry
-from app.campaigns import service as campaigns
+from app.campaigns.authoring import create_campaign
+from app.campaigns.groups import suggest_dealer, sync_groups
+from app.campaigns.limits import month_bounds, monthly_limit, remaining_this_month, used_this_month
 from app.campaigns.models import Campaign, CampaignGroup, CampaignSender, CustomerGroup
+from app.campaigns.planning import compute_plan, freeze_plan
+from app.campaigns.reading import get_campaign
+from app.campaigns.results import poll_campaign
+from app.campaigns.sending import message_body, schedule_campaign, send_campaign, send_now
 from app.extensions import db
 from app.kernel.clock import utcnow
 from app.notify.models import Outbox
@@ -33,7 +39,7 @@ def setup(app, world, staff, wechat):
         "b1": wechat.add_customer_group("沪联食品客户群", REP, external_members=4),
         "x": wechat.add_customer_group("闲聊群", REP, external_members=1),
     }
-    campaigns.sync_groups()
+    sync_groups()
     groups = {key: db.session.execute(select(CustomerGroup).where(CustomerGroup.chat_id == chat)).scalar_one()
               for key, chat in chats.items()}
     for key, dealer in (("a1", world.dealer_a), ("a2", world.dealer_a), ("b1", world.dealer_b)):
@@ -97,7 +103,7 @@ def test_sync_stores_groups_by_owner_and_marks_vanished_ones_dismissed(setup, we
     listed = [r for r in wechat.requests if r["path"] == "/cgi-bin/externalcontact/groupchat/list"]
     assert listed[-1]["json"]["owner_filter"]["userid_list"] == sorted([REP, REP2])
     wechat.dismiss_customer_group(setup["chats"]["x"])
-    result = campaigns.sync_groups()
+    result = sync_groups()
     assert result["dismissed"] == 1
     db.session.expire_all()
     assert setup["groups"]["x"].status == "dismissed" and setup["groups"]["a1"].status == "active"
@@ -145,7 +151,7 @@ def test_plan_groups_the_audience_groups_by_owner(client, setup):
     cid = new_campaign(client, audience={"audience_tiers": "gold"})
     page = client.get(f"/console/campaigns/{cid}", headers=HTML).get_data(as_text=True)
     assert "鑫达商贸客户1群" in page and "鑫达VIP群" in page and "沪联食品客户群" not in page
-    plan = campaigns.compute_plan(db.session, db.session.get(Campaign, cid))
+    plan = compute_plan(db.session, db.session.get(Campaign, cid))
     assert {u: [e["group"].chat_id for e in es] for u, es in plan["senders"].items()} == {
         REP: [setup["chats"]["a1"]], REP2: [setup["chats"]["a2"]]}
     assert plan["dropped"] == []
@@ -174,8 +180,8 @@ def test_the_default_monthly_limit_is_the_number_of_days_in_the_month(app):
     from datetime import datetime, timezone
 
     assert app.config["CAMPAIGN_GROUP_MONTHLY_LIMIT"] == 0
-    assert campaigns.monthly_limit(datetime(2026, 2, 10, tzinfo=timezone.utc)) == 28
-    assert campaigns.monthly_limit(datetime(2026, 11, 27, tzinfo=timezone.utc)) == 30
+    assert monthly_limit(datetime(2026, 2, 10, tzinfo=timezone.utc)) == 28
+    assert monthly_limit(datetime(2026, 11, 27, tzinfo=timezone.utc)) == 30
 
 
 # --- sending, confirming, results -----------------------------------------------------------
@@ -228,10 +234,10 @@ def test_rep_confirmation_and_polling_update_each_group(client, setup, wechat):
     assert senders(cid)[REP].status == "sent" and senders(cid)[REP2].status == "waiting"
     assert db.session.get(Campaign, cid).status == "sending"
     # Sent messages count toward the month; the second rep sends, the campaign is done.
-    used = campaigns.used_this_month(db.session, [setup["groups"]["a1"].id, setup["groups"]["b1"].id])
+    used = used_this_month(db.session, [setup["groups"]["a1"].id, setup["groups"]["b1"].id])
     assert used == {setup["groups"]["a1"].id: 1}
     wechat.confirm_group_message(tasks_for(wechat, REP2)[0]["msgid"], REP2)
-    campaigns.poll_campaign(cid)
+    poll_campaign(cid)
     assert statuses(cid)[setup["chats"]["a2"]] == ("sent", None)
     assert db.session.get(Campaign, cid).status == "done"
 
@@ -242,9 +248,9 @@ def test_a_group_over_wecoms_monthly_limit_fails_with_the_reason(client, setup, 
     cid = new_campaign(client, audience={"audience_dealers": "DB01"})
     post(client, f"/console/campaigns/{cid}/send")
     wechat.confirm_group_message(tasks_for(wechat, REP)[0]["msgid"], REP)
-    campaigns.poll_campaign(cid)
+    poll_campaign(cid)
     assert statuses(cid)[setup["chats"]["b1"]] == ("failed", "该群已收到其他群发消息，达到本月接收上限")
-    assert campaigns.used_this_month(db.session, [setup["groups"]["b1"].id]) == {}
+    assert used_this_month(db.session, [setup["groups"]["b1"].id]) == {}
 
 
 def test_one_sender_failing_leaves_the_others_going_and_can_be_retried(client, setup, wechat):
@@ -328,7 +334,7 @@ def test_reps_are_reminded_of_pending_tasks_without_duplicates(client, setup, we
     cid = new_campaign(client, audience={"audience_dealers": "DB01"})
     post(client, f"/console/campaigns/{cid}/send")
     for _ in range(5):
-        campaigns.poll_campaign(cid)
+        poll_campaign(cid)
     rows = db.session.execute(select(Outbox.dedupe_key).where(Outbox.event == "campaign_remind")).scalars().all()
     assert len(rows) == app.config["CAMPAIGN_MAX_REMINDERS"] == 3
     assert len(set(rows)) == 3
@@ -388,7 +394,7 @@ def test_cancel_while_sending_stops_unconfirmed_tasks_only(client, setup, wechat
     cid = new_campaign(client)
     post(client, f"/console/campaigns/{cid}/send")
     wechat.confirm_group_message(tasks_for(wechat, REP)[0]["msgid"], REP)
-    campaigns.poll_campaign(cid)
+    poll_campaign(cid)
     r = post(client, f"/console/campaigns/{cid}/cancel")
     assert r.status_code == 302
     stopped = [r["json"]["msgid"] for r in wechat.requests if r["path"] == "/cgi-bin/externalcontact/cancel_groupmsg_send"]
@@ -448,10 +454,10 @@ def test_dealer_suggestions_from_trade_names():
 
     dealers = [SimpleNamespace(id=n, name=name) for n, name in enumerate(
         ("广州市天河区鑫达商贸有限公司", "上海沪联食品贸易有限公司", "深圳市南山区鹏程酒店用品有限公司"))]
-    assert campaigns.suggest_dealer("天河鑫达门店老板群", dealers).id == 0
-    assert campaigns.suggest_dealer("沪联食品客户福利群", dealers).id == 1
-    assert campaigns.suggest_dealer("鹏程酒店用品采购群", dealers).id == 2
-    assert campaigns.suggest_dealer("周末羽毛球群", dealers) is None
+    assert suggest_dealer("天河鑫达门店老板群", dealers).id == 0
+    assert suggest_dealer("沪联食品客户福利群", dealers).id == 1
+    assert suggest_dealer("鹏程酒店用品采购群", dealers).id == 2
+    assert suggest_dealer("周末羽毛球群", dealers) is None
 
 
 def test_demo_groups_and_campaign_go_through_the_stand_in(app, wechat):
@@ -461,18 +467,18 @@ def test_demo_groups_and_campaign_go_through_the_stand_in(app, wechat):
     seed_demo()
     for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS:
         wechat.add_customer_group(name, owner, external_members=members, chat_id=chat_id)
-    assert campaigns.sync_groups()["dismissed"] == 0
+    assert sync_groups()["dismissed"] == 0
     campaign = db.session.execute(select(Campaign)).scalar_one()
-    plan = campaigns.compute_plan(db.session, campaign)
+    plan = compute_plan(db.session, campaign)
     assert sorted(e["group"].chat_id for es in plan["senders"].values() for e in es) == [
         "wrDemoD001Group01", "wrDemoD001Group02", "wrDemoD002Group01", "wrDemoD004Group01"]
     from app.staff.models import Staff
 
     marketing = db.session.execute(select(Staff).where(Staff.role == "marketing")).scalar_one()
-    campaigns.send_now(staff=marketing, campaign_id=campaign.id)
+    send_now(staff=marketing, campaign_id=campaign.id)
     for task in wechat.group_message_tasks():
         wechat.confirm_group_message(task["msgid"], task["sender"])
-    campaigns.poll_campaign(campaign.id)
+    poll_campaign(campaign.id)
     assert set(s for s, _ in statuses(campaign.id).values()) == {"sent"}
     assert db.session.get(Campaign, campaign.id).status == "done"
 
@@ -493,11 +499,11 @@ def test_two_workers_sending_one_campaign_create_each_task_once(pg_app, pg_world
     wechat.add_customer_group("鑫达商贸客户1群", REP)
     wechat.add_customer_group("鑫达VIP群", REP2)
     wechat.add_customer_group("沪联食品客户群", REP)
-    campaigns.sync_groups()
+    sync_groups()
     for group in db.session.execute(select(CustomerGroup)).scalars():
         group.dealer_id = pg_world.dealer_b.id if "沪联" in group.name else pg_world.dealer_a.id
     db.session.commit()
-    campaign = campaigns.create_campaign(staff=marketing, title="并发", text="你好", audience=EVERYONE, attachments=[])
+    campaign = create_campaign(staff=marketing, title="并发", text="你好", audience=EVERYONE, attachments=[])
     with db.session.begin():
         row = db.session.get(Campaign, campaign.id)
         row.status, row.scheduled_at = "scheduled", utcnow() - timedelta(seconds=1)
@@ -510,7 +516,7 @@ def test_two_workers_sending_one_campaign_create_each_task_once(pg_app, pg_world
         with pg_app.app_context():
             barrier.wait()
             try:
-                campaigns.send_campaign(campaign.id)
+                send_campaign(campaign.id)
             except Exception as exc:
                 errors.append(exc)
             finally:
@@ -540,11 +546,11 @@ def test_scheduling_books_the_send_on_rqs_scheduler(rq_app, rq_world, wechat):
     marketing = add(Staff(username="shi", name="市场", role="marketing"))
     db.session.commit()
     wechat.add_customer_group("鑫达商贸客户1群", REP)
-    campaigns.sync_groups()
+    sync_groups()
     db.session.execute(CustomerGroup.__table__.update().values(dealer_id=rq_world.dealer_a.id))
     db.session.commit()
-    campaign = campaigns.create_campaign(staff=marketing, title="定时", text="你好", audience=EVERYONE, attachments=[])
-    campaigns.schedule_campaign(staff=marketing, campaign_id=campaign.id, at=utcnow() + timedelta(hours=2))
+    campaign = create_campaign(staff=marketing, title="定时", text="你好", audience=EVERYONE, attachments=[])
+    schedule_campaign(staff=marketing, campaign_id=campaign.id, at=utcnow() + timedelta(hours=2))
     registry = Queue("low", connection=jobs.redis_connection()).scheduled_job_registry
     job_ids = registry.get_job_ids()
     assert len(job_ids) == 1
@@ -558,17 +564,17 @@ def test_unconfirmed_tasks_hold_their_place_only_in_the_month_they_went_out(clie
     cid = new_campaign(client, audience={"audience_dealers": "DB01"})
     post(client, f"/console/campaigns/{cid}/send")
     b1 = setup["groups"]["b1"].id
-    assert campaigns.remaining_this_month(db.session, [b1]) == {b1: 0}
+    assert remaining_this_month(db.session, [b1]) == {b1: 0}
     campaign = db.session.get(Campaign, cid)
-    campaign.sent_at = campaigns.month_bounds()[0] - timedelta(days=3)
+    campaign.sent_at = month_bounds()[0] - timedelta(days=3)
     db.session.commit()
-    assert campaigns.remaining_this_month(db.session, [b1]) == {b1: 1}
+    assert remaining_this_month(db.session, [b1]) == {b1: 1}
 
 
 def test_a_sender_stuck_creating_is_matched_to_its_wecom_task_or_created_again(client, setup, wechat, app):
     """A worker died after WeCom created one task and before another was asked for."""
     from app.campaigns.jobs import tick
-    from app.integrations.wechat import wecom_contact_gateway
+    from app.integrations.wechat_gateways import wecom_contact_gateway
 
     console_login(client, "shi")
     cid = new_campaign(client)
@@ -576,8 +582,8 @@ def test_a_sender_stuck_creating_is_matched_to_its_wecom_task_or_created_again(c
     campaign.status, campaign.scheduled_at = "scheduled", utcnow()
     db.session.commit()
     with db.session.no_autoflush:
-        plan = campaigns.compute_plan(db.session, campaign)
-        campaigns._freeze_plan(db.session, campaign, plan)
+        plan = compute_plan(db.session, campaign)
+        freeze_plan(db.session, campaign, plan)
     campaign.status, campaign.sent_at = "sending", utcnow()
     db.session.commit()
     rows = senders(cid)
@@ -587,7 +593,7 @@ def test_a_sender_stuck_creating_is_matched_to_its_wecom_task_or_created_again(c
     db.session.commit()
     chats = [setup["chats"]["a1"], setup["chats"]["b1"]]
     answer = wecom_contact_gateway(app).add_msg_template(
-        campaigns.message_body(db.session.get(Campaign, cid), REP, chats))
+        message_body(db.session.get(Campaign, cid), REP, chats))
     tick()
     rows = senders(cid)
     assert rows[REP].status == "waiting" and rows[REP].msgid == answer["msgid"]
@@ -620,7 +626,7 @@ def test_expired_tokens_are_refreshed_for_uploads_and_contact_calls(client, setu
     uploads = [r for r in wechat.requests if r["path"] == "/cgi-bin/media/upload"]
     assert len(uploads) == 2  # the first answered 42001, the second carried a fresh token
     wechat.expire_tokens()
-    assert campaigns.sync_groups()["groups"] == 4
+    assert sync_groups()["groups"] == 4
 
 
 # --- attachments from the material library ------------------------------------------------------
@@ -646,7 +652,7 @@ def test_materials_from_the_library_go_out_as_their_wecom_attachments(client, se
     uploads = [r for r in wechat.requests if r["path"] == "/cgi-bin/media/upload"]
     assert [u["query"]["type"] for u in uploads] == ["image", "video", "file"]
     # The campaign keeps its own copies: a material changed later does not change what was planned.
-    stored = campaigns.get_campaign(cid).attachments
+    stored = get_campaign(cid).attachments
     assert [a.kind for a in stored] == ["image", "video", "file", "link"]
     assert all(a.storage_key.startswith("campaigns/") for a in stored if a.kind != "link")
     from app.storage import get_storage

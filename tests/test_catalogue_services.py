@@ -15,8 +15,10 @@ from app.inventory.models import Stock, StockMovement
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError
 from app.kernel.money import fen_to_yuan_text, parse_yuan
-from app.pricing import service as pricing
+from app.pricing import price_lists as pricing
+from app.pricing.explain import explain_price
 from app.pricing.models import PriceList, PriceListItem
+from app.pricing.service import Buyer
 from tests.factories import add, auth, set_stock
 from tests.helpers import MP, submit
 
@@ -233,7 +235,7 @@ def test_reps_see_tier_lists_and_only_their_own_dealers_lists(team, world):
 # --- why this price --------------------------------------------------------------------------------
 
 def explain(dealer, sku, today=None):
-    return pricing.explain_price(db.session, pricing.Buyer.of(dealer), sku.id, today)
+    return explain_price(db.session, Buyer.of(dealer), sku.id, today)
 
 
 def test_explain_names_the_list_used_and_why_the_others_did_not_apply(world):

@@ -9,7 +9,8 @@ from app.extensions import db
 from app.funds import checkout, ledger
 from app.funds.models import CreditAccount, CreditEntry, LedgerEntry, Payment
 from app.kernel.errors import DomainError
-from app.orders import service as orders
+from app.orders import approval as orders
+from app.orders import payments as order_payments
 from app.orders.models import OPEN_STATUSES, Order
 from app.orders.shipments import ship_order
 from app.staff.models import Staff
@@ -344,7 +345,7 @@ def apply(order_no, amount, method="offline"):
         dealer_id = session.execute(select(Order.dealer_id).where(Order.order_no == order_no)).scalar_one()
         locked = ledger.lock_balances(session, dealer_id)
         order = session.execute(select(Order).where(Order.order_no == order_no).with_for_update()).scalar_one()
-        payment = orders.apply_payment(
+        payment = order_payments.apply_payment(
             session, locked, order, amount_fen=amount, method=method, reference="线下转账凭证 #1",
             actor=ledger.SYSTEM, actor_type="staff",
         )

@@ -188,7 +188,7 @@ def test_a_double_tap_on_the_cart_never_fails(pg_app, pg_world):
 
 @pytest.mark.postgres
 def test_two_binds_of_one_wechat_user_at_once_bind_it_once(pg_app, pg_world):
-    from app.dealers.service import create_invite, issue_token
+    from app.dealers.identity import create_invite, issue_token
 
     codes = [create_invite(dealer_code=code, role="buyer").code for code in ("DA01", "DB01")]
     headers = {"Authorization": f"Bearer {issue_token('o-twice')}"}

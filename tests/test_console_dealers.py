@@ -123,7 +123,7 @@ def test_invite_with_an_unknown_role_is_refused_in_chinese(client, world, staff)
 
 
 def test_finance_sees_the_page_but_not_invite_codes(client, world, staff):
-    from app.dealers.service import create_invite
+    from app.dealers.identity import create_invite
 
     invite = create_invite(dealer_code="DA01", role="owner")
     login(client, "money")
@@ -277,7 +277,7 @@ def test_the_form_reports_unreadable_and_invalid_fields_together(client, world, 
 
 
 def test_create_reports_every_bad_field_at_once(client, world, staff):
-    from app.dealers.service import create_dealer
+    from app.dealers.admin import create_dealer
     from app.kernel.errors import DomainError
 
     with pytest.raises(DomainError) as refused:
@@ -442,12 +442,7 @@ def test_suspending_needs_a_reason_and_twice_is_409(client, world, staff):
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_services_run_inside_a_callers_transaction_and_roll_back_together(request, database):
     from app.database import write_transaction
-    from app.dealers.service import (
-        create_dealer,
-        set_credit_limit,
-        suspend_dealer,
-        update_dealer,
-    )
+    from app.dealers.admin import create_dealer, set_credit_limit, suspend_dealer, update_dealer
     from app.kernel.errors import DomainError
     from app.staff.service import create_staff
 
@@ -476,7 +471,7 @@ def test_services_run_inside_a_callers_transaction_and_roll_back_together(reques
 def test_dealer_fields_from_text_reads_spreadsheet_cells(app, world, staff):
     from datetime import datetime
 
-    from app.dealers.service import dealer_fields_from_text
+    from app.dealers.typed import dealer_fields_from_text
     from app.kernel.errors import DomainError
 
     fields = dealer_fields_from_text({
@@ -497,7 +492,7 @@ def test_dealer_fields_from_text_reads_spreadsheet_cells(app, world, staff):
 
 
 def test_update_dealer_refuses_unknown_fields_and_the_code(app, world, staff):
-    from app.dealers.service import update_dealer
+    from app.dealers.admin import update_dealer
 
     with pytest.raises(TypeError):
         update_dealer(staff=staff["admin"], code="DA01", code_new="X")
@@ -530,7 +525,7 @@ def test_demo_dealers_have_contract_terms_and_the_suspension_says_why(app, clien
 
 @pytest.mark.postgres
 def test_staff_changes_while_the_dealer_orders_neither_deadlock_nor_break_the_credit_ledger(pg_app, pg_world):
-    from app.dealers.service import reactivate_dealer, suspend_dealer, update_dealer
+    from app.dealers.admin import reactivate_dealer, suspend_dealer, update_dealer
     from app.kernel.errors import DomainError
     from app.orders.models import Order
     from app.staff.service import create_staff

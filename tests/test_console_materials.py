@@ -14,7 +14,7 @@ from app.audience import service as audience
 from app.audit.models import AuditEntry
 from app.extensions import db
 from app.materials.models import Material, MaterialTag
-from app.materials.service import FileIn
+from app.materials.files import FileIn
 from app.kernel.clock import business_today
 from app.storage import get_storage
 from tests.factories import auth
@@ -297,12 +297,12 @@ def test_share_counts_per_material_and_dealer_match_the_rows(client, staff, worl
 
 
 def test_when_the_rows_cannot_be_written_the_stored_files_are_deleted_again(app, staff, storage_dir, monkeypatch):
-    from app.materials import service
+    from app.materials import authoring
 
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(service.audit, "record", broken)
+    monkeypatch.setattr(authoring.audit, "record", broken)
     with pytest.raises(RuntimeError):
         make_material(staff["marketing"], "video", cover=FileIn(image_bytes(), "c.png"))
     assert count(Material) == 0 and stored_files(storage_dir) == []

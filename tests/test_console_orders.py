@@ -10,7 +10,7 @@ from app.extensions import db
 from app.inventory.models import Stock
 from app.kernel.clock import business_today
 from app.kernel.money import format_yuan
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import Order, Shipment
 from tests.factories import auth
 from tests.helpers import HTML, csrf, submit

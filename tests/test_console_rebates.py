@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from app.audit.models import AuditEntry
 from app.extensions import db
 from app.funds.models import LedgerEntry
-from app.rebates import service as rebates
+from app.rebates import closing, documents
 from app.rebates.models import RebateDocument, RebateRule
 from tests.helpers import HTML, csrf
 from tests.helpers import console_login as login
@@ -42,7 +42,7 @@ def credits():
 def draft(world, staff):
     make_rule(staff)
     shipped(world, world.dealer_a, 12_000_000)
-    rebates.close_period(period="2026Q4", today=AFTER_Q4)
+    closing.close_period(period="2026Q4", today=AFTER_Q4)
     return doc_of(world.dealer_a)
 
 
@@ -169,7 +169,7 @@ def test_an_unknown_document_is_404(client, world, staff):
 
 
 def test_the_list_shows_drafts_by_default_and_every_status_on_request(client, world, staff, draft):
-    rebates.approve_document(staff=staff["finance"], document_id=draft.id)
+    documents.approve_document(staff=staff["finance"], document_id=draft.id)
     login(client, staff["finance"].username)
 
     default = client.get("/console/rebates", headers=HTML).get_data(as_text=True)

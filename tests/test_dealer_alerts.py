@@ -12,7 +12,7 @@ from app.kernel.clock import utcnow
 from app.notify import dealer_alerts
 from app.notify.dealer_alerts import Fen, field_value
 from app.notify.models import DealerMessage, Outbox, SubscribeConsent
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import Order
 from app.kernel.clock import BUSINESS_TZ
 from tests.factories import add, auth, make_user

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from app.dealers.models import Address, DealerUser
-from app.dealers.service import create_invite, issue_token
+from app.dealers.identity import create_invite, issue_token
 from app.extensions import db
 from app.funds.models import CreditAccount, CreditEntry
 from app.inventory.models import Reservation, Stock

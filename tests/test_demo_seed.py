@@ -219,7 +219,7 @@ def test_seed_leaves_orders_in_every_state_through_the_services(runner):
 def test_seed_publishes_a_few_materials_through_the_material_service(runner, client):
     from app.audit.models import AuditEntry
     from app.dealers.models import DealerUser
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
     from app.materials.models import Material
     from app.storage import get_storage
 

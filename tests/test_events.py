@@ -9,7 +9,7 @@ from app.extensions import db
 from app.kernel import events
 from app.notify import service as outbox
 from app.notify.models import Outbox
-from app.policies import service as policies
+from app.policies import authoring
 from bots import announce
 from tests.test_policies import fields
 
@@ -39,9 +39,9 @@ def test_create_app_wires_the_announcements_as_subscribers(app):
 
 def test_publishing_a_policy_publishes_one_event_that_each_subscriber_gets_once(app, staff, recorded):
     marketing = staff["marketing"]
-    policy = policies.create_policy(staff=marketing, fields=fields(), audience=audiences.parse({"all": True}))
+    policy = authoring.create_policy(staff=marketing, fields=fields(), audience=audiences.parse({"all": True}))
     assert recorded == []  # a draft is not news
-    policies.publish_policy(staff=marketing, policy_id=policy.id)
+    authoring.publish_policy(staff=marketing, policy_id=policy.id)
     [(name, _session, payload)] = recorded
     assert name == "policy.published" and payload["policy"].id == policy.id and payload["changes"] in ([], None)
     robot = db.session.execute(select(Outbox).where(Outbox.channel == "wecom_robot")).scalars().all()
@@ -49,7 +49,7 @@ def test_publishing_a_policy_publishes_one_event_that_each_subscriber_gets_once(
 
 
 def test_subscribers_run_inside_the_writing_transaction_and_roll_back_with_it(app, staff, recorded):
-    policy = policies.create_policy(staff=staff["marketing"], fields=fields(), audience=audiences.parse({"all": True}))
+    policy = authoring.create_policy(staff=staff["marketing"], fields=fields(), audience=audiences.parse({"all": True}))
 
     def boom(session, **payload):
         raise RuntimeError("subscriber failed")

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.funds.models import CreditAccount
 from app.kernel.errors import DomainError
 from app.notify.models import DealerMessage, Outbox
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import Order, OrderEvent
 from bots.commands import cmd_approve, parse
 from tests.factories import auth

@@ -1,5 +1,5 @@
-"""The product does not depend on the development tools: nothing under app/, bots/,
-miniprogram_api/ or wsgi.py imports devtools at module level (only app/cli.py may, inside the
+"""The product does not depend on the development tools: nothing under app/, bots/, callbacks/,
+console/, miniprogram_api/ or wsgi.py imports devtools at module level (only app/cli.py may, inside the
 function that registers `flask demo`), and without devtools/ the app builds, minus that command.
 The `devtools` contract in .importlinter states the same for lint-imports; this test also
 proves the app builds without the package."""
@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.helpers import top_level_imports
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("app", "bots", "miniprogram_api", "wsgi.py")
+PRODUCT = ("app", "bots", "callbacks", "console", "miniprogram_api", "wsgi.py")
 MAY_IMPORT_IN_FUNCTIONS = {"app/cli.py"}
 
 

@@ -13,7 +13,9 @@ from app.dealers.models import Dealer
 from app.extensions import db
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError
-from app.materials import service as materials
+from app.materials.attachments import campaign_attachment
+from app.materials.authoring import publish_material, withdraw_material
+from app.materials.files import FileIn
 from app.materials.models import Material, MaterialShare
 from tests.factories import add, auth, make_user
 from tests.helpers import MP
@@ -105,7 +107,7 @@ def test_only_published_materials_valid_today_are_listed(client, dealers):
     make_material(w.marketing, title="昨天止", valid_to=today - timedelta(days=1))
     make_material(w.marketing, title="草稿", publish=False)
     withdrawn = make_material(w.marketing, title="已撤回")
-    materials.withdraw_material(staff=w.marketing, material_id=withdrawn.id)
+    withdraw_material(staff=w.marketing, material_id=withdrawn.id)
 
     assert sorted(titles(client, w.a_buyer)) == sorted(["长期", "今天起", "今天止"])
     hidden = db.session.execute(select(Material.id).where(Material.title.in_(["明天起", "昨天止", "草稿", "已撤回"]))).scalars()
@@ -118,8 +120,8 @@ def test_republishing_puts_a_material_first_again(client, dealers):
     first = make_material(w.marketing, title="第一")
     make_material(w.marketing, title="第二")
     assert titles(client, w.a_buyer) == ["第二", "第一"]
-    materials.withdraw_material(staff=w.marketing, material_id=first.id)
-    materials.publish_material(staff=w.marketing, material_id=first.id)
+    withdraw_material(staff=w.marketing, material_id=first.id)
+    publish_material(staff=w.marketing, material_id=first.id)
     assert titles(client, w.a_buyer) == ["第一", "第二"]
 
 
@@ -153,7 +155,7 @@ def test_an_unaddressed_id_answers_exactly_like_a_missing_one_and_records_nothin
 
 
 def test_an_unbound_wechat_user_gets_403_and_a_viewer_may_read_and_share(client, dealers):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     w = dealers
     material = make_material(w.marketing)
@@ -203,7 +205,7 @@ def test_paging_and_bad_query_parameters(client, dealers):
 
 def test_detail_has_signed_urls_and_a_download_with_the_file_name(client, dealers):
     w = dealers
-    doc = make_material(w.marketing, "file", title="价目表", file=materials.FileIn(pdf_bytes(), "C:\\docs\\2027年价目表.docx"))
+    doc = make_material(w.marketing, "file", title="价目表", file=FileIn(pdf_bytes(), "C:\\docs\\2027年价目表.docx"))
     body = get(client, w.a_buyer, doc.id).get_json()
     file = body["file"]
     assert file["content_type"] == "application/pdf" and file["file_name"] == "2027年价目表.pdf"  # type from the bytes
@@ -244,10 +246,10 @@ def test_share_payload_per_kind_and_each_share_is_recorded(client, dealers, app)
         "image": make_material(w.marketing, "image", title="产品图"),
         "poster": make_material(w.marketing, "poster", title="海报"),
         "video": make_material(w.marketing, "video", title="短视频",
-                               cover=materials.FileIn(image_bytes("JPEG", (640, 360)), "poster.jpg")),
+                               cover=FileIn(image_bytes("JPEG", (640, 360)), "poster.jpg")),
         "file": make_material(w.marketing, "file", title="价目表"),
         "article": make_material(w.marketing, "article", title="图文",
-                                 cover=materials.FileIn(image_bytes("PNG", (500, 400)), "c.png")),
+                                 cover=FileIn(image_bytes("PNG", (500, 400)), "c.png")),
         "link": make_material(w.marketing, "link", title="活动页"),
         "own card": make_material(w.marketing, "miniprogram", title="本品牌小程序卡片"),
         "other card": make_material(w.marketing, "miniprogram", title="合作小程序卡片", mp_appid="wx1234567890abcdef",
@@ -310,26 +312,26 @@ def test_campaign_attachment_gives_media_bytes_and_card_fields(app, dealers):
     draft = make_material(w.marketing, "image", publish=False)
     expired = make_material(w.marketing, "image", valid_to=business_today() - timedelta(days=1))
 
-    image = materials.campaign_attachment(poster.id)
+    image = campaign_attachment(poster.id)
     assert image.msgtype == "image" and image.media_bytes() == image_bytes()
     assert image.media_content_type == "image/png" and image.media_name.endswith(".png")
-    mp = materials.campaign_attachment(card.id)
+    mp = campaign_attachment(card.id)
     assert (mp.msgtype, mp.appid, mp.page, mp.title) == ("miniprogram", app.config["WECHAT_APP_ID"],
                                                          "pages/product/detail.html?id=12", "卡片")
     assert mp.media_bytes()[:3] == b"\xff\xd8\xff" and mp.media_content_type == "image/jpeg"
-    lk = materials.campaign_attachment(link.id)
+    lk = campaign_attachment(link.id)
     assert (lk.msgtype, lk.url, lk.desc, lk.picurl) == ("link", "https://brand.example.com/spring", "春季活动", None)
     coverless = make_material(w.marketing, "article", title="无封面图文")
-    covered = make_material(w.marketing, "article", title="有封面图文", cover=materials.FileIn(image_bytes(), "c.png"))
-    article = materials.campaign_attachment(covered.id)
+    covered = make_material(w.marketing, "article", title="有封面图文", cover=FileIn(image_bytes(), "c.png"))
+    article = campaign_attachment(covered.id)
     assert (article.msgtype, article.page) == ("miniprogram", f"pages/material/detail.html?id={covered.id}")
     assert article.media_bytes()[:3] == b"\xff\xd8\xff"
     for unusable in (draft, expired, coverless):
         with pytest.raises(DomainError) as refused:
-            materials.campaign_attachment(unusable.id)
+            campaign_attachment(unusable.id)
         assert refused.value.code == "material_unusable"
     # On the day a scheduled campaign will go out, not today:
-    assert materials.campaign_attachment(expired.id, on=business_today() - timedelta(days=2)).msgtype == "image"
+    assert campaign_attachment(expired.id, on=business_today() - timedelta(days=2)).msgtype == "image"
 
 
 @pytest.mark.postgres

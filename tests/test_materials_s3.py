@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.kernel.errors import DomainError
-from app.materials import service as materials
+from app.materials.files import FileIn
 from app.materials.models import Material
 from tests.conftest import free_port
 from tests.factories import auth
@@ -18,9 +18,9 @@ from tests.test_storage_s3 import BUCKET, objects, s3_app, s3_endpoint  # noqa: 
 
 
 def test_material_files_are_stored_in_the_bucket_and_served_by_presigned_urls(client, world, staff, s3_app):  # noqa: F811
-    video = make_material(staff["marketing"], "video", title="短视频", file=materials.FileIn(mp4_bytes(b"v" * 64), "c.mp4"),
-                          cover=materials.FileIn(image_bytes("JPEG", (1280, 720)), "poster.jpg"))
-    doc = make_material(staff["marketing"], "file", title="价目表", file=materials.FileIn(pdf_bytes(), "价目表.pdf"))
+    video = make_material(staff["marketing"], "video", title="短视频", file=FileIn(mp4_bytes(b"v" * 64), "c.mp4"),
+                          cover=FileIn(image_bytes("JPEG", (1280, 720)), "poster.jpg"))
+    doc = make_material(staff["marketing"], "file", title="价目表", file=FileIn(pdf_bytes(), "价目表.pdf"))
     assert sorted(objects(s3_app)) == sorted([video.file_key, video.cover_key, video.thumb_key, doc.file_key])
     assert s3_app.get_object(Bucket=BUCKET, Key=video.file_key)["ContentType"] == "video/mp4"
 

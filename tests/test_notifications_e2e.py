@@ -75,7 +75,7 @@ def test_orders_committed_while_redis_is_down_notify_once_it_is_back(_pg_schema_
     from app import create_app
     from app.jobs import run_worker
     from app.notify import delivery
-    from app.orders import service as orders
+    from app.orders import approval as orders
     from tests import factories
     from tests.conftest import _base_config, free_port, truncate_all
 

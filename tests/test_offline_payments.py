@@ -16,7 +16,7 @@ from app.funds import offline as offline_service
 from app.funds.models import CreditAccount, LedgerEntry, OfflinePayment, Payment
 from app.kernel.clock import business_today
 from app.notify.models import DealerMessage, Outbox
-from app.orders import service as orders
+from app.orders import closing as orders
 from app.orders.models import Order
 from tests.factories import auth
 from tests.helpers import HTML, MP, console_login, submit
@@ -187,7 +187,7 @@ def test_another_dealers_voucher_order_or_submission_is_a_404_like_a_missing_one
 
 
 def test_an_unbound_wechat_user_gets_403_not_bound_on_every_offline_payment_route(client, world):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     submitted = pay(client, world.a_buyer, upload(client, world.a_buyer)).json
     headers = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}

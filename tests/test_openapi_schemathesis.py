@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
-from app.dealers.service import issue_token
+from app.dealers.identity import issue_token
 from tests.factories import REGIONS, auth
 
 OPENAPI_PATH = "/api/mp/v1/openapi.json"
@@ -147,8 +147,11 @@ def flatmap_headers(context, headers):
 @pytest.fixture
 def dealer_data(world, wechat):
     """Real orders (open, cancelled, another dealer's), cart items, addresses, login and invite codes."""
-    from app.dealers.service import add_address, create_invite
-    from app.orders.service import cancel_order, set_cart_item, submit_order
+    from app.dealers.addresses import add_address
+    from app.dealers.identity import create_invite
+    from app.orders.cart import set_cart_item
+    from app.orders.closing import cancel_order
+    from app.orders.submission import submit_order
 
     def order(user, key, *lines):
         placed, _ = submit_order(
@@ -286,7 +289,7 @@ def test_every_operation_documents_the_error_shape(served_document):
 
 def test_documented_required_request_bodies_are_required(client, world, served_document):
     """A request body the document calls required is refused when it is missing (4xx), and vice versa."""
-    from app.orders.service import submit_order
+    from app.orders.submission import submit_order
 
     open_order, _ = submit_order(
         user=world.a_buyer, lines=[{"sku_id": world.cola.id, "qty": 1}], idempotency_key="doc-probe-1"

@@ -1,7 +1,7 @@
 """Stateful property test of the order services: submit / cancel / preview / replay.
 
 A Hypothesis `RuleBasedStateMachine` drives random sequences of calls straight into
-`app.orders.service` for two dealers (dealer A: buyer, owner and a read-only viewer;
+`app.orders` services for two dealers (dealer A: buyer, owner and a read-only viewer;
 dealer B: owner) over a few SKUs with little stock, split over two warehouses, and small
 credit limits — so orders regularly run out of stock, out of credit, hit MOQ/step rules,
 invisible or inactive SKUs, read-only users, another dealer's address, a suspended
@@ -50,7 +50,7 @@ from app.extensions import db
 from app.funds.models import CreditAccount, CreditEntry
 from app.inventory.models import Reservation, Stock
 from app.kernel.errors import DomainError
-from app.orders import service
+from app.orders import closing, submission
 from app.orders.models import IdempotencyKey, Order, OrderEvent, OrderLine
 from tests import factories
 
@@ -268,7 +268,7 @@ class OrderMachine(RuleBasedStateMachine):
         """(outcome code, order, replayed) and asserts a refused call changed nothing."""
         before = snapshot()
         try:
-            order, replayed = service.submit_order(
+            order, replayed = submission.submit_order(
                 user=self.users[user], lines=self.service_lines(body.lines), idempotency_key=key,
                 address_id=self.address_id(user, body.address), remark=body.remark,
             )
@@ -363,7 +363,7 @@ class OrderMachine(RuleBasedStateMachine):
             expected = "ok"
         before = snapshot()
         try:
-            order = service.cancel_order(user=self.users[user], order_no=order_no, reason="property test")
+            order = closing.cancel_order(user=self.users[user], order_no=order_no, reason="property test")
             outcome = "ok"
         except DomainError as exc:
             outcome = exc.code
@@ -410,7 +410,7 @@ class OrderMachine(RuleBasedStateMachine):
         dealer = USERS[user]
         priced, problems, total = self.quote(dealer, lines)
         before = snapshot()
-        result = service.preview_order(user=self.users[user], lines=self.service_lines(lines))
+        result = submission.preview_order(user=self.users[user], lines=self.service_lines(lines))
         assert snapshot() == before, "preview changed the database"
         self.steps["preview"] += 1
         quote = result["quote"]

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.kernel.clock import utcnow
 from app.notify import dealer_alerts
 from app.notify.models import DealerMessage, Outbox
-from app.policies import service
+from app.policies import authoring, reading, reminders
 from app.policies.models import (
     Policy,
     PolicyAck,
@@ -41,13 +41,13 @@ def w(world, staff):
 
 
 def fields(title="2026 年冬季返利政策", body="<p>订货满 10 万返 2%。</p>", **extra):
-    return service.parse_fields({"title": title, "category": extra.pop("category", "channel"), "body": body, **extra})
+    return authoring.parse_fields({"title": title, "category": extra.pop("category", "channel"), "body": body, **extra})
 
 
 def publish(w, audience, *, ack=False, title="2026 年冬季返利政策", body="<p>订货满 10 万返 2%。</p>", files=()):
-    policy = service.create_policy(staff=w.staff["marketing"], fields=fields(title, body, ack_required=ack),
-                                   audience=audiences.parse(audience), files=files)
-    return service.publish_policy(staff=w.staff["marketing"], policy_id=policy.id)
+    policy = authoring.create_policy(staff=w.staff["marketing"], fields=fields(title, body, ack_required=ack),
+                                     audience=audiences.parse(audience), files=files)
+    return authoring.publish_policy(staff=w.staff["marketing"], policy_id=policy.id)
 
 
 def listed(client, user, **query):
@@ -97,12 +97,12 @@ def test_a_dealer_moved_between_tiers_after_publishing_sees_what_its_new_tier_is
     assert client.post(f"{MP}/policies/{policy.id}/ack", headers=auth(w.a_owner)).status_code == 404
     assert client.get(f"{MP}/policies/{policy.id}", headers=auth(w.b_owner)).status_code == 200
 
-    stats = service.policy_stats(policy.id)
+    stats = reading.policy_stats(policy.id)
     # B is addressed now (and read it) but was never pushed; A was pushed, no longer addressed.
     assert stats["figures"] == {"addressed": 1, "delivered": 0, "read": 1, "acked": 0, "left": 1}
 
     # A reminder now reaches B (in the audience) and never A.
-    reminded, _ = service.remind_stragglers(staff=w.staff["marketing"], policy_id=policy.id)
+    reminded, _ = reminders.remind_stragglers(staff=w.staff["marketing"], policy_id=policy.id)
     assert reminded == 1
     messaged = db.session.execute(
         select(DealerMessage.dealer_id).where(DealerMessage.event == "policy_reminder")
@@ -121,7 +121,7 @@ def test_editing_a_published_policy_publishes_a_new_version_that_must_be_acknowl
     assert again.get_json() == first.get_json()
     assert db.session.execute(select(func.count()).select_from(PolicyAck)).scalar_one() == 1
 
-    _, version = service.update_policy(
+    _, version = authoring.update_policy(
         staff=w.staff["marketing"], policy_id=policy.id,
         fields=fields(body="<p>订货满 10 万返 3%。</p><p>年底结算。</p>", ack_required="1", effective_to="2026-12-31"),
         audience=audiences.parse({"all": True}),
@@ -152,18 +152,18 @@ def test_editing_a_published_policy_publishes_a_new_version_that_must_be_acknowl
 
 def test_widening_the_audience_delivers_the_current_version_to_newcomers_without_a_new_version(client, w):
     policy = publish(w, {"tiers": ["gold"]}, files=[("细则.pdf", PDF)])
-    _, version = service.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
-                                       audience=audiences.parse({"tiers": ["gold", "silver"]}))
+    _, version = authoring.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
+                                         audience=audiences.parse({"tiers": ["gold", "silver"]}))
     assert version is None
     delivered = dict(db.session.execute(select(PolicyDelivery.dealer_id, PolicyDelivery.version)).all())
     assert delivered == {w.dealer_a.id: 1, w.dealer_b.id: 1, w.dealer_c.id: 1}
     messages = db.session.execute(select(DealerMessage.dealer_id).where(DealerMessage.ref_type == "policy")).scalars().all()
     assert sorted(messages) == sorted([w.dealer_a.id, w.dealer_b.id, w.dealer_c.id])  # A is not told twice
 
-    attachment = service.current_attachments(db.session.get(Policy, policy.id))[0]
-    _, version = service.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
-                                       audience=audiences.parse({"tiers": ["gold", "silver"]}),
-                                       remove_attachment_ids=[attachment.id])
+    attachment = reading.current_attachments(db.session.get(Policy, policy.id))[0]
+    _, version = authoring.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
+                                         audience=audiences.parse({"tiers": ["gold", "silver"]}),
+                                         remove_attachment_ids=[attachment.id])
     assert version == 2
     detail = client.get(f"{MP}/policies/{policy.id}", headers=auth(w.b_owner)).get_json()
     assert detail["attachments"] == [] and detail["changes"] == ["附件：移除 细则.pdf"]
@@ -171,8 +171,8 @@ def test_widening_the_audience_delivers_the_current_version_to_newcomers_without
 
 def test_saving_without_a_change_makes_no_version(client, w):
     policy = publish(w, {"all": True})
-    _, version = service.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
-                                       audience=audiences.parse({"all": True}))
+    _, version = authoring.update_policy(staff=w.staff["marketing"], policy_id=policy.id, fields=fields(),
+                                         audience=audiences.parse({"all": True}))
     assert version is None
     assert db.session.execute(select(func.count()).select_from(PolicyVersion)).scalar_one() == 1
 
@@ -206,7 +206,7 @@ def test_opening_a_policy_marks_it_read_for_that_user_only_and_unread_comes_firs
 
 def test_list_filters_by_category_and_pages(client, w):
     publish(w, {"all": True}, title="渠道")
-    service.publish_policy(staff=w.staff["admin"], policy_id=service.create_policy(
+    authoring.publish_policy(staff=w.staff["admin"], policy_id=authoring.create_policy(
         staff=w.staff["admin"], fields=fields("价格", category="price"), audience=audiences.parse({"all": True})).id)
     body = listed(client, w.a_owner, category="price")
     assert [i["title"] for i in body["items"]] == ["价格"] and body["total"] == 1 and body["unread"] == 2
@@ -219,10 +219,10 @@ def test_list_filters_by_category_and_pages(client, w):
 
 def test_unaddressed_draft_withdrawn_and_missing_policies_answer_the_same_404(client, w):
     foreign = publish(w, {"dealers": ["DB01"]}, ack=True, title="只给沪联")
-    draft = service.create_policy(staff=w.staff["marketing"], fields=fields(ack_required="1"),
-                                  audience=audiences.parse({"all": True}))
+    draft = authoring.create_policy(staff=w.staff["marketing"], fields=fields(ack_required="1"),
+                                    audience=audiences.parse({"all": True}))
     withdrawn = publish(w, {"all": True}, ack=True, title="已撤回")
-    service.withdraw_policy(staff=w.staff["marketing"], policy_id=withdrawn.id, reason="内容有误")
+    authoring.withdraw_policy(staff=w.staff["marketing"], policy_id=withdrawn.id, reason="内容有误")
     answers = []
     for policy_id in (foreign.id, draft.id, withdrawn.id, 999_999):
         for method, path in (("GET", ""), ("POST", "/ack")):
@@ -236,7 +236,7 @@ def test_unaddressed_draft_withdrawn_and_missing_policies_answer_the_same_404(cl
 
 
 def test_an_unbound_wechat_user_gets_403_on_every_policy_route(client, w):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     policy = publish(w, {"all": True}, ack=True)
     headers = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}
@@ -291,15 +291,15 @@ def test_attachments_are_checked_from_their_bytes_and_served_by_signed_url(clien
 # --- the scheduler ---------------------------------------------------------------------------------
 
 def test_the_scheduled_job_publishes_due_policies_once(client, w):
-    policy = service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.parse({"all": True}))
-    service.schedule_policy(staff=w.staff["marketing"], policy_id=policy.id, publish_at=utcnow() + timedelta(hours=1))
-    assert service.publish_due_policies() == []
+    policy = authoring.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.parse({"all": True}))
+    authoring.schedule_policy(staff=w.staff["marketing"], policy_id=policy.id, publish_at=utcnow() + timedelta(hours=1))
+    assert authoring.publish_due_policies() == []
     assert listed(client, w.a_owner)["items"] == []
 
     db.session.get(Policy, policy.id).publish_at = utcnow() - timedelta(minutes=1)
     db.session.commit()
-    assert service.publish_due_policies() == [policy.id]
-    assert service.publish_due_policies() == []  # a second run finds nothing due
+    assert authoring.publish_due_policies() == [policy.id]
+    assert authoring.publish_due_policies() == []  # a second run finds nothing due
     assert titles(client, w.a_owner) == {policy.title}
     assert db.session.execute(select(func.count()).select_from(PolicyDelivery)).scalar_one() == 3
     entry = db.session.execute(select(AuditEntry).where(AuditEntry.action == "policy.publish")).scalar_one()
@@ -309,9 +309,9 @@ def test_the_scheduled_job_publishes_due_policies_once(client, w):
 def test_a_time_in_the_past_cannot_be_scheduled(w):
     from app.kernel.errors import DomainError
 
-    policy = service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.parse({"all": True}))
+    policy = authoring.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.parse({"all": True}))
     with pytest.raises(DomainError) as exc:
-        service.schedule_policy(staff=w.staff["marketing"], policy_id=policy.id, publish_at=utcnow() - timedelta(minutes=1))
+        authoring.schedule_policy(staff=w.staff["marketing"], policy_id=policy.id, publish_at=utcnow() - timedelta(minutes=1))
     assert exc.value.status == 422
 
 
@@ -339,7 +339,7 @@ def test_reminders_write_outbox_rows_to_stragglers_and_their_reps_once(client, w
     client.post(f"{MP}/policies/{policy.id}/ack", headers=auth(w.c_owner))   # C is done
     client.get(f"{MP}/policies/{policy.id}", headers=auth(w.b_owner))        # B read, not acknowledged
 
-    assert service.remind_stragglers(staff=w.staff["marketing"], policy_id=policy.id) == (2, 0)
+    assert reminders.remind_stragglers(staff=w.staff["marketing"], policy_id=policy.id) == (2, 0)
     rows = db.session.execute(
         select(Outbox.channel, Outbox.recipient).where(Outbox.event == "policy_reminder").order_by(Outbox.id)
     ).all()
@@ -348,7 +348,7 @@ def test_reminders_write_outbox_rows_to_stragglers_and_their_reps_once(client, w
     rep = db.session.execute(select(Outbox).where(Outbox.event == "policy_reminder", Outbox.channel == "wecom_app")).scalar_one()
     assert "广州鑫达" in rep.payload["text"]["content"] and "沪联" in rep.payload["text"]["content"]
 
-    assert service.remind_stragglers(staff=w.staff["marketing"], policy_id=policy.id) == (0, 2)
+    assert reminders.remind_stragglers(staff=w.staff["marketing"], policy_id=policy.id) == (0, 2)
     assert db.session.execute(select(func.count()).select_from(Outbox).where(Outbox.event == "policy_reminder")).scalar_one() == 3
     assert db.session.execute(select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "policy.remind")).scalar_one() == 1
 
@@ -476,7 +476,7 @@ def test_console_figures_for_fifty_dealers_match_the_database(client, w):
     unacked = client.get(f"/console/policies/{policy.id}?show=unacked", headers=HTML).get_data(as_text=True)
     assert f"（{51 - len(acked)} 家）" in unacked
     rows_on_page = len(re.findall(r"<td>未确认</td>", unacked))
-    assert rows_on_page == min(service.STATS_PAGE_SIZE, 51 - len(acked))
+    assert rows_on_page == min(reading.STATS_PAGE_SIZE, 51 - len(acked))
     assert client.get(f"/console/policies/{policy.id}?show=bogus", headers=HTML).status_code == 400
     # Unused users of the world stay untouched: nothing recorded for DA01/DB01.
     assert not (read | acked) & {w.dealer_a.id, w.dealer_b.id}
@@ -515,8 +515,8 @@ def test_concurrent_opens_and_acknowledgements_record_one_read_per_user_and_one_
     from tests.test_concurrency import run_concurrently
 
     marketing = _pg_marketing()
-    policy = service.create_policy(staff=marketing, fields=fields(ack_required="1"), audience=audiences.EVERYONE)
-    service.publish_policy(staff=marketing, policy_id=policy.id)
+    policy = authoring.create_policy(staff=marketing, fields=fields(ack_required="1"), audience=audiences.EVERYONE)
+    authoring.publish_policy(staff=marketing, policy_id=policy.id)
     url = f"{MP}/policies/{policy.id}"
     owner, buyer = auth(pg_world.a_owner), auth(pg_world.a_buyer)
     jobs = [(lambda c, h=h: c.get(url, headers=h)) for h in (owner, owner, owner, buyer)]
@@ -536,7 +536,7 @@ def test_concurrent_publish_and_reminder_presses_act_once(pg_app, pg_world):
     from tests.test_concurrency import run_concurrently
 
     marketing = _pg_marketing()
-    policy_id = service.create_policy(staff=marketing, fields=fields(ack_required="1"), audience=audiences.EVERYONE).id
+    policy_id = authoring.create_policy(staff=marketing, fields=fields(ack_required="1"), audience=audiences.EVERYONE).id
 
     def call(action):
         def job(_client):
@@ -549,14 +549,14 @@ def test_concurrent_publish_and_reminder_presses_act_once(pg_app, pg_world):
                     db.session.remove()
         return job
 
-    published = run_concurrently(pg_app, [call(lambda: service.publish_policy(staff=marketing, policy_id=policy_id))] * 4)
+    published = run_concurrently(pg_app, [call(lambda: authoring.publish_policy(staff=marketing, policy_id=policy_id))] * 4)
     refused = [r for r in published if isinstance(r, Exception)]
     assert len(refused) == 3 and all(getattr(r, "status", None) == 409 for r in refused)
     db.session.rollback()
     assert db.session.execute(select(func.count()).select_from(PolicyVersion)).scalar_one() == 1
     assert db.session.execute(select(func.count()).select_from(PolicyDelivery)).scalar_one() == 2
 
-    reminded = run_concurrently(pg_app, [call(lambda: service.remind_stragglers(staff=marketing, policy_id=policy_id))] * 4)
+    reminded = run_concurrently(pg_app, [call(lambda: reminders.remind_stragglers(staff=marketing, policy_id=policy_id))] * 4)
     assert sorted(reminded) == [(0, 2), (0, 2), (0, 2), (2, 0)]
     db.session.rollback()
     assert db.session.execute(select(func.count()).select_from(DealerMessage).where(
@@ -564,8 +564,8 @@ def test_concurrent_publish_and_reminder_presses_act_once(pg_app, pg_world):
 
 
 def test_the_publish_due_command_publishes_what_is_due(runner, w):
-    policy = service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE)
-    service.schedule_policy(staff=w.staff["marketing"], policy_id=policy.id, publish_at=utcnow() + timedelta(minutes=5))
+    policy = authoring.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE)
+    authoring.schedule_policy(staff=w.staff["marketing"], policy_id=policy.id, publish_at=utcnow() + timedelta(minutes=5))
     assert "没有到时间" in runner.invoke(args=["policies", "publish-due"]).output
     db.session.get(Policy, policy.id).publish_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
@@ -582,8 +582,8 @@ def test_oversized_and_empty_attachments_are_refused_before_anything_is_stored(w
     for name, data, code, status in (("大.pdf", big_pdf, "file_too_large", 413), ("空.pdf", b"", "empty_file", 422),
                                      ("半截.pdf", b"%PDF-1.4\n1 0 obj", "invalid_file", 422)):
         with pytest.raises(DomainError) as exc:
-            service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE,
-                                  files=[("海报.png", png_bytes()), (name, data)])
+            authoring.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE,
+                                    files=[("海报.png", png_bytes()), (name, data)])
         assert (exc.value.code, exc.value.status) == (code, status) and name in exc.value.message
     assert db.session.execute(select(func.count()).select_from(Policy)).scalar_one() == 0
 
@@ -593,7 +593,7 @@ def test_console_schedules_in_china_time_and_unschedules(client, w):
 
     from app.kernel.clock import BUSINESS_TZ
 
-    policy = service.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE)
+    policy = authoring.create_policy(staff=w.staff["marketing"], fields=fields(), audience=audiences.EVERYONE)
     console_login(client, "shi")
     token = csrf(client, f"/console/policies/{policy.id}")
     at = (datetime.now(BUSINESS_TZ) + timedelta(days=1)).replace(second=0, microsecond=0)

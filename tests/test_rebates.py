@@ -15,8 +15,10 @@ from app.funds.models import LedgerEntry
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError
 from app.notify.models import DealerMessage
-from app.rebates import service as rebates
+from app.rebates import closing, computation, dealer_view, periods
+from app.rebates.documents import approve_document, reject_document
 from app.rebates.models import RebateClose, RebateDocument, RebateDocumentLine
+from app.rebates.rules import create_rule, list_rules, update_rule
 from tests.factories import add, auth, make_sku
 from tests.helpers import MP
 from tests.rebate_factories import china, order, pay, return_received, ship
@@ -32,11 +34,11 @@ def make_rule(staff, **overrides):
         "tiers": [(100_000 * YUAN, 200), (300_000 * YUAN, 300)],
     }
     fields.update(overrides)
-    return rebates.create_rule(staff=staff["finance"], **fields)
+    return create_rule(staff=staff["finance"], **fields)
 
 
 def close(period=Q4, today=AFTER_Q4, **kw):
-    return rebates.close_period(period=period, today=today, **kw)
+    return closing.close_period(period=period, today=today, **kw)
 
 
 def documents(rule=None):
@@ -84,7 +86,7 @@ def paid(world, dealer, amount_fen, day="2026-11-10", sku=None):
     ("２０２６Ｑ４", "quarter", date(2026, 10, 1), date(2026, 12, 31), "2026Q4"),
 ])
 def test_periods_parse_to_china_calendar_periods(text, kind, start, end, key):
-    period = rebates.parse_period(text)
+    period = periods.parse_period(text)
     assert (period.kind, period.start, period.end, period.key) == (kind, start, end, key)
 
 
@@ -92,15 +94,15 @@ def test_periods_parse_to_china_calendar_periods(text, kind, start, end, key):
                                   "", "abc", None, 2026, "1999", "2026 Q4"])
 def test_bad_periods_are_refused_in_chinese(text):
     with pytest.raises(DomainError) as refused:
-        rebates.parse_period(text)
+        periods.parse_period(text)
     assert refused.value.code == "invalid_period" and refused.value.status == 422
     assert "期间" in refused.value.message or "年份" in refused.value.message or "月份" in refused.value.message
 
 
 def test_previous_periods_roll_over_years():
-    assert rebates.parse_period("2026Q1").previous().key == "2025Q4"
-    assert rebates.parse_period("2026-01").previous().key == "2025-12"
-    assert rebates.parse_period("2026").previous().key == "2025"
+    assert periods.parse_period("2026Q1").previous().key == "2025Q4"
+    assert periods.parse_period("2026-01").previous().key == "2025-12"
+    assert periods.parse_period("2026").previous().key == "2025"
 
 
 # --- tiers at their boundaries, per basis ------------------------------------------------------
@@ -165,7 +167,7 @@ def test_shipped_basis_counts_shipments_in_the_china_period_less_returns_receive
     doc = doc_of(a, rule)
     # 60,000 + 4 × 6,000 − 60,000 = 24,000 yuan: below the first tier
     assert doc is None
-    totals = rebates.basis_totals(db.session, rebates.spec_of(db.session, rule), date(2026, 10, 1), date(2026, 12, 31))
+    totals = computation.basis_totals(db.session, computation.spec_of(db.session, rule), date(2026, 10, 1), date(2026, 12, 31))
     assert totals == {a.id: 6_000_000 + 2_400_000 - 6_000_000}
 
 
@@ -288,8 +290,8 @@ SCOPES = [
 def test_scope_counts_only_goods_in_it(world, staff, mixed_quarter, scope, targets, amount, rebate):
     resolved = {key: [getattr(world, name).id for name in names] for key, names in targets.items()}
     rule = make_rule(staff, scope=scope, **resolved)
-    spec = rebates.spec_of(db.session, rule)
-    assert rebates.basis_totals(db.session, spec, date(2026, 10, 1), date(2026, 12, 31)) == {world.dealer_a.id: amount}
+    spec = computation.spec_of(db.session, rule)
+    assert computation.basis_totals(db.session, spec, date(2026, 10, 1), date(2026, 12, 31)) == {world.dealer_a.id: amount}
 
     close()
 
@@ -420,8 +422,8 @@ def test_a_reclose_leaves_approved_and_rejected_documents_as_they_are(world, sta
     shipped(world, world.dealer_a, 10_000_000)
     shipped(world, world.dealer_b, 10_000_000)
     close()
-    rebates.approve_document(staff=staff["finance"], document_id=doc_of(world.dealer_a).id)
-    rebates.reject_document(staff=staff["finance"], document_id=doc_of(world.dealer_b).id, reason="资料不全")
+    approve_document(staff=staff["finance"], document_id=doc_of(world.dealer_a).id)
+    reject_document(staff=staff["finance"], document_id=doc_of(world.dealer_b).id, reason="资料不全")
     shipped(world, world.dealer_a, 30_000_000, "2026-12-01")
 
     result = close()
@@ -466,17 +468,17 @@ def test_the_scheduled_job_closes_each_finished_period_once(world, staff):
     quarterly = make_rule(staff)
     shipped(world, world.dealer_a, 10_000_000, "2026-12-05")
 
-    assert rebates.close_due_periods(today=date(2026, 12, 20)) == [
+    assert closing.close_due_periods(today=date(2026, 12, 20)) == [
         {"period": "2026-11", "label": "2026年11月", "rules": [
             {"rule_id": monthly.id, "name": "月度返利", "created": 0, "recomputed": 0, "removed": 0, "final": 0}]},
         {"period": "2026Q3", "label": "2026年第3季度", "rules": [
             {"rule_id": quarterly.id, "name": quarterly.name, "created": 0, "recomputed": 0, "removed": 0,
              "final": 0}]},
     ]
-    assert rebates.close_due_periods(today=date(2026, 12, 21)) == []
-    done = rebates.close_due_periods(today=date(2027, 1, 1))
+    assert closing.close_due_periods(today=date(2026, 12, 21)) == []
+    done = closing.close_due_periods(today=date(2027, 1, 1))
     assert [(d["period"], d["rules"][0]["created"]) for d in done] == [("2026-12", 1), ("2026Q4", 1)]
-    assert rebates.close_due_periods(today=date(2027, 1, 2)) == []
+    assert closing.close_due_periods(today=date(2027, 1, 2)) == []
     assert sorted(d.period for d in documents()) == ["2026-12", "2026Q4"]
 
 
@@ -484,7 +486,7 @@ def test_the_rebates_close_job_is_a_periodic_job():
     from app import jobs
 
     dotted, interval, _timeout, queue = jobs.PERIODIC_JOBS["rebates-close"]
-    assert jobs._import(dotted) is rebates.close_due_periods and interval == jobs.DAY and queue == "low"
+    assert jobs._import(dotted) is closing.close_due_periods and interval == jobs.DAY and queue == "low"
 
 
 def test_cli_closes_a_period_and_refuses_a_bad_one(app, world, staff):
@@ -515,7 +517,7 @@ def draft(world, staff):
 def test_approval_credits_the_rebate_account_once_and_tells_the_dealer(world, staff, draft):
     assert draft.rebate_fen == 246_914  # 123,456.78 × 2 % = 2,469.1356 → 2,469.14
 
-    approved = rebates.approve_document(staff=staff["finance"], document_id=draft.id, reason="核对无误")
+    approved = approve_document(staff=staff["finance"], document_id=draft.id, reason="核对无误")
 
     assert approved.status == "approved" and approved.decided_by_name == "财务"
     [entry] = db.session.execute(select(LedgerEntry).where(LedgerEntry.ref_type == "rebate")).scalars().all()
@@ -528,7 +530,7 @@ def test_approval_credits_the_rebate_account_once_and_tells_the_dealer(world, st
         "rebate.approve"]
 
     with pytest.raises(DomainError) as again:
-        rebates.approve_document(staff=staff["finance"], document_id=draft.id)
+        approve_document(staff=staff["finance"], document_id=draft.id)
     assert again.value.code == "rebate_document_decided" and again.value.status == 409
     assert ledger.get_balances(world.dealer_a.id)["rebate_fen"] == 246_914
 
@@ -541,7 +543,7 @@ def test_a_subscribed_dealer_user_gets_a_subscribe_message_on_approval(app, worl
                                                 "rebate_approved": "tmpl-rebate"}
     record_consents(user=world.a_owner, template_ids=["tmpl-rebate"])
 
-    rebates.approve_document(staff=staff["finance"], document_id=draft.id)
+    approve_document(staff=staff["finance"], document_id=draft.id)
 
     row = db.session.execute(select(Outbox).where(Outbox.event == "rebate_approved")).scalar_one()
     assert row.recipient == world.a_owner.openid and row.ref_type == "rebate" and row.ref_id == draft.id
@@ -551,20 +553,20 @@ def test_a_subscribed_dealer_user_gets_a_subscribe_message_on_approval(app, worl
 
 def test_rejection_needs_a_reason_and_credits_nothing(world, staff, draft):
     with pytest.raises(DomainError) as no_reason:
-        rebates.reject_document(staff=staff["finance"], document_id=draft.id, reason=" ")
+        reject_document(staff=staff["finance"], document_id=draft.id, reason=" ")
     assert no_reason.value.status == 422
-    rebates.reject_document(staff=staff["admin"], document_id=draft.id, reason="经销商有违规窜货")
+    reject_document(staff=staff["admin"], document_id=draft.id, reason="经销商有违规窜货")
     with pytest.raises(DomainError) as approve:
-        rebates.approve_document(staff=staff["finance"], document_id=draft.id)
+        approve_document(staff=staff["finance"], document_id=draft.id)
     assert approve.value.code == "rebate_document_decided"
     assert ledger.get_balances(world.dealer_a.id)["rebate_fen"] == 0
 
 
 @pytest.mark.parametrize("role", ["rep", "warehouse", "marketing"])
 def test_only_finance_and_admin_approve_configure_or_close(world, staff, draft, role):
-    for call in (lambda: rebates.approve_document(staff=staff[role], document_id=draft.id),
+    for call in (lambda: approve_document(staff=staff[role], document_id=draft.id),
                  lambda: make_rule({"finance": staff[role]}),
-                 lambda: rebates.close_period(period=Q4, staff=staff[role], today=AFTER_Q4)):
+                 lambda: closing.close_period(period=Q4, staff=staff[role], today=AFTER_Q4)):
         with pytest.raises(DomainError) as refused:
             call()
         assert refused.value.status == 403
@@ -573,7 +575,7 @@ def test_only_finance_and_admin_approve_configure_or_close(world, staff, draft, 
 
 def test_an_unknown_document_answers_404(world, staff):
     with pytest.raises(DomainError) as missing:
-        rebates.approve_document(staff=staff["finance"], document_id=999_999)
+        approve_document(staff=staff["finance"], document_id=999_999)
     assert missing.value.status == 404 and missing.value.code == "rebate_document_not_found"
 
 
@@ -583,7 +585,7 @@ def test_two_approvals_at_once_credit_once(pg_app, pg_world):
 
     finance = [create_staff(username=f"fin{i}", name=f"财务{i}", role="finance", password="correct-horse-9")
                for i in range(2)]
-    rebates.create_rule(staff=finance[0], name="季度返利", period_kind="quarter", basis="shipped",
+    create_rule(staff=finance[0], name="季度返利", period_kind="quarter", basis="shipped",
                         valid_from=date(2025, 1, 1), tiers=[(100_000 * YUAN, 200)])
     shipped(pg_world, pg_world.dealer_a, 10_000_000)
     close()
@@ -594,7 +596,7 @@ def test_two_approvals_at_once_credit_once(pg_app, pg_world):
         with pg_app.app_context():
             barrier.wait()
             try:
-                results.append(rebates.approve_document(staff=db.session.merge(staff), document_id=doc_id).status)
+                results.append(approve_document(staff=db.session.merge(staff), document_id=doc_id).status)
             except DomainError as exc:
                 results.append(exc.code)
             finally:
@@ -624,7 +626,7 @@ def test_two_closes_at_once_make_one_document_per_dealer(pg_app, pg_world):
     from app.staff.service import create_staff
 
     finance = create_staff(username="fin", name="财务", role="finance", password="correct-horse-9")
-    rebates.create_rule(staff=finance, name="季度返利", period_kind="quarter", basis="shipped",
+    create_rule(staff=finance, name="季度返利", period_kind="quarter", basis="shipped",
                         valid_from=date(2025, 1, 1), tiers=[(100_000 * YUAN, 200)])
     shipped(pg_world, pg_world.dealer_a, 10_000_000)
     shipped(pg_world, pg_world.dealer_b, 10_000_000)
@@ -653,7 +655,7 @@ def test_two_closes_at_once_make_one_document_per_dealer(pg_app, pg_world):
 
 
 def test_the_database_refuses_a_second_credit_of_one_document(world, staff, draft):
-    rebates.approve_document(staff=staff["finance"], document_id=draft.id)
+    approve_document(staff=staff["finance"], document_id=draft.id)
     with pytest.raises(Exception) as refused:
         ledger.record_movements(dealer_id=world.dealer_a.id, actor=staff["finance"], actor_type="staff",
                                 movements=[ledger.Movement("rebate", 100, "rebate", draft.id)])
@@ -695,7 +697,7 @@ def test_rule_changes_are_audited_and_documents_keep_what_they_copied(world, sta
     rule = make_rule(staff)
     shipped(world, world.dealer_a, 10_000_000, "2026-07-10")
     close("2026Q3", today=date(2026, 10, 1))
-    rebates.update_rule(staff=staff["admin"], rule_id=rule.id, name="季度返利（新）", period_kind="quarter",
+    update_rule(staff=staff["admin"], rule_id=rule.id, name="季度返利（新）", period_kind="quarter",
                         basis="shipped", valid_from=date(2025, 1, 1), tiers=[(100_000 * YUAN, 250)])
 
     doc = doc_of(world.dealer_a)
@@ -713,13 +715,13 @@ def test_dealer_sees_balance_history_and_progress_to_the_next_tier(client, world
     shipped(world, world.dealer_a, 12_000_000, today.isoformat(), hour=0)
     shipped(world, world.dealer_a, 10_000_000, "2025-11-10")
     close("2025Q4", today=date(2026, 1, 2))
-    rebates.approve_document(staff=staff["finance"], document_id=doc_of(world.dealer_a).id)
+    approve_document(staff=staff["finance"], document_id=doc_of(world.dealer_a).id)
 
     body = client.get(f"{MP}/rebates", headers=auth(world.a_viewer)).get_json()
 
     assert body["balance_fen"] == 200_000
     progress = body["progress"]
-    assert progress["period"] == rebates.Period.containing("quarter", today).key
+    assert progress["period"] == periods.Period.containing("quarter", today).key
     assert progress["rule"]["id"] == rule.id
     assert (progress["amount_fen"], progress["current_rate_bp"], progress["estimated_rebate_fen"]) == (
         12_000_000, 200, 240_000)
@@ -764,7 +766,8 @@ def test_another_dealers_rebate_document_answers_404_like_a_missing_one(client, 
 # --- end to end through the real services ------------------------------------------------------------
 
 def test_orders_shipped_and_returned_through_the_services_earn_their_rebate(client, world, staff):
-    from app.orders import service as orders
+    from app.orders import approval as orders
+    from app.orders import queries
     from app.orders.shipments import ship_order
     from app.returns import service as returns
     from tests.helpers import submit
@@ -774,7 +777,7 @@ def test_orders_shipped_and_returned_through_the_services_earn_their_rebate(clie
     assert r.status_code == 201, r.get_json()
     order_no = r.get_json()["order_no"]
     orders.approve_order(staff=world.rep, order_no=order_no)
-    placed = orders.get_order(dealer_id=world.dealer_a.id, order_no=order_no)
+    placed = queries.get_order(dealer_id=world.dealer_a.id, order_no=order_no)
     ship_order(staff=staff["warehouse"], order_no=order_no, quantities={placed.lines[0].id: 10}, carrier="顺丰速运",
                tracking_no="SF20261127")
     ret = returns.create_return(user=world.a_buyer, order_no=order_no, lines=[{"sku_id": world.cola.id, "qty": 2}],
@@ -782,7 +785,7 @@ def test_orders_shipped_and_returned_through_the_services_earn_their_rebate(clie
     returns.approve_return(staff=staff["admin"], return_id=ret.id)
     returns.receive_return(staff=staff["warehouse"], return_id=ret.id, warehouse_id=world.wh_south.id)
 
-    month = rebates.Period.containing("month", business_today())
+    month = periods.Period.containing("month", business_today())
     close(month, today=month.end + timedelta(days=1))
 
     doc = doc_of(world.dealer_a, rule)
@@ -790,12 +793,12 @@ def test_orders_shipped_and_returned_through_the_services_earn_their_rebate(clie
     assert [(line.source, line.qty, line.amount_fen) for line in doc.lines] == [
         ("shipment", 10, 40_000), ("return", 2, -8_000)]
     assert (doc.basis_amount_fen, doc.rebate_fen) == (32_000, 1_600)
-    rebates.approve_document(staff=staff["finance"], document_id=doc.id)
+    approve_document(staff=staff["finance"], document_id=doc.id)
     assert client.get(f"{MP}/account", headers=auth(world.a_buyer)).get_json()["accounts"]["rebate_fen"] == 1_600
 
 
 def test_unbound_users_are_refused_and_viewers_may_read_a_document(client, world, staff, draft):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     unbound = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}
     for path in ("/rebates", f"/rebates/{draft.id}"):
@@ -809,13 +812,13 @@ def test_demo_data_has_two_rebate_rules_the_dealers_see_progress_against(app, ru
     from app.dealers.models import Dealer
 
     assert runner.invoke(args=["demo", "seed"]).exit_code == 0
-    rules = rebates.list_rules()
+    rules = list_rules()
     assert [(r.name, r.period_kind, r.basis, r.scope, r.applies_to) for r in rules] == [
         ("季度发货返利", "quarter", "shipped", "all", "all"),
         ("金牌经销商调味品月度回款返利", "month", "paid", "categories", "tiers"),
     ]
     gold = db.session.execute(select(Dealer).where(Dealer.code == "D001")).scalar_one()
-    seen = rebates.dealer_rebates(dealer_id=gold.id)
+    seen = dealer_view.dealer_rebates(dealer_id=gold.id)
     assert gold.tier.code == "gold"
     assert [p["rule"]["name"] for p in seen["progress_all"]] == [r.name for r in rules]
     progress = seen["progress"]  # D001's completed demo order was shipped this quarter
@@ -836,7 +839,7 @@ def test_basis_amounts_on_postgresql(pg_app, pg_world, basis, expected):
 
     w = pg_world
     finance = create_staff(username="fin", name="财务", role="finance", password="correct-horse-9")
-    rule = rebates.create_rule(staff=finance, name="季度返利", period_kind="quarter", basis=basis,
+    rule = create_rule(staff=finance, name="季度返利", period_kind="quarter", basis=basis,
                                valid_from=date(2025, 1, 1), tiers=[(100_000 * YUAN, 200)])
     first = order(w, w.dealer_a, [(w.cola, 6, 2_000_000)], at=china("2026-09-20"), status="approved")
     ship(w, first, None, at=china("2026-10-01", 0))
@@ -848,7 +851,7 @@ def test_basis_amounts_on_postgresql(pg_app, pg_world, basis, expected):
     pay(second, 4_999_999, at=china("2026-10-22"))
     db.session.commit()
 
-    assert rebates.basis_totals(db.session, rebates.spec_of(db.session, rule), date(2026, 10, 1),
+    assert computation.basis_totals(db.session, computation.spec_of(db.session, rule), date(2026, 10, 1),
                                 date(2026, 12, 31)) == {w.dealer_a.id: expected}
     close()
     assert doc_of(w.dealer_a).basis_amount_fen == expected

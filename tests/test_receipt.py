@@ -8,7 +8,8 @@ from sqlalchemy import select
 from app import jobs
 from app.extensions import db
 from app.kernel.clock import utcnow
-from app.orders import service as orders
+from app.orders import approval as orders
+from app.orders import closing
 from app.orders.models import Order, OrderEvent
 from app.orders.shipments import ship_order
 from tests.factories import auth
@@ -100,8 +101,8 @@ def test_orders_shipped_more_than_n_days_ago_complete_once(client, world, staff,
     age(old, 11)
     age(recent, 9)
     assert app.config["ORDER_AUTO_COMPLETE_DAYS"] == 10
-    assert orders.auto_complete_orders() == [old]
-    assert orders.auto_complete_orders() == []  # idempotent
+    assert closing.auto_complete_orders() == [old]
+    assert closing.auto_complete_orders() == []  # idempotent
     assert (order_row(old).status, order_row(recent).status, order_row(partly).status) == (
         "completed", "shipped", "partially_shipped")
     event = db.session.execute(select(OrderEvent).order_by(OrderEvent.id.desc()).limit(1)).scalar_one()
@@ -109,7 +110,7 @@ def test_orders_shipped_more_than_n_days_ago_complete_once(client, world, staff,
 
 
 def test_auto_complete_is_a_daily_job_and_a_command(runner, client, world, staff):
-    assert jobs.PERIODIC_JOBS["auto-complete-orders"][0] == "app.orders.service.auto_complete_orders"
+    assert jobs.PERIODIC_JOBS["auto-complete-orders"][0] == "app.orders.closing.auto_complete_orders"
     order_no = shipped_order(client, world, staff)
     age(order_no, 3)
     out = runner.invoke(args=["orders", "auto-complete"])

@@ -8,13 +8,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
 from app.audit.models import AuditEntry
-from app.dealers.service import issue_token
+from app.dealers.identity import issue_token
 from app.extensions import db
 from app.funds import ledger
 from app.funds import refunds as refunding
 from app.funds.models import LedgerEntry, Refund
 from app.kernel.clock import utcnow
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import Order
 from app.returns import service as returns
 from app.returns.models import ReturnLine, ReturnRequest

@@ -13,7 +13,7 @@ from app.funds.models import CreditAccount
 from app.kernel.clock import utcnow
 from app.notify import rep_alerts
 from app.notify.models import Outbox
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import Order, OrderEvent
 from app.kernel.clock import business_today
 from app.staff.models import Staff
@@ -325,7 +325,7 @@ def test_commands_alerts_and_digest_on_postgresql(pg_app, pg_world):
 
 
 def test_dealer_cancel_without_a_reason_does_not_echo_the_default_as_a_reason(client, world):
-    from app.orders import service as orders_service
+    from app.orders import closing as orders_service
     from tests.factories import auth
     from tests.helpers import submit
 

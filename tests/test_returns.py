@@ -14,7 +14,8 @@ from app.extensions import db
 from app.funds.models import LedgerEntry
 from app.inventory.models import Stock
 from app.notify.models import DealerMessage, Outbox
-from app.orders import service as orders
+from app.orders import approval as orders
+from app.orders import closing
 from app.orders.models import Order
 from app.orders.shipments import ship_order
 from app.returns import service as returns
@@ -135,7 +136,7 @@ def test_returns_need_a_shipment(client, world, staff, stage):
     if stage == "approved":
         orders.approve_order(staff=world.rep, order_no=order_no)
     elif stage == "cancelled":
-        orders.cancel_order(user=world.a_buyer, order_no=order_no)
+        closing.cancel_order(user=world.a_buyer, order_no=order_no)
     before = counts()
     r = ask(client, world.a_buyer, order_no, [(world.cola, 1)])
     assert r.status_code == 409 and r.json["error"]["code"] == "order_not_returnable"
@@ -501,7 +502,7 @@ def test_concurrent_receipts_add_the_goods_to_stock_once(pg_app, pg_world):
 
 
 def test_an_unbound_wechat_user_gets_403_not_bound_on_every_return_route(client, world, staff, shipped):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     ret = ask(client, world.a_buyer, shipped, [(world.cola, 1)]).json
     headers = {"Authorization": f"Bearer {issue_token('o-never-bound-0002')}"}

@@ -10,7 +10,7 @@ from app.extensions import db
 from app.inventory.models import Reservation, Stock
 from app.kernel.errors import DomainError
 from app.notify.models import DealerMessage, Outbox
-from app.orders import service as orders
+from app.orders import approval as orders
 from app.orders.models import Order, OrderEvent, OrderLine, Shipment, ShipmentLine
 from app.orders.shipments import ship_order
 from app.staff.models import Staff

@@ -337,7 +337,7 @@ def test_dispute_needs_a_comment_then_blocks_confirm(client, world, issued):
 
 
 def test_an_unbound_wechat_user_gets_403_on_every_statement_route(client, world, issued):
-    from app.dealers.service import issue_token
+    from app.dealers.identity import issue_token
 
     headers = {"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"}
     for method, path, body in [("GET", "/statements", None), *STATEMENT_ROUTES]:

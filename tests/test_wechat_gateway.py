@@ -8,12 +8,8 @@ import time
 import pytest
 
 from app.integrations import wechat
-from app.integrations.wechat import (
-    MiniProgramGateway,
-    WeChatError,
-    WeChatRateLimited,
-    WeChatUnavailable,
-)
+from app.integrations.wechat_errors import WeChatError, WeChatRateLimited, WeChatUnavailable
+from app.integrations.wechat_gateways import MiniProgramGateway
 from devtools.standin import StandinServer
 
 APP_ID = "wx-test-appid"

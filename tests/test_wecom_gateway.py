@@ -7,13 +7,8 @@ import time
 
 import pytest
 
-from app.integrations.wechat import (
-    WeChatError,
-    WeChatRateLimited,
-    WeChatUnavailable,
-    WeComGateway,
-    _raise_if_recipient_invalid,
-)
+from app.integrations.wechat_errors import WeChatError, WeChatRateLimited, WeChatUnavailable
+from app.integrations.wechat_gateways import WeComGateway, _raise_if_recipient_invalid
 from devtools.standin import StandinServer
 
 CORP_ID = "ww-test-corpid"
@@ -309,7 +304,7 @@ def test_wecom_token_is_shared_through_redis(standin, redis_url):
 def test_app_gateways_are_built_once_per_app_and_keep_their_token(standin):
     from flask import Flask
 
-    from app.integrations.wechat import MiniProgramGateway, mini_program_gateway, wecom_gateway
+    from app.integrations.wechat_gateways import MiniProgramGateway, mini_program_gateway, wecom_gateway
 
     app = Flask(__name__)
     app.config.update({

@@ -6,7 +6,10 @@ of tasks they have not confirmed. Each step is safe to run twice.
 """
 import logging
 
-from app.campaigns import service
+from app.campaigns.groups import sync_groups
+from app.campaigns.reading import due_campaigns
+from app.campaigns.results import poll_campaign
+from app.campaigns.sending import create_tasks, recover_stuck_senders, send_campaign
 
 log = logging.getLogger(__name__)
 
@@ -14,19 +17,19 @@ JOB_QUEUE = "low"
 
 
 def tick():
-    due, sending = service.due_campaigns()
+    due, sending = due_campaigns()
     sent = polled = 0
     for campaign_id in due:
         try:
-            service.send_campaign(campaign_id)
+            send_campaign(campaign_id)
             sent += 1
         except Exception:
             log.exception("sending campaign %s failed; the next tick tries again", campaign_id)
     for campaign_id in sending:
         try:
-            service.recover_stuck_senders(campaign_id)  # a worker died while creating a task
-            service.create_tasks(campaign_id)  # a sender left pending by an interrupted run
-            service.poll_campaign(campaign_id)
+            recover_stuck_senders(campaign_id)  # a worker died while creating a task
+            create_tasks(campaign_id)  # a sender left pending by an interrupted run
+            poll_campaign(campaign_id)
             polled += 1
         except Exception:
             log.exception("polling campaign %s failed; the next tick tries again", campaign_id)
@@ -34,4 +37,4 @@ def tick():
 
 
 def sync_all_groups():
-    return service.sync_groups()
+    return sync_groups()

@@ -3,7 +3,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 from sqlalchemy import bindparam, func, or_, over, select
 
 from app.audit import service as audit
@@ -32,7 +32,7 @@ from app.pricing.service import (
     stock_level,
     visible_condition,
 )
-from app.storage import StorageError, get_storage
+from app.storage import StorageError, absolute, get_storage
 from app.storage.images import inspect_image
 
 
@@ -58,8 +58,8 @@ def image_url_of(image_key, image_url):
     (a path on this site made absolute inside a request), else None."""
     if image_key:
         return get_storage().url_for(image_key)
-    if image_url and image_url.startswith("/") and has_request_context():
-        return request.host_url.rstrip("/") + image_url
+    if image_url and image_url.startswith("/"):
+        return absolute(image_url)
     return image_url
 
 

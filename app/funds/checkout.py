@@ -11,25 +11,22 @@ An order's total is paid by two parts:
 
 `split_payment` decides the split and its problems without touching the database; the
 order service (preview and submit) reads the balances and the rate and writes the ledger.
-The setting lives in `brand_settings` under `rebate_usage` as `{"max_rate_bp": int}`.
+The setting lives in `brand_settings` under `rebate_usage` as `{"max_rate_bp": int}`
+(declared in `app.kernel.settings`).
 """
-import logging
 from dataclasses import asdict, dataclass
 from types import SimpleNamespace
 
 from app.audit import service as audit
 from app.database import write_transaction
 from app.extensions import db
+from app.kernel import settings
 from app.kernel.errors import DomainError
-from app.kernel.money import BP_PER_UNIT, apply_bp, format_yuan
+from app.kernel.money import apply_bp, format_yuan
 from app.kernel.permissions import require
-from app.notify import settings
 from app.orders.models import PAYMENT_METHOD_LABELS
 
-log = logging.getLogger(__name__)
-
-KEY = "rebate_usage"
-DEFAULT_MAX_RATE_BP = 3000
+KEY = settings.REBATE_USAGE.key
 
 
 def describe_rate(rate_bp):
@@ -38,20 +35,9 @@ def describe_rate(rate_bp):
 
 # --- the brand setting -------------------------------------------------------------------
 
-def _parse(value):
-    """A stored value as a rate in basis points; a missing or malformed one is the default."""
-    if value is None:
-        return DEFAULT_MAX_RATE_BP
-    rate = value.get("max_rate_bp") if isinstance(value, dict) else None
-    if type(rate) is not int or not 0 <= rate <= BP_PER_UNIT:
-        log.warning("brand setting %s is malformed (%r); using %s bp", KEY, value, DEFAULT_MAX_RATE_BP)
-        return DEFAULT_MAX_RATE_BP
-    return rate
-
-
 def read_rebate_rate(session):
     """The rebate-usage cap (basis points of the goods amount) as this transaction sees it."""
-    return _parse(settings.read(session, KEY))
+    return settings.read(session, settings.REBATE_USAGE)
 
 
 def get_rebate_rate():
@@ -71,11 +57,9 @@ def set_rebate_rate(*, max_rate_bp, actor=None):
     """
     if actor is not None:
         require(actor, "settings.edit", "只有管理员可以修改返利抵扣比例")
-    if type(max_rate_bp) is not int or not 0 <= max_rate_bp <= BP_PER_UNIT:
-        raise DomainError("invalid_setting", "返利抵扣比例应在 0%～100% 之间（最多两位小数）", 422)
     with write_transaction() as session:
         before = read_rebate_rate(session)
-        settings.write(session, KEY, {"max_rate_bp": max_rate_bp})
+        settings.write(session, settings.REBATE_USAGE, max_rate_bp)
         audit.record(
             session, actor=actor or CLI_ACTOR, action="settings.rebate_usage", entity_type="settings", entity_id=KEY,
             label="返利抵扣比例", before={"max_rate_bp": before}, after={"max_rate_bp": max_rate_bp},

@@ -11,7 +11,7 @@ Finance side (admin, finance): `list_offline_for_staff`, `get_offline_for_staff`
   then the submission row; only a `pending` one may be confirmed, so two clerks confirming at
   once make exactly one payment (the second waits for the lock, then sees `confirmed`: 409).
   A `Payment` (method "offline", `offline_payment_id` unique as a backstop) is written for the
-  amount actually received, and `app.orders.service.apply_payment` posts it as WeChat
+  amount actually received, and `app.orders.payments.apply_payment` posts it as WeChat
   payments are posted: to the order it names (receivable +/−, the order's `paid_fen`) up to
   what the order still owes, the rest to prepaid; a transfer naming no order pays down the
   receivable first (what the dealer owes on credit) and the rest goes to prepaid.
@@ -28,7 +28,7 @@ from sqlalchemy.orm import selectinload
 from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
-from app.dealers.service import check_may_act
+from app.dealers.access import check_may_act
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import OFFLINE_STATUS_LABELS, OfflinePayment, Payment

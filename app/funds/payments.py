@@ -29,7 +29,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.database import write_transaction
-from app.dealers.service import check_may_act
+from app.dealers.access import check_may_act
 from app.extensions import db
 from app.funds import ledger
 from app.funds.models import Payment, WechatPayOrder
@@ -41,7 +41,8 @@ from app.integrations.wechatpay import (
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
 from app.orders.models import Order
-from app.orders.service import apply_payment, lock_dealer_order
+from app.orders.payments import apply_payment
+from app.orders.queries import lock_dealer_order
 
 log = logging.getLogger(__name__)
 

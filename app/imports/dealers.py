@@ -1,14 +1,16 @@
 """Dealers in Excel: one row per dealer; an import creates new codes and updates existing ones.
 
-Cells are read by the dealer service's own `dealer_fields_from_text` and each row goes through
-`create_dealer` / `update_dealer` (their checks, role rules — finance may change payment terms
+Cells are read by the dealers domain's own `typed.dealer_fields_from_text` and each row goes through
+`admin.create_dealer` / `admin.update_dealer` (their checks, role rules — finance may change payment terms
 and credit, a rep the contacts of their own dealers — and audit entries), all inside one
 transaction: a bad row anywhere and nothing is kept.
 """
 from sqlalchemy import select
 
 from app.database import write_transaction
-from app.dealers import service as dealers
+from app.dealers import admin, typed
+from app.dealers.access import scope_to_staff
+from app.dealers.fields import FIELD_LABELS
 from app.dealers.models import DEALER_STATUS_LABELS, Dealer, Region, Tier
 from app.extensions import db
 from app.funds.models import CreditAccount
@@ -54,7 +56,7 @@ NOTES = (
 
 
 def export_rows(*, staff):
-    query = dealers.scope_to_staff(
+    query = scope_to_staff(
         select(Dealer, Tier.code, Region.name, Staff.username, CreditAccount.credit_limit_fen)
         .join(Tier, Tier.id == Dealer.tier_id)
         .join(Region, Region.code == Dealer.region_code)
@@ -97,7 +99,7 @@ def import_file(*, staff, data, filename, apply, reason=None):
 
 
 def _snapshot(session, dealer_id):
-    return dealers._snapshot(session, session.get(Dealer, dealer_id)) | {
+    return admin.snapshot(session, session.get(Dealer, dealer_id)) | {
         "credit_limit_fen": session.get(CreditAccount, dealer_id).credit_limit_fen
         if session.get(CreditAccount, dealer_id) else 0
     }
@@ -109,7 +111,7 @@ def _run(session, staff, sheet, errors, result, reason):
     for number, cells in sheet.rows:
         raw = {key: cells.get(key) for key in _FIELDS if key in cells}
         try:
-            fields = dealers.dealer_fields_from_text(raw)
+            fields = typed.dealer_fields_from_text(raw)
         except DomainError as exc:
             errors.add(number, exc.message)
             continue
@@ -124,12 +126,12 @@ def _run(session, staff, sheet, errors, result, reason):
         try:
             dealer_id = existing.get(code)
             if dealer_id is None:
-                dealer = dealers.create_dealer(staff=staff, session=session, reason=reason, **fields)
+                dealer = admin.create_dealer(staff=staff, session=session, reason=reason, **fields)
                 result.add(Change(number, "create", f"{dealer.code} {dealer.name}"))
             else:
                 fields.pop("code")
                 before = _snapshot(session, dealer_id)
-                dealer = dealers.update_dealer(staff=staff, code=code, session=session, reason=reason, **fields)
+                dealer = admin.update_dealer(staff=staff, code=code, session=session, reason=reason, **fields)
                 session.flush()
                 after = _snapshot(session, dealer_id)
                 old = {k: v for k, v in before.items() if after.get(k) != v}
@@ -150,5 +152,5 @@ def _describe(values):
     for key, value in values.items():
         if key.endswith("_fen") and value is not None:
             value = sheets.yuan_decimal(value)
-        shown.append(f"{dealers.FIELD_LABELS.get(key, key)}：{value if value not in (None, '') else '—'}")
+        shown.append(f"{FIELD_LABELS.get(key, key)}：{value if value not in (None, '') else '—'}")
     return "，".join(shown)

@@ -24,7 +24,7 @@ from app.imports.sheets import CellError, Column, Errors, RowsRejected
 from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
 from app.kernel.permissions import require
-from app.pricing import service as pricing
+from app.pricing import price_lists as pricing
 from app.pricing.models import PriceList, PriceListItem
 
 KIND = "prices"

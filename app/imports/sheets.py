@@ -4,19 +4,20 @@ Every kind (price lists, stock, SKUs, dealers) declares its columns once (`Colum
 export writes exactly those headers and the import accepts exactly those headers, so a
 file exported, edited and imported again round-trips.
 
-Cells are parsed by small functions that raise `CellError` with a Chinese reason; the
-caller collects every bad row (row number as Excel shows it) before deciding anything.
-Money never passes through a float into fen: see `money_fen`.
+Cells are parsed by the kernel's input kinds (`app.kernel.inputs`, `cell=True`) through small
+functions that raise `CellError` with a Chinese reason; the caller collects every bad row
+(row number as Excel shows it) before deciding anything. Money never passes through a float
+into fen: see `money_fen`.
 """
 import io
 import re
 import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
+from app.kernel import inputs
 from app.kernel.errors import DomainError
-from app.kernel.money import parse_yuan
 
 MAX_BYTES = 5 * 1024 * 1024          # the uploaded .xlsx file
 MAX_UNPACKED_BYTES = 64 * 1024 * 1024  # what the zip unpacks to (guards against zip bombs)
@@ -159,108 +160,44 @@ def _read_rows(sheet, columns, max_rows):
 
 
 # --- cells ----------------------------------------------------------------------------
+#
+# The kinds are the kernel's (`app.kernel.inputs`, read with `cell=True`); here their refusal
+# becomes a CellError carrying the same Chinese message.
+
+def _cell(parse, value, **kw):
+    try:
+        return parse(value, field=None, cell=True, **kw)
+    except DomainError as exc:
+        raise CellError(exc.message) from None
+
 
 def text(value, label, *, max_len, required=True):
     """A stripped string; numbers typed into a text column (e.g. a code 1001) become text."""
-    if value is None:
-        result = ""
-    elif isinstance(value, bool):
-        raise CellError(f"{label}应为文字")
-    elif isinstance(value, float) and value.is_integer():
-        result = str(int(value))
-    elif isinstance(value, (datetime, date)):
-        raise CellError(f"{label}应为文字，不是日期")
-    else:
-        result = str(value).strip()
-    if required and not result:
-        raise CellError(f"{label}不能为空")
-    if len(result) > max_len:
-        raise CellError(f"{label}不能超过 {max_len} 个字符")
-    return result
+    return _cell(inputs.text, value, label=label, max_len=max_len, required=required)
 
 
 def money_fen(value, label="价格"):
     """Yuan in a cell → integer fen, exactly, by the one rule for typed money
     (`app.kernel.money.parse_yuan`: "12.50", "¥1,234.00", "8 元", "50万"; at most two decimals — never
-    rounded —, not negative).
-
-    A number cell holds a binary float, so it is first read as the 15 significant digits Excel
-    itself shows: a formula's 11.000000000000002 is 11, not "more than two decimals".
+    rounded —, not negative). A float cell is read as the 15 significant digits Excel shows.
     """
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise CellError(f"{label}不能为空")
-    if isinstance(value, (datetime, date)):
-        raise CellError(f"{label}应为金额（元），如 12.50")
-    if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise CellError(f"{label}应为金额（元），如 12.50")
-        value = Decimal(format(value, ".15g"))
-    try:
-        return parse_yuan(value)
-    except ValueError as exc:
-        raise CellError(f"{label}“{str(value).strip()[:20]}”：{exc}") from None
+    return _cell(inputs.yuan, value, label=label)
 
 
 def integer(value, label, *, minimum=0, maximum=10**12, required=True, default=None):
     """A whole number; "1,200" and 1200.0 are fine, 12.5 is not."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise CellError(f"{label}不能为空")
-        return default
-    if isinstance(value, bool) or isinstance(value, (datetime, date)):
-        raise CellError(f"{label}应为整数")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise CellError(f"{label}应为整数，不能有小数")
-        number = int(value)
-    elif isinstance(value, int):
-        number = value
-    else:
-        raw = re.sub(r"[\s,，]", "", str(value))
-        if not re.fullmatch(r"-?\d+", raw):
-            raise CellError(f"{label}“{str(value).strip()[:20]}”应为整数")
-        number = int(raw)
-    if number < minimum:
-        raise CellError(f"{label}不能小于 {minimum}")
-    if number > maximum:
-        raise CellError(f"{label}不能大于 {maximum}")
-    return number
-
-
-_DATE_TEXT = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
+    return _cell(inputs.integer, value, label=label, minimum=minimum, maximum=maximum, required=required,
+                 default=default)
 
 
 def day(value, label, *, required=True):
     """A calendar date: a date cell, or text 2026-11-26 / 2026/11/26 / 2026年11月26日."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise CellError(f"{label}不能为空")
-        return None
-    if isinstance(value, datetime):
-        if value.time() != datetime.min.time():
-            raise CellError(f"{label}应为日期，不带时间")
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        match = _DATE_TEXT.match(value.strip())
-        if match:
-            try:
-                return date(*(int(g) for g in match.groups()))
-            except ValueError:
-                raise CellError(f"{label}“{value.strip()}”不是有效日期") from None
-    shown = str(value).strip()[:20]
-    raise CellError(f"{label}“{shown}”不是日期，应写成 2026-11-26")
+    return _cell(inputs.day, value, label=label, required=required)
 
 
 def choice(value, label, options):
     """One of `options` ({shown text: stored value}); the stored value itself is accepted too."""
-    raw = text(value, label, max_len=32)
-    if raw in options:
-        return options[raw]
-    if raw in options.values():
-        return raw
-    raise CellError(f"{label}“{raw}”无效，应为：" + "、".join(options))
+    return _cell(inputs.choice_by_label, value, label=label, options=options)
 
 
 # --- writing --------------------------------------------------------------------------

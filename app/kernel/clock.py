@@ -46,6 +46,16 @@ def business_day_start(day):
     return datetime.combine(day, time.min, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
 
 
+def china_text(instant, fmt="%Y-%m-%d %H:%M"):
+    """A stored instant as people in China read it ("2026-12-07 18:30"); "" for None. A
+    naive value (SQLite drops the zone) is the UTC it was stored as."""
+    if instant is None:
+        return ""
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=timezone.utc)
+    return instant.astimezone(BUSINESS_TZ).strftime(fmt)
+
+
 def china_time(*args):
     """An aware UTC instant from China wall-clock fields: `china_time(2026, 11, 30, 23, 30)`."""
     return datetime(*args, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)

@@ -15,6 +15,11 @@ from flask import current_app
 
 # name -> keyword arguments every publisher passes (subscribers take them as keywords)
 EVENTS = {
+    # `app.orders.states.transition`: placed, then every later step; `card_tap` is the WeCom
+    # card tap an approval answers (None otherwise), for the rep's notifier.
+    "order.placed": ("order", "actor"),
+    "order.transitioned": ("order", "from_status", "to_status", "actor", "reason", "card_tap"),
+    "shipment.sent": ("order", "carrier", "tracking_no"),
     "policy.published": ("policy", "changes"),
     "campaign.sending": ("campaign", "plan"),
     "return.requested": ("request", "order"),

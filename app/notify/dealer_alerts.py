@@ -172,8 +172,9 @@ def list_messages(*, dealer_id, page=1, page_size=20):
 
 # --- events --------------------------------------------------------------------------------
 
-def order_changed(session, order, *, from_status, to_status, reason=None, actor=None):
-    """Write the dealer's notifications for an order transition (outbox rows + message list).
+def order_changed(session, order, *, from_status, to_status, reason=None, actor=None, card_tap=None):
+    """Write the dealer's notifications for an order transition (outbox rows + message list):
+    the `order.transitioned` subscriber (`card_tap` concerns the rep only).
 
     Approved and rejected notify the dealer; a cancellation does only when someone other
     than the dealer's own user cancelled (staff or the system). Submitting needs nothing
@@ -194,7 +195,7 @@ def order_changed(session, order, *, from_status, to_status, reason=None, actor=
 def shipment_sent(session, order, carrier, tracking_no):
     """Tell the dealer a shipment of this order left, with its carrier and tracking number.
 
-    Call once per shipment, in the shipment's transaction. Calling again for the same
+    The `shipment.sent` subscriber: once per shipment, in the shipment's transaction. Calling again for the same
     carrier and tracking number adds another list entry but sends no second subscribe message.
     """
     body = f"您的订单 {order.order_no} 已发货：{carrier}，运单号 {tracking_no}。请留意查收。"

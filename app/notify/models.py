@@ -1,5 +1,5 @@
-"""Notification tables: the outbox, the dealer's message list, subscribe-message consents,
-brand settings, and the WeCom callback's dedupe record.
+"""Notification tables: the outbox, the dealer's message list, subscribe-message consents
+and the WeCom callback's dedupe record (brand settings are `app.kernel.settings`).
 
 The outbox is written in the same transaction as the change that causes a notification
 (`app.notify.service.add`); delivery reads it (`app.notify.delivery`).
@@ -95,16 +95,6 @@ class SubscribeConsent(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("dealer_users.id"))
     template_id: Mapped[str] = mapped_column(String(64))
     remaining: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at = timestamp()
-
-
-class BrandSetting(db.Model):
-    """Brand-wide settings edited by staff (e.g. `auto_approval`), one JSON value per key."""
-
-    __tablename__ = "brand_settings"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[dict] = mapped_column(JSON)
     updated_at = timestamp()
 
 

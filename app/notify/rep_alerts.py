@@ -10,16 +10,15 @@ row; a log line says so.
 
 Updating an approval card needs a `response_code`: WeCom returns one when the card is sent
 and one with every button tap, each usable once within 72 h. Only the tap's code reaches
-us (`answering_card_tap`), so a decision taken on the card updates the card itself; a
-decision taken elsewhere (bot, console, the dealer cancelling) is announced to the rep as
-a text message, and a later tap on the stale card answers with the order's status and
-updates that card with the tap's own code (bots/cards.py).
+us: the card's handler (bots/cards.py) passes it into the approval as a `CardTap`, which
+the `order.transitioned` event carries here, so a decision taken on the card updates the
+card itself; a decision taken elsewhere (bot, console, the dealer cancelling) is announced
+to the rep as a text message, and a later tap on the stale card answers with the order's
+status and updates that card with the tap's own code (bots/cards.py).
 """
-import contextlib
 import functools
 import hashlib
 import logging
-from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -182,35 +181,33 @@ def _rep_from_row(row):
 
 @dataclass(frozen=True)
 class CardTap:
+    """A tap on an order's approval card: a decision on `order_no` taken with it updates
+    that card (its ResponseCode) in the decision's own transaction instead of sending the
+    rep a text. bots/cards.py passes it to `approve_order(card_tap=...)`."""
+
     order_no: str
     response_code: str
     userid: str
 
-
-_card_tap = ContextVar("dinghuo_card_tap", default=None)
-
-
-@contextlib.contextmanager
-def answering_card_tap(*, order_no, response_code, userid):
-    """While active, a decision on `order_no` updates the tapped card (its ResponseCode)
-    in the decision's own transaction instead of sending the rep a text."""
-    token = _card_tap.set(CardTap(order_no, response_code, userid))
-    try:
-        yield
-    finally:
-        _card_tap.reset(token)
+    def answers(self, order):
+        return self.order_no == order.order_no
 
 
-# --- the hook ------------------------------------------------------------------------
+# --- the subscribers -------------------------------------------------------------------
 
-def order_changed(session, order, *, from_status, to_status, actor=None, reason=None):
-    """Write the rep's WeCom notifications for an order transition (outbox rows)."""
-    if to_status == "pending_approval" and from_status is None:
-        _new_order(session, order, actor)
-    elif to_status == "pending_approval" and from_status == "pending_approval":
-        _awaiting_finance(session, order, actor)
+def order_placed(session, order, *, actor):
+    """`order.placed`: the rep's approval card (and the 90 % credit alert)."""
+    _new_order(session, order, actor)
+
+
+def order_changed(session, order, *, from_status, to_status, actor=None, reason=None, card_tap=None):
+    """`order.transitioned`: write the rep's WeCom notifications (outbox rows). `card_tap`:
+    the card tap the change answers, if it came from one."""
+    tap = card_tap if card_tap is not None and card_tap.answers(order) else None
+    if to_status == "pending_approval" and from_status == "pending_approval":
+        _awaiting_finance(session, order, actor, tap)
     elif to_status in DECIDED:
-        _decided(session, order, to_status, actor, reason)
+        _decided(session, order, to_status, actor, reason, tap)
 
 
 def _new_order(session, order, placed_by):
@@ -253,12 +250,11 @@ def _credit_check(session, order, dealer, userid, credit):
     )
 
 
-def _decided(session, order, to_status, actor, reason):
+def _decided(session, order, to_status, actor, reason, tap):
     from app.staff.models import Staff
 
     actor_name = getattr(actor, "name", None)
-    tap = _card_tap.get()
-    if tap is not None and tap.order_no == order.order_no:
+    if tap is not None:
         outbox.add(
             session, channel="wecom_card", event=f"order_{to_status}", recipient=tap.userid,
             payload=card_button_update(tap.response_code, decision_label(to_status, actor_name)),
@@ -294,12 +290,11 @@ def _decided(session, order, to_status, actor, reason):
     )
 
 
-def _awaiting_finance(session, order, actor=None):
+def _awaiting_finance(session, order, actor, tap):
     """A rep approved an order over the credit limit: it now waits for finance. The tapped
     card (if the approval came from one) greys out saying so; the bot and the console tell
     the rep themselves; every active finance clerk with a WeCom account is messaged."""
-    tap = _card_tap.get()
-    if tap is not None and tap.order_no == order.order_no:
+    if tap is not None:
         outbox.add(
             session, channel="wecom_card", event="order_awaiting_finance", recipient=tap.userid,
             payload=card_button_update(tap.response_code, "待财务复核"),
@@ -338,7 +333,7 @@ def _tell_finance(session, order, actor):
         )
 
 
-# What app.orders.service.cancel_order records when a dealer cancels without typing a reason.
+# What app.orders.closing.cancel_order records when a dealer cancels without typing a reason.
 DEALER_CANCEL_DEFAULT_REASON = "经销商取消订单"
 
 
@@ -356,7 +351,7 @@ def _withdraw_unsent_card(session, order, dealer):
     return True
 
 
-# --- shipment (called by the shipment service in its transaction) ------------------------
+# --- shipment (`shipment.sent`, in the shipment's transaction) ---------------------------
 
 def shipment_sent(session, order, carrier, tracking_no):
     """Tell the dealer's rep that (part of) an order shipped; one message per tracking number."""

@@ -3,7 +3,7 @@ messages, template-card updates and group robots (registered by `create_app`).""
 from flask import current_app
 from sqlalchemy import and_, select, update
 
-from app.integrations.wechat import WeChatError
+from app.integrations.wechat_errors import WeChatError
 from app.notify import channels
 from app.notify.models import SubscribeConsent
 
@@ -17,7 +17,7 @@ ERRCODE_NO_SUBSCRIPTION = 43101
 
 def _gateway(kind):
     """The app's gateway (built once per app: it holds the HTTP session and token cache)."""
-    from app.integrations.wechat import mini_program_gateway, wecom_gateway
+    from app.integrations.wechat_gateways import mini_program_gateway, wecom_gateway
 
     app = current_app._get_current_object()
     return mini_program_gateway(app) if kind == "mp" else wecom_gateway(app)

@@ -5,9 +5,9 @@ order waits here, then sees the first one's shipment), check the quantities agai
 what is still to ship, lock the SKUs' stock rows and take the units from the warehouses
 holding the order's reservations (on_hand and reserved drop together, the reservation
 shrinks), write the shipment and its lines, raise `order_lines.shipped_qty`, and move the
-order to `partially_shipped` / `shipped` through the order service's `_transition`
-(event, audit entry `order.ship`), telling the dealer and the rep. Any problem raises
-before anything is written.
+order to `partially_shipped` / `shipped` (`app.orders.states`: event, audit entry
+`order.ship`, `order.transitioned`), then publish `shipment.sent` (the dealer and the rep
+are told by its subscribers). Any problem raises before anything is written.
 
 A credit order's shipment turns its credit hold into receivable, in the same transaction:
 the hold shrinks by the shipped value and the ledger posts receivable +shipped value
@@ -32,11 +32,10 @@ from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
 from app.kernel.money import share_of
 from app.kernel.permissions import can
-from app.notify import dealer_alerts, rep_alerts
-from app.orders import service as orders
-from app.orders.models import STATUS_LABELS, Order, OrderLine, Shipment, ShipmentLine
+from app.kernel.events import publish
+from app.orders import states
+from app.orders.models import Order, OrderLine, Shipment, ShipmentLine
 
-SHIPPABLE = ("approved", "partially_shipped")
 CARRIER_MAX = 32
 TRACKING_NO = re.compile(r"^[A-Za-z0-9-]{4,40}$")
 MAX_QTY = 1_000_000
@@ -95,12 +94,7 @@ def ship_order(*, staff, order_no, quantities, carrier, tracking_no, warehouse_i
         ).scalar_one_or_none()
         if order is None:
             raise NotFound("订单不存在", "order_not_found")
-        if order.status not in SHIPPABLE:
-            raise DomainError(
-                "order_not_shippable",
-                f"订单 {order.order_no} 当前状态为「{STATUS_LABELS[order.status]}」，不能发货（审批通过后才能发货）",
-                409, {"status": order.status},
-            )
+        states.require(order, "ship_partial")
         lines = session.execute(
             select(OrderLine).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
             .execution_options(populate_existing=True)
@@ -147,13 +141,12 @@ def ship_order(*, staff, order_no, quantities, carrier, tracking_no, warehouse_i
             _hold_to_receivable(session, account, order, lines, shipment, staff=staff)
         units = sum(wanted.values())
         shipped_lines = {line.sku_code: wanted[line.id] for line in lines if line.id in wanted}
-        orders._transition(
-            session, order, "shipped" if done else "partially_shipped", actor=staff,
+        states.transition(
+            session, order, "ship_full" if done else "ship_partial", actor=staff,
             reason=f"第 {seq} 次发货：{carrier} {tracking_no}，共 {units} 件" + ("，已全部发出" if done else ""),
             audit_after={"shipment": seq, "carrier": carrier, "tracking_no": tracking_no, "lines": shipped_lines},
         )
-        dealer_alerts.shipment_sent(session, order, carrier, tracking_no)
-        rep_alerts.shipment_sent(session, order, carrier, tracking_no)
+        publish(session, "shipment.sent", order=order, carrier=carrier, tracking_no=tracking_no)
     return shipment
 
 

@@ -1,6 +1,6 @@
 """What the console shows staff about orders: the filtered list and one order's detail.
 
-Read-only; every state change goes through `app.orders.service` / `app.orders.shipments`.
+Read-only; every state change goes through `app.orders.states.transition`.
 Which orders a staff member sees follows `scope_to_staff` (a rep: their own dealers'
 orders; another rep's order answers 404, as if it did not exist).
 """
@@ -11,16 +11,15 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from app.dealers.models import Dealer
-from app.dealers.service import scope_to_staff
+from app.dealers.access import scope_to_staff
 from app.extensions import db
 from app.funds.service import credit_summary
 from app.inventory.models import Reservation, Warehouse
 from app.kernel.clock import business_day_start
 from app.kernel.errors import DomainError, NotFound
 from app.kernel.permissions import can
+from app.orders import states
 from app.orders.models import ORDER_STATUSES, Order, OrderLine, Shipment, ShipmentLine
-from app.orders.service import APPROVABLE
-from app.orders.shipments import SHIPPABLE
 from app.staff.models import Staff
 
 ORDER_LIST_PAGE_SIZE = 50
@@ -125,7 +124,7 @@ def get_order_for_staff(*, staff, order_no):
 def allowed_actions(staff, order):
     """What `staff` may do to `order` now, by role and status (the services check again)."""
     actions = set()
-    if order.status in APPROVABLE:
+    if states.allows("approve", order.status):
         rep_step, finance_step = can(staff, "orders.approve"), can(staff, "orders.review_credit")
         if rep_step and (finance_step or not order.awaiting_finance):
             actions |= {"approve", "reject"}
@@ -133,6 +132,6 @@ def allowed_actions(staff, order):
             actions.add("reject")
         elif finance_step and order.awaiting_finance:
             actions |= {"approve", "reject"}
-    if order.status in SHIPPABLE and can(staff, "orders.ship"):
+    if states.allows("ship_partial", order.status) and can(staff, "orders.ship"):
         actions.add("ship")
     return actions

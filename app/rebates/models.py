@@ -5,7 +5,7 @@ paid goods amount), over which goods (all, categories, SKUs) and for which deale
 tiers, named dealers) volume tiers pay a rate in basis points, plus an optional growth
 rebate against the same period last year. Closing a period writes one `RebateDocument`
 per (rule, dealer, period) with its contributing lines; finance approves it, which credits
-the dealer's rebate account through the ledger (see `app.rebates.service`).
+the dealer's rebate account through the ledger (see `app.rebates.documents`).
 """
 from datetime import date, datetime
 

@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import case, func, literal_column, select
 
 from app.dealers.models import Dealer, Region, Tier
-from app.dealers.service import scope_to_staff
+from app.dealers.access import scope_to_staff
 from app.extensions import db
 from app.kernel.clock import BUSINESS_TZ, business_day_start, business_today
 from app.kernel.errors import DomainError

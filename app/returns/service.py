@@ -27,7 +27,7 @@ from sqlalchemy.orm import selectinload
 from app.audit import service as audit
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
-from app.dealers.service import check_may_act, scope_to_staff
+from app.dealers.access import check_may_act, scope_to_staff
 from app.extensions import db
 from app.funds import ledger
 from app.funds import refunds as refunding
@@ -39,7 +39,7 @@ from app.kernel.money import format_yuan, line_amount
 from app.kernel.permissions import require
 from app.orders.models import STATUS_LABELS as ORDER_STATUS_LABELS
 from app.orders.models import Order, OrderLine
-from app.orders.service import lock_dealer_order
+from app.orders.queries import lock_dealer_order
 from app.returns.models import (
     HOLDING_STATUSES,
     RECEIVABLE_STATUSES,

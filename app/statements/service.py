@@ -35,7 +35,7 @@ from sqlalchemy.orm import selectinload
 from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.models import ORDERING_ROLES, Dealer
-from app.dealers.service import check_may_act
+from app.dealers.access import check_may_act
 from app.extensions import db
 from app.funds.models import (
     ACCOUNT_LABELS,

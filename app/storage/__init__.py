@@ -3,15 +3,33 @@
 `get_storage()` answers the backend the configuration names (`STORAGE_BACKEND`: `local`,
 the default, or `s3`), built once per app. Only keys are stored in the database; URLs are
 made on demand (`url_for`) and expire. See `app.storage.backends` for the interface.
+
+A local file's URL is `/files/<key>?…`, served by the callbacks shell (`callbacks.files`),
+which also tells storage where the current request came from (`serve_from`): inside a
+request the URL is absolute (the mini-program's <image> needs a full URL), outside one
+(a job, the CLI) it stays relative. The core itself never reads the request.
 """
 from urllib.parse import urlencode
 
-from flask import current_app, has_request_context
-from flask import url_for as flask_url_for
+from flask import current_app
 
 from app.storage.backends import LocalStorage, S3Storage, StorageError  # noqa: F401
 
 _EXTENSION = "dinghuo_storage"
+_ORIGIN = "dinghuo_request_origin"
+
+
+def serve_from(app, origin):
+    """Installed by the shell that serves `/files/`: `origin()` answers the current
+    request's scheme and host (e.g. "https://dinghuo.example.com"), or None outside one."""
+    app.extensions[_ORIGIN] = origin
+
+
+def absolute(path):
+    """A path on this site, made absolute when there is a request to take the host from."""
+    origin = current_app.extensions.get(_ORIGIN)
+    base = origin() if origin else None
+    return base + path if base else path
 
 
 def get_storage(app=None):
@@ -37,9 +55,6 @@ def _build(config):
 
 
 def _file_url(key, expires, signature, download_name=None):
-    # Absolute inside a request (the mini-program's <image> needs a full URL), relative otherwise.
     # A download name travels as `d` (covered by the signature).
     params = {"e": expires, "s": signature, **({"d": download_name} if download_name else {})}
-    if has_request_context():
-        return flask_url_for("files.serve", key=key, **params, _external=True)
-    return f"/files/{key}?{urlencode(params)}"
+    return absolute(f"/files/{key}?{urlencode(params)}")

@@ -1,0 +1,248 @@
+"""How a submission's rows reach the database, once `app.orders.submission` decided them.
+
+`write_order` writes an `OrderWrite` statement by statement (any database; SQLite numbers
+orders from `order_no_counters`); on PostgreSQL `write_order_postgresql` writes the same
+rows in one statement, numbering from the day's sequence (`order_numbering`).
+"""
+import functools
+import threading
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import bindparam, create_engine, delete, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import NullPool
+
+from app.extensions import db
+from app.funds import service as funds
+from app.inventory import service as inventory
+from app.orders.models import CartItem, IdempotencyKey, Order, OrderEvent, OrderLine, OrderNoCounter
+from app.pricing.service import business_today
+
+
+@functools.cache
+def _insert_statement(model, returning_id=False):
+    stmt = insert(model.__table__)
+    return stmt.returning(model.__table__.c.id) if returning_id else stmt
+
+
+@functools.cache
+def _clear_cart_statement():
+    cart = CartItem.__table__
+    return delete(cart).where(
+        cart.c.user_id == bindparam("user_id"), cart.c.sku_id.in_(bindparam("sku_ids", expanding=True))
+    )
+
+
+@dataclass
+class OrderWrite:
+    """Every row a submission writes, decided: the order (without id and number), its
+    lines, stock allocations [(sku_id, warehouse_id, qty)], the credit hold's ledger
+    entry (None: no hold), the first event and the Idempotency-Key (all without the order id)."""
+
+    order: dict
+    lines: list
+    allocations: list
+    credit_entry: dict | None
+    event: dict
+    key: dict
+    user_id: int
+
+
+def line_values(line):
+    return {
+        "sku_id": line.sku_id, "sku_code": line.sku_code, "name": line.name, "spec": line.spec,
+        "unit": line.unit, "qty": line.qty, "list_price_fen": line.list_price_fen,
+        "unit_price_fen": line.unit_price_fen, "amount_fen": line.amount_fen, "price_source": line.price_source,
+    }
+
+
+def write_order(session, write, account):
+    """Write an `OrderWrite` statement by statement (any database): (order id, number)."""
+    conn = session.connection()
+    order_no = _next_order_no(session)
+    order_id = conn.execute(_insert_statement(Order, returning_id=True), {**write.order, "order_no": order_no}).scalar_one()
+    conn.execute(_insert_statement(OrderLine), [{**line, "order_id": order_id} for line in write.lines])
+    inventory.reserve(session, order_id, write.allocations)
+    if write.credit_entry is not None:
+        funds.write_entry(session, account, {**write.credit_entry, "order_id": order_id})
+    conn.execute(_insert_statement(OrderEvent), {**write.event, "order_id": order_id})
+    conn.execute(_clear_cart_statement(), {"user_id": write.user_id, "sku_ids": [line["sku_id"] for line in write.lines]})
+    conn.execute(_insert_statement(IdempotencyKey), {**write.key, "order_id": order_id})
+    return order_id, order_no
+
+
+# PostgreSQL writes an `OrderWrite` in one statement: the same rows `write_order` writes
+# (the order numbered from the day's sequence, lines, stock reserved and the reservations,
+# the credit hold and its ledger entry, the first event, the cart cleared, the key), with
+# the lines and allocations passed as arrays so the text never changes (prepared once).
+_WRITE_ORDER_SQL = text("""
+WITH number AS (
+    SELECT nextval(CAST(:sequence AS regclass)) AS n
+), new_order AS (
+    INSERT INTO orders (order_no, dealer_id, placed_by_id, status, payment_method, subtotal_fen,
+                        discount_fen, shipping_fen, total_fen, credit_held_fen, paid_fen, rebate_fen,
+                        ship_contact, ship_phone, ship_region_code, ship_address, remark, created_at, updated_at)
+    SELECT :order_no_prefix || CASE WHEN n < 10000 THEN lpad(CAST(n AS text), 4, '0') ELSE CAST(n AS text) END,
+           :dealer_id, :placed_by_id, :status, :payment_method, :subtotal_fen,
+           :discount_fen, :shipping_fen, :total_fen, :credit_held_fen, :paid_fen, :rebate_fen,
+           :ship_contact, :ship_phone,
+           :ship_region_code, :ship_address, :remark, :created_at, :updated_at
+    FROM number
+    RETURNING id, order_no
+), lines AS (
+    INSERT INTO order_lines (order_id, sku_id, sku_code, name, spec, unit, qty, list_price_fen,
+                             unit_price_fen, amount_fen, price_source)
+    SELECT new_order.id, l.sku_id, l.sku_code, l.name, l.spec, l.unit, l.qty, l.list_price_fen,
+           l.unit_price_fen, l.amount_fen, l.price_source
+    FROM new_order, unnest(CAST(:line_sku_id AS bigint[]), CAST(:line_sku_code AS text[]),
+                           CAST(:line_name AS text[]), CAST(:line_spec AS text[]), CAST(:line_unit AS text[]),
+                           CAST(:line_qty AS integer[]), CAST(:line_list_price_fen AS bigint[]),
+                           CAST(:line_unit_price_fen AS bigint[]), CAST(:line_amount_fen AS bigint[]),
+                           CAST(:line_price_source AS text[]))
+         WITH ORDINALITY AS l(sku_id, sku_code, name, spec, unit, qty, list_price_fen, unit_price_fen,
+                              amount_fen, price_source, position)
+    ORDER BY l.position
+), allocations AS (
+    SELECT * FROM unnest(CAST(:alloc_sku_id AS bigint[]), CAST(:alloc_warehouse_id AS bigint[]),
+                         CAST(:alloc_qty AS bigint[])) AS a(sku_id, warehouse_id, qty)
+), reserved AS (
+    UPDATE stock SET reserved = stock.reserved + allocations.qty
+    FROM allocations
+    WHERE stock.sku_id = allocations.sku_id AND stock.warehouse_id = allocations.warehouse_id
+    RETURNING 1
+), reservations AS (
+    INSERT INTO stock_reservations (order_id, sku_id, warehouse_id, qty)
+    SELECT new_order.id, allocations.sku_id, allocations.warehouse_id, allocations.qty FROM new_order, allocations
+), held AS (
+    UPDATE credit_accounts SET held_fen = credit_accounts.held_fen + :entry_amount_fen
+    WHERE credit_accounts.dealer_id = :dealer_id AND CAST(:with_hold AS boolean)
+    RETURNING 1
+), entry AS (
+    INSERT INTO credit_entries (dealer_id, kind, amount_fen, held_after_fen, receivable_after_fen,
+                                limit_after_fen, order_id, note, created_at)
+    SELECT :dealer_id, :entry_kind, :entry_amount_fen, :entry_held_after_fen, :entry_receivable_after_fen,
+           :entry_limit_after_fen, new_order.id, :entry_note, :entry_created_at
+    FROM new_order WHERE CAST(:with_hold AS boolean)
+), event AS (
+    INSERT INTO order_events (order_id, from_status, to_status, actor_type, actor_id, actor_name, reason, created_at)
+    SELECT new_order.id, :event_from_status, :event_to_status, :event_actor_type, :event_actor_id,
+           :event_actor_name, :event_reason, :event_created_at
+    FROM new_order
+), cart AS (
+    DELETE FROM cart_items WHERE cart_items.user_id = :user_id AND cart_items.sku_id = ANY(CAST(:line_sku_id AS bigint[]))
+), idempotency AS (
+    INSERT INTO idempotency_keys (dealer_id, key, request_hash, order_id, created_at)
+    SELECT :dealer_id, :key, :request_hash, new_order.id, :key_created_at FROM new_order
+)
+SELECT new_order.id, new_order.order_no,
+       (SELECT count(*) FROM reserved) AS reserved_rows, (SELECT count(*) FROM held) AS held_rows
+FROM new_order
+""")
+
+
+def write_order_postgresql(session, write, numbering):
+    """Write an `OrderWrite` in one statement on PostgreSQL: (order id, number)."""
+    sequence, prefix = numbering
+    params = {
+        **write.order, "sequence": sequence, "order_no_prefix": prefix,
+        "user_id": write.user_id, "key": write.key["key"], "request_hash": write.key["request_hash"],
+        "key_created_at": write.key["created_at"],
+        **{f"line_{name}": [line[name] for line in write.lines] for name in _LINE_COLUMNS},
+        "alloc_sku_id": [s for s, _, _ in write.allocations],
+        "alloc_warehouse_id": [w for _, w, _ in write.allocations],
+        "alloc_qty": [q for _, _, q in write.allocations],
+        "with_hold": write.credit_entry is not None,
+        **{f"entry_{name}": value for name, value in (write.credit_entry or _NO_HOLD).items()
+           if name not in ("dealer_id", "order_id")},
+        **{f"event_{name}": value for name, value in write.event.items() if name != "order_id"},
+    }
+    row = session.connection().execute(_WRITE_ORDER_SQL, params).one()
+    if row.reserved_rows != len(write.allocations) or row.held_rows != (write.credit_entry is not None):
+        raise RuntimeError("stock or credit rows locked for this order were not all updated")
+    return row.id, row.order_no
+
+
+# The entry parameters when there is no hold (the statement's text stays the same).
+_NO_HOLD = {"kind": "hold", "amount_fen": 0, "held_after_fen": 0, "receivable_after_fen": 0, "limit_after_fen": 0,
+            "note": None, "created_at": None}
+
+_LINE_COLUMNS = ("sku_id", "sku_code", "name", "spec", "unit", "qty", "list_price_fen", "unit_price_fen",
+                 "amount_fen", "price_source")
+
+
+def _order_no_prefix(day):
+    return f"SO{day:%Y%m%d}"
+
+
+@functools.cache
+def _bump_counter_statement():
+    counters = OrderNoCounter.__table__
+    return (
+        update(counters).where(counters.c.day == bindparam("for_day"))
+        .values(last=counters.c.last + 1).returning(counters.c.last)
+    )
+
+
+def _next_order_no(session):
+    """`SO` + China date + 4-digit daily sequence (more digits past 9999), from the day's
+    counter row (SQLite, where writers are serialised anyway)."""
+    day = business_today()
+    bumped = session.connection().execute(_bump_counter_statement(), {"for_day": day}).scalar_one_or_none()
+    if bumped is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(OrderNoCounter).values(day=day, last=1))
+            bumped = 1
+        except IntegrityError:
+            bumped = session.connection().execute(_bump_counter_statement(), {"for_day": day}).scalar_one()
+    return f"{_order_no_prefix(day)}{bumped:04d}"
+
+
+def order_numbering(day):
+    """PostgreSQL: (`day`'s order-number sequence, created on first use, and the number
+    prefix of that day); None elsewhere (SQLite counts in `order_no_counters`).
+
+    A counter row bumped inside the order transaction stays locked until COMMIT, so every
+    dealer's submissions would queue on it; a sequence hands out numbers without locking
+    (a number taken by a transaction that then fails is skipped, never reused). The
+    sequence continues the day's counter row if one exists (orders numbered before this
+    change), and is owned by `order_no_counters.last`, so it goes with that table.
+    """
+    if db.engine.dialect.name != "postgresql":
+        return None
+    name = f"order_no_{day:%Y%m%d}"
+    known = current_app.extensions.setdefault("dinghuo_order_no_sequences", set())
+    if name in known:
+        return name, _order_no_prefix(day)
+    with _NUMBERING_LOCK:  # threads of one process create it once, on one extra connection
+        if name not in known:
+            _create_order_no_sequence(name, day)
+            known.add(name)
+    return name, _order_no_prefix(day)
+
+
+_NUMBERING_LOCK = threading.Lock()
+
+
+def _create_order_no_sequence(name, day):
+    counters = OrderNoCounter.__table__
+    # A connection of its own, in autocommit and outside the pool (the request may hold a
+    # pooled one already, and a full pool would then wait on itself): DDL inside the order
+    # transaction would hold catalog locks until COMMIT, or vanish with a ROLLBACK.
+    engine = create_engine(db.engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if conn.execute(select(func.to_regclass(name))).scalar() is not None:
+                return
+            last = conn.execute(select(counters.c.last).where(counters.c.day == day)).scalar() or 0
+            try:
+                conn.exec_driver_sql(
+                    f"CREATE SEQUENCE IF NOT EXISTS {name} START WITH {int(last) + 1} OWNED BY order_no_counters.last"
+                )
+            except DBAPIError:
+                # Another process created it at the same moment (a unique violation in the catalog).
+                if conn.execute(select(func.to_regclass(name))).scalar() is None:
+                    raise
+    finally:
+        engine.dispose()
