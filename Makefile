@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: demo test lint install install-dev migrate seed serve bench bench-notify clean browser-deps
+.PHONY: demo test lint install install-dev migrate seed serve bench bench-notify bench-compare clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ bench: install-dev
 
 bench-notify: install-dev
 	$(BIN)/python bench/notify.py $(BENCH_ARGS)
+
+# This tree beside another commit in one run: make bench-compare REF=fae4e39 BENCH_ARGS="--runs 3"
+bench-compare: install-dev
+	@test -n "$(REF)" || { echo "usage: make bench-compare REF=<commit> [BENCH_ARGS=...]"; exit 2; }
+	bench/run.sh --against $(REF) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis
