@@ -8,7 +8,7 @@ from console.auth import bp, china_time, id_arg, login_required, page_arg, pager
 from app.dealers.models import DEALER_STATUS_LABELS
 from app.extensions import db
 from app.kernel.errors import DomainError
-from app.kernel.money import format_yuan
+from app.kernel.money import fen_to_yuan_text, format_yuan
 from app.staff.models import Staff
 
 # --- dealers -------------------------------------------------------------------------
@@ -118,8 +118,7 @@ def _form_values(dealer):
 def _plain_yuan(fen):
     if fen is None:
         return ""
-    yuan, cents = divmod(fen, 100)
-    return f"{yuan}.{cents:02d}" if cents else str(yuan)
+    return fen_to_yuan_text(fen, trim=True)
 
 
 @bp.route("/dealers/new", methods=["GET", "POST"])

@@ -72,8 +72,8 @@ def import_cycles(imports):
             elif other in on_stack:
                 low[module] = min(low[module], index[other])
         if low[module] == index[module]:
-            component = set()
-            while not component or member != module:
+            component, member = set(), None
+            while member != module:
                 member = stack.pop()
                 on_stack.discard(member)
                 component.add(member)
