@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 import pytest
 from PIL import Image, PngImagePlugin
 
-from app.storage.models import Upload
 from app.extensions import db
+from app.storage.models import Upload
 from tests.factories import auth
 from tests.helpers import HTML, MP, csrf
 from tests.helpers import console_login as login

@@ -11,8 +11,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.database import write_transaction
-from app.dealers.models import ORDERING_ROLES
 from app.dealers.access import check_may_act
+from app.dealers.models import ORDERING_ROLES
 from app.extensions import db
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
