@@ -21,6 +21,7 @@ import time
 from flask import current_app, request
 
 from app.config import ConfigError
+from app.kernel.clock import duration_words
 from app.kernel.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,8 @@ class TooManyAttempts(DomainError):
 
     def __init__(self, code, message, retry_after):
         self.retry_after = max(1, int(math.ceil(retry_after)))
-        super().__init__(code, message.format(wait=wait_words(self.retry_after)), 429,
+        super().__init__(code, message.format(wait=duration_words(self.retry_after)), 429,
                          {"retry_after": self.retry_after})
-
-
-def wait_words(seconds):
-    """How long to wait, as people say it: 45 秒, 3 分钟, 2 小时."""
-    if seconds < 60:
-        return f"{seconds} 秒"
-    if seconds < 3600:
-        return f"{math.ceil(seconds / 60)} 分钟"
-    return f"{math.ceil(seconds / 3600)} 小时"
 
 
 def init_app(app):
