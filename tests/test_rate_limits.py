@@ -75,3 +75,20 @@ def test_a_limit_that_does_not_parse_refuses_to_start(standin, tmp_path):
     with pytest.raises(ConfigError, match="MP_LOGIN_LIMIT_PER_USER"):
         create_app({**_base_config(standin), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/x.db",
                     "MP_LOGIN_LIMIT_PER_USER": "lots"})
+
+
+def test_with_redis_the_counters_are_shared_by_every_web_process(standin, tmp_path, redis_url):
+    """Two apps on one Redis stand for two gunicorn workers: the limit holds across both."""
+    import uuid
+
+    from tests.conftest import _migrate
+
+    config = {**_base_config(standin), "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path}/r.db",
+              "REDIS_URL": redis_url, "MP_LOGIN_LIMIT_PER_ADDRESS": "3/minute",
+              "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}"}
+    one, two = create_app(config), create_app(config)
+    _migrate(one)
+    assert one.config["RATELIMIT_STORAGE_URI"] == redis_url
+    clients = [one.test_client(), two.test_client()]
+    statuses = [login(clients[i % 2], standin.mint_code(f"o-redis-{i}")).status_code for i in range(5)]
+    assert statuses == [200, 200, 200, 429, 429]
