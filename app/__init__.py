@@ -56,6 +56,8 @@ def create_app(config=None):
         database,  # noqa: F401  (registers the SQLite transaction hooks)
         errors,
         models,
+        ratelimit,
+        security_headers,
     )
     from app.extensions import Api, db, migrate
     from app.kernel import events
@@ -71,6 +73,14 @@ def create_app(config=None):
         },
     )
     errors.init_app(app)
+    ratelimit.init_app(app)
+    security_headers.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        # Client address and scheme as the reverse proxies in front report them (rate limits, HSTS).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     events.init_app(app)
     _subscribe(app)
     channels.init_app(app)

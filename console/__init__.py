@@ -18,6 +18,7 @@ from console import (  # noqa: F401
     prices,
     rebates,
     returns,
+    staff,
     statements,
     stock,
 )

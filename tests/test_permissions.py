@@ -51,6 +51,7 @@ EXPECTED = {
     "reports.dealers": {A, S, F},
     "audit.view": {A, F},
     "settings.edit": {A},
+    "staff.manage": {A},
     "bot.orders": {A, S},
 }
 
