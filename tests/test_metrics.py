@@ -209,3 +209,24 @@ def test_gunicorn_config_serves_probes_and_multiprocess_metrics(_sqlite_template
     assert len(requests_logged) == 20 and {line["request_id"] for line in requests_logged} == {"gunicorn-req-0001"}
     assert any(line.get("logger", "").startswith("gunicorn") for line in lines)  # gunicorn's own log: JSON too
     assert "Traceback" not in log
+
+
+def test_the_sample_grafana_dashboard_reads_only_series_we_expose(client, fake_redis):  # noqa: F811
+    import json
+    import re
+
+    from app import metrics
+
+    jobs.enqueue(failing_job, queue="low")
+    add_row()
+    client.get("/healthz")
+    metrics.job_finished("test", "failed")
+    metrics.delivery_outcome("test", "retry")
+    metrics.delivery_error("test", 45009)
+    exposed = {name for name, _ in scrape(client)}
+    exposed |= {re.sub(r"_(bucket|count|sum)$", "", name) for name in exposed}
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"\b((?:flask|dinghuo)_[a-z_]+)\{", expr)}
+    assert used and used <= exposed, used - exposed
+    assert len(used) >= 9
