@@ -123,6 +123,21 @@ class TextFormatter(logging.Formatter):
         return redact(text) if record.exc_info or record.exc_text else text
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is written (daemons and test runners swap it)."""
+
+    def __init__(self):
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
 def configure(app):
     """Install (once per process) the root handler; a later app may switch its format."""
     fmt = app.config.get("LOG_FORMAT") or "text"
@@ -130,7 +145,7 @@ def configure(app):
     root = logging.getLogger()
     handler = next((h for h in root.handlers if getattr(h, "_dinghuo", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler._dinghuo = True
         handler.addFilter(RedactingFilter())
         root.addHandler(handler)

@@ -137,9 +137,9 @@ def test_no_secret_or_phone_number_reaches_a_log_line(json_lines):  # noqa: F811
     assert "access_token=[redacted]" in second["exc"] and "RuntimeError" in second["exc"]
 
 
-def test_production_logs_are_json_lines_through_the_redacting_filter(app):
+def test_production_logs_are_json_lines_through_the_redacting_filter(app, tmp_path):
     prod = create_app({"ENV_NAME": "test", "TESTING": True, "LOG_FORMAT": "json",
-                       "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"]})
+                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'prod.sqlite3'}"})
     try:
         [handler] = [h for h in logging.getLogger().handlers if getattr(h, "_dinghuo", False)]
         assert isinstance(handler.formatter, logs.JsonFormatter)
