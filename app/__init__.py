@@ -1,5 +1,4 @@
 """Dinghuo application factory."""
-import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,9 +47,11 @@ def create_app(config=None):
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic announces each autogenerate plugin at import; that is noise in CLI output.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from app import logs, metrics
+
+    logs.configure(app)  # JSON lines in production, redacted (docs/production.md)
+    logs.init_app(app)  # first request hook: the request id is bound before any other
+    metrics.init_app(app)  # /metrics
 
     from app import (  # noqa: F401
         database,  # noqa: F401  (registers the SQLite transaction hooks)

@@ -138,6 +138,7 @@ def from_env():
         # its last shipment (app.orders.closing.auto_complete_orders, a daily job).
         "ORDER_AUTO_COMPLETE_DAYS": _env_int("ORDER_AUTO_COMPLETE_DAYS", 10),
         **_storage_settings(env),
+        **_ops_settings(env),
     }
 
 
@@ -164,6 +165,29 @@ def _security_settings(env):
         # The console's cookie only over HTTPS; on by default in production.
         "SESSION_COOKIE_SECURE": _env_bool(env, "SESSION_COOKIE_SECURE", production),
     }
+
+
+# --- operations (app.logs, app.metrics): docs/production.md -------------------------------
+LOG_FORMATS = ("json", "text")
+
+
+def _ops_settings(env):
+    """Log format, and who may read /metrics (allowed networks, or a bearer token)."""
+    production = (env("DINGHUO_ENV") or "development") == "production"
+    log_format = (env("LOG_FORMAT") or ("json" if production else "text")).strip().lower()
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT 应为 {'、'.join(LOG_FORMATS)} 之一，当前为 {log_format!r}")
+    allow = env("METRICS_ALLOW")
+    allow = "127.0.0.1/32,::1/128" if allow is None else allow
+    import ipaddress
+
+    for item in (part.strip() for part in allow.split(",")):
+        if item:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(f"METRICS_ALLOW 中的 {item!r} 不是 IP 地址或网段（如 10.0.0.0/8）") from None
+    return {"LOG_FORMAT": log_format, "METRICS_ALLOW": allow, "METRICS_TOKEN": env("METRICS_TOKEN") or None}
 
 
 # --- file storage (app.storage): uploaded photos ----------------------------------------

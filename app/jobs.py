@@ -13,6 +13,9 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 
+from app import logs
+from app.kernel import correlation
+
 log = logging.getLogger(__name__)
 
 QUEUE_NAMES = ("high", "default", "low")
@@ -78,14 +81,15 @@ def enqueue(func, *args, queue="default", job_id=None, timeout=30, result_ttl=No
         raise ValueError(f"unknown queue {queue!r}")
     connection = redis_connection()
     if connection is None:
-        return func(*args)
+        with logs.job_scope(_func_name(func), queue=queue):
+            return func(*args)
     retry = None
     if retry_intervals:
         from rq import Retry
 
         retry = Retry(max=len(retry_intervals), interval=list(retry_intervals))
     return _queue(queue, connection).enqueue(
-        func, *args, job_id=job_id, job_timeout=timeout, result_ttl=result_ttl, retry=retry
+        func, *args, job_id=job_id, job_timeout=timeout, result_ttl=result_ttl, retry=retry, meta=_meta()
     )
 
 
@@ -99,7 +103,7 @@ def enqueue_in(seconds, func, *args, queue="default", timeout=30, result_ttl=Non
     if connection is None:
         return None
     return _queue(queue, connection).enqueue_in(
-        timedelta(seconds=max(0, seconds)), func, *args, job_timeout=timeout, result_ttl=result_ttl
+        timedelta(seconds=max(0, seconds)), func, *args, job_timeout=timeout, result_ttl=result_ttl, meta=_meta()
     )
 
 
@@ -114,12 +118,22 @@ def enqueue_each(func, items, *, timeout=30, result_ttl=None):
     by_queue = {}
     for queue, args in items:
         by_queue.setdefault(queue, []).append(
-            Queue.prepare_data(func, args=args, timeout=timeout, result_ttl=result_ttl)
+            Queue.prepare_data(func, args=args, timeout=timeout, result_ttl=result_ttl, meta=_meta())
         )
     with connection.pipeline() as pipe:
         for queue, datas in by_queue.items():
             _queue(queue, connection).enqueue_many(datas, pipeline=pipe)
         pipe.execute()
+
+
+def _meta():
+    """What a job carries from the work that enqueued it: the request id (app.logs)."""
+    request_id = correlation.current()
+    return {"request_id": request_id} if request_id else None
+
+
+def _func_name(func):
+    return func if isinstance(func, str) else f"{func.__module__}.{func.__qualname__}"
 
 
 # --- periodic jobs ------------------------------------------------------------------------
@@ -192,8 +206,18 @@ def worker_class(kind):
 
                 with self.flask_app.app_context():
                     db.engine.dispose(close=False)
-            with self.flask_app.app_context():
-                return super().perform_job(job, queue, execution)
+            with self.flask_app.app_context(), logs.job_scope(
+                    job.func_name, queue=job.origin, job_id=job.id,
+                    request_id=(job.meta or {}).get("request_id")) as outcome:
+                self._dinghuo_error = None
+                done = super().perform_job(job, queue, execution)
+                if not done:
+                    outcome["status"], outcome["error"] = "failed", self._dinghuo_error
+                return done
+
+        def handle_exception(self, job, *exc_info):
+            self._dinghuo_error = exc_info[0].__name__ if exc_info and exc_info[0] else None
+            return super().handle_exception(job, *exc_info)
 
     AppContextWorker.__name__ = f"AppContext{base.__name__}"
     return AppContextWorker

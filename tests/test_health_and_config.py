@@ -4,8 +4,8 @@ from app import create_app
 from app.config import ConfigError
 
 
-def test_healthz_reports_database_and_in_process_queue(client):
-    r = client.get("/healthz")
+def test_readyz_reports_database_and_in_process_queue(client):
+    r = client.get("/readyz")
     assert r.status_code == 200
     assert r.json["status"] == "ok"
     assert r.json["checks"]["database"]["ok"] is True
@@ -13,25 +13,69 @@ def test_healthz_reports_database_and_in_process_queue(client):
 
 
 @pytest.mark.redis
-def test_healthz_reports_redis(app, redis_url):
+def test_readyz_reports_redis(app, redis_url):
     app.config["REDIS_URL"] = redis_url
-    r = app.test_client().get("/healthz")
+    r = app.test_client().get("/readyz")
     assert r.status_code == 200
     assert r.json["checks"]["queue"]["backend"] == "redis"
     assert r.json["checks"]["queue"]["ok"] is True
 
 
-def test_healthz_is_503_when_redis_is_unreachable(app):
+def test_readyz_is_503_when_redis_is_unreachable(app):
     app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
-    r = app.test_client().get("/healthz")
+    r = app.test_client().get("/readyz")
     assert r.status_code == 503
     assert r.json["status"] == "degraded"
     assert r.json["checks"]["queue"]["ok"] is False
 
 
+def test_healthz_answers_without_touching_the_database_or_redis(app, client, monkeypatch):
+    from app.extensions import db
+
+    def no_io(*args, **kwargs):
+        raise AssertionError("/healthz must not do I/O")
+
+    monkeypatch.setattr(db.session, "execute", no_io)
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json == {"status": "ok"}
+
+
+def test_readyz_reports_migrations_at_head(client):
+    r = client.get("/readyz")
+    migrations = r.json["checks"]["migrations"]
+    assert migrations["ok"] is True and migrations["current"] == migrations["head"] and migrations["head"]
+
+
+def test_readyz_is_503_when_migrations_are_not_at_head(client):
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    db.session.execute(text("UPDATE alembic_version SET version_num = '0019'"))
+    db.session.commit()
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json["status"] == "degraded"
+    migrations = r.json["checks"]["migrations"]
+    assert migrations["ok"] is False and migrations["current"] == ["0019"]
+    assert "db upgrade" in migrations["error"]
+    assert r.json["checks"]["database"]["ok"] is True
+    assert client.get("/healthz").status_code == 200  # alive, just not ready
+
+
+def test_readyz_is_503_when_the_database_is_unreachable():
+    unreachable = create_app({"ENV_NAME": "test", "TESTING": True, "REDIS_URL": None,
+                              "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://nobody@127.0.0.1:1/none"})
+    r = unreachable.test_client().get("/readyz")
+    assert r.status_code == 503 and r.json["status"] == "degraded"
+    assert r.json["checks"]["database"] == {"ok": False, "error": "OperationalError"}
+    assert r.json["checks"]["migrations"]["ok"] is False
+    assert unreachable.test_client().get("/healthz").status_code == 200
+
+
 @pytest.mark.postgres
-def test_healthz_on_postgresql(pg_client):
-    r = pg_client.get("/healthz")
+def test_readyz_on_postgresql(pg_client):
+    r = pg_client.get("/readyz")
     assert r.json["checks"]["database"]["backend"] == "postgresql"
 
 

@@ -37,14 +37,16 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import bindparam, create_engine, event, select, update
 
-from app import jobs
+from app import jobs, metrics
 from app.extensions import db
+from app.kernel import correlation
 from app.kernel.clock import utcnow
 from app.kernel.errors import DeliveryError
 from app.notify import channels
 from app.notify.models import Outbox
 
 log = logging.getLogger(__name__)
+delivery_log = logging.getLogger("dinghuo.delivery")
 
 # One run of `deliver`: at most two gateway calls (a token refresh and the send), each
 # bounded by WECHAT_HTTP_TIMEOUT. OUTBOX_LEASE_SECONDS must stay above this.
@@ -128,14 +130,27 @@ def deliver(outbox_id):
 
     Returns what happened: "sent", "retry", "held", "failed", or "skipped" when the row
     is not pending and due (already sent, failed, being sent, or waiting for a retry).
+    Runs under the request id that wrote the row and logs one line per attempt.
     """
     config = current_app.config
     now = utcnow()
     row = _claim(outbox_id, now, config["OUTBOX_LEASE_SECONDS"])
     if row is None:
         return "skipped"
-    claim = now
+    with correlation.bound(row.request_id):
+        outcome, error = _attempt(row, now, config)
+        metrics.delivery_outcome(row.channel, outcome)
+        fields = {"outbox_id": row.id, "channel": row.channel, "outcome": outcome, "attempts": row.attempts + 1}
+        if error is not None:
+            metrics.delivery_error(row.channel, error.errcode)
+            fields.update(errcode=error.errcode, errmsg=_trim(error.errmsg))
+        delivery_log.log(logging.WARNING if outcome == "failed" else logging.INFO, "outbox row %s %s",
+                         row.id, outcome, extra={"fields": fields})
+    return outcome
 
+
+def _attempt(row, claim, config):
+    """One try at sending the claimed row: (outcome, the DeliveryError or None)."""
     try:
         channel = channels.get(row.channel)
         limit = channel.rate_limit
@@ -144,19 +159,19 @@ def deliver(outbox_id):
             if wait > 0:  # held back, not failed: the recipient's window is full
                 _record(row, claim, status="pending", next_attempt_at=utcnow() + timedelta(seconds=wait))
                 _schedule_retry(row, wait)
-                return "held"
+                return "held", None
         channel.send(config, row)
     except DeliveryError as exc:
         if exc.rate_limited:
-            return _after_rate_limit(row, claim, exc)
+            return _after_rate_limit(row, claim, exc), exc
         if exc.permanent:
-            return _fail(row, claim, exc.errcode, exc.errmsg)
-        return _after_transient(row, claim, exc.errcode, exc.errmsg, config)
+            return _fail(row, claim, exc.errcode, exc.errmsg), exc
+        return _after_transient(row, claim, exc.errcode, exc.errmsg, config), exc
     except Exception as exc:  # Redis gone, a job timeout, a bug: retry like a transient failure
         log.exception("delivering outbox row %s raised", row.id)
-        return _after_transient(row, claim, None, f"内部错误：{exc.__class__.__name__}", config)
+        return _after_transient(row, claim, None, f"内部错误：{exc.__class__.__name__}", config), None
     _record(row, claim, status="sent", sent_at=utcnow(), last_errcode=None, last_errmsg=None)
-    return "sent"
+    return "sent", None
 
 
 def _delivery_engine():
@@ -200,7 +215,7 @@ _CLAIM = (
            outbox.c.next_attempt_at <= bindparam("now"))
     .values(status="sending", next_attempt_at=bindparam("lease_until"), updated_at=bindparam("now"))
     .returning(outbox.c.id, outbox.c.queue, outbox.c.channel, outbox.c.recipient, outbox.c.payload,
-               outbox.c.attempts, outbox.c.created_at)
+               outbox.c.attempts, outbox.c.created_at, outbox.c.request_id)
 )
 _OURS = (outbox.c.id == bindparam("oid")) & (outbox.c.status == "sending") & (outbox.c.updated_at == bindparam("claim"))
 _MARK_SENT = update(outbox).where(_OURS).values(

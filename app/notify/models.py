@@ -58,6 +58,8 @@ class Outbox(db.Model):
     created_at = timestamp()
     updated_at = timestamp()
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The request (or job) that wrote the row: its deliveries log under the same id.
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class DealerMessage(db.Model):

@@ -8,6 +8,7 @@ import functools
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app.kernel import correlation
 from app.kernel.clock import utcnow
 from app.notify import channels
 from app.notify.models import QUEUES, Outbox
@@ -28,7 +29,7 @@ def add(session, *, channel, event, recipient, payload, dedupe_key, queue="high"
     outbox_id = conn.execute(_insert_statement(conn.dialect.name), {
         "dedupe_key": dedupe_key, "queue": queue, "channel": channel, "event": event, "recipient": recipient,
         "payload": payload, "ref_type": ref_type, "ref_id": ref_id, "status": "pending", "attempts": 0,
-        "next_attempt_at": now, "created_at": now, "updated_at": now,
+        "next_attempt_at": now, "created_at": now, "updated_at": now, "request_id": correlation.current(),
     }).scalar_one_or_none()
     if outbox_id is not None:
         session.info.setdefault("outbox_ids", []).append((queue, outbox_id))
