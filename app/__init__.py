@@ -47,11 +47,11 @@ def create_app(config=None):
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
 
-    from app import logs, metrics
+    from app import jobs, logs, metrics
 
     logs.configure(app)  # JSON lines in production, redacted (docs/production.md)
     logs.init_app(app)  # first request hook: the request id is bound before any other
-    metrics.init_app(app)  # /metrics
+    metrics.init_app(app, queue_names=jobs.QUEUE_NAMES, queue_connection=jobs.redis_connection)  # /metrics
 
     from app import (  # noqa: F401
         database,  # noqa: F401  (registers the SQLite transaction hooks)

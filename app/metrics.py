@@ -136,9 +136,8 @@ class ScrapeCollector:
         from rq import Queue
         from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-        from app import jobs
-
-        connection = jobs.redis_connection(self.app)
+        queues = self.app.extensions[_EXTENSION_KEY]["queues"]
+        connection = queues["connection"](self.app)
         families = {
             "depth": GaugeMetricFamily("dinghuo_queue_depth", "Jobs waiting in the RQ queue", labels=("queue",)),
             "started": GaugeMetricFamily("dinghuo_queue_started_jobs", "Jobs being run by a worker", labels=("queue",)),
@@ -148,13 +147,13 @@ class ScrapeCollector:
                                         labels=("queue",)),
         }
         with connection.pipeline(transaction=False) as pipe:
-            for name in jobs.QUEUE_NAMES:
+            for name in queues["names"]:
                 queue = Queue(name, connection=connection)
                 pipe.llen(queue.key)
                 for registry in (StartedJobRegistry, ScheduledJobRegistry, FailedJobRegistry):
                     pipe.zcard(registry(name, connection=connection).key)
             results = pipe.execute()
-        for i, name in enumerate(jobs.QUEUE_NAMES):
+        for i, name in enumerate(queues["names"]):
             depth, started, scheduled, failed = results[4 * i:4 * i + 4]
             families["depth"].add_metric([name], depth)
             families["started"].add_metric([name], started)
@@ -165,8 +164,10 @@ class ScrapeCollector:
 
 # --- wiring ---------------------------------------------------------------------------------------
 
-def init_app(app):
-    """Count and time every request, and serve `/metrics` (protected, see the module doc)."""
+def init_app(app, *, queue_names, queue_connection):
+    """Count and time every request, and serve `/metrics` (protected, see the module doc).
+    The job queues (`app.jobs`) are named by `queue_names`; `queue_connection(app)` answers
+    their Redis client, or None."""
     from prometheus_flask_exporter import PrometheusMetrics
 
     registry = CollectorRegistry(auto_describe=True)
@@ -176,7 +177,7 @@ def init_app(app):
         for counter in _COUNTERS:
             registry.register(counter)
         registry.register(ScrapeCollector(app))
-    app.extensions[_EXTENSION_KEY] = {"registry": registry, "exporter": exporter,
+    app.extensions[_EXTENSION_KEY] = {"registry": registry, "exporter": exporter, "queues": {"names": queue_names, "connection": queue_connection},
                                       "allow": _networks(app.config.get("METRICS_ALLOW"))}
     app.add_url_rule("/metrics", "metrics", _metrics_view)
     return exporter
