@@ -17,7 +17,7 @@ from app.extensions import db
 from app.funds import service as funds
 from app.inventory import service as inventory
 from app.orders.models import CartItem, IdempotencyKey, Order, OrderEvent, OrderLine, OrderNoCounter
-from app.pricing.service import business_today
+from app.pricing.service import LINE_FIELDS, business_today, stored_line_values
 
 
 @functools.cache
@@ -50,11 +50,8 @@ class OrderWrite:
 
 
 def line_values(line):
-    return {
-        "sku_id": line.sku_id, "sku_code": line.sku_code, "name": line.name, "spec": line.spec,
-        "unit": line.unit, "qty": line.qty, "list_price_fen": line.list_price_fen,
-        "unit_price_fen": line.unit_price_fen, "amount_fen": line.amount_fen, "price_source": line.price_source,
-    }
+    """The stored fields of a priced line (`app.pricing.service.LINE_FIELDS`)."""
+    return stored_line_values(line)
 
 
 def write_order(session, write, account):
@@ -76,7 +73,8 @@ def write_order(session, write, account):
 # (the order numbered from the day's sequence, lines, stock reserved and the reservations,
 # the credit hold and its ledger entry, the first event, the cart cleared, the key), with
 # the lines and allocations passed as arrays so the text never changes (prepared once).
-_WRITE_ORDER_SQL = text("""
+# The line columns come from the one declaration of a line (`LINE_FIELDS`).
+_WRITE_ORDER_SQL = """
 WITH number AS (
     SELECT nextval(CAST(:sequence AS regclass)) AS n
 ), new_order AS (
@@ -91,17 +89,10 @@ WITH number AS (
     FROM number
     RETURNING id, order_no
 ), lines AS (
-    INSERT INTO order_lines (order_id, sku_id, sku_code, name, spec, unit, qty, list_price_fen,
-                             unit_price_fen, amount_fen, price_source)
-    SELECT new_order.id, l.sku_id, l.sku_code, l.name, l.spec, l.unit, l.qty, l.list_price_fen,
-           l.unit_price_fen, l.amount_fen, l.price_source
-    FROM new_order, unnest(CAST(:line_sku_id AS bigint[]), CAST(:line_sku_code AS text[]),
-                           CAST(:line_name AS text[]), CAST(:line_spec AS text[]), CAST(:line_unit AS text[]),
-                           CAST(:line_qty AS integer[]), CAST(:line_list_price_fen AS bigint[]),
-                           CAST(:line_unit_price_fen AS bigint[]), CAST(:line_amount_fen AS bigint[]),
-                           CAST(:line_price_source AS text[]))
-         WITH ORDINALITY AS l(sku_id, sku_code, name, spec, unit, qty, list_price_fen, unit_price_fen,
-                              amount_fen, price_source, position)
+    INSERT INTO order_lines (order_id, {line_columns})
+    SELECT new_order.id, {line_values}
+    FROM new_order, unnest({line_arrays})
+         WITH ORDINALITY AS l({line_columns}, position)
     ORDER BY l.position
 ), allocations AS (
     SELECT * FROM unnest(CAST(:alloc_sku_id AS bigint[]), CAST(:alloc_warehouse_id AS bigint[]),
@@ -138,7 +129,18 @@ WITH number AS (
 SELECT new_order.id, new_order.order_no,
        (SELECT count(*) FROM reserved) AS reserved_rows, (SELECT count(*) FROM held) AS held_rows
 FROM new_order
-""")
+"""
+
+
+@functools.cache
+def write_order_statement():
+    """The one-statement PostgreSQL write, built once per process (its text never changes,
+    so the server prepares it once)."""
+    return text(_WRITE_ORDER_SQL.format(
+        line_columns=", ".join(LINE_FIELDS),
+        line_values=", ".join(f"l.{name}" for name in LINE_FIELDS),
+        line_arrays=", ".join(f"CAST(:line_{name} AS {sql_type}[])" for name, sql_type in LINE_FIELDS.items()),
+    ))
 
 
 def write_order_postgresql(session, write, numbering):
@@ -148,7 +150,7 @@ def write_order_postgresql(session, write, numbering):
         **write.order, "sequence": sequence, "order_no_prefix": prefix,
         "user_id": write.user_id, "key": write.key["key"], "request_hash": write.key["request_hash"],
         "key_created_at": write.key["created_at"],
-        **{f"line_{name}": [line[name] for line in write.lines] for name in _LINE_COLUMNS},
+        **{f"line_{name}": [line[name] for line in write.lines] for name in LINE_FIELDS},
         "alloc_sku_id": [s for s, _, _ in write.allocations],
         "alloc_warehouse_id": [w for _, w, _ in write.allocations],
         "alloc_qty": [q for _, _, q in write.allocations],
@@ -157,7 +159,7 @@ def write_order_postgresql(session, write, numbering):
            if name not in ("dealer_id", "order_id")},
         **{f"event_{name}": value for name, value in write.event.items() if name != "order_id"},
     }
-    row = session.connection().execute(_WRITE_ORDER_SQL, params).one()
+    row = session.connection().execute(write_order_statement(), params).one()
     if row.reserved_rows != len(write.allocations) or row.held_rows != (write.credit_entry is not None):
         raise RuntimeError("stock or credit rows locked for this order were not all updated")
     return row.id, row.order_no
@@ -166,9 +168,6 @@ def write_order_postgresql(session, write, numbering):
 # The entry parameters when there is no hold (the statement's text stays the same).
 _NO_HOLD = {"kind": "hold", "amount_fen": 0, "held_after_fen": 0, "receivable_after_fen": 0, "limit_after_fen": 0,
             "note": None, "created_at": None}
-
-_LINE_COLUMNS = ("sku_id", "sku_code", "name", "spec", "unit", "qty", "list_price_fen", "unit_price_fen",
-                 "amount_fen", "price_source")
 
 
 def _order_no_prefix(day):
