@@ -1,11 +1,15 @@
 """The priced line's shape is declared once (`app.pricing.service.PricedLine`, its
 `stored(...)` fields = `LINE_FIELDS`); every place that stores or shows a line derives from
 it or is checked against it here, so a field added to the declaration and missing in the
-model, the PostgreSQL write or the API schema fails a test."""
+model, the PostgreSQL write or the API schema fails a test. The order statement composes
+inventory's and funds' fragments and writes none of their tables itself."""
+import inspect
 import re
 
 from sqlalchemy.dialects import postgresql
 
+from app.funds import service as funds
+from app.inventory import service as inventory
 from app.orders import writing
 from app.orders.models import OrderLine
 from app.orders.schemas import CartLineOut, OrderLineOut, PricedLineOut
@@ -69,3 +73,12 @@ def test_the_api_schemas_declare_every_field():
         missing = set(LINE_FIELDS) - set(schema._declared_fields)
         assert not missing, f"{schema.__name__} lacks {sorted(missing)}"
     assert set(PricedLineOut._declared_fields) == set(LINE_FIELDS)  # what `presenters.priced_line` gives
+
+
+def test_the_order_statement_composes_inventorys_and_funds_fragments():
+    sql = writing.write_order_statement().text
+    assert inventory.reserve_ctes("new_order") in sql
+    assert funds.hold_ctes("new_order") in sql
+    own = inspect.getsource(writing)
+    for foreign in ("UPDATE stock", "stock_reservations", "credit_accounts", "credit_entries"):
+        assert foreign not in own, f"app/orders/writing.py writes {foreign} itself"
