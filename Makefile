@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: demo test lint install install-dev migrate seed serve bench bench-notify clean browser-deps
+.PHONY: demo test lint install install-dev migrate seed serve bench bench-notify bench-compare clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(BIN)/python:
 
 # pip compiles what it installs on one core; compileall afterwards uses them all (like pip,
 # it does not stop at a file of a package that does not compile).
-COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib app bots callbacks miniprogram_api devtools > /dev/null || true
+COMPILE := $(BIN)/python -m compileall -q -j 0 $(VENV)/lib app bots callbacks console miniprogram_api devtools > /dev/null || true
 
 $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --no-compile -r requirements.txt
@@ -59,13 +59,18 @@ browser-deps:
 	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk; fi
 
 lint: install-dev
-	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 app miniprogram_api bots callbacks tests devtools wsgi.py
+	$(BIN)/ruff check --select F,E9,B --ignore B008,B905 app miniprogram_api bots callbacks console tests devtools wsgi.py
 
 bench: install-dev
 	bench/run.sh
 
 bench-notify: install-dev
 	$(BIN)/python bench/notify.py $(BENCH_ARGS)
+
+# This tree beside another commit in one run: make bench-compare REF=fae4e39 BENCH_ARGS="--runs 3"
+bench-compare: install-dev
+	@test -n "$(REF)" || { echo "usage: make bench-compare REF=<commit> [BENCH_ARGS=...]"; exit 2; }
+	bench/run.sh --against $(REF) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .hypothesis

@@ -56,6 +56,8 @@ def create_app(config=None):
         database,  # noqa: F401  (registers the SQLite transaction hooks)
         errors,
         models,
+        ratelimit,
+        security_headers,
     )
     from app.extensions import Api, db, migrate
     from app.kernel import events
@@ -71,6 +73,14 @@ def create_app(config=None):
         },
     )
     errors.init_app(app)
+    ratelimit.init_app(app)
+    security_headers.init_app(app)
+    if app.config["TRUSTED_PROXIES"]:
+        # Client address and scheme as the reverse proxies in front report them (rate limits, HSTS).
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     events.init_app(app)
     _subscribe(app)
     channels.init_app(app)
@@ -84,7 +94,7 @@ def create_app(config=None):
 
     register_callbacks(app)  # /pay/wechat/notify, /files/<key>
     register_miniprogram_api(app, api)
-    from app.console import bp as console_bp
+    from console import bp as console_bp
 
     app.register_blueprint(console_bp)  # after the API: it uses the order_no URL converter
     from bots.callback import (
@@ -103,8 +113,8 @@ def _subscribe(app):
     """Every reaction to a domain event, in one list: the core publishes, shells and the
     notifiers subscribe (`app.kernel.events`)."""
     from app.kernel.events import subscribe
-    from app.notify import dealer_alerts, rep_alerts
-    from bots import announce
+    from app.notify import dealer_alerts
+    from bots import announce, rep_alerts
 
     subscribe(app, "order.placed", rep_alerts.order_placed)
     subscribe(app, "order.transitioned", dealer_alerts.order_changed)

@@ -94,6 +94,7 @@ def from_env():
         "PASSWORD_HASH_METHOD": "scrypt",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        **_security_settings(env),
         # Request bodies above this size answer 413 before any parsing.
         "MAX_CONTENT_LENGTH": _env_int("MAX_CONTENT_LENGTH", 1024 * 1024),
         **_subscribe_settings(env),
@@ -137,6 +138,31 @@ def from_env():
         # its last shipment (app.orders.closing.auto_complete_orders, a daily job).
         "ORDER_AUTO_COMPLETE_DAYS": _env_int("ORDER_AUTO_COMPLETE_DAYS", 10),
         **_storage_settings(env),
+    }
+
+
+def _security_settings(env):
+    """Rate limits (app.ratelimit, flask-limiter notation; empty: off), console sign-in
+    lockout, the reverse proxy in front of the app and HTTPS-only cookies. README 「安全设置」."""
+    production = (env("DINGHUO_ENV") or "development") == "production"
+    return {
+        # Mini-program logins (each spends a code2Session call of the brand's quota): per
+        # client address, checked before WeChat is asked; per WeChat user (openid), checked
+        # before a token is issued.
+        "MP_LOGIN_LIMIT_PER_ADDRESS": env("MP_LOGIN_LIMIT_PER_ADDRESS", "30/minute"),
+        "MP_LOGIN_LIMIT_PER_USER": env("MP_LOGIN_LIMIT_PER_USER", "10/minute"),
+        # Failed console sign-ins per client address and per username.
+        "CONSOLE_LOGIN_LIMIT_PER_ADDRESS": env("CONSOLE_LOGIN_LIMIT_PER_ADDRESS", "30 per 15 minutes"),
+        "CONSOLE_LOGIN_LIMIT_PER_ACCOUNT": env("CONSOLE_LOGIN_LIMIT_PER_ACCOUNT", "5/minute"),
+        # This many wrong passwords in a row (none further apart than the lock lasts) lock a
+        # staff account for CONSOLE_LOCKOUT_MINUTES; an admin may unlock it sooner. 0: never lock.
+        "CONSOLE_LOCKOUT_FAILURES": _env_int("CONSOLE_LOCKOUT_FAILURES", 10),
+        "CONSOLE_LOCKOUT_MINUTES": _env_int("CONSOLE_LOCKOUT_MINUTES", 15),
+        # How many reverse proxies in front of the app set X-Forwarded-For/-Proto/-Host (0: none;
+        # the client address is then the connection's). Rate limits and HSTS depend on it.
+        "TRUSTED_PROXIES": _env_int("TRUSTED_PROXIES", 0),
+        # The console's cookie only over HTTPS; on by default in production.
+        "SESSION_COOKIE_SECURE": _env_bool(env, "SESSION_COOKIE_SECURE", production),
     }
 
 

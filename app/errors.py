@@ -8,7 +8,7 @@ and as a small HTML page for console pages.
 import logging
 
 import marshmallow as ma
-from flask import jsonify, render_template, request
+from flask import jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from app.kernel.errors import DomainError
@@ -52,11 +52,15 @@ def error_response(status, code, message, details=None):
         resp = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
         resp.status_code = status
         return resp
-    return render_template("error.html", status=status, code=code, message=message), status
+    return make_response(render_template("error.html", status=status, code=code, message=message), status)
 
 
 def _handle_domain_error(exc):
-    return error_response(exc.status, exc.code, exc.message, exc.details)
+    resp = error_response(exc.status, exc.code, exc.message, exc.details)
+    retry_after = getattr(exc, "retry_after", None)  # app.ratelimit.TooManyAttempts
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(retry_after)
+    return resp
 
 
 def _handle_http_exception(exc):
@@ -72,7 +76,7 @@ def _handle_http_exception(exc):
         details = {"fields": _flatten_locations(messages)}
     headers = data.get("headers") or {}
     resp = error_response(status, code, message, details)
-    if headers and not isinstance(resp, tuple):
+    if headers:
         resp.headers.update(headers)
     return resp
 

@@ -24,7 +24,7 @@ DAY = 86400
 PERIODIC_JOBS = {
     "outbox-sweep": ("app.notify.delivery.sweep", "OUTBOX_SWEEP_SECONDS", 300, "high"),
     "daily-digest": ("bots.digest.send_daily_digest", DAY, 120, "low"),
-    "inactive-dealers": ("app.notify.rep_alerts.remind_inactive_dealers", DAY, 300, "low"),
+    "inactive-dealers": ("bots.rep_alerts.remind_inactive_dealers", DAY, 300, "low"),
     "forget-inbound": ("bots.callback.forget_old_inbound_events", DAY, 120, "low"),
     "auto-complete-orders": ("app.orders.closing.auto_complete_orders", DAY, 600, "low"),
     "wechatpay-reconcile": ("app.funds.refunds.reconcile_wechatpay", 600, 300, "default"),

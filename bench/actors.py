@@ -1,7 +1,8 @@
 """Bench actors: bound dealer users with bearer tokens, made with the app's own code.
 
 Run inside the project's venv with DATABASE_URL / SECRET_KEY set the same way as the
-gunicorn under test (tokens are signed with SECRET_KEY):
+gunicorn under test (tokens are signed with SECRET_KEY), and BENCH_APP_ROOT naming the
+tree under test when it is not this one (bench/treelayout.py finds the app code in either layout):
 
     python bench/actors.py --dealers 8 --out actors.json
 
@@ -18,9 +19,10 @@ import math
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import treelayout  # noqa: E402
+
+treelayout.use_app_root()  # $BENCH_APP_ROOT (run.py --against) or this tree
 
 OPENID_PREFIX = "bench-"
 PAGE_SIZE = 20
@@ -30,10 +32,10 @@ def make_actors(app, n_dealers):
     """[{code, dealer_id, user_id, openid, token, skus: [[id, moq], ...], full_pages}]"""
     from sqlalchemy import select
 
-    from app.catalog.service import list_products
-    from app.dealers.models import Dealer, DealerUser
-    from app.dealers.identity import issue_token
-    from app.extensions import db
+    list_products = treelayout.load("list_products")
+    Dealer, DealerUser = treelayout.load("Dealer"), treelayout.load("DealerUser")
+    issue_token = treelayout.load("issue_token")
+    db = treelayout.load("db")
 
     with app.app_context():
         dealers = db.session.execute(
@@ -71,9 +73,7 @@ def main():
     parser.add_argument("--dealers", type=int, default=8)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    from app import create_app
-
-    actors = make_actors(create_app(), args.dealers)
+    actors = make_actors(treelayout.load("create_app")(), args.dealers)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(actors, fh, ensure_ascii=False, indent=1)
 

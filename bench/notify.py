@@ -18,6 +18,9 @@ per job, and checks that every row is `sent` and the stand-in received each mess
 once. PostgreSQL gets its own database (dropped afterwards unless --keep), Redis its own
 database (flushed before and after). The stand-in (bench/notify_standin.py) runs in a
 process of its own on 127.0.0.1, with HTTP keep-alive as WeChat's servers have.
+
+`--app-root DIR` measures another Dinghuo tree's app with these bench scripts (bench/run.py
+--against does that; bench/treelayout.py finds the app code in either layout).
 """
 import argparse
 import json
@@ -32,8 +35,12 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent  # the bench's own tree: results go there
+sys.path.insert(0, str(BENCH_DIR))
+import treelayout  # noqa: E402
+
+APP_ROOT = ROOT  # the tree under test (--app-root); set in main()
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -59,6 +66,10 @@ def parse_args():
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/8")
     p.add_argument("--timeout", type=int, default=600, help="seconds to wait for one drain")
     p.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    p.add_argument("--app-root", default=os.environ.get("BENCH_APP_ROOT") or str(ROOT),
+                   help="the Dinghuo tree whose app is measured (default: this one)")
+    p.add_argument("--results-dir", help="where to save summary.txt/json and logs "
+                                         "(default bench/results/notify-<timestamp>/)")
     return p.parse_args()
 
 
@@ -81,7 +92,7 @@ def start_workers(n, kind, env, log_dir):
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "rq", "worker", "high", "low",
              "--worker-class", kind, "--no-scheduler", "--name", f"bench-{kind}-{i}-{os.getpid()}"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=APP_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         ))
     return procs
 
@@ -103,7 +114,8 @@ def stop_workers(procs):
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.results_dir = ROOT / "bench" / "results" / f"notify-{datetime.now():%Y%m%d-%H%M%S}"
+        self.results_dir = Path(args.results_dir) if args.results_dir else \
+            ROOT / "bench" / "results" / f"notify-{datetime.now():%Y%m%d-%H%M%S}"
         self.results_dir.mkdir(parents=True, exist_ok=True)
         self.lines = []
 
@@ -123,8 +135,8 @@ class Bench:
         self.standin_port = free_port()
         self.standin_url = f"http://127.0.0.1:{self.standin_port}"
         self.standin = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "notify_standin.py"), str(self.standin_port)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=open(self.results_dir / "standin.log", "ab"),
+            [sys.executable, str(BENCH_DIR / "notify_standin.py"), str(self.standin_port)],
+            cwd=APP_ROOT, stdout=subprocess.PIPE, stderr=open(self.results_dir / "standin.log", "ab"),
             start_new_session=True,
         )
         if self.standin.stdout.readline().strip() != b"ready":
@@ -138,27 +150,31 @@ class Bench:
             "WECOM_API_BASE": self.standin_url,
             "WECHAT_APP_ID": "wx-demo-appid",
             "WECHAT_APP_SECRET": "demo-app-secret",
+            "BENCH_APP_ROOT": str(APP_ROOT),
+            # the workers import the app from their cwd (APP_ROOT) and the no-op job from here
+            "PYTHONPATH": str(BENCH_DIR),
         }
         os.environ.update({k: self.env[k] for k in ("DATABASE_URL", "REDIS_URL", "WECHAT_API_BASE", "WECOM_API_BASE")})
         from flask_migrate import upgrade
 
-        from app import create_app
-
-        self.app = create_app()
+        self.app = treelayout.load("create_app")()
         with self.app.app_context():
-            upgrade()
+            upgrade(directory=str(APP_ROOT / "migrations"))
 
     def teardown(self):
+        """Also after a setup that stopped half-way (Ctrl-C, SIGTERM from bench/run.py)."""
         import psycopg
 
-        self.redis.flushdb()
-        os.killpg(self.standin.pid, signal.SIGTERM)
-        self.standin.wait(10)
+        if getattr(self, "redis", None) is not None:
+            self.redis.flushdb()
+        if getattr(self, "standin", None) is not None and self.standin.poll() is None:
+            os.killpg(self.standin.pid, signal.SIGTERM)
+            self.standin.wait(10)
         if not self.args.keep:
-            from app.extensions import db
-
-            with self.app.app_context():
-                db.engine.dispose()
+            if getattr(self, "app", None) is not None:
+                db = treelayout.load("db")
+                with self.app.app_context():
+                    db.engine.dispose()
             with psycopg.connect(f"{self.args.pg}/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.args.database}" WITH (FORCE)')
 
@@ -178,7 +194,7 @@ class Bench:
         from rq import Queue
 
         queue = Queue("low", connection=self.redis)
-        datas = [Queue.prepare_data("bench.notify_jobs.noop", timeout=30, result_ttl=0) for _ in range(count)]
+        datas = [Queue.prepare_data("notify_jobs.noop", timeout=30, result_ttl=0) for _ in range(count)]
         cpu0 = sum(proc_cpu_seconds(p.pid) for p in procs)
         t0 = time.perf_counter()
         with self.redis.pipeline() as pipe:
@@ -196,9 +212,7 @@ class Bench:
         """Pending outbox rows like order events write them (not timed)."""
         from sqlalchemy import insert
 
-        from app.extensions import db
-        from app.models_base import utcnow
-        from app.notify.models import Outbox
+        db, utcnow, Outbox = treelayout.load("db"), treelayout.load("utcnow"), treelayout.load("Outbox")
 
         rows, now = [], utcnow()
         wecom_every = round(1 / self.args.wecom_share) if self.args.wecom_share > 0 else 0
@@ -228,13 +242,13 @@ class Bench:
         return ids
 
     def status_counts(self):
-        from app.extensions import db
+        db = treelayout.load("db")
 
         with self.app.app_context(), db.engine.connect() as conn:
             return dict(conn.exec_driver_sql("SELECT status, count(*) FROM outbox GROUP BY status").all())
 
     def drain(self, procs, count):
-        from app.notify.delivery import enqueue_rows
+        enqueue_rows = treelayout.load("enqueue_rows")
 
         ids = self.make_rows(count)
         requests.post(f"{self.standin_url}/_standin/reset", timeout=10).raise_for_status()
@@ -263,11 +277,12 @@ class Bench:
 
     def run(self):
         args = self.args
-        self.say(f"Dinghuo notification bench {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: "
+        tree = "" if APP_ROOT == ROOT else f" (app of {APP_ROOT})"
+        self.say(f"Dinghuo notification bench{tree} {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC: "
                  f"{os.cpu_count()} cores, {args.workers} workers, {args.rows} rows, {args.noop_jobs} no-op jobs")
-        self.setup()
         results = {}
         try:
+            self.setup()
             for kind in [k.strip() for k in args.classes.split(",") if k.strip()]:
                 self.redis.flushdb()
                 procs = start_workers(args.workers, kind, self.env, self.results_dir)
@@ -310,10 +325,23 @@ class Bench:
                  "~ = extrapolated from the rows measured")
         (self.results_dir / "summary.txt").write_text("\n".join(self.lines) + "\n")
         (self.results_dir / "summary.json").write_text(json.dumps(results, indent=2, default=str))
-        self.say(f"saved in {self.results_dir.relative_to(ROOT)}/")
+        self.say(f"saved in {os.path.relpath(self.results_dir, ROOT)}/")
         if not ok:
             sys.exit(1)
 
 
+def main():
+    global APP_ROOT
+    args = parse_args()
+    os.environ["BENCH_APP_ROOT"] = str(Path(args.app_root).resolve())
+    APP_ROOT = Path(treelayout.use_app_root())
+
+    def on_sigterm(signum, _frame):  # run.py stops us this way: clean up as on Ctrl-C
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    Bench(args).run()
+
+
 if __name__ == "__main__":
-    Bench(parse_args()).run()
+    main()

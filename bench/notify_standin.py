@@ -2,7 +2,8 @@
 
     python bench/notify_standin.py PORT
 
-Serves devtools.standin's app with HTTP/1.1 keep-alive (WeChat's and WeCom's
+Serves the tree under test's stand-in app (devtools.standin; app.integrations.standin
+in older trees) with HTTP/1.1 keep-alive (WeChat's and WeCom's
 servers keep connections open, and the gateways' requests sessions reuse them; the
 stand-in's default HTTP/1.0 opens a TCP connection and a thread per message) and one
 bench-only route: GET /_bench/markers counts delivered messages per marker, so the bench
@@ -13,12 +14,15 @@ import collections
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import treelayout  # noqa: E402
+
+treelayout.use_app_root()  # $BENCH_APP_ROOT (run.py --against) or this tree
 
 from flask import jsonify  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from devtools import standin  # noqa: E402
+standin = treelayout.load("standin")  # devtools.standin (app.integrations.standin before the devtools split)
 
 
 class KeepAliveHandler(standin._QuietHandler):

@@ -19,6 +19,12 @@ One command (`bench/run.sh`, which runs this file with the project's venv):
     under bench/results/<timestamp>/ (gitignored);
  5. stops its gunicorns and drops the database (unless --keep).
 
+`--against REF` compares two trees in one run: REF checked out into a temporary git worktree
+(removed afterwards) and this tree, each with its own database, Redis database and gunicorn,
+measured interleaved round by round beside one bare-Flask ceiling, with these bench scripts
+for both (bench/treelayout.py finds the app code in either tree's layout). The notification
+bench (bench/notify.py, `--phases ...,notify`) runs for both trees too.
+
 Only 127.0.0.1 is ever contacted. See bench/README.md.
 """
 import argparse
@@ -35,6 +41,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -60,7 +67,9 @@ SCENARIOS = {
     "orders_1dealer": "order submit, 1 dealer (worst)",
 }
 SHORT = {"bare": "b", "catalogue": "c", "orders": "o", "orders_1dealer": "o1"}  # Idempotency-Key parts
-ALL_PHASES = ("bare", "catalogue", "orders", "orders_1dealer", "pgbench")
+ALL_PHASES = ("bare", "catalogue", "orders", "orders_1dealer", "pgbench", "notify")
+DEFAULT_PHASES = "bare,catalogue,orders,orders_1dealer,pgbench"
+COMPARE_PHASES = "bare,catalogue,orders,notify"  # the default with --against
 STOCK_ON_HAND = 10_000_000
 # Tables that grow with orders (everything else holds seeded reference data).
 TRANSACTIONAL_TABLES = {"orders", "order_lines", "order_events", "idempotency_keys", "stock_reservations",
@@ -124,8 +133,8 @@ def http(port, method, path, headers=None, body=None, timeout=10):
         return status, hdrs, raw.decode("utf-8", "replace")
 
 
-def run_cmd(cmd, *, env=None, timeout=600, check=True, capture=True):
-    res = subprocess.run(cmd, cwd=ROOT, env=env, timeout=timeout, text=True,
+def run_cmd(cmd, *, env=None, timeout=600, check=True, capture=True, cwd=ROOT):
+    res = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout, text=True,
                          stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None)
     if check and res.returncode != 0:
         die(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stdout or ''}")
@@ -153,6 +162,14 @@ def ensure_wrk(allow_install):
             break
         subprocess.run(cmd, env=env, timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return shutil.which("wrk")
+
+
+def git(*args, check=True):
+    res = subprocess.run(["git", "-C", ROOT, *args], text=True, timeout=300,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if check and res.returncode != 0:
+        die(f"git {' '.join(args)} failed: {res.stdout.strip()}")
+    return res.stdout.strip()
 
 
 # --- CPU accounting (read-only /proc sampling) ------------------------------------------
@@ -301,6 +318,18 @@ def parse_pgbench(out, log_files):
 
 # --- the benchmark -----------------------------------------------------------------------
 
+class Tree:
+    """One Dinghuo tree under test: its checkout, database, Redis database, server, bench users."""
+
+    def __init__(self, key, label, root, dbname, redis_url):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", dbname):
+            die(f"bad database name {dbname!r}")
+        self.key, self.label, self.root, self.dbname, self.redis_url = key, label, root, dbname, redis_url
+        self.server = "app" if key == "app" else f"app-{key}"  # its gunicorn in Bench.servers
+        self.suffix = "" if key == "app" else f"-{key}"  # in file names
+        self.env, self.actors, self.single, self.data_lua = None, None, None, None
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -308,25 +337,32 @@ class Bench:
         self.out_dir = os.path.join(RESULTS_DIR, self.stamp)
         os.makedirs(self.out_dir, exist_ok=True)
         log.open(os.path.join(self.out_dir, "run.log"))
-        self.dbname = args.db_name
-        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", self.dbname):
-            die(f"bad database name {self.dbname!r}")
-        self.db_url = f"postgresql://{args.pg_user}@{HOST}:{args.pg_port}/{self.dbname}"
         self.servers = {}  # name -> (Popen, port)
         self.nonce = "b" + secrets.token_hex(4)
         self.secret_key = "bench-" + secrets.token_hex(24)
         self.workers = args.workers or 2 * (os.cpu_count() or 1)
-        self.env = self._app_env()
         self.rounds = []
         self.order_smoke_failed = False
+        self.worktree = None  # --against: (temporary directory, worktree path)
+        self.trees = [] if args.against else [Tree("app", "this tree", ROOT, args.db_name, args.redis_url)]
+        for tree in self.trees:
+            tree.env = self._app_env(tree)
+        self.dbname = args.db_name  # pgbench's database (single-tree runs)
+
+    @property
+    def tree(self):
+        """The tree of a single-tree run."""
+        return self.trees[0]
 
     # --- environment -----------------------------------------------------------------
 
-    def _app_env(self):
+    def _app_env(self, tree):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "TEST_"))}
+        env.pop("PYTHONPATH", None)  # the app comes from the tree's own directory, nothing else
         blackhole = f"http://{HOST}:9"  # nothing in these paths calls out; if it did, it stays local
         env.update({
-            "DATABASE_URL": self.db_url,
+            "DATABASE_URL": f"postgresql://{self.args.pg_user}@{HOST}:{self.args.pg_port}/{tree.dbname}",
+            "BENCH_APP_ROOT": tree.root,  # bench/actors.py imports the app from there
             "DINGHUO_ENV": "production",
             "SECRET_KEY": self.secret_key,
             "WECHAT_APP_ID": "wx-bench-appid",
@@ -340,8 +376,8 @@ class Bench:
             "WECHATPAY_API_BASE": blackhole,
             "PYTHONUNBUFFERED": "1",
         })
-        if self.args.redis_url:
-            env["REDIS_URL"] = self.args.redis_url
+        if tree.redis_url:
+            env["REDIS_URL"] = tree.redis_url
         else:
             env.pop("REDIS_URL", None)
         return env
@@ -360,58 +396,61 @@ class Bench:
                 continue
         die("cannot connect to PostgreSQL at 127.0.0.1:%s as %s" % (self.args.pg_port, self.args.pg_user))
 
-    def _redis(self):
+    def _redis(self, url):
         import redis
 
         from urllib.parse import urlparse
 
-        host = urlparse(self.args.redis_url).hostname
+        host = urlparse(url).hostname
         if host not in ("127.0.0.1", "localhost"):
-            die(f"--redis-url must point at 127.0.0.1, not {host}")
-        return redis.Redis.from_url(self.args.redis_url, socket_connect_timeout=2)
+            die(f"Redis URLs must point at 127.0.0.1, not {host}")
+        return redis.Redis.from_url(url, socket_connect_timeout=2)
 
     # --- database --------------------------------------------------------------------
 
-    def db_exists(self):
+    def db_exists(self, dbname):
         with self._admin() as conn:
-            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.dbname,)).fetchone() is not None
+            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone() is not None
 
-    def db_seeded(self):
+    def db_seeded(self, dbname):
         try:
-            with self._pg(self.dbname) as conn:
+            with self._pg(dbname) as conn:
                 return conn.execute("SELECT count(*) FROM dealers").fetchone()[0] > 0
         except Exception:  # noqa: BLE001 - missing database or schema means "not seeded"
             return False
 
-    def drop_db(self):
+    def drop_db(self, dbname):
         with self._admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.dbname}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
-    def prepare_database(self):
-        reuse = self.args.keep and not self.args.fresh and self.db_exists() and self.db_seeded()
+    def prepare_database(self, tree):
+        """The tree's own migrations and demo seed (run from its directory: `flask --app wsgi`
+        finds that tree's wsgi.py, whatever its layout)."""
+        name = tree.dbname
+        reuse = self.args.keep and not self.args.fresh and self.db_exists(name) and self.db_seeded(name)
         if reuse:
-            log(f"reusing database {self.dbname} (--keep; pass --fresh to rebuild it)")
+            log(f"reusing database {name} (--keep; pass --fresh to rebuild it)")
         else:
-            log(f"creating database {self.dbname} (drop + create)")
-            self.drop_db()
+            log(f"creating database {name} (drop + create)")
+            self.drop_db(name)
             with self._admin() as conn:
-                conn.execute(f'CREATE DATABASE "{self.dbname}"')
+                conn.execute(f'CREATE DATABASE "{name}"')
             flask = [os.path.join(VENV_BIN, "flask"), "--app", "wsgi"]
-            log("flask --app wsgi db upgrade")
-            run_cmd(flask + ["db", "upgrade"], env=self.env, timeout=300)
-            self.seed(flask)
+            log("flask --app wsgi db upgrade" + (f"  ({tree.label})" if self.args.against else ""))
+            run_cmd(flask + ["db", "upgrade"], env=tree.env, timeout=300, cwd=tree.root)
+            self.seed(tree, flask)
         log(f"raising stock (on_hand = {STOCK_ON_HAND:,}) and credit limits ({CREDIT_LIMIT_FEN:.0e} fen)")
-        with self._pg(self.dbname) as conn:
+        with self._pg(name) as conn:
             conn.execute("UPDATE stock SET on_hand = %s", (STOCK_ON_HAND,))
             conn.execute("UPDATE credit_accounts SET credit_limit_fen = %s", (CREDIT_LIMIT_FEN,))
-        self.vacuum_analyze(vacuum=False)
+        self.vacuum_analyze(tree, vacuum=False)
 
-    def seed(self, flask):
+    def seed(self, tree, flask):
         """`flask --app wsgi demo seed`; waits for the command to exist (it may be in progress)."""
         deadline = time.monotonic() + self.args.seed_wait * 60
         while True:
             log("flask --app wsgi demo seed")
-            res = run_cmd(flask + ["demo", "seed"], env=self.env, timeout=300, check=False)
+            res = run_cmd(flask + ["demo", "seed"], env=tree.env, timeout=300, check=False, cwd=tree.root)
             if res.returncode == 0:
                 for line in (res.stdout or "").splitlines()[:8]:
                     log("  " + line)
@@ -425,32 +464,33 @@ class Bench:
 
     # --- actors and load data ------------------------------------------------------------
 
-    def make_actors(self):
-        path = os.path.join(self.out_dir, "actors.json")
+    def make_actors(self, tree):
+        path = os.path.join(self.out_dir, f"actors{tree.suffix}.json")
         log(f"creating {self.args.dealers} bound dealer users with tokens (bench/actors.py)")
         run_cmd([os.path.join(VENV_BIN, "python"), os.path.join(BENCH_DIR, "actors.py"),
-                 "--dealers", str(self.args.dealers), "--out", path], env=self.env, timeout=120)
+                 "--dealers", str(self.args.dealers), "--out", path], env=tree.env, timeout=120, cwd=tree.root)
         with open(path, encoding="utf-8") as fh:
-            self.actors = json.load(fh)
-        for a in self.actors:
+            tree.actors = json.load(fh)
+        for a in tree.actors:
             if len(a["skus"]) < 3:
                 die(f"dealer {a['code']} sees fewer than 3 orderable SKUs")
             log(f"  {a['code']} ({a['tier']}): {a['visible']} visible SKUs, {a['full_pages']} full pages, user {a['user_id']}")
-        self.single = self.actors[0]["code"]
-        data_lua = os.path.join(self.out_dir, "data.lua")
+        tree.single = tree.actors[0]["code"]
+        data_lua = os.path.join(self.out_dir, f"data{tree.suffix}.lua")
         with open(data_lua, "w", encoding="utf-8") as fh:
             fh.write("return { dealers = {\n")
-            for a in self.actors:
+            for a in tree.actors:
                 skus = ",".join("{%d,%d}" % (s, q) for s, q in a["skus"])
                 fh.write('  {code="%s", token="%s", full_pages=%d, skus={%s}},\n'
                          % (a["code"], a["token"], a["full_pages"], skus))
             fh.write("} }\n")
-        self.data_lua = data_lua
+        tree.data_lua = data_lua
 
     def pgbench_vars(self):
-        dids = [a["dealer_id"] for a in self.actors]
-        uids = [a["user_id"] for a in self.actors]
-        n = len(self.actors)
+        actors = self.tree.actors
+        dids = [a["dealer_id"] for a in actors]
+        uids = [a["user_id"] for a in actors]
+        n = len(actors)
         if dids != list(range(dids[0], dids[0] + n)) or uids != list(range(uids[0], uids[0] + n)):
             log("  bench dealers/users do not have consecutive ids; pgbench uses the first dealer only")
             dids, uids, n = dids[:1], uids[:1], 1
@@ -466,7 +506,7 @@ class Bench:
 
     # --- servers ------------------------------------------------------------------------
 
-    def start_server(self, name, app_spec, chdir, health_path):
+    def start_server(self, name, app_spec, chdir, health_path, env):
         port = free_port()
         errlog = os.path.join(self.out_dir, f"gunicorn-{name}.log")
         cmd = [os.path.join(VENV_BIN, "gunicorn"), "-w", str(self.workers), "-k", "sync",
@@ -476,7 +516,7 @@ class Bench:
         cmd.append(app_spec)
         log(f"starting {name}: gunicorn -w {self.workers} -k sync -b {HOST}:{port} {app_spec}")
         out = open(os.path.join(self.out_dir, f"gunicorn-{name}.out"), "ab")  # app logs, tracebacks
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, start_new_session=True,
+        proc = subprocess.Popen(cmd, cwd=chdir, env=env, start_new_session=True,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         out.close()
         self.servers[name] = (proc, port)
@@ -509,9 +549,9 @@ class Bench:
 
     # --- smoke checks -------------------------------------------------------------------
 
-    def smoke(self):
-        port = self.servers["app"][1]
-        a = self.actors[0]
+    def smoke(self, tree):
+        port = self.servers[tree.server][1]
+        a = tree.actors[0]
         auth = {"Authorization": "Bearer " + a["token"]}
         status, _, body = http(port, "GET", "/api/mp/v1/products?page=1&page_size=20", headers=auth)
         if status != 200 or len(body.get("items", [])) != 20:
@@ -528,7 +568,7 @@ class Bench:
                                body={"lines": lines})
         if status != 201:
             log(f"!! order smoke check failed ({status} {body}); see {os.path.relpath(self.out_dir, ROOT)}/"
-                f"gunicorn-app.out. Skipping the order phases.")
+                f"gunicorn-{tree.server}.out. Skipping the order phases.")
             return False
         status2, hdrs2, body2 = http(port, "POST", "/api/mp/v1/orders", headers={**auth, "Idempotency-Key": key},
                                      body={"lines": lines})
@@ -541,9 +581,9 @@ class Bench:
 
     # --- load --------------------------------------------------------------------------
 
-    def count_orders(self, settle=False):
+    def count_orders(self, tree, settle=False):
         """Orders written by the app; with `settle`, once requests still in flight have finished."""
-        with self._pg(self.dbname) as conn:
+        with self._pg(tree.dbname) as conn:
             def count():
                 return conn.execute("SELECT count(*) FROM orders WHERE order_no LIKE 'SO%'").fetchone()[0]
 
@@ -556,19 +596,19 @@ class Bench:
                 last = now
             return last
 
-    def housekeeping(self):
+    def housekeeping(self, tree):
         """Stand in for autovacuum when the server runs without it (this kind of machine does):
         without it the hot stock/credit rows pile up dead versions and new tables never get
         statistics, which production would not see. Only tables with rows are touched."""
         if not self.autovacuum:
-            self.vacuum_analyze(vacuum=True)
+            self.vacuum_analyze(tree, vacuum=True)
 
-    def vacuum_analyze(self, vacuum):
+    def vacuum_analyze(self, tree, vacuum):
         """(VACUUM and) ANALYZE the seeded reference tables, and the order tables once they
         hold >= 1000 rows. A nearly empty order table is left alone on purpose: statistics
         saying "0 or 1 row" make PostgreSQL plan the foreign-key checks against it as
         sequential scans and keep those plans while the table grows (DESIGN.md, "two traps")."""
-        with self._pg(self.dbname) as conn:
+        with self._pg(tree.dbname) as conn:
             tables = [r[0] for r in conn.execute(
                 "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> 'alembic_version'").fetchall()]
@@ -592,7 +632,7 @@ class Bench:
                 return busy
             time.sleep(1.0)
 
-    def _wrk_cmd(self, scenario, port, seconds, tag):
+    def _wrk_cmd(self, scenario, tree, port, seconds, tag):
         a = self.args
         cmd = [self.wrk, "-t", str(a.threads), "-c", str(a.connections), "-d", f"{seconds}s",
                "--latency", "--timeout", "10s"]
@@ -600,44 +640,44 @@ class Bench:
         if scenario == "bare":
             return cmd + [url]
         if scenario == "catalogue":
-            return cmd + ["-s", os.path.join(BENCH_DIR, "wrk", "catalogue.lua"), url, "--", self.data_lua]
-        only = "all" if scenario == "orders" else self.single
-        return cmd + ["-s", os.path.join(BENCH_DIR, "wrk", "orders.lua"), url, "--", self.data_lua, only, tag]
+            return cmd + ["-s", os.path.join(BENCH_DIR, "wrk", "catalogue.lua"), url, "--", tree.data_lua]
+        only = "all" if scenario == "orders" else tree.single
+        return cmd + ["-s", os.path.join(BENCH_DIR, "wrk", "orders.lua"), url, "--", tree.data_lua, only, tag]
 
-    def load(self, scenario, seconds, tag):
-        server = "bare" if scenario == "bare" else "app"
+    def load(self, scenario, tree, seconds, tag):
+        server = "bare" if scenario == "bare" else tree.server
         port = self.servers[server][1]
         if self.wrk:
-            cmd = self._wrk_cmd(scenario, port, seconds, tag)
+            cmd = self._wrk_cmd(scenario, tree, port, seconds, tag)
             res = run_cmd(cmd, timeout=seconds + 60, check=False)
             if res.returncode != 0:
                 die(f"wrk failed: {' '.join(cmd)}\n{res.stdout}")
             return parse_wrk(res.stdout), res.stdout
         import pyload
 
-        only = "all" if scenario in ("orders", "bare", "catalogue") else self.single
-        with open(os.path.join(self.out_dir, "actors.json"), encoding="utf-8") as fh:
-            data = {"dealers": json.load(fh)}
+        only = "all" if scenario in ("orders", "bare", "catalogue") else tree.single
+        data = {"dealers": tree.actors}
         res = pyload.run(port, scenario if not scenario.startswith("orders") else "orders", data=data,
                          only=only, tag=tag, connections=self.args.connections,
                          processes=self.args.threads, duration=seconds)
         return res, json.dumps(res, indent=1)
 
-    def measure(self, scenario, rnd):
+    def measure(self, scenario, rnd, tree):
+        """One wrk phase against `tree`'s server (the bare-Flask server for "bare")."""
         a = self.args
-        self.housekeeping()
-        background = self.wait_quiet(scenario)
-        tag = f"{self.nonce}-{rnd}-{SHORT[scenario]}"
+        self.housekeeping(tree)
+        background = self.wait_quiet(scenario + (f" ({tree.label})" if a.against and scenario != "bare" else ""))
+        tag = f"{self.nonce}-{rnd}-{SHORT[scenario]}{tree.key if a.against else ''}"
         if a.warmup > 0:
-            self.load(scenario, a.warmup, tag + "-w")
+            self.load(scenario, tree, a.warmup, tag + "-w")
         # let the warm-up's in-flight requests finish, so they count neither as orders nor as CPU
-        before = self.count_orders(settle=True) if scenario.startswith("orders") else None
+        before = self.count_orders(tree, settle=True) if scenario.startswith("orders") else None
         if before is None:
             time.sleep(1.0)
-        server = "bare" if scenario == "bare" else "app"
-        sampler = CpuSampler(self.servers[server][0].pid, self.dbname)
+        server = "bare" if scenario == "bare" else tree.server
+        sampler = CpuSampler(self.servers[server][0].pid, tree.dbname)
         sampler.start()
-        res, raw = self.load(scenario, a.duration, tag)
+        res, raw = self.load(scenario, tree, a.duration, tag)
         cpu = sampler.stop()
         res.update(cpu)
         n = max(res["requests"], 1)
@@ -645,14 +685,16 @@ class Bench:
         res["pg_cpu_ms"] = cpu["pg_cpu_s"] * 1000 / n
         res["background_busy"] = background
         if before is not None:
-            res["orders_created"] = self.count_orders(settle=True) - before
-        with open(os.path.join(self.out_dir, f"round{rnd}-{scenario}.txt"), "w") as fh:
-            fh.write(" ".join(self._wrk_cmd(scenario, self.servers[server][1], a.duration, tag)
+            res["orders_created"] = self.count_orders(tree, settle=True) - before
+        suffix = tree.suffix if scenario != "bare" else ""
+        with open(os.path.join(self.out_dir, f"round{rnd}-{scenario}{suffix}.txt"), "w") as fh:
+            fh.write(" ".join(self._wrk_cmd(scenario, tree, self.servers[server][1], a.duration, tag)
                               if self.wrk else ["pyload", scenario]) + "\n\n" + raw)
         extra = f", {res['orders_created']} orders written" if before is not None else ""
         if res.get("non2xx") or res.get("socket_errors"):
             log(f"  !! {scenario}: statuses {res.get('statuses')}, first error: {res.get('first_error')}")
-        log(f"  {scenario:15s} {res['rps']:8.1f} req/s  p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms  "
+        who = f"{tree.key.upper()} " if a.against and scenario != "bare" else ""
+        log(f"  {who}{scenario:15s} {res['rps']:8.1f} req/s  p50 {res['p50_ms']:6.1f} ms  p99 {res['p99_ms']:6.1f} ms  "
             f"non-2xx {res['non2xx']}  socket errors {res['socket_errors']}  "
             f"server CPU {res['app_cpu_ms']:.2f} ms/req, PG {res['pg_cpu_ms']:.2f} ms/req, "
             f"machine busy {cpu['machine_busy'] * 100:.0f}% (before: {background * 100:.0f}%){extra}")
@@ -660,7 +702,7 @@ class Bench:
 
     def pgbench(self, rnd, pgvars):
         a = self.args
-        self.housekeeping()
+        self.housekeeping(self.tree)
         background = self.wait_quiet("pgbench")
         prefix = os.path.join(self.out_dir, f"round{rnd}-pgbench-log")
         base = [self.pgbench_bin, "-h", HOST, "-p", str(a.pg_port), "-U", a.pg_user, "-n",
@@ -690,6 +732,217 @@ class Bench:
             f"(before: {background * 100:.0f}%)")
         return out
 
+    def notify(self, rnd, tree):
+        """bench/notify.py (these bench scripts) against `tree`'s app: outbox rows -> RQ -> stand-in.
+        Its own PostgreSQL database per tree and its own Redis database (flushed before/after)."""
+        a = self.args
+        background = self.wait_quiet("notify" + (f" ({tree.label})" if a.against else ""))
+        out_dir = os.path.join(self.out_dir, f"round{rnd}-notify{tree.suffix}")
+        dbname = a.notify_db + (f"_{tree.key}" if a.against else "")
+        cmd = [os.path.join(VENV_BIN, "python"), os.path.join(BENCH_DIR, "notify.py"), "--app-root", tree.root,
+               "--rows", str(a.notify_rows), "--workers", str(a.notify_workers), "--classes", a.notify_class,
+               "--database", dbname, "--redis-url", a.notify_redis_url, "--results-dir", out_dir,
+               "--pg", f"postgresql://{a.pg_user}@{HOST}:{a.pg_port}"]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("FLASK_", "TEST_")) and k not in ("PYTHONPATH", "DATABASE_URL", "REDIS_URL")}
+        b0 = machine_busy_ticks()
+        proc = subprocess.Popen(cmd, cwd=tree.root, env=env, text=True, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            stdout, _ = proc.communicate(timeout=max(900, a.notify_rows // 10))
+        except BaseException:
+            # SIGTERM lets notify.py stop its workers and stand-in and drop its database
+            proc.terminate()
+            try:
+                proc.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        b1 = machine_busy_ticks()
+        os.makedirs(out_dir, exist_ok=True)
+        with open(os.path.join(out_dir, "output.txt"), "w", encoding="utf-8") as fh:
+            fh.write(" ".join(cmd) + "\n\n" + (stdout or ""))
+        try:
+            with open(os.path.join(out_dir, "summary.json"), encoding="utf-8") as fh:
+                r = json.load(fh)[a.notify_class]
+        except (OSError, ValueError, KeyError):
+            die(f"notify bench failed for {tree.label} ({proc.returncode}):\n{stdout}")
+        noop, drain = r["noop"], r["drain"]
+        sent = drain["counts"].get("sent", 0)
+        out = {"rps": drain["rate"], "seconds": drain["seconds"], "noop_rps": noop["rate"],
+               "share": drain["rate"] / noop["rate"] if noop["rate"] else float("nan"),
+               "cpu_ms": drain["cpu_ms_per_delivery"], "rows": drain["rows"], "sent": sent,
+               "ok": int(sent == drain["rows"] and drain["exactly_once"]), "background_busy": background,
+               "machine_busy": (b1[0] - b0[0]) / max(b1[1] - b0[1], 1)}
+        who = f"{tree.key.upper()} " if a.against else ""
+        log(f"  {who}{'notify':15s} {out['rps']:8.1f} deliveries/s  drain {out['seconds']:5.1f} s for {out['rows']} rows, "
+            f"RQ no-op {out['noop_rps']:.0f} jobs/s, workers' CPU {out['cpu_ms']:.2f} ms/delivery, "
+            f"{'all sent, each once' if out['ok'] else '!! NOT all sent exactly once'}, "
+            f"machine busy {out['machine_busy'] * 100:.0f}% (before: {background * 100:.0f}%)")
+        return out
+
+    # --- comparing two trees -------------------------------------------------------------
+
+    def setup_against(self):
+        """Check REF out into a temporary worktree (removed in cleanup) and make both trees."""
+        a = self.args
+        sha = git("rev-parse", "--verify", "--quiet", a.against + "^{commit}", check=False)
+        if not re.fullmatch(r"[0-9a-f]{40}", sha):
+            die(f"--against {a.against!r}: not a commit in this repository")
+        head = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        for name in ("requirements.txt", "requirements-dev.txt"):
+            theirs = git("show", f"{sha}:{name}", check=False)
+            try:
+                with open(os.path.join(ROOT, name), encoding="utf-8") as fh:
+                    ours = fh.read().strip()
+            except OSError:
+                ours = ""
+            if theirs.strip() == ours:
+                continue
+            diff = subprocess.run(["git", "-C", ROOT, "diff", sha, "--", name], text=True, stdout=subprocess.PIPE,
+                                  timeout=60).stdout.strip()
+            if name == "requirements.txt":
+                die(f"{a.against} has other runtime requirements than this tree: both trees are measured with the "
+                    f"same venv ({VENV_BIN}), so the comparison would not be like for like. Difference "
+                    f"({a.against} -> this tree):\n{diff}\nCompare with a ref whose requirements.txt matches this tree's.")
+            log(f"note: {name} differs from {a.against} (not used by the bench, which needs only requirements.txt): "
+                + " ".join(line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")))
+        tmp = tempfile.mkdtemp(prefix=f"dinghuo-bench-{sha[:7]}-")
+        path = os.path.join(tmp, "tree")
+        self.worktree = (tmp, path)
+        log(f"checking {a.against} ({sha[:7]}) out into a temporary worktree {path}")
+        git("worktree", "add", "--detach", path, sha)
+        label_a = a.against if a.against.startswith(sha[:7]) else f"{a.against} {sha[:7]}"
+        label_b = f"HEAD {head[:7]}" + (" +uncommitted" if dirty else "")
+        self.trees = [Tree("a", label_a, path, f"{a.db_name}_a", a.against_redis_url),
+                      Tree("b", label_b, ROOT, f"{a.db_name}_b", a.redis_url)]
+        if a.against_redis_url and a.against_redis_url == a.redis_url:
+            die("--against-redis-url must differ from --redis-url: each tree gets a Redis database of its own")
+        for tree in self.trees:
+            tree.env = self._app_env(tree)
+        return {"against": a.against, "a": {"label": label_a, "commit": sha, "root": path},
+                "b": {"label": label_b, "commit": head, "dirty": bool(dirty), "root": ROOT}}
+
+    def remove_worktree(self):
+        if not self.worktree:
+            return
+        tmp, path = self.worktree
+        self.worktree = None
+        if os.path.isdir(path):
+            git("worktree", "remove", "--force", path, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+        git("worktree", "prune", check=False)
+        log(f"removed the temporary worktree {path}")
+
+    def summarize_compare(self, context, phases):
+        """One table: per scenario and tree, median throughput over the rounds, its min-max, the
+        share of the same round's ceiling, p50/p99, and B against A round by round."""
+        a, rounds = self.args, self.rounds
+        A, B = self.trees
+        n = len(rounds)
+
+        def vals(key, field):
+            return [r[key][field] for r in rounds if key in r and isinstance(r[key].get(field), (int, float))]
+
+        def med(xs):
+            return statistics.median(xs) if xs else float("nan")
+
+        def rng(xs, fmt="{:.0f}"):
+            return (fmt.format(min(xs)) + "-" + fmt.format(max(xs))) if xs else "-"
+
+        head = (f"Dinghuo bench {self.stamp}: A = {A.label} vs B = {B.label}; {context['cores']} cores, "
+                f"gunicorn -w {self.workers} -k sync, {context['generator']} {a.connections} connections x "
+                f"{a.duration}s (+{a.warmup}s warm-up); {n} round{'s' if n > 1 else ''}, A/B interleaved"
+                f"{' (A,B then B,A)' if n > 1 else ''}; medians, [min-max] over rounds")
+        cols = (f"{'scenario':34s} {'tree':3s} {'req/s':>7s} {'[min-max]':>11s} {'% ceil':>7s} {'p50 ms':>7s} "
+                f"{'p99 ms':>7s} {'p99 [min-max]':>13s} {'CPU ms':>7s}  B vs A (median; per round)")
+        lines = [head, "=" * min(len(head), 140), cols, "-" * 140]
+        verdicts = {}
+        order = [p for p in ("bare", "catalogue", "orders", "orders_1dealer", "notify") if p in phases]
+        for scenario in order:
+            if scenario == "bare":
+                rps, p50, p99 = vals("bare", "rps"), vals("bare", "p50_ms"), vals("bare", "p99_ms")
+                lines.append(f"{SCENARIOS['bare']:34s} {'-':3s} {med(rps):7.0f} {rng(rps):>11s} {100.0:6.1f}% "
+                             f"{med(p50):7.1f} {med(p99):7.1f} {rng(p99, '{:.1f}'):>13s} "
+                             f"{med(vals('bare', 'app_cpu_ms')):7.2f}")
+                continue
+            if scenario == "notify":
+                label = f"notification delivery, {a.notify_rows} rows"
+            else:
+                label = SCENARIOS[scenario].replace("N dealers", f"{len(B.actors)} dealers").replace(
+                    "1 dealer", f"1 dealer {B.single}")
+            per_tree = {}
+            for tree in (A, B):
+                key = f"{scenario}:{tree.key}"
+                rps = vals(key, "rps")
+                if scenario == "notify":
+                    shares = vals(key, "share")
+                    p50 = p99 = []
+                    cpu = vals(key, "cpu_ms")
+                else:
+                    bare = {i: r["bare"]["rps"] for i, r in enumerate(rounds) if "bare" in r}
+                    shares = [r[key]["rps"] / bare[i] for i, r in enumerate(rounds) if key in r and bare.get(i)]
+                    p50, p99 = vals(key, "p50_ms"), vals(key, "p99_ms")
+                    cpu = [x + y for x, y in zip(vals(key, "app_cpu_ms"), vals(key, "pg_cpu_ms"))]
+                per_tree[tree.key] = rps
+                errs = sum(vals(key, "non2xx")) + sum(vals(key, "socket_errors"))
+                notes = ""
+                if scenario == "notify":
+                    drains = vals(key, "seconds")
+                    bad = n - sum(vals(key, "ok"))
+                    notes = f"drain {med(drains):.1f} s [{rng(drains, '{:.1f}')}]" + (
+                        f"  !! {bad} round(s) not all sent exactly once" if bad else ", all sent once")
+                elif errs:
+                    notes = f"!! {errs:.0f} errors"
+                cell = (f"{label if tree is A else '':34s} {tree.key.upper():3s} {med(rps):7.0f} {rng(rps):>11s} "
+                        f"{med(shares) * 100:6.1f}% "
+                        + (f"{med(p50):7.1f} {med(p99):7.1f} {rng(p99, '{:.1f}'):>13s} " if p50 else
+                           f"{'-':>7s} {'-':>7s} {'-':>13s} ")
+                        + f"{med(cpu):7.2f}  ")
+                if tree is B:
+                    ra, rb = per_tree["a"], per_tree["b"]
+                    ratios = [r[f"{scenario}:b"]["rps"] / r[f"{scenario}:a"]["rps"] for r in rounds
+                              if f"{scenario}:a" in r and f"{scenario}:b" in r and r[f"{scenario}:a"]["rps"]]
+                    delta = med(rb) / med(ra) - 1 if ra and rb and med(ra) else float("nan")
+                    if not ra or not rb:
+                        verdict = "not measured"
+                    elif n < 2:
+                        verdict = "1 round: no spread to judge by (use --runs 3)"
+                    elif delta >= 0:
+                        verdict = "no slower"
+                    elif max(rb) >= min(ra):
+                        verdict = "within noise (ranges overlap)"
+                    else:
+                        verdict = "SLOWER (every B round below every A round)"
+                    verdicts[scenario] = {"delta": delta, "ratios": ratios, "verdict": verdict}
+                    cell += (f"{delta * 100:+.1f}%; B/A {rng(ratios, '{:.2f}')}  {verdict}" if ratios else verdict)
+                lines.append(cell + (("  " + notes) if notes else ""))
+        lines.append("-" * 140)
+        if self.order_smoke_failed:
+            lines.append("!! order submission failed its smoke check for a tree (see run.log): order phases not measured")
+        lines += [
+            "req/s: wrk requests/s (notify: deliveries/s); [min-max]: over the rounds, the noise you measured;",
+            "% ceil: share of the same round's bare-Flask req/s (notify: of RQ's no-op jobs/s in the same notify run);",
+            "CPU ms: server CPU per request, gunicorn + PostgreSQL (notify: the RQ workers' per delivery);",
+            "B vs A: median B over median A - 1, and B/A round by round (the interleaving puts both trees under the same drift).",
+        ]
+        busiest = max((r[p].get("background_busy", 0) for r in rounds for p in r), default=0)
+        lines.append(f"other work on this machine: {context['background_busy'] * 100:.0f}% busy before the run, "
+                     f"up to {busiest * 100:.0f}% just before a phase (it competes for the same cores)")
+        for tree in (A, B):
+            for scenario in ("orders", "orders_1dealer"):
+                for i, r in enumerate(rounds):
+                    m = r.get(f"{scenario}:{tree.key}")
+                    if m and not (m["requests"] - m.get("non2xx", 0) <= m.get("orders_created", 0)
+                                  <= m["requests"] + a.connections):
+                        lines.append(f"!! {tree.key.upper()} {scenario} round {i + 1}: {m['orders_created']} orders "
+                                     f"written for {m['requests']} requests")
+        text = "\n".join(lines)
+        summary = {"stamp": self.stamp, "context": context, "rounds": rounds, "compare": verdicts,
+                   "workers": self.workers, "args": vars(a)}
+        return text, summary
+
     # --- report ------------------------------------------------------------------------
 
     @staticmethod
@@ -700,7 +953,7 @@ class Bench:
     def summarize(self, context):
         rounds = self.rounds
         med = {}
-        for scenario in list(SCENARIOS) + ["pgbench"]:
+        for scenario in list(SCENARIOS) + ["pgbench", "notify"]:
             if any(scenario in r for r in rounds):
                 keys = set().union(*(r[scenario].keys() for r in rounds if scenario in r))
                 med[scenario] = {k: self._median(rounds, scenario, k) for k in keys
@@ -720,7 +973,7 @@ class Bench:
                 continue
             m = med[scenario]
             if scenario.startswith("orders"):
-                label = label.replace("N dealers", f"{len(self.actors)} dealers").replace("1 dealer", f"1 dealer {self.single}")
+                label = label.replace("N dealers", f"{len(self.tree.actors)} dealers").replace("1 dealer", f"1 dealer {self.tree.single}")
             share = m["rps"] / bare if bare else float("nan")
             target, verdict = "", ""
             if scenario in TARGETS:
@@ -741,6 +994,13 @@ class Bench:
             lines.append(f"{'pgbench raw order txn (-c %d -j %d)' % (self.args.pgbench_clients, self.args.pgbench_jobs):34s} "
                          f"{m['tps']:8.0f} {m['p50_ms']:7.1f} {m['p99_ms']:7.1f} {'':>7s} {'':>8s} {m['pg_cpu_ms']:7.2f}  "
                          f"DB ceiling (TPS)" + (f"  !! {m['failed']:.0f} failed" if m.get("failed") else ""))
+        if "notify" in med:
+            m = med["notify"]
+            lines.append(f"{'notification delivery, %d rows' % self.args.notify_rows:34s} {m['rps']:8.0f} "
+                         f"{'-':>7s} {'-':>7s} {m['share'] * 100:6.1f}% {m['cpu_ms']:8.2f} {'':>7s}  "
+                         f"{'all once, drain <= 60s':25s} "
+                         f"{'YES' if m['ok'] and m['seconds'] <= 60 else 'NO'} (drain {m['seconds']:.1f} s; "
+                         f"% = of RQ no-op jobs/s; CPU = workers' per delivery)")
         lines.append("-" * 118)
         if self.order_smoke_failed:
             lines.append("!! order submission failed its smoke check (see run.log and gunicorn-app.out): not measured")
@@ -779,10 +1039,14 @@ class Bench:
 
     def run(self):
         a = self.args
-        phases = [p.strip() for p in a.phases.split(",") if p.strip()]
+        phases = [p.strip() for p in (a.phases or (COMPARE_PHASES if a.against else DEFAULT_PHASES)).split(",")
+                  if p.strip()]
         for p in phases:
             if p not in ALL_PHASES:
                 die(f"unknown phase {p!r}; known: {', '.join(ALL_PHASES)}")
+        if a.against and "pgbench" in phases:
+            die("the pgbench phase measures raw SQL, not a tree's app: leave it out with --against "
+                "(run it without --against)")
         self.wrk = None if a.python_load else ensure_wrk(not a.no_install)
         if not self.wrk and not a.setup_only:
             log("wrk unavailable: falling back to the Python load generator (bench/pyload.py); "
@@ -798,37 +1062,58 @@ class Bench:
         context = {
             "cores": os.cpu_count(), "background_busy": (b1[0] - b0[0]) / max(b1[1] - b0[1], 1),
             "generator": "wrk" if self.wrk else "python", "loadavg": os.getloadavg(),
-            "database": self.dbname, "redis": a.redis_url or None,
+            "database": self.dbname, "redis": a.redis_url or None, "phases": phases,
         }
-        if a.redis_url:
-            self._redis().flushdb()  # the bench's own Redis database (default /14), fresh per run
-        self.prepare_database()
-        with self._pg(self.dbname) as conn:
+        if a.against:
+            context["compare"] = self.setup_against()
+            context["database"] = [t.dbname for t in self.trees]
+            context["redis"] = [t.redis_url for t in self.trees]
+        for tree in self.trees:
+            if tree.redis_url:
+                self._redis(tree.redis_url).flushdb()  # the tree's own Redis database, fresh per run
+        for tree in self.trees:
+            if a.against:
+                log(f"tree {tree.key.upper()}: {tree.label} ({tree.root}), database {tree.dbname}, "
+                    f"Redis {tree.redis_url or 'none'}")
+            self.prepare_database(tree)
+        with self._pg(self.trees[0].dbname) as conn:
             self.autovacuum = conn.execute("SHOW autovacuum").fetchone()[0] == "on"
         if not self.autovacuum:
             log("autovacuum is off on this server: the bench runs VACUUM (ANALYZE) on the tables "
                 "with rows before each phase instead")
         context["autovacuum"] = self.autovacuum
-        self.make_actors()
+        for tree in self.trees:
+            self.make_actors(tree)
         if a.setup_only:
             log(f"setup done: database {self.dbname} kept, actors in {os.path.relpath(self.out_dir, ROOT)}/actors.json")
             return 0
         pgvars = self.pgbench_vars() if "pgbench" in phases else None
-        self.start_server("app", "wsgi:app", ROOT, "/healthz")
-        self.start_server("bare", "bare_flask:app", BENCH_DIR, "/healthz")
-        if not self.smoke():
+        for tree in self.trees:
+            self.start_server(tree.server, "wsgi:app", tree.root, "/healthz", tree.env)
+        self.start_server("bare", "bare_flask:app", BENCH_DIR, "/healthz", self.trees[-1].env)
+        smoke_ok = [self.smoke(tree) for tree in self.trees]
+        if not all(smoke_ok):
             phases = [p for p in phases if not p.startswith("orders")]
             self.order_smoke_failed = True
         for rnd in range(1, a.runs + 1):
-            log(f"round {rnd}/{a.runs}: {a.warmup}s warm-up + {a.duration}s measured per phase")
+            # A,B on odd rounds, B,A on even ones: drift and "who goes first" hit both trees alike
+            order = self.trees if rnd % 2 else self.trees[::-1]
+            log(f"round {rnd}/{a.runs}: {a.warmup}s warm-up + {a.duration}s measured per phase"
+                + (f"; order {', '.join(t.key.upper() for t in order)}" if a.against else ""))
             result = {}
             for phase in phases:
                 if phase == "pgbench":
                     result["pgbench"] = self.pgbench(rnd, pgvars)
+                elif phase == "bare":
+                    result["bare"] = self.measure("bare", rnd, self.trees[-1])
+                elif not a.against:
+                    result[phase] = self.notify(rnd, self.tree) if phase == "notify" else self.measure(phase, rnd, self.tree)
                 else:
-                    result[phase] = self.measure(phase, rnd)
+                    for tree in order:
+                        result[f"{phase}:{tree.key}"] = (self.notify(rnd, tree) if phase == "notify"
+                                                         else self.measure(phase, rnd, tree))
             self.rounds.append(result)
-        text, summary = self.summarize(context)
+        text, summary = self.summarize_compare(context, phases) if a.against else self.summarize(context)
         log("")
         for line in text.splitlines():
             log(line)
@@ -841,19 +1126,21 @@ class Bench:
 
     def cleanup(self):
         self.stop_servers()
-        if self.args.keep or self.args.setup_only:
-            log(f"keeping database {self.dbname} (--keep)")
-        else:
-            try:
-                self.drop_db()
-                log(f"dropped database {self.dbname}")
-            except Exception as exc:  # noqa: BLE001 - report, never mask the real outcome
-                log(f"could not drop {self.dbname}: {exc}")
-        if self.args.redis_url and not self.args.keep:
-            try:
-                self._redis().flushdb()
-            except Exception:  # noqa: BLE001
-                pass
+        for tree in self.trees:
+            if self.args.keep or self.args.setup_only:
+                log(f"keeping database {tree.dbname} (--keep)")
+            else:
+                try:
+                    self.drop_db(tree.dbname)
+                    log(f"dropped database {tree.dbname}")
+                except Exception as exc:  # noqa: BLE001 - report, never mask the real outcome
+                    log(f"could not drop {tree.dbname}: {exc}")
+            if tree.redis_url and not self.args.keep:
+                try:
+                    self._redis(tree.redis_url).flushdb()
+                except Exception:  # noqa: BLE001
+                    pass
+        self.remove_worktree()
 
 
 def parse_args(argv=None):
@@ -865,7 +1152,21 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     p.add_argument("--workers", type=int, default=0, help="gunicorn sync workers (default 2 x cores)")
     p.add_argument("--dealers", type=int, default=8, help="bench dealers to rotate over (default 8)")
-    p.add_argument("--phases", default=",".join(ALL_PHASES), help="comma list of " + ",".join(ALL_PHASES))
+    p.add_argument("--phases", default=None,
+                   help=f"comma list of {','.join(ALL_PHASES)} (default {DEFAULT_PHASES}; with --against {COMPARE_PHASES})")
+    p.add_argument("--against", metavar="REF",
+                   help="compare this tree with REF (e.g. fae4e39): REF is checked out into a temporary git worktree "
+                        "and both trees are measured interleaved in this run, with these bench scripts")
+    p.add_argument("--against-redis-url", default="redis://127.0.0.1:6379/12",
+                   help="with --against: REF's app's own Redis database (default /12; --redis-url is this tree's)")
+    p.add_argument("--notify-rows", type=int, default=10_000, help="notify phase: outbox rows to deliver (default 10,000)")
+    p.add_argument("--notify-workers", type=int, default=2, help="notify phase: RQ worker processes (default 2)")
+    p.add_argument("--notify-class", choices=("simple", "fork"), default="simple",
+                   help="notify phase: RQ worker class (default simple, the production setting)")
+    p.add_argument("--notify-db", default="dinghuo_notify_bench",
+                   help="notify phase: its database (with --against: _a and _b appended)")
+    p.add_argument("--notify-redis-url", default="redis://127.0.0.1:6379/8",
+                   help="notify phase: its Redis database, flushed before and after (default /8)")
     p.add_argument("--pgbench-clients", type=int, default=8)
     p.add_argument("--pgbench-jobs", type=int, default=2)
     p.add_argument("--pgbench-protocol", choices=("simple", "extended", "prepared"), default="simple",
@@ -890,6 +1191,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.duration <= 0 or args.duration > 600 or args.warmup < 0 or args.warmup > 60 or not 1 <= args.runs <= 10:
         p.error("--duration must be 1..600, --warmup 0..60, --runs 1..10")
+    if args.against and (args.keep or args.setup_only):
+        p.error("--against builds both trees' databases afresh and drops them: no --keep / --setup-only")
     return args
 
 

@@ -13,7 +13,7 @@ import hashlib
 from flask import url_for
 
 from app.audience import service as audiences
-from app.notify.rep_alerts import clip
+from app.integrations.wecom_messages import clip
 from app.policies.models import CATEGORY_LABELS
 from bots.digest import MAX_BYTES, fit_lines
 

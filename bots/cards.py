@@ -1,6 +1,6 @@
 """Taps on the approval card (WeCom `template_card_event`, card_type button_interaction).
 
-The card (built by `app.notify.rep_alerts.approval_card`) carries buttons with keys
+The card (built by `bots.rep_alerts.approval_card`) carries buttons with keys
 `approve:{order_no}` and `reject:{order_no}`. A tap arrives with EventKey, TaskId,
 CardType and a ResponseCode that may update the card once (within 72 h).
 
@@ -23,11 +23,11 @@ from sqlalchemy import select
 from app.database import write_transaction
 from app.extensions import db
 from app.kernel.errors import DomainError
-from app.notify import rep_alerts
+from bots import rep_alerts
 from app.notify import service as outbox
 from app.orders import approval
 from app.orders.models import STATUS_LABELS, Order
-from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
+from bots.replies import NOT_STAFF_REPLY, reply, staff_for
 
 log = logging.getLogger(__name__)
 

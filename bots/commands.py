@@ -29,7 +29,7 @@ from app.kernel.permissions import can
 from app.orders import approval as orders
 from app.orders import states
 from app.orders.models import STATUS_LABELS, Order, OrderEvent
-from bots.inbound import NOT_STAFF_REPLY, reply, staff_for
+from bots.replies import NOT_STAFF_REPLY, reply, staff_for
 
 PENDING_LIMIT = 10
 LAST_ORDERS = 5

@@ -1,12 +1,13 @@
 """`GET /files/<key>?e=<expires>&s=<signature>`: a locally stored file, for whoever holds a
 URL the app signed (`LocalStorage.url_for`). A missing, wrong or expired signature and an
 unknown key all answer 404, so the route tells nothing about which keys exist. A URL signed
-with a download name (`&d=<name>`) asks the browser to save the file under that name."""
+with a download name (`&d=<name>`) asks the browser to save the file under that name; a file
+that is not an image is always a download (`app.storage.backends.serving_headers`)."""
 from flask import Blueprint, has_request_context, request, send_file
 
 from app.kernel.errors import NotFound
 from app.storage import LocalStorage, get_storage
-from app.storage.backends import KEY_PATTERN, content_disposition, content_type_of
+from app.storage.backends import KEY_PATTERN, content_type_of, serving_headers
 
 bp = Blueprint("files", __name__)
 
@@ -30,12 +31,8 @@ def serve(key):
     except KeyError:
         raise NotFound("文件不存在或链接已过期", "file_not_found") from None
     response = send_file(path, mimetype=content_type_of(key), max_age=0, conditional=True)
-    # The URL is a capability: keep it out of shared caches and never let a browser sniff
-    # the bytes as something else (e.g. HTML) than the image type we checked on upload.
+    # The URL is a capability: keep it out of shared caches. Never let a browser sniff the
+    # bytes as something else (e.g. HTML) or run anything in them.
     response.headers["Cache-Control"] = "private, max-age=300"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
-    response.headers["Content-Disposition"] = (
-        content_disposition("attachment", download_name) if download_name else "inline"
-    )
+    response.headers.update(serving_headers(key, download_name))
     return response

@@ -22,7 +22,7 @@ import redis
 import requests
 import sqlalchemy as sa
 
-from app import create_app, models  # noqa: F401  (every model registered before a test module builds a query)
+from app import create_app, models, ratelimit  # noqa: F401  (every model registered before a test module builds a query)
 from app.config import _database_url
 from app.extensions import db
 from app.kernel import clock as kernel_clock
@@ -264,13 +264,15 @@ def _sqlite_app(tmp_path_factory, _sqlite_template, standin):
 def one_test(app, reset_data, *, keep_connections=False):
     """Run one test on a shared app: `reset_data()` in a fresh app context first; afterwards the
     config is as it was and whatever the test cached on the app (gateways, caches, engines)
-    is gone, so no test sees another's state. `keep_connections`: the next test may reuse
+    is gone, so no test sees another's state. Rate-limit counters start from zero: every
+    test's requests come from 127.0.0.1. `keep_connections`: the next test may reuse
     the pool's connections (PostgreSQL: each returns rolled back)."""
     config = copy.deepcopy(dict(app.config))
     extensions = set(app.extensions)
     try:
         with app.app_context():
             reset_data()
+            ratelimit.limiter(app).reset()
             yield app
             db.session.remove()
     finally:

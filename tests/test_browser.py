@@ -162,3 +162,9 @@ def test_staff_sign_in_see_the_dashboard_approve_and_partly_ship_an_order_in_a_r
     assert sorted(line.shipped_qty for line in order.lines) == [0, 1]
     assert browser_errors(browser) == []
     assert dashboard_png.stat().st_size > 10_000 and order_png.stat().st_size > 5_000
+
+    # Every page above ran under the console's Content-Security-Policy (no inline script):
+    # a violation would be a SEVERE browser log entry. The staff page too.
+    browser.get(f"{server}/console/staff")
+    wait_for(browser, lambda d: "员工账号" in text_of(d) and "rep2" in text_of(d), "the staff page did not open")
+    assert browser_errors(browser) == []

@@ -362,7 +362,7 @@ def test_thresholds_decide_the_mini_programs_stock_level(client, team, world):
         return client.get(f"{MP}/products/{world.soy.id}", headers=auth(world.a_buyer)).json["stock"]["level"]
 
     assert level() == "in_stock"  # 100 available, threshold 10
-    inventory.set_low_stock_threshold(staff=team["warehouse"], sku_id=world.soy.id, low_stock_qty="150")
+    catalog.set_low_stock_threshold(staff=team["warehouse"], sku_id=world.soy.id, low_stock_qty="150")
     assert level() == "low"
     entry = audit_rows("stock.threshold")[0]
     assert (entry.before, entry.after) == ({"low_stock_qty": 10}, {"low_stock_qty": 150})
@@ -379,7 +379,7 @@ def test_a_threshold_change_is_not_hidden_by_this_processs_catalogue_cache(app, 
         return next(i["stock"]["level"] for i in page["items"] if i["code"] == "SKU-SOY")
 
     assert soy_level() == "in_stock"
-    inventory.set_low_stock_threshold(staff=team["admin"], sku_id=world.soy.id, low_stock_qty=500)
+    catalog.set_low_stock_threshold(staff=team["admin"], sku_id=world.soy.id, low_stock_qty=500)
     assert soy_level() == "low"
     pricing.set_price(staff=team["admin"], price_list_id=gold_list(world).id, sku_id=world.soy.id, price_fen=1111)
     page = client.get(f"{MP}/products", headers=auth(world.a_buyer)).json

@@ -1,5 +1,5 @@
-"""The product does not depend on the development tools: nothing under app/, bots/,
-miniprogram_api/ or wsgi.py imports devtools at module level (only app/cli.py may, inside the
+"""The product does not depend on the development tools: nothing under app/, bots/, callbacks/,
+console/, miniprogram_api/ or wsgi.py imports devtools at module level (only app/cli.py may, inside the
 function that registers `flask demo`), and without devtools/ the app builds, minus that command.
 The `devtools` contract in .importlinter states the same for lint-imports; this test also
 proves the app builds without the package."""
@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.helpers import top_level_imports
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT = ("app", "bots", "miniprogram_api", "wsgi.py")
+PRODUCT = ("app", "bots", "callbacks", "console", "miniprogram_api", "wsgi.py")
 MAY_IMPORT_IN_FUNCTIONS = {"app/cli.py"}
 
 
@@ -55,3 +55,48 @@ def test_without_devtools_the_app_builds_and_has_no_demo_command(monkeypatch, tm
 
     assert "demo" not in app.cli.commands and "dealers" in app.cli.commands
     assert not any(name.split(".")[0] == "devtools" for name in sys.modules)
+
+
+def import_cycles(imports):
+    """Each set of modules that import one another round in a circle ({module: imported})."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(module):  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        on_stack.add(module)
+        for other in imports.get(module, ()):
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in on_stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component, member = set(), None
+            while member != module:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+            if len(component) > 1:
+                cycles.append(component)
+
+    for module in sorted(imports):
+        if module not in index:
+            visit(module)
+    return cycles
+
+
+def test_the_cycle_finder_finds_a_circle_and_nothing_else():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_two_modules_import_each_other_round_in_a_circle():
+    """Function-level imports count too: a lazy import that closes a circle hides a seam in
+    the wrong place. `app` itself (create_app, the composition root) wires everything."""
+    import grimp
+
+    graph = grimp.build_graph("app", "bots", "callbacks", "console", "miniprogram_api", "devtools")
+    imports = {module: graph.find_modules_directly_imported_by(module) - {"app"}
+               for module in graph.modules if module != "app"}
+    assert len(imports) > 100 and import_cycles(imports) == []

@@ -212,7 +212,7 @@ def test_detail_has_signed_urls_and_a_download_with_the_file_name(client, dealer
     assert file["size"] == len(pdf_bytes())
     inline = local_get(client, file["url"])
     assert inline.status_code == 200 and inline.data == pdf_bytes() and inline.mimetype == "application/pdf"
-    assert inline.headers["Content-Disposition"] == "inline"
+    assert inline.headers["Content-Disposition"] == "attachment"  # not an image: always a download
     download = local_get(client, file["download_url"])
     assert download.status_code == 200 and download.data == pdf_bytes()
     disposition = download.headers["Content-Disposition"]

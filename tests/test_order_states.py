@@ -17,7 +17,8 @@ from app.extensions import db
 from app.funds.models import CreditAccount
 from app.kernel import events
 from app.kernel.errors import DomainError
-from app.notify import dealer_alerts, rep_alerts
+from app.notify import dealer_alerts
+from bots import rep_alerts
 from app.notify.models import DealerMessage, Outbox
 from app.orders import approval, closing, states, submission
 from app.orders.approval_rules import set_auto_approval

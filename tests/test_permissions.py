@@ -51,6 +51,7 @@ EXPECTED = {
     "reports.dealers": {A, S, F},
     "audit.view": {A, F},
     "settings.edit": {A},
+    "staff.manage": {A},
     "bot.orders": {A, S},
 }
 
@@ -109,7 +110,7 @@ def test_only_a_rep_is_scoped_to_their_own_dealers():
 
 # --- the console: every menu page opens for exactly the roles the table says ---------------
 
-NAV_PAGES = [(path, needed) for _label, path, needed in __import__("app.console.auth", fromlist=["NAV"]).NAV]
+NAV_PAGES = [(path, needed) for _label, path, needed in __import__("console.auth", fromlist=["NAV"]).NAV]
 USERNAMES = {A: "boss", S: "rep1", F: "money", W: "cang", M: "shi"}
 
 

@@ -11,7 +11,7 @@ from app.dealers.models import Dealer
 from app.extensions import db
 from app.funds.models import CreditAccount
 from app.kernel.clock import utcnow
-from app.notify import rep_alerts
+from bots import rep_alerts
 from app.notify.models import Outbox
 from app.orders import approval as orders
 from app.orders.models import Order, OrderEvent
@@ -79,7 +79,7 @@ def test_long_dealer_names_are_clipped_to_wecoms_field_lengths(client, world):
 
 
 def test_no_rep_or_no_wecom_userid_means_no_row_and_a_log_line(client, world, caplog):
-    caplog.set_level(logging.INFO, logger="app.notify.rep_alerts")
+    caplog.set_level(logging.INFO, logger="bots.rep_alerts")
     world.dealer_a.rep_id = None
     db.session.commit()
     place(client, world)

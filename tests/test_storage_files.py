@@ -63,4 +63,4 @@ def test_a_download_name_is_part_of_the_local_signature(app, client):
     # The same signature without the name (or with another name) is refused.
     assert client.get(named.split("&d=")[0]).status_code == 404
     assert client.get(named.replace("d=%E4", "d=%E5")).status_code == 404
-    assert client.get(plain).headers["Content-Disposition"] == "inline"
+    assert client.get(plain).headers["Content-Disposition"] == "attachment"  # not an image: never inline

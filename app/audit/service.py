@@ -76,6 +76,8 @@ ACTION_LABELS = {
     "material.update": "修改素材",
     "material.publish": "发布素材",
     "material.withdraw": "撤回素材",
+    "staff.lock": "锁定员工账号（密码连续错误）",
+    "staff.unlock": "解锁员工账号",
 }
 
 ENTITY_LABELS = {
@@ -98,6 +100,7 @@ ENTITY_LABELS = {
     "campaign": "客户群群发",
     "policy": "政策",
     "material": "营销素材",
+    "staff": "员工账号",
 }
 
 
@@ -126,7 +129,7 @@ FIELD_LABELS = {
     "stopped_tasks": "停止的任务", "stop_failed": "停止失败",
     "kind": "类型", "summary": "简介", "tags": "标签", "link_url": "链接地址",
     "mp_appid": "小程序 AppID", "mp_path": "小程序页面路径", "file_name": "文件名", "body_chars": "正文字符数",
-    "has_cover": "有封面图",
+    "has_cover": "有封面图", "locked_until": "锁定至",
 }
 
 

@@ -112,7 +112,7 @@ def remind(session, sender, campaign):
         return False
     count = session.execute(select(func.count()).select_from(CampaignGroup).where(
         CampaignGroup.sender_id == sender.id, CampaignGroup.status == "waiting")).scalar_one()
-    from app.notify.rep_alerts import text_message
+    from app.integrations.wecom_messages import text_message
 
     first = sender.reminders == 0
     content = (

@@ -212,6 +212,25 @@ def invalidate_catalogue():
     app_cache("catalogue_pages", "CATALOGUE_CACHE_SECONDS").clear()
 
 
+def set_low_stock_threshold(*, staff, sku_id, low_stock_qty, session=None):
+    """Set a SKU's low-stock threshold: below it (units available across warehouses) dealers
+    see 'low' and the console lists the SKU under 低库存. Audited (`stock.threshold`)."""
+    require(staff, "stock.edit", "你的角色无权修改低库存阈值")
+    low_stock_qty = inputs.integer(low_stock_qty, field="low_stock_qty", label="低库存阈值", minimum=0, maximum=inventory.MAX_ON_HAND)
+    with joined_transaction(session) as s:
+        sku = s.get(Sku, sku_id)
+        if sku is None:
+            raise NotFound("商品不存在", "sku_not_found")
+        if sku.low_stock_qty != low_stock_qty:
+            audit.record(s, actor=staff, action="stock.threshold", entity_type="sku", entity_id=sku.id,
+                         label=f"{sku.code} {sku.name}", before={"low_stock_qty": sku.low_stock_qty},
+                         after={"low_stock_qty": low_stock_qty})
+            sku.low_stock_qty = low_stock_qty
+    # The cached catalogue pages carry each SKU's threshold (the level is computed per request).
+    invalidate_catalogue()
+    return sku
+
+
 def _category_name(value):
     return inputs.text(value, field="name", label="分类名称", max_len=64)
 

@@ -151,8 +151,10 @@ def _load_caller(openid):
 
 # --- login and binding ------------------------------------------------------
 
-def login_with_code(*, js_code, gateway):
-    """Exchange a `wx.login` code for our token. Raises 401 for a bad or reused code."""
+def login_with_code(*, js_code, gateway, admit=None):
+    """Exchange a `wx.login` code for our token. Raises 401 for a bad or reused code.
+    `admit(openid)`, when given, is called once WeChat has named the user and before a token
+    is issued; whatever it raises refuses the login (the shell's per-user rate limit)."""
     from app.integrations.wechat import WeChatError, WeChatUnavailable
 
     try:
@@ -173,6 +175,8 @@ def login_with_code(*, js_code, gateway):
             "wechat_error", "微信登录失败，请稍后重试", 502, {"wechat_errcode": exc.errcode}
         ) from None
     openid = session["openid"]
+    if admit is not None:
+        admit(openid)
     user = user_for_openid(openid)
     db.session.rollback()
     return {

@@ -402,29 +402,6 @@ def adjust_stock(*, staff, sku_id, warehouse_id, reason, delta=None, on_hand=Non
     return movement
 
 
-def set_low_stock_threshold(*, staff, sku_id, low_stock_qty, session=None):
-    """Set a SKU's low-stock threshold: below it (units available across warehouses) dealers
-    see 'low' and the console lists the SKU under 低库存. Audited (`stock.threshold`)."""
-    from app.audit import service as audit
-    from app.catalog.models import Sku as Sku
-    from app.catalog.service import invalidate_catalogue
-
-    require(staff, "stock.edit", "你的角色无权修改低库存阈值")
-    low_stock_qty = inputs.integer(low_stock_qty, field="low_stock_qty", label="低库存阈值", minimum=0, maximum=MAX_ON_HAND)
-    with joined_transaction(session) as s:
-        sku = s.get(Sku, sku_id)
-        if sku is None:
-            raise NotFound("商品不存在", "sku_not_found")
-        if sku.low_stock_qty != low_stock_qty:
-            audit.record(s, actor=staff, action="stock.threshold", entity_type="sku", entity_id=sku.id,
-                         label=f"{sku.code} {sku.name}", before={"low_stock_qty": sku.low_stock_qty},
-                         after={"low_stock_qty": low_stock_qty})
-            sku.low_stock_qty = low_stock_qty
-    # The cached catalogue pages carry each SKU's threshold (the level is computed per request).
-    invalidate_catalogue()
-    return sku
-
-
 def list_movements(*, staff, sku_id=None, warehouse_id=None, page=1, page_size=STOCK_PAGE_SIZE):
     """Stock movements, newest first: ([(StockMovement, sku code, sku name, warehouse name)], total)."""
     require(staff, "stock.view", "你的角色无权查看库存")

@@ -61,6 +61,16 @@ def china_time(*args):
     return datetime(*args, tzinfo=BUSINESS_TZ).astimezone(timezone.utc)
 
 
+def duration_words(seconds):
+    """How long to wait, as people say it: 45 秒, 3 分钟, 2 小时 (rounded up)."""
+    seconds = max(1, int(-(-seconds // 1)))
+    if seconds < 60:
+        return f"{seconds} 秒"
+    if seconds < 3600:
+        return f"{-(-seconds // 60)} 分钟"
+    return f"{-(-seconds // 3600)} 小时"
+
+
 def use(source):
     """Read the time from `source` (a `FakeClock` or any callable returning an aware datetime)."""
     global _source

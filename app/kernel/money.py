@@ -84,8 +84,17 @@ def parse_yuan(value, *, allow_negative=False) -> int:
     return amount
 
 
-def fen_to_yuan_text(amount_fen: int) -> str:
-    """`1250` -> `'12.50'`: the value to put back into a form field (no ¥, no commas)."""
+def fen_to_yuan_text(amount_fen: int, *, trim=False) -> str:
+    """`1250` -> `'12.50'`: the value to put back into a form field (no ¥, no commas);
+    `trim=True` drops a zero fraction (`1200` -> `'12'`)."""
     sign = "-" if amount_fen < 0 else ""
     yuan, fen = divmod(abs(int(amount_fen)), 100)
-    return f"{sign}{yuan}.{fen:02d}"
+    return f"{sign}{yuan}" if trim and not fen else f"{sign}{yuan}.{fen:02d}"
+
+
+def percent_text(rate_bp: int) -> str:
+    """Basis points as the percent people type, exact and without trailing zeros:
+    `525` -> `'5.25'`, `550` -> `'5.5'`, `1000` -> `'10'` (no float on the way)."""
+    whole, rest = divmod(abs(int(rate_bp)), 100)
+    sign = "-" if rate_bp < 0 else ""
+    return f"{sign}{whole}" + (f".{rest:02d}".rstrip("0") if rest else "")

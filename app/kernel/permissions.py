@@ -67,6 +67,7 @@ PERMISSIONS = {
     "reports.dealers": ("查看经销商排行", {"admin", "sales", "finance"}),
     "audit.view": ("查看审计日志", {"admin", "finance"}),
     "settings.edit": ("修改系统设置", {"admin"}),
+    "staff.manage": ("管理员工账号", {"admin"}),
     "bot.orders": ("在企业微信里查询订单", {"admin", "sales"}),
 }
 

@@ -32,7 +32,7 @@ from app.dealers.models import Dealer, DealerUser
 from app.extensions import db
 from app.kernel.clock import BUSINESS_TZ, utcnow
 from app.kernel.errors import DomainError
-from app.kernel.money import format_yuan
+from app.kernel.money import fen_to_yuan_text, format_yuan
 from app.notify import service as outbox
 from app.notify.models import DealerMessage, SubscribeConsent
 
@@ -468,8 +468,7 @@ def field_kind(key):
 
 def _text(raw, kind):
     if isinstance(raw, Fen):
-        yuan, fen = divmod(abs(int(raw)), 100)
-        number = f"{'-' if raw < 0 else ''}{yuan}.{fen:02d}"
+        number = fen_to_yuan_text(raw)
         return number if kind == "number" else f"{number}元"
     if isinstance(raw, datetime):
         return raw.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")

@@ -12,7 +12,7 @@ from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError
 from app.notify import dealer_alerts
 from app.notify import service as outbox
-from app.notify.rep_alerts import clip, text_message
+from app.integrations.wecom_messages import clip, text_message
 from app.policies.authoring import MP_PAGE, check_editor, lock_policy
 from app.policies.models import CATEGORY_LABELS, PolicyAck, PolicyRead, PolicyReminder
 from app.staff.models import Staff

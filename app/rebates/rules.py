@@ -2,7 +2,7 @@
 
 A rule has a period kind, a basis (shipped or paid), a product scope, the dealers it applies
 to, volume tiers (threshold fen, rate bp) and an optional growth rebate; what a rule earns is
-`app.rebates.computation`'s. The console's form (yuan and %) is read in `app.console.rebates`.
+`app.rebates.computation`'s. The console's form (yuan and %) is read in `console.rebates`.
 """
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -15,7 +15,7 @@ from app.extensions import db
 from app.kernel.clock import utcnow
 from app.kernel.errors import NotFound
 from app.kernel.inputs import choice, day, integer, invalid, text
-from app.kernel.money import format_yuan
+from app.kernel.money import format_yuan, percent_text
 from app.kernel.permissions import require
 from app.rebates.models import (
     APPLIES_LABELS,
@@ -193,10 +193,10 @@ def get_rule(rule_id):
 
 def describe_rule(rule):
     """One line in Chinese: period, basis, tiers, growth."""
-    tiers = "；".join(f"满 {format_yuan(t.threshold_fen)} 返 {t.rate_bp / 100:g}%"
+    tiers = "；".join(f"满 {format_yuan(t.threshold_fen)} 返 {percent_text(t.rate_bp)}%"
                      for t in sorted(rule.tiers, key=lambda t: t.threshold_fen))
     text_ = f"{PERIOD_LABELS[rule.period_kind]}·按{BASIS_LABELS[rule.basis]}：{tiers}（达到的最高一档比例适用于全部金额）"
     if rule.growth_rate_bp is not None:
-        text_ += (f"；同比增长 ≥ {(rule.growth_threshold_bp or 0) / 100:g}% 另返 {rule.growth_rate_bp / 100:g}%"
+        text_ += (f"；同比增长 ≥ {percent_text(rule.growth_threshold_bp or 0)}% 另返 {percent_text(rule.growth_rate_bp)}%"
                   f"（去年同期不少于 {format_yuan(rule.growth_min_last_year_fen or 0)}）")
     return text_

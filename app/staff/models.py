@@ -1,8 +1,10 @@
-from sqlalchemy import Boolean, String
+from datetime import datetime
+
+from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
-from app.models_base import pk, timestamp
+from app.models_base import UTCDateTime, pk, timestamp
 
 
 class Staff(db.Model):
@@ -19,3 +21,8 @@ class Staff(db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at = timestamp()
+    # Console sign-in lockout (app.staff.lockout): wrong passwords in a row, the last one's
+    # time, and until when the account refuses every sign-in (None: not locked).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_failed_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

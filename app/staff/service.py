@@ -1,12 +1,18 @@
-"""Staff accounts: creation with a hashed password, and sign-in for the console."""
+"""Staff accounts: creation with a hashed password, and sign-in for the console with a
+lockout after repeated wrong passwords (state in the `staff` row, so it holds across web
+processes; times from the kernel clock)."""
+from datetime import timedelta
+
 from flask import current_app
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from app.audit import service as audit
 from app.database import write_transaction
 from app.extensions import db
+from app.kernel.clock import duration_words, utcnow
 from app.kernel.errors import DomainError
-from app.kernel.permissions import STAFF_ROLES
+from app.kernel.permissions import STAFF_ROLES, require
 from app.staff.models import Staff
 
 MIN_PASSWORD_LENGTH = 8
@@ -59,11 +65,85 @@ def set_password(staff, password):
         session.get(Staff, staff.id).password_hash = hash_password(password)
 
 
-def authenticate(username, password):
-    """The active staff member with this username and password, or None."""
+BAD_CREDENTIALS = "用户名或密码错误，或账号已停用"
+SYSTEM = type("System", (), {"id": None, "name": "系统"})()
+
+
+def _locked_error(staff, now):
+    seconds = max(1, int((staff.locked_until - now).total_seconds()))
+    return DomainError(
+        "account_locked",
+        f"密码连续输错次数过多，账号已被锁定，请 {duration_words(seconds)}后再试，或联系管理员解锁",
+        423, {"locked_until": staff.locked_until.isoformat()})
+
+
+def is_locked(staff, now=None):
+    return staff.locked_until is not None and staff.locked_until > (now or utcnow())
+
+
+def sign_in(*, username, password):
+    """The active staff member with this username and password; a successful sign-in clears
+    the count of wrong passwords.
+
+    Raises 423 `account_locked` while the account is locked (the password is not checked, so
+    guessing on goes nowhere) and 401 `bad_credentials` for an unknown name, a wrong password
+    or a deactivated account. A wrong password counts: CONSOLE_LOCKOUT_FAILURES of them in a
+    row, none further apart than CONSOLE_LOCKOUT_MINUTES, lock the account for
+    CONSOLE_LOCKOUT_MINUTES (audited as `staff.lock`).
+    """
     staff = db.session.execute(select(Staff).where(Staff.username == (username or "").strip())).scalar_one_or_none()
+    now = utcnow()
+    if staff is not None and is_locked(staff, now):
+        raise _locked_error(staff, now)
     stored = staff.password_hash if staff is not None and staff.password_hash else _dummy_hash()
     ok = check_password_hash(stored, password or "")
-    if staff is None or not staff.password_hash or not ok or not staff.active:
-        return None
+    if staff is None or not staff.password_hash or not staff.active:
+        raise DomainError("bad_credentials", BAD_CREDENTIALS, 401)
+    if not ok:
+        _count_failure(staff.id)
+        raise DomainError("bad_credentials", BAD_CREDENTIALS, 401)
+    if staff.failed_logins or staff.locked_until is not None:
+        with write_transaction() as session:
+            row = session.get(Staff, staff.id)
+            row.failed_logins, row.last_failed_login_at, row.locked_until = 0, None, None
     return staff
+
+
+def _count_failure(staff_id):
+    config = current_app.config
+    threshold, minutes = config["CONSOLE_LOCKOUT_FAILURES"], config["CONSOLE_LOCKOUT_MINUTES"]
+    with write_transaction() as session:
+        staff = session.execute(select(Staff).where(Staff.id == staff_id).with_for_update()).scalar_one()
+        now = utcnow()
+        window = timedelta(minutes=minutes)
+        recent = staff.last_failed_login_at is not None and now - staff.last_failed_login_at <= window
+        staff.failed_logins = (staff.failed_logins if recent else 0) + 1
+        staff.last_failed_login_at = now
+        if threshold and staff.failed_logins >= threshold and not is_locked(staff, now):
+            staff.locked_until = now + window
+            audit.record(session, actor=SYSTEM, action="staff.lock", entity_type="staff", entity_id=staff.id,
+                         label=f"{staff.username} {staff.name}", after={"locked_until": staff.locked_until},
+                         reason=f"连续 {staff.failed_logins} 次密码错误")
+            staff.failed_logins = 0
+
+
+def unlock_staff(*, staff, staff_id):
+    """Lift a lockout now (and forget the wrong passwords so far). Audited as `staff.unlock`.
+    403 without `staff.manage`, 404 for an unknown account, 409 if it is not locked."""
+    require(staff, "staff.manage", "你的角色无权解锁员工账号")
+    with write_transaction() as session:
+        target = session.execute(select(Staff).where(Staff.id == staff_id).with_for_update()).scalar_one_or_none()
+        if target is None:
+            raise DomainError("staff_not_found", "员工账号不存在", 404)
+        if not is_locked(target):
+            raise DomainError("not_locked", f"{target.name}的账号没有被锁定", 409)
+        before = {"locked_until": target.locked_until}
+        target.failed_logins, target.last_failed_login_at, target.locked_until = 0, None, None
+        audit.record(session, actor=staff, action="staff.unlock", entity_type="staff", entity_id=target.id,
+                     label=f"{target.username} {target.name}", before=before, after={"locked_until": None})
+    return target
+
+
+def list_staff():
+    """Every staff account, by username (the console's staff page)."""
+    return db.session.execute(select(Staff).order_by(Staff.username)).scalars().all()

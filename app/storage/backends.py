@@ -10,6 +10,14 @@ Both backends speak the same small interface:
                                              as an attachment under that file name
     delete(key)                              remove (no error if already gone)
 
+Every image is stored re-encoded (`app.storage.images.reencode`: pixels only, no metadata,
+nothing appended), whoever calls `put`. Whatever is served says what it is and may not be
+read as anything else: its content type, `X-Content-Type-Options: nosniff`, a sandboxing
+`Content-Security-Policy`, and `Content-Disposition: attachment` unless it is an image
+(`serving_headers`). The file route sends them for local files; for S3 the type and the
+disposition are stored with the object and signed into every URL (S3 cannot store the
+other two: the bucket's CDN or proxy adds them, see docs).
+
 Keys look like `returns/2026/11/3f2a…9c.jpg`: a prefix, the month, 128 random bits and
 the extension of the content type. Nobody can guess another dealer's key, and a URL
 stops working when it expires, so a URL copied out of the mini-program is not a
@@ -28,6 +36,7 @@ from urllib.parse import quote
 from app.kernel import clock
 from app.kernel.clock import utcnow
 from app.storage.files import FILE_TYPES
+from app.storage.images import IMAGE_TYPES, CleanImage, reencode
 
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp"}
 # Videos and documents (app.storage.files), checked from their bytes like images.
@@ -61,6 +70,36 @@ def content_type_of(key):
     return CONTENT_TYPES.get(os.path.splitext(key)[1], "application/octet-stream")
 
 
+def stored_bytes(data, content_type):
+    """What `put` stores: an image re-encoded (unless it already is), anything else as it is."""
+    if content_type in IMAGE_TYPES and not isinstance(data, CleanImage):
+        return reencode(data, content_type=content_type)
+    return data
+
+
+# Sent with every stored file: the browser takes the type as given and runs nothing in it.
+SANDBOX_CSP = "default-src 'none'; sandbox"
+
+
+def disposition_for(content_type, download_name=None):
+    """Images are shown inline (the console's <img>, the mini-program's <image>); anything
+    else is a download, under `download_name` when there is one."""
+    if download_name:
+        return content_disposition("attachment", download_name)
+    return "inline" if content_type in IMAGE_TYPES else "attachment"
+
+
+def serving_headers(key, download_name=None):
+    """The response headers a stored file is served with."""
+    content_type = content_type_of(key)
+    return {
+        "Content-Type": content_type,
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": SANDBOX_CSP,
+        "Content-Disposition": disposition_for(content_type, download_name),
+    }
+
+
 def content_disposition(disposition, file_name):
     """`attachment; filename="…"; filename*=UTF-8''…` (RFC 6266): an ASCII fallback for old
     clients and the real, possibly Chinese, name for the rest."""
@@ -88,6 +127,7 @@ class LocalStorage:
         return path
 
     def put(self, data, content_type, prefix):
+        data = stored_bytes(data, content_type)
         key = new_key(content_type, prefix)
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,8 +233,11 @@ class S3Storage:
             raise StorageError(f"S3 {method} failed: {type(exc).__name__}") from exc
 
     def put(self, data, content_type, prefix):
+        data = stored_bytes(data, content_type)
         key = new_key(content_type, prefix)
-        self._call("put_object", Key=key, Body=data, ContentType=content_type)
+        # The object answers with its type and disposition even through a URL signed elsewhere.
+        self._call("put_object", Key=key, Body=data, ContentType=content_type,
+                   ContentDisposition=disposition_for(content_type))
         return key
 
     def get(self, key):
@@ -205,8 +248,9 @@ class S3Storage:
 
     def url_for(self, key, *, ttl_seconds=None, download_name=None):
         check_key(key)
-        params = {"Bucket": self.bucket, "Key": key}
-        if download_name:
-            # The store answers with this Content-Disposition (the override is part of the signature).
-            params["ResponseContentDisposition"] = content_disposition("attachment", download_name)
+        # The store answers with this type and disposition (the overrides are part of the
+        # signature), whatever metadata the object was given.
+        headers = serving_headers(key, download_name)
+        params = {"Bucket": self.bucket, "Key": key, "ResponseContentType": headers["Content-Type"],
+                  "ResponseContentDisposition": headers["Content-Disposition"]}
         return self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=ttl_seconds or self.ttl_seconds)

@@ -119,6 +119,8 @@ def make_thumbnail(data, *, max_side, quality=82):
     become white (share cards accept JPEG and PNG; JPEG keeps them small)."""
     from PIL import Image, ImageOps
 
+    from app.storage.images import CleanImage
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(io.BytesIO(data)) as image:
@@ -133,4 +135,7 @@ def make_thumbnail(data, *, max_side, quality=82):
                 image = image.convert("RGB")
             out = io.BytesIO()
             image.save(out, format="JPEG", quality=quality, optimize=True)
-            return out.getvalue(), image.width, image.height
+            # Made here from pixels alone: storage keeps it as it is (no second encoding).
+            thumb = CleanImage(out.getvalue())
+            thumb.content_type, thumb.width, thumb.height = "image/jpeg", image.width, image.height
+            return thumb, image.width, image.height

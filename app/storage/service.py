@@ -1,4 +1,4 @@
-"""Uploads: check an image, store its bytes, record who it belongs to.
+"""Uploads: check an image, store it re-encoded, record who it belongs to.
 
 `save_upload` stores the bytes first and then writes the row; if the row cannot be written
 the stored object is deleted again, so a failed upload leaves neither a row nor a file.
@@ -11,13 +11,13 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.database import write_transaction
-from app.dealers.models import ORDERING_ROLES
 from app.dealers.access import check_may_act
+from app.dealers.models import ORDERING_ROLES
 from app.extensions import db
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError, NotFound
 from app.storage import StorageError, get_storage
-from app.storage.images import inspect_image
+from app.storage.images import reencode
 from app.storage.models import Upload
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,12 @@ def save_upload(*, user, data, prefix="uploads"):
         raise DomainError("empty_file", "上传的文件是空的", 422)
     if len(data) > config["UPLOAD_MAX_BYTES"]:
         raise too_large_error()
-    content_type, width, height = inspect_image(data, max_pixels=config["UPLOAD_MAX_PIXELS"])
+    # What is stored (and described: size, digest, dimensions) is the re-encoded image.
+    image = reencode(data, max_pixels=config["UPLOAD_MAX_PIXELS"])
+    content_type, width, height = image.content_type, image.width, image.height
     storage = get_storage()
     try:
-        key = storage.put(data, content_type, prefix)
+        key = storage.put(image, content_type, prefix)
     except StorageError:
         log.exception("storing an upload failed")
         raise DomainError("storage_unavailable", "图片存储暂时不可用，请稍后重试", 503) from None
@@ -65,7 +67,7 @@ def save_upload(*, user, data, prefix="uploads"):
             check_may_act(session, user)
             upload = Upload(
                 dealer_id=user.dealer_id, uploaded_by_id=user.id, storage_key=key, content_type=content_type,
-                size=len(data), width=width, height=height, sha256=hashlib.sha256(data).hexdigest(),
+                size=len(image), width=width, height=height, sha256=hashlib.sha256(image).hexdigest(),
                 created_at=utcnow(),
             )
             session.add(upload)

@@ -9,7 +9,7 @@ from app.audit.service import (
     field_label,
     list_entries,
 )
-from app.console.auth import bp, day_arg, id_arg, login_required, page_arg, pager
+from console.auth import bp, day_arg, id_arg, login_required, page_arg, pager
 from app.extensions import db
 from app.kernel.errors import DomainError
 from app.staff.models import Staff

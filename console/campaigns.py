@@ -1,6 +1,6 @@
 """Console: customer groups (sync from WeCom, map to dealers) and campaigns to them (create,
 plan, schedule, send, cancel, results). Rules live in `app.campaigns`; form parsing and the
-detail page's view in `app.console.campaign_pages`."""
+detail page's view in `console.campaign_pages`."""
 from datetime import datetime
 
 from flask import current_app, flash, g, redirect, render_template, request, url_for
@@ -18,8 +18,8 @@ from app.campaigns.models import (
     SENDER_STATUS_LABELS,
     TARGET_STATUS_LABELS,
 )
-from app.console.auth import bp, id_arg, login_required, page_arg, pager
-from app.console.campaign_pages import campaign_view, form_lines, parse_material_ids
+from console.auth import bp, id_arg, login_required, page_arg, pager
+from console.campaign_pages import campaign_view, form_lines, parse_material_ids
 from app.kernel.clock import BUSINESS_TZ
 from app.kernel.errors import DomainError
 

@@ -3,7 +3,7 @@
 `auth` owns the blueprint, sessions, CSRF and `login_required`; every other module adds the
 pages of one area. Importing the package registers them all on `bp`.
 """
-from app.console import (  # noqa: F401
+from console import (  # noqa: F401
     audit,
     auth,
     campaigns,
@@ -18,7 +18,8 @@ from app.console import (  # noqa: F401
     prices,
     rebates,
     returns,
+    staff,
     statements,
     stock,
 )
-from app.console.auth import bp  # noqa: F401
+from console.auth import bp  # noqa: F401

@@ -9,7 +9,7 @@ import functools
 
 from flask import g, jsonify, render_template, request
 
-from app.console.auth import bp, login_required
+from console.auth import bp, login_required
 from app.kernel.errors import DomainError
 from app.orders.approval import may_decide
 from app.reports import service as reports

@@ -8,7 +8,7 @@ from app.catalog.models import (
     VISIBILITY_EFFECT_LABELS,
     VISIBILITY_SCOPE_LABELS,
 )
-from app.console.auth import bp, id_arg, login_required, page_arg, pager
+from console.auth import bp, id_arg, login_required, page_arg, pager
 from app.kernel import inputs
 from app.kernel.errors import DomainError
 from app.kernel.money import fen_to_yuan_text

@@ -5,7 +5,7 @@ from datetime import datetime
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.audience import service as audiences
-from app.console.auth import bp, login_required, page_arg, pager
+from console.auth import bp, login_required, page_arg, pager
 from app.kernel import inputs
 from app.kernel.clock import BUSINESS_TZ
 from app.kernel.errors import DomainError

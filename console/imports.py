@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from flask import g, make_response, render_template, request
 
-from app.console.auth import bp, login_required
+from console.auth import bp, login_required
 from app.errors import wants_json
 from app.imports import KINDS, may_export, may_import, sheets
 from app.imports.sheets import FileRejected, RowsRejected

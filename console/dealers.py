@@ -1,14 +1,14 @@
 """Console: dealers — the list, one dealer's page, create/edit, credit limit, suspend/reactivate
 and invite codes. Every rule lives in `app.dealers` (`admin`, `typed`, `identity`); these views read the form
-and call it, and `app.console.dealer_pages` reads what the pages show."""
+and call it, and `console.dealer_pages` reads what the pages show."""
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.audit.service import ACTION_LABELS
-from app.console.auth import bp, china_time, id_arg, login_required, page_arg, pager
+from console.auth import bp, china_time, id_arg, login_required, page_arg, pager
 from app.dealers.models import DEALER_STATUS_LABELS
 from app.extensions import db
 from app.kernel.errors import DomainError
-from app.kernel.money import format_yuan
+from app.kernel.money import fen_to_yuan_text, format_yuan
 from app.staff.models import Staff
 
 # --- dealers -------------------------------------------------------------------------
@@ -55,7 +55,7 @@ FORM_ERROR_KEYS = {"annual_target": "annual_target_fen", "credit_limit": "credit
 
 def _detail_page(code, status=200):
     from app.dealers.models import ROLE_LABELS as USER_ROLE_LABELS
-    from app.console.dealer_pages import dealer_detail
+    from console.dealer_pages import dealer_detail
     from app.dealers.fields import FIELD_LABELS
     from app.orders.models import STATUS_LABELS
 
@@ -73,7 +73,7 @@ def dealer(code):
 
 
 def _form_page(*, dealer=None, values=None, errors=None, status=200):
-    from app.console.dealer_pages import dealer_form_options
+    from console.dealer_pages import dealer_form_options
     from app.dealers.addresses import region_path
     from app.dealers.admin import permissions_for
     from app.dealers.fields import FIELD_LABELS
@@ -118,8 +118,7 @@ def _form_values(dealer):
 def _plain_yuan(fen):
     if fen is None:
         return ""
-    yuan, cents = divmod(fen, 100)
-    return f"{yuan}.{cents:02d}" if cents else str(yuan)
+    return fen_to_yuan_text(fen, trim=True)
 
 
 @bp.route("/dealers/new", methods=["GET", "POST"])

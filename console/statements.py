@@ -15,7 +15,7 @@ from flask import (
     url_for,
 )
 
-from app.console.auth import bp, login_required, page_arg, pager
+from console.auth import bp, login_required, page_arg, pager
 from app.imports.sheets import XLSX_MIME
 from app.kernel.errors import DomainError
 from app.statements import service as statements

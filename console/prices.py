@@ -4,7 +4,7 @@ from flask import flash, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
 from app.catalog.models import Sku
-from app.console.auth import bp, login_required
+from console.auth import bp, login_required
 from app.extensions import db
 from app.kernel import inputs
 from app.kernel.errors import DomainError, NotFound

@@ -5,10 +5,10 @@ import re
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app.console.auth import bp, day_arg, login_required, page_arg, pager
+from console.auth import bp, day_arg, login_required, page_arg, pager
 from app.funds import checkout
 from app.kernel.errors import DomainError
-from app.kernel.money import parse_yuan
+from app.kernel.money import fen_to_yuan_text, parse_yuan
 from app.orders import approval_rules, staff_views
 from app.orders import approval as orders
 from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, STATUS_LABELS
@@ -169,7 +169,7 @@ def _auto_approval_page(typed=None):
     limit = setting.max_total_fen
     return render_template(
         "console/settings_auto_approval.html", setting=setting,
-        limit_yuan=typed if typed is not None else ("" if limit is None else f"{limit // 100}.{limit % 100:02d}"),
+        limit_yuan=typed if typed is not None else ("" if limit is None else fen_to_yuan_text(limit)),
     )
 
 

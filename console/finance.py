@@ -3,7 +3,7 @@ and one dealer's accounts with its ledger and manual adjustments. The rules live
 `app.funds.offline` and `app.funds.accounts`; these views read the form and call them."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app.console.auth import bp, day_arg, id_arg, login_required, page_arg, pager
+from console.auth import bp, day_arg, id_arg, login_required, page_arg, pager
 from app.funds import accounts, offline
 from app.funds.models import (
     ACCOUNT_LABELS,

@@ -9,6 +9,7 @@ from flask import (
     Blueprint,
     flash,
     g,
+    make_response,
     redirect,
     render_template,
     request,
@@ -16,6 +17,7 @@ from flask import (
     url_for,
 )
 
+from app import ratelimit
 from app.audit import service as audit
 from app.extensions import db
 from app.kernel.clock import china_text
@@ -23,7 +25,7 @@ from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
 from app.kernel.permissions import ROLE_LABELS, can
 from app.staff.models import Staff
-from app.staff.service import authenticate
+from app.staff.service import sign_in
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
@@ -101,6 +103,7 @@ NAV = (
     ("Excel 导入导出", "/console/imports", ()),
     ("自动审批", "/console/settings/auto-approval", ("settings.edit",)),
     ("返利抵扣", "/console/settings/rebate-usage", ("settings.edit",)),
+    ("员工账号", "/console/staff", ("staff.manage",)),
 )
 
 
@@ -167,24 +170,39 @@ def _signed_in_can(permission):
 
 # --- sign in / out -------------------------------------------------------------------
 
+SIGN_IN_LIMITED = "登录失败次数过多，请 {wait}后再试"
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    error = None
-    if request.method == "POST":
-        staff = authenticate(request.form.get("username", ""), request.form.get("password", ""))
-        if staff is None:
-            error = "用户名或密码错误，或账号已停用"
-        else:
-            session.clear()  # a fresh session (and CSRF token) after sign-in
-            session.permanent = True
-            session["staff_id"] = staff.id
-            session["pw"] = _password_mark(staff)
-            target = request.args.get("next", "")
-            # Only paths inside the console: never an open redirect.
-            if not target.startswith("/console") or target.startswith("//"):
-                target = url_for("console.home")
-            return redirect(target)
-    return render_template("console/login.html", error=error), (401 if error else 200)
+    if request.method == "GET":
+        return render_template("console/login.html", error=None)
+    username = request.form.get("username", "").strip()
+    # Failed sign-ins are throttled per client address and per username (app.ratelimit);
+    # repeated wrong passwords lock the account itself (app.staff.service.sign_in).
+    throttles = (("CONSOLE_LOGIN_LIMIT_PER_ADDRESS", "console-login-address", ratelimit.client_address()),
+                 ("CONSOLE_LOGIN_LIMIT_PER_ACCOUNT", "console-login-account", username.lower() or "-"))
+    try:
+        for setting, scope, key in throttles:
+            ratelimit.check(setting, scope=scope, key=key, code="too_many_sign_ins", message=SIGN_IN_LIMITED)
+        staff = sign_in(username=username, password=request.form.get("password", ""))
+    except DomainError as exc:
+        if exc.code == "bad_credentials":
+            for setting, scope, key in throttles:
+                ratelimit.count(setting, scope=scope, key=key)
+        response = make_response(render_template("console/login.html", error=exc.message), exc.status)
+        if getattr(exc, "retry_after", None):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    session.clear()  # a fresh session (and CSRF token) after sign-in
+    session.permanent = True
+    session["staff_id"] = staff.id
+    session["pw"] = _password_mark(staff)
+    target = request.args.get("next", "")
+    # Only paths inside the console: never an open redirect.
+    if not target.startswith("/console") or target.startswith("//"):
+        target = url_for("console.home")
+    return redirect(target)
 
 
 @bp.post("/logout")

@@ -3,17 +3,16 @@ Admin and finance only; every rule lives in `app.rebates` (`closing`, `documents
 views read the forms (a rule's form: `rule_args_from_form`) and call it."""
 import re
 import unicodedata
-from decimal import Decimal
 
 from flask import flash, g, redirect, render_template, request, url_for
 
 from app.catalog.models import Category, Sku
-from app.console.auth import bp, login_required, page_arg, pager
+from console.auth import bp, login_required, page_arg, pager
 from app.dealers.models import Dealer, Tier
 from app.extensions import db
 from app.kernel import inputs
 from app.kernel.errors import DomainError
-from app.kernel.money import format_yuan
+from app.kernel.money import fen_to_yuan_text, format_yuan, percent_text
 from app.rebates import closing, documents, rules
 from app.rebates.models import (
     APPLIES_LABELS,
@@ -211,10 +210,9 @@ def rule_args_from_form(form):
 def rule_form_values(rule):
     """A rule as its console form shows it (amounts in yuan, rates in %)."""
     def yuan(fen):
-        return f"{fen // 100}" if fen % 100 == 0 else f"{fen // 100}.{fen % 100:02d}"
+        return fen_to_yuan_text(fen, trim=True)
 
-    def pct(bp):
-        return f"{bp // 100}" if bp % 100 == 0 else f"{Decimal(bp) / 100:f}"
+    pct = percent_text
 
     values = {
         "name": rule.name, "period_kind": rule.period_kind, "basis": rule.basis, "scope": rule.scope,

@@ -5,7 +5,7 @@ admin, warehouse and sales close a return whose remaining goods will not come; f
 admin retry a failed refund."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app.console.auth import bp, login_required, page_arg, pager
+from console.auth import bp, login_required, page_arg, pager
 from app.funds import refunds as refunding
 from app.funds.models import REFUND_METHOD_LABELS, REFUND_STATUS_LABELS
 from app.kernel.errors import DomainError

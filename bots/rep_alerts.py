@@ -1,4 +1,4 @@
-"""Rep-facing notifications in WeCom: approval cards, credit, shipment and inactivity alerts.
+"""Rep-facing notifications in WeCom (subscribers to the order, shipment and return events): approval cards, credit, shipment and inactivity alerts.
 
 Every function writes outbox rows (`app.notify.service.add`) in the caller's open
 transaction; delivery to WeCom happens after commit. Payloads are the documented
@@ -25,13 +25,12 @@ from datetime import timedelta
 from sqlalchemy import bindparam, delete, func, select
 
 from app.funds.models import exposure_fen
+from app.integrations.wecom_messages import DUPLICATE_CHECK_INTERVAL, clip, text_message
 from app.kernel.money import format_yuan
 from app.notify import service as outbox
 
 log = logging.getLogger(__name__)
 
-# WeCom drops an identical message to the same member within this window (seconds, ≤ 4 h).
-DUPLICATE_CHECK_INTERVAL = 1800
 CREDIT_ALERT_BP = 9000  # alert when exposure reaches 90 % of the limit
 INACTIVE_DAYS = 30
 DECIDED = ("approved", "rejected", "cancelled")
@@ -39,33 +38,7 @@ DECISION_LABELS = {"approved": "已通过", "rejected": "已驳回", "cancelled"
 MAX_KEY = 160
 
 
-# --- payload shapes --------------------------------------------------------------
-
-def text_message(content):
-    """A /cgi-bin/message/send text body (without touser/agentid)."""
-    return {
-        "msgtype": "text",
-        "text": {"content": content},
-        "enable_duplicate_check": 1,
-        "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL,
-    }
-
-
-def markdown_message(content):
-    """A /cgi-bin/message/send markdown body (without touser/agentid)."""
-    return {
-        "msgtype": "markdown",
-        "markdown": {"content": content},
-        "enable_duplicate_check": 1,
-        "duplicate_check_interval": DUPLICATE_CHECK_INTERVAL,
-    }
-
-
-def clip(text, limit):
-    """Shorten to `limit` characters (WeCom's recommended field lengths), marking the cut."""
-    text = (text or "").strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
+# --- card payloads ---------------------------------------------------------------
 
 def card_task_id(order_no):
     """Unique per card; WeCom allows ≤ 128 bytes of [0-9a-zA-Z_-@] (order numbers fit)."""

@@ -3,7 +3,7 @@ withdraw; sales read (to know what their dealers get); other roles 403."""
 from flask import current_app, flash, g, redirect, render_template, request, url_for
 
 from app.audience import service as audience
-from app.console.auth import bp, login_required, page_arg, pager
+from console.auth import bp, login_required, page_arg, pager
 from app.kernel.errors import DomainError
 from app.kernel.permissions import can
 from app.materials import authoring, reading

@@ -2,8 +2,8 @@
 (warehouse and admin change; sales read)."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from app.catalog.service import get_sku, stock_figures
-from app.console.auth import bp, id_arg, login_required, page_arg, pager
+from app.catalog.service import get_sku, set_low_stock_threshold, stock_figures
+from console.auth import bp, id_arg, login_required, page_arg, pager
 from app.inventory import service as inventory
 from app.inventory.models import MOVEMENT_LABELS
 from app.kernel.errors import DomainError
@@ -71,7 +71,7 @@ def adjust_stock(sku_id):
 def stock_threshold(sku_id):
     sku = get_sku(staff=g.staff, sku_id=sku_id)
     try:
-        inventory.set_low_stock_threshold(staff=g.staff, sku_id=sku.id, low_stock_qty=request.form.get("low_stock_qty", ""))
+        set_low_stock_threshold(staff=g.staff, sku_id=sku.id, low_stock_qty=request.form.get("low_stock_qty", ""))
     except DomainError as exc:
         if exc.status in (403, 404):
             raise
