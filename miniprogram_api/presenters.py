@@ -5,6 +5,7 @@ import weakref
 from app.catalog.schemas import STOCK_LEVELS
 from app.catalog.service import stock_figures
 from app.orders.models import STATUS_LABELS
+from app.pricing.service import stored_line_values
 
 # A cached priced page's items rendered once as JSON, each split where its live stock goes.
 _rendered_pages = weakref.WeakKeyDictionary()
@@ -37,12 +38,9 @@ _LEVELS = {level: level.encode() for level in STOCK_LEVELS}
 
 
 def priced_line(line):
-    return {
-        "sku_id": line.sku_id, "sku_code": line.sku_code, "name": line.name, "spec": line.spec,
-        "unit": line.unit, "qty": line.qty, "list_price_fen": line.list_price_fen,
-        "unit_price_fen": line.unit_price_fen, "amount_fen": line.amount_fen,
-        "price_source": line.price_source,
-    }
+    """A priced or order line's stored fields (`app.pricing.service.LINE_FIELDS`), as the
+    PricedLineOut schema shows them."""
+    return stored_line_values(line)
 
 
 def order_line(line):

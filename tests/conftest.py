@@ -515,6 +515,16 @@ def pg_world(pg_app):
     return factories.build_world()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def on_both(request):
+    """(client, world) on SQLite and, with TEST_DATABASE_URL, on PostgreSQL: a submit test
+    that takes it runs the step-by-step order write and the one-statement PostgreSQL write
+    (`app.orders.writing`) with the same assertions."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("client"), request.getfixturevalue("world")
+    return request.getfixturevalue("pg_client"), request.getfixturevalue("pg_world")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

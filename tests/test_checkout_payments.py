@@ -92,7 +92,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("method,rebate,held,paid,due,posted", CASES)
-def test_each_method_pays_what_the_rebate_leaves(client, world, method, rebate, held, paid, due, posted):
+def test_each_method_pays_what_the_rebate_leaves(on_both, method, rebate, held, paid, due, posted):
+    client, world = on_both
     fund(world.dealer_a, prepaid=50_000, rebate=20_000)
     r = order_cola(client, world, payment_method=method, use_rebate_fen=rebate)
     assert r.status_code == 201, r.json

@@ -14,7 +14,8 @@ def order_count():
     return db.session.execute(select(func.count()).select_from(Order)).scalar_one()
 
 
-def test_submit_reprices_from_server_prices_and_reserves_stock_and_credit(client, world):
+def test_submit_reprices_from_server_prices_and_reserves_stock_and_credit(on_both):
+    client, world = on_both
     before = available(world.cola)
     r = submit(client, auth(world.a_buyer), [
         {"sku_id": world.cola.id, "qty": 3, "unit_price_fen": 1},  # client prices are not accepted
@@ -41,7 +42,8 @@ def test_submit_reprices_from_server_prices_and_reserves_stock_and_credit(client
     assert credit(world.dealer_a)["held"] == 16598
 
 
-def test_lines_snapshot_name_spec_and_price(client, world):
+def test_lines_snapshot_name_spec_and_price(on_both):
+    client, world = on_both
     r = submit(client, auth(world.a_buyer), [{"sku_id": world.vinegar.id, "qty": 1}])
     world.vinegar.name = "改名后的醋"
     world.vinegar.list_price_fen = 9999
@@ -51,13 +53,15 @@ def test_lines_snapshot_name_spec_and_price(client, world):
     assert order["lines"][0]["unit_price_fen"] == 1999
 
 
-def test_repeated_sku_lines_are_merged(client, world):
+def test_repeated_sku_lines_are_merged(on_both):
+    client, world = on_both
     r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}, {"sku_id": world.cola.id, "qty": 2}])
     assert r.status_code == 201
     assert [(line["sku_id"], line["qty"]) for line in r.json["lines"]] == [(world.cola.id, 3)]
 
 
-def test_second_submit_with_same_key_returns_same_order(client, world):
+def test_second_submit_with_same_key_returns_same_order(on_both):
+    client, world = on_both
     headers = auth(world.a_buyer)
     lines = [{"sku_id": world.cola.id, "qty": 2}]
     first = submit(client, headers, lines, key="retry-key-0001")
@@ -69,7 +73,8 @@ def test_second_submit_with_same_key_returns_same_order(client, world):
     assert reserved(world.cola) == 2
 
 
-def test_same_key_with_another_body_is_409_and_changes_nothing(client, world):
+def test_same_key_with_another_body_is_409_and_changes_nothing(on_both):
+    client, world = on_both
     headers = auth(world.a_buyer)
     submit(client, headers, [{"sku_id": world.cola.id, "qty": 2}], key="retry-key-0002")
     r = submit(client, headers, [{"sku_id": world.cola.id, "qty": 5}], key="retry-key-0002")
@@ -90,7 +95,8 @@ def test_same_key_with_only_unknown_skus_is_still_409(request, database):
     assert order_count() == 1
 
 
-def test_same_key_from_another_dealer_is_a_different_order(client, world):
+def test_same_key_from_another_dealer_is_a_different_order(on_both):
+    client, world = on_both
     lines = [{"sku_id": world.cola.id, "qty": 1}]
     a = submit(client, auth(world.a_buyer), lines, key="shared-key-0001")
     b = submit(client, auth(world.b_owner), lines, key="shared-key-0001")
@@ -105,7 +111,8 @@ def test_missing_idempotency_key_is_400(client, world):
     assert order_count() == 0
 
 
-def test_every_problem_is_reported_at_once_and_nothing_is_written(client, world):
+def test_every_problem_is_reported_at_once_and_nothing_is_written(on_both):
+    client, world = on_both
     set_stock(world.soy, world.wh_south, 1)
     db.session.commit()
     r = submit(client, auth(world.a_buyer), [
@@ -125,7 +132,8 @@ def test_every_problem_is_reported_at_once_and_nothing_is_written(client, world)
     assert credit(world.dealer_a)["held"] == 0
 
 
-def test_insufficient_stock_alone_is_409(client, world):
+def test_insufficient_stock_alone_is_409(on_both):
+    client, world = on_both
     r = submit(client, auth(world.a_buyer), [{"sku_id": world.soy.id, "qty": 101}])
     assert r.status_code == 409
     assert r.json["error"]["code"] == "insufficient_stock"
@@ -134,7 +142,8 @@ def test_insufficient_stock_alone_is_409(client, world):
     assert "库存不足" in problem["message"]
 
 
-def test_stock_is_taken_across_warehouses_by_priority(client, world):
+def test_stock_is_taken_across_warehouses_by_priority(on_both):
+    client, world = on_both
     # cola: 100 in the south warehouse (priority 1) + 50 in the east one
     r = submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 120}])
     assert r.status_code == 201, r.json
@@ -143,7 +152,8 @@ def test_stock_is_taken_across_warehouses_by_priority(client, world):
     assert available(world.cola) == 150 and reserved(world.cola) == 0
 
 
-def test_order_over_credit_is_409_and_holds_nothing(client, world):
+def test_order_over_credit_is_409_and_holds_nothing(on_both):
+    client, world = on_both
     account = db.session.get(CreditAccount, world.dealer_a.id)
     account.credit_limit_fen = 10_000
     db.session.commit()
@@ -185,7 +195,8 @@ def test_address_defaults_and_explicit_choice(client, world):
     assert default["ship_to"]["contact_name"] == "张三"
 
 
-def test_cancel_before_approval_releases_stock_and_credit(client, world):
+def test_cancel_before_approval_releases_stock_and_credit(on_both):
+    client, world = on_both
     headers = auth(world.a_buyer)
     order = submit(client, headers, [{"sku_id": world.cola.id, "qty": 4}]).json
     r = client.post(f"{MP}/orders/{order['order_no']}/cancel", headers=headers, json={"reason": "下错了"})
@@ -272,7 +283,8 @@ def test_postgresql_order_numbers_continue_the_days_counter_and_grow_past_9999(p
     assert numbers == [prefix + "9999", prefix + "10000"]
 
 
-def test_order_rows_are_consistent(client, world):
+def test_order_rows_are_consistent(on_both):
+    client, world = on_both
     submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 2}, {"sku_id": world.soy.id, "qty": 1}])
     order = db.session.execute(select(Order)).scalar_one()
     lines = db.session.execute(select(OrderLine).where(OrderLine.order_id == order.id)).scalars().all()
@@ -289,7 +301,8 @@ def test_moq_and_step(client, world, qty, ok):
     assert (r.status_code == 201) is ok, r.json
 
 
-def test_submitted_skus_leave_the_cart(client, world):
+def test_submitted_skus_leave_the_cart(on_both):
+    client, world = on_both
     headers = auth(world.a_buyer)
     client.put(f"{MP}/cart/items/{world.cola.id}", headers=headers, json={"qty": 2})
     client.put(f"{MP}/cart/items/{world.soy.id}", headers=headers, json={"qty": 1})
@@ -298,7 +311,8 @@ def test_submitted_skus_leave_the_cart(client, world):
     assert [i["sku_id"] for i in cart["items"]] == [world.soy.id]
 
 
-def test_new_key_after_failure_can_succeed(client, world):
+def test_new_key_after_failure_can_succeed(on_both):
+    client, world = on_both
     headers = auth(world.a_buyer)
     key = new_key()
     failed = submit(client, headers, [{"sku_id": world.soy.id, "qty": 500}], key=key)
@@ -306,3 +320,18 @@ def test_new_key_after_failure_can_succeed(client, world):
     # A failed submission stores no key: fixing the body and retrying with it works.
     retry = submit(client, headers, [{"sku_id": world.soy.id, "qty": 5}], key=key)
     assert retry.status_code == 201
+
+
+def test_each_database_writes_through_its_own_order_writer(on_both, monkeypatch):
+    """The `on_both` tests above cover the one-statement write on PostgreSQL (and the
+    step-by-step one on SQLite) only while submit picks the writer by database."""
+    from app.orders import writing
+
+    client, world = on_both
+    used = []
+    for name in ("write_order", "write_order_postgresql"):
+        real = getattr(writing, name)
+        monkeypatch.setattr(writing, name, lambda *a, _real=real, _name=name, **kw: used.append(_name) or _real(*a, **kw))
+    assert submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}]).status_code == 201
+    expected = "write_order_postgresql" if db.engine.dialect.name == "postgresql" else "write_order"
+    assert used == [expected]

@@ -122,6 +122,49 @@ def write_entry(session, account, entry):
     session.connection().execute(insert(ENTRIES), entry)
 
 
+# PostgreSQL: `write_entry` of a hold as CTEs of a statement that writes the order too (the
+# order write of `app.orders.writing`). The text is the same with or without a hold (it is
+# prepared once): `hold_parameters` switches it off with `:with_hold`.
+_HOLD_CTES = """held AS (
+    UPDATE credit_accounts SET held_fen = credit_accounts.held_fen + :entry_amount_fen
+    WHERE credit_accounts.dealer_id = :entry_dealer_id AND CAST(:with_hold AS boolean)
+    RETURNING 1
+), entry AS (
+    INSERT INTO credit_entries (dealer_id, kind, amount_fen, held_after_fen, receivable_after_fen,
+                                limit_after_fen, order_id, note, created_at)
+    SELECT :entry_dealer_id, :entry_kind, :entry_amount_fen, :entry_held_after_fen, :entry_receivable_after_fen,
+           :entry_limit_after_fen, {order}.id, :entry_note, :entry_created_at
+    FROM {order} WHERE CAST(:with_hold AS boolean)
+)"""
+
+
+@functools.cache
+def hold_ctes(order_cte):
+    """`write_entry` of a `hold_entry` as PostgreSQL CTEs (text to put after a `WITH ... ,`)
+    for the order whose `id` the CTE `order_cte` returns; bind `hold_parameters(...)`. The
+    account row must be locked already (`lock_account`). The CTE `held` has one row when
+    the account was moved: the caller checks `SELECT count(*) FROM held` is 1 with a hold,
+    0 without."""
+    return _HOLD_CTES.format(order=order_cte)
+
+
+# The entry parameters when there is no hold (the statement's text stays the same).
+_NO_HOLD = {"kind": "hold", "amount_fen": 0, "held_after_fen": 0, "receivable_after_fen": 0, "limit_after_fen": 0,
+            "note": None, "created_at": None}
+
+
+def hold_parameters(account, entry):
+    """The bind parameters of `hold_ctes` for `entry` (a `hold_entry` without its order id;
+    None: no hold) of the locked `account`; moves `account.held_fen` as `write_entry` does."""
+    values = entry if entry is not None else {**_NO_HOLD, "dealer_id": account.dealer_id}
+    if entry is not None:
+        account.held_fen = entry["held_after_fen"]
+    return {
+        "with_hold": entry is not None,
+        **{f"entry_{name}": value for name, value in values.items() if name != "order_id"},
+    }
+
+
 # --- credit limit ------------------------------------------------------------------------
 
 @functools.cache

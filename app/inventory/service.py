@@ -107,6 +107,42 @@ def reserve(session, order_id, allocations):
     )
 
 
+# PostgreSQL: `reserve` as CTEs of a statement that writes the order too (the order write
+# of `app.orders.writing`): the allocations arrive as three arrays, so the text never
+# changes (prepared once). The statement around it has a CTE with the new order's `id`.
+_RESERVE_CTES = """allocations AS (
+    SELECT * FROM unnest(CAST(:alloc_sku_id AS bigint[]), CAST(:alloc_warehouse_id AS bigint[]),
+                         CAST(:alloc_qty AS bigint[])) AS a(sku_id, warehouse_id, qty)
+), reserved AS (
+    UPDATE stock SET reserved = stock.reserved + allocations.qty
+    FROM allocations
+    WHERE stock.sku_id = allocations.sku_id AND stock.warehouse_id = allocations.warehouse_id
+    RETURNING 1
+), reservations AS (
+    INSERT INTO stock_reservations (order_id, sku_id, warehouse_id, qty)
+    SELECT {order}.id, allocations.sku_id, allocations.warehouse_id, allocations.qty FROM {order}, allocations
+)"""
+
+
+@functools.cache
+def reserve_ctes(order_cte):
+    """`reserve`'s writes as PostgreSQL CTEs (text to put after a `WITH ... ,`) for the order
+    whose `id` the CTE `order_cte` returns; bind `reserve_parameters(allocations)`. The
+    rows (stock rows) must be locked already (`locked_stock_cte`). The CTE `reserved` has a
+    row per stock row moved: the caller checks `SELECT count(*) FROM reserved` equals
+    `len(allocations)`."""
+    return _RESERVE_CTES.format(order=order_cte)
+
+
+def reserve_parameters(allocations):
+    """The bind parameters of `reserve_ctes` for [(sku_id, warehouse_id, qty)]."""
+    return {
+        "alloc_sku_id": [s for s, _, _ in allocations],
+        "alloc_warehouse_id": [w for _, w, _ in allocations],
+        "alloc_qty": [q for _, _, q in allocations],
+    }
+
+
 def release(session, order_id):
     """Give back everything an order still has reserved."""
     held = session.connection().execute(

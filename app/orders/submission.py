@@ -312,7 +312,7 @@ def _create_order(session, *, user, account, balances, pairs, priced, locked, ad
         key={**key, "dealer_id": dealer_id, "created_at": now}, user_id=user.id,
     )
     if numbering is not None:
-        order_id, order_no = writing.write_order_postgresql(session, write, numbering)
+        order_id, order_no = writing.write_order_postgresql(session, write, numbering, account)
     else:
         order_id, order_no = writing.write_order(session, write, account)
     values.pop("updated_at")

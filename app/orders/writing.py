@@ -2,7 +2,10 @@
 
 `write_order` writes an `OrderWrite` statement by statement (any database; SQLite numbers
 orders from `order_no_counters`); on PostgreSQL `write_order_postgresql` writes the same
-rows in one statement, numbering from the day's sequence (`order_numbering`).
+rows in one statement, numbering from the day's sequence (`order_numbering`). Either way
+inventory writes the stock reservation (`inventory.reserve`, or its fragment
+`inventory.reserve_ctes`) and funds the credit hold with its entry (`funds.write_entry`,
+or `funds.hold_ctes`); orders write only their own rows.
 """
 import functools
 import threading
@@ -17,7 +20,7 @@ from app.extensions import db
 from app.funds import service as funds
 from app.inventory import service as inventory
 from app.orders.models import CartItem, IdempotencyKey, Order, OrderEvent, OrderLine, OrderNoCounter
-from app.pricing.service import business_today
+from app.pricing.service import LINE_FIELDS, business_today, stored_line_values
 
 
 @functools.cache
@@ -50,11 +53,8 @@ class OrderWrite:
 
 
 def line_values(line):
-    return {
-        "sku_id": line.sku_id, "sku_code": line.sku_code, "name": line.name, "spec": line.spec,
-        "unit": line.unit, "qty": line.qty, "list_price_fen": line.list_price_fen,
-        "unit_price_fen": line.unit_price_fen, "amount_fen": line.amount_fen, "price_source": line.price_source,
-    }
+    """The stored fields of a priced line (`app.pricing.service.LINE_FIELDS`)."""
+    return stored_line_values(line)
 
 
 def write_order(session, write, account):
@@ -76,7 +76,10 @@ def write_order(session, write, account):
 # (the order numbered from the day's sequence, lines, stock reserved and the reservations,
 # the credit hold and its ledger entry, the first event, the cart cleared, the key), with
 # the lines and allocations passed as arrays so the text never changes (prepared once).
-_WRITE_ORDER_SQL = text("""
+# Orders write their own rows; the stock reservation is inventory's fragment
+# (`inventory.reserve_ctes`) and the credit hold with its entry funds' (`funds.hold_ctes`);
+# the line columns come from the one declaration of a line (`LINE_FIELDS`).
+_WRITE_ORDER_SQL = """
 WITH number AS (
     SELECT nextval(CAST(:sequence AS regclass)) AS n
 ), new_order AS (
@@ -91,40 +94,12 @@ WITH number AS (
     FROM number
     RETURNING id, order_no
 ), lines AS (
-    INSERT INTO order_lines (order_id, sku_id, sku_code, name, spec, unit, qty, list_price_fen,
-                             unit_price_fen, amount_fen, price_source)
-    SELECT new_order.id, l.sku_id, l.sku_code, l.name, l.spec, l.unit, l.qty, l.list_price_fen,
-           l.unit_price_fen, l.amount_fen, l.price_source
-    FROM new_order, unnest(CAST(:line_sku_id AS bigint[]), CAST(:line_sku_code AS text[]),
-                           CAST(:line_name AS text[]), CAST(:line_spec AS text[]), CAST(:line_unit AS text[]),
-                           CAST(:line_qty AS integer[]), CAST(:line_list_price_fen AS bigint[]),
-                           CAST(:line_unit_price_fen AS bigint[]), CAST(:line_amount_fen AS bigint[]),
-                           CAST(:line_price_source AS text[]))
-         WITH ORDINALITY AS l(sku_id, sku_code, name, spec, unit, qty, list_price_fen, unit_price_fen,
-                              amount_fen, price_source, position)
+    INSERT INTO order_lines (order_id, {line_columns})
+    SELECT new_order.id, {line_values}
+    FROM new_order, unnest({line_arrays})
+         WITH ORDINALITY AS l({line_columns}, position)
     ORDER BY l.position
-), allocations AS (
-    SELECT * FROM unnest(CAST(:alloc_sku_id AS bigint[]), CAST(:alloc_warehouse_id AS bigint[]),
-                         CAST(:alloc_qty AS bigint[])) AS a(sku_id, warehouse_id, qty)
-), reserved AS (
-    UPDATE stock SET reserved = stock.reserved + allocations.qty
-    FROM allocations
-    WHERE stock.sku_id = allocations.sku_id AND stock.warehouse_id = allocations.warehouse_id
-    RETURNING 1
-), reservations AS (
-    INSERT INTO stock_reservations (order_id, sku_id, warehouse_id, qty)
-    SELECT new_order.id, allocations.sku_id, allocations.warehouse_id, allocations.qty FROM new_order, allocations
-), held AS (
-    UPDATE credit_accounts SET held_fen = credit_accounts.held_fen + :entry_amount_fen
-    WHERE credit_accounts.dealer_id = :dealer_id AND CAST(:with_hold AS boolean)
-    RETURNING 1
-), entry AS (
-    INSERT INTO credit_entries (dealer_id, kind, amount_fen, held_after_fen, receivable_after_fen,
-                                limit_after_fen, order_id, note, created_at)
-    SELECT :dealer_id, :entry_kind, :entry_amount_fen, :entry_held_after_fen, :entry_receivable_after_fen,
-           :entry_limit_after_fen, new_order.id, :entry_note, :entry_created_at
-    FROM new_order WHERE CAST(:with_hold AS boolean)
-), event AS (
+), {reserve}, {hold}, event AS (
     INSERT INTO order_events (order_id, from_status, to_status, actor_type, actor_id, actor_name, reason, created_at)
     SELECT new_order.id, :event_from_status, :event_to_status, :event_actor_type, :event_actor_id,
            :event_actor_name, :event_reason, :event_created_at
@@ -138,37 +113,38 @@ WITH number AS (
 SELECT new_order.id, new_order.order_no,
        (SELECT count(*) FROM reserved) AS reserved_rows, (SELECT count(*) FROM held) AS held_rows
 FROM new_order
-""")
+"""
 
 
-def write_order_postgresql(session, write, numbering):
+@functools.cache
+def write_order_statement():
+    """The one-statement PostgreSQL write, built once per process (its text never changes,
+    so the server prepares it once)."""
+    return text(_WRITE_ORDER_SQL.format(
+        line_columns=", ".join(LINE_FIELDS),
+        line_values=", ".join(f"l.{name}" for name in LINE_FIELDS),
+        line_arrays=", ".join(f"CAST(:line_{name} AS {sql_type}[])" for name, sql_type in LINE_FIELDS.items()),
+        reserve=inventory.reserve_ctes("new_order"),
+        hold=funds.hold_ctes("new_order"),
+    ))
+
+
+def write_order_postgresql(session, write, numbering, account):
     """Write an `OrderWrite` in one statement on PostgreSQL: (order id, number)."""
     sequence, prefix = numbering
     params = {
         **write.order, "sequence": sequence, "order_no_prefix": prefix,
         "user_id": write.user_id, "key": write.key["key"], "request_hash": write.key["request_hash"],
         "key_created_at": write.key["created_at"],
-        **{f"line_{name}": [line[name] for line in write.lines] for name in _LINE_COLUMNS},
-        "alloc_sku_id": [s for s, _, _ in write.allocations],
-        "alloc_warehouse_id": [w for _, w, _ in write.allocations],
-        "alloc_qty": [q for _, _, q in write.allocations],
-        "with_hold": write.credit_entry is not None,
-        **{f"entry_{name}": value for name, value in (write.credit_entry or _NO_HOLD).items()
-           if name not in ("dealer_id", "order_id")},
+        **{f"line_{name}": [line[name] for line in write.lines] for name in LINE_FIELDS},
+        **inventory.reserve_parameters(write.allocations),
+        **funds.hold_parameters(account, write.credit_entry),
         **{f"event_{name}": value for name, value in write.event.items() if name != "order_id"},
     }
-    row = session.connection().execute(_WRITE_ORDER_SQL, params).one()
+    row = session.connection().execute(write_order_statement(), params).one()
     if row.reserved_rows != len(write.allocations) or row.held_rows != (write.credit_entry is not None):
         raise RuntimeError("stock or credit rows locked for this order were not all updated")
     return row.id, row.order_no
-
-
-# The entry parameters when there is no hold (the statement's text stays the same).
-_NO_HOLD = {"kind": "hold", "amount_fen": 0, "held_after_fen": 0, "receivable_after_fen": 0, "limit_after_fen": 0,
-            "note": None, "created_at": None}
-
-_LINE_COLUMNS = ("sku_id", "sku_code", "name", "spec", "unit", "qty", "list_price_fen", "unit_price_fen",
-                 "amount_fen", "price_source")
 
 
 def _order_no_prefix(day):

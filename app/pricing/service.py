@@ -10,7 +10,7 @@ Beside it: `app.pricing.explain` (the console's "why this price") and
 `app.pricing.price_lists` (staff editing price lists and their items).
 """
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from sqlalchemy import (
     BigInteger,
@@ -182,19 +182,44 @@ def priced_skus(session, buyer, sku_ids, today=None):
     return {row.id: row for row in rows}
 
 
-@dataclass
+def stored(sql_type, **kwargs):
+    """A field of `PricedLine` that an order line snapshots; `sql_type` is the PostgreSQL
+    type of the array the order's one-statement write passes its values in."""
+    return field(metadata={"sql_type": sql_type}, **kwargs)
+
+
+@dataclass(kw_only=True)
 class PricedLine:
-    sku_id: int
-    qty: int
-    sku_code: str = ""
-    name: str = ""
-    spec: str = ""
-    unit: str = ""
-    list_price_fen: int = 0
-    unit_price_fen: int = 0
-    amount_fen: int = 0
-    price_source: str = ""
-    available: int = 0
+    """One priced line of a quote: the one declaration of a line's shape.
+
+    The `stored(...)` fields are what an order line keeps (`LINE_FIELDS`, in this order):
+    `app.orders.models.OrderLine` has a column for each (with its migration), the order
+    write inserts each (`app.orders.writing`, both paths), the presenters show each and the
+    API schema `app.orders.schemas.PricedLineOut` declares each — `tests/test_line_shape.py`
+    fails if one of them misses a field. A new line field (a discount with its reason, a
+    gift flag) is a `stored(...)` field here, a column with its migration, a schema field.
+    """
+
+    sku_id: int = stored("bigint")
+    sku_code: str = stored("text", default="")
+    name: str = stored("text", default="")
+    spec: str = stored("text", default="")
+    unit: str = stored("text", default="")
+    qty: int = stored("integer")
+    list_price_fen: int = stored("bigint", default=0)
+    unit_price_fen: int = stored("bigint", default=0)
+    amount_fen: int = stored("bigint", default=0)
+    price_source: str = stored("text", default="")
+    available: int = 0  # units available when priced (not stored)
+
+
+# {field name: PostgreSQL type} of what an order line stores of a priced line, in order.
+LINE_FIELDS = {f.name: f.metadata["sql_type"] for f in fields(PricedLine) if "sql_type" in f.metadata}
+
+
+def stored_line_values(line):
+    """{field: value} of `LINE_FIELDS` read from a priced line or an order line."""
+    return {name: getattr(line, name) for name in LINE_FIELDS}
 
 
 @dataclass
