@@ -29,6 +29,7 @@ from app.extensions import db
 from app.funds import checkout, ledger
 from app.funds import service as funds
 from app.inventory import service as inventory
+from app.kernel import settings
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError
 from app.orders import approval, states, writing
@@ -134,8 +135,8 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 
     Three statements and a COMMIT for an order without rebate or prepaid (each round trip
     costs more Python time than PostgreSQL time, see README 性能): lock the credit account
-    (which carries the ledger balances) and read the user's standing and the ship-to
-    address; lock the stock rows, price the SKUs and look the key up (after the account
+    (which carries the ledger balances) and read the user's standing, the ship-to
+    address and the auto-approval setting; lock the stock rows, price the SKUs and look the key up (after the account
     lock, so a twin that committed meanwhile is seen); write everything (one statement on
     PostgreSQL). A rebate adds the read of its cap; rebate or prepaid add the ledger's two
     writes (balances, entries).
@@ -162,8 +163,10 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
                 address=address, remark=remark, payment_method=payment_method, use_rebate_fen=use_rebate_fen,
                 rebate_rate_bp=rate_bp, key={"key": idempotency_key, "request_hash": fingerprint}, numbering=numbering,
             )
-            # Auto-approval (a brand setting): a separate step after the order exists.
-            approval.auto_approve(session, order, dealer_status=standing.dealer_status, account=account)
+            # Auto-approval (a brand setting, read with the account lock): a separate step
+            # after the order exists.
+            approval.auto_approve(session, order, dealer_status=standing.dealer_status, account=account,
+                                  setting=settings.from_stored(settings.AUTO_APPROVAL, opened.setting_auto_approval))
     except IntegrityError:
         # Only a concurrent twin with the same key can get here (the account lock
         # serialises a dealer's submissions on PostgreSQL); answer with its order.
@@ -177,12 +180,14 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 
 @functools.cache
 def _open_statement(address_id_given):
-    """Lock the dealer's credit account; read the user's standing and the ship-to address."""
+    """Lock the dealer's credit account; read the user's standing, the ship-to address and
+    the auto-approval setting (`approval.auto_approve` would otherwise read it on its own)."""
     standing, source = standing_columns()
     address_columns, address = ship_to_columns(1 if address_id_given else None)
     accounts = funds.ACCOUNTS
     return (
-        select(*funds.ACCOUNT_COLUMNS, accounts.c.prepaid_fen, accounts.c.rebate_fen, *standing, *address_columns)
+        select(*funds.ACCOUNT_COLUMNS, accounts.c.prepaid_fen, accounts.c.rebate_fen, *standing, *address_columns,
+               settings.stored_column(settings.AUTO_APPROVAL))
         .select_from(
             accounts.join(source, DealerUser.__table__.c.id == bindparam("user_id"))
             .outerjoin(address, true())
