@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.catalog.models import Sku
 from app.database import write_transaction
-from app.dealers.models import DealerUser
+from app.dealers.models import Dealer, DealerUser
 from app.dealers.access import SUSPENDED_MESSAGE, standing_columns, standing_from_row
 from app.dealers.addresses import ship_to, ship_to_columns, ship_to_from_row
 from app.extensions import db
@@ -43,6 +43,7 @@ from app.pricing.service import (
     quote_rows,
     shortage,
 )
+from app.staff.models import Staff
 
 
 def preview_order(*, user, lines, address_id=None, payment_method="credit", use_rebate_fen=0):
@@ -90,6 +91,22 @@ def request_fingerprint(*, lines, address_id, remark, payment_method, use_rebate
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class PlacedFor:
+    """The dealer and its rep as the submission read them with the credit account lock, and
+    that account after this order's hold: what the `order.placed` subscribers (the rep's
+    approval card and 90 % credit alert, bots/rep_alerts.py) would otherwise read again in
+    a statement of their own. `credit` is (limit, receivable, held) after the hold."""
+
+    dealer_id: int
+    code: str
+    name: str
+    rep_id: int | None
+    rep_userid: str | None
+    rep_active: bool | None
+    credit: tuple
+
+
 @dataclass
 class PlacedOrder(OrderAmounts):
     """What `submit_order` wrote, shaped like `Order` (with `lines` and `events`) for presenters."""
@@ -116,6 +133,7 @@ class PlacedOrder(OrderAmounts):
     lines: list = field(default_factory=list)
     events: list = field(default_factory=list)
     shipments: list = field(default_factory=list)
+    placed_for: PlacedFor | None = None
 
 
 def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", payment_method="credit", use_rebate_fen=0):
@@ -160,7 +178,7 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
             rate_bp = checkout.read_rebate_rate(session) if use_rebate_fen else 0
             order = _create_order(
                 session, user=user, account=account, balances=balances, pairs=pairs, priced=priced, locked=locked,
-                address=address, remark=remark, payment_method=payment_method, use_rebate_fen=use_rebate_fen,
+                opened=opened, address=address, remark=remark, payment_method=payment_method, use_rebate_fen=use_rebate_fen,
                 rebate_rate_bp=rate_bp, key={"key": idempotency_key, "request_hash": fingerprint}, numbering=numbering,
             )
             # Auto-approval (a brand setting, read with the account lock): a separate step
@@ -184,12 +202,14 @@ def _open_statement(address_id_given):
     the auto-approval setting (`approval.auto_approve` would otherwise read it on its own)."""
     standing, source = standing_columns()
     address_columns, address = ship_to_columns(1 if address_id_given else None)
-    accounts = funds.ACCOUNTS
+    accounts, dealers, staff = funds.ACCOUNTS, Dealer.__table__, Staff.__table__
     return (
         select(*funds.ACCOUNT_COLUMNS, accounts.c.prepaid_fen, accounts.c.rebate_fen, *standing, *address_columns,
-               settings.stored_column(settings.AUTO_APPROVAL))
+               settings.stored_column(settings.AUTO_APPROVAL), dealers.c.name.label("dealer_name"), dealers.c.rep_id,
+               staff.c.wecom_userid.label("rep_userid"), staff.c.active.label("rep_active"))
         .select_from(
             accounts.join(source, DealerUser.__table__.c.id == bindparam("user_id"))
+            .outerjoin(staff, staff.c.id == dealers.c.rep_id)
             .outerjoin(address, true())
         )
         .where(accounts.c.dealer_id == bindparam("dealer_id"))
@@ -276,7 +296,7 @@ def _lock_and_price(session, buyer, pairs, key):
     return priced, locked, rows[0]
 
 
-def _create_order(session, *, user, account, balances, pairs, priced, locked, address, remark, payment_method,
+def _create_order(session, *, user, account, balances, pairs, priced, locked, opened, address, remark, payment_method,
                   use_rebate_fen, rebate_rate_bp, key, numbering):
     """`priced` comes from `_lock_and_price` for the dealer as it is now (its standing),
     not as a cached caller remembers it; `account` and `balances` are locked."""
@@ -311,6 +331,12 @@ def _create_order(session, *, user, account, balances, pairs, priced, locked, ad
     event = states.placed_event(actor=user, reason="经销商提交订单", at=now)
     # order_id: filled in by the writer. Only credit holds (what the rebate leaves to pay).
     entry = funds.hold_entry(account, payable, at=now) if on_credit else None
+    placed_for = PlacedFor(
+        dealer_id=dealer_id, code=opened.code, name=opened.dealer_name, rep_id=opened.rep_id,
+        rep_userid=opened.rep_userid, rep_active=opened.rep_active,
+        credit=(account.credit_limit_fen, account.receivable_fen,
+                entry["held_after_fen"] if entry is not None else account.held_fen),
+    )
     write = writing.OrderWrite(
         order=values, lines=[writing.line_values(line) for line in quote.lines],
         allocations=sorted(inventory.allocate(locked, pairs)), credit_entry=entry, event=event,
@@ -322,7 +348,7 @@ def _create_order(session, *, user, account, balances, pairs, priced, locked, ad
         order_id, order_no = writing.write_order(session, write, account)
     values.pop("updated_at")
     _take_order_charges(session, balances, order_id, order_no, split, actor=user, at=now)
-    order = PlacedOrder(id=order_id, order_no=order_no, **values, lines=quote.lines)
+    order = PlacedOrder(id=order_id, order_no=order_no, **values, lines=quote.lines, placed_for=placed_for)
     states.transition(session, order, "place", actor=user, reason=event["reason"], recorded=event)
     return order
 
