@@ -15,6 +15,29 @@ from app.extensions import db
 
 _write_intent = ContextVar("dinghuo_write_intent", default=False)
 
+# psycopg caches the parsing of a query's %(name)s placeholders (an LRU of 128) only for
+# queries up to 4,096 bytes with up to 50 parameters; longer ones are parsed again on every
+# execute. The order write (`app.orders.writing`, ~4.1 kB, 52 parameters, the same text on
+# every submission) was re-parsed each time: 3 % of a worker's CPU under wrk (bench/README.md,
+# "Profile of the submit and the catalogue"). Raise both bounds so fixed statements of that
+# size are parsed once per process. Only a cache bound: nothing changes if psycopg renames it.
+PSYCOPG_CACHED_STATEMENT_LENGTH = 16384
+PSYCOPG_CACHED_STATEMENT_PARAMS = 128
+
+
+def _widen_psycopg_query_cache():
+    try:
+        from psycopg import _queries
+    except ImportError:  # SQLite only
+        return
+    if getattr(_queries, "MAX_CACHED_STATEMENT_LENGTH", None) is not None:
+        _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, PSYCOPG_CACHED_STATEMENT_LENGTH)
+    if getattr(_queries, "MAX_CACHED_STATEMENT_PARAMS", None) is not None:
+        _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, PSYCOPG_CACHED_STATEMENT_PARAMS)
+
+
+_widen_psycopg_query_cache()
+
 
 @event.listens_for(Engine, "connect")
 def _sqlite_on_connect(dbapi_connection, _record):

@@ -186,7 +186,12 @@ def order_changed(session, order, *, from_status, to_status, actor=None, reason=
 def _new_order(session, order, placed_by):
     from flask import current_app
 
-    dealer, userid, credit = rep_of(session, order.dealer_id, with_credit=True)
+    facts = getattr(order, "placed_for", None)  # read by submit_order with the account lock
+    if facts is not None:
+        row = (facts.dealer_id, facts.code, facts.name, facts.rep_id, facts.rep_userid, facts.rep_active)
+        (dealer, userid), credit = _rep_from_row(row), facts.credit
+    else:
+        dealer, userid, credit = rep_of(session, order.dealer_id, with_credit=True)
     if userid is None:
         return
     card = approval_card(

@@ -141,10 +141,21 @@ def _read_statement():
     return select(TABLE.c.value).where(TABLE.c.key == bindparam("key"))
 
 
+def stored_column(setting):
+    """The setting's stored JSON as a scalar subquery column (NULL when never written), for a
+    hot path that reads it inside a statement it runs anyway; `from_stored` types it."""
+    return select(TABLE.c.value).where(TABLE.c.key == setting.key).scalar_subquery().label(f"setting_{setting.key}")
+
+
 def read(session, setting):
     """The setting's typed value as this transaction sees it: the default when never written
     or when what is stored is malformed."""
     stored = session.connection().execute(_read_statement(), {"key": setting.key}).scalar_one_or_none()
+    return from_stored(setting, stored)
+
+
+def from_stored(setting, stored):
+    """The typed value of `stored` (the JSON in `brand_settings`, None: never written)."""
     if stored is None:
         return setting.default
     try:

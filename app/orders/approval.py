@@ -146,10 +146,12 @@ def reject_order(*, staff, order_no, reason):
     return order
 
 
-def auto_approve(session, order, *, dealer_status, account):
+def auto_approve(session, order, *, dealer_status, account, setting=None):
     """Approve a just-placed order, in the transaction that placed it, when the brand's auto-approval
-    rules allow it (`app.orders.approval_rules`); otherwise leave it for the rep."""
-    setting = approval_rules.read_setting(session)
+    rules allow it (`app.orders.approval_rules`); otherwise leave it for the rep. `setting`:
+    the auto-approval setting as this transaction already read it (None: read it now)."""
+    if setting is None:
+        setting = approval_rules.read_setting(session)
     if approval_rules.refusal(setting, dealer_status=dealer_status, account=account, order=order):
         return
     states.transition(session, order, "auto_approve", actor=states.SYSTEM_ACTORS["auto_approve"],

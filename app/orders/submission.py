@@ -22,13 +22,14 @@ from sqlalchemy.exc import IntegrityError
 
 from app.catalog.models import Sku
 from app.database import write_transaction
-from app.dealers.models import DealerUser
+from app.dealers.models import Dealer, DealerUser
 from app.dealers.access import SUSPENDED_MESSAGE, standing_columns, standing_from_row
 from app.dealers.addresses import ship_to, ship_to_columns, ship_to_from_row
 from app.extensions import db
 from app.funds import checkout, ledger
 from app.funds import service as funds
 from app.inventory import service as inventory
+from app.kernel import settings
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError
 from app.orders import approval, states, writing
@@ -42,6 +43,7 @@ from app.pricing.service import (
     quote_rows,
     shortage,
 )
+from app.staff.models import Staff
 
 
 def preview_order(*, user, lines, address_id=None, payment_method="credit", use_rebate_fen=0):
@@ -89,6 +91,22 @@ def request_fingerprint(*, lines, address_id, remark, payment_method, use_rebate
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class PlacedFor:
+    """The dealer and its rep as the submission read them with the credit account lock, and
+    that account after this order's hold: what the `order.placed` subscribers (the rep's
+    approval card and 90 % credit alert, bots/rep_alerts.py) would otherwise read again in
+    a statement of their own. `credit` is (limit, receivable, held) after the hold."""
+
+    dealer_id: int
+    code: str
+    name: str
+    rep_id: int | None
+    rep_userid: str | None
+    rep_active: bool | None
+    credit: tuple
+
+
 @dataclass
 class PlacedOrder(OrderAmounts):
     """What `submit_order` wrote, shaped like `Order` (with `lines` and `events`) for presenters."""
@@ -115,6 +133,7 @@ class PlacedOrder(OrderAmounts):
     lines: list = field(default_factory=list)
     events: list = field(default_factory=list)
     shipments: list = field(default_factory=list)
+    placed_for: PlacedFor | None = None
 
 
 def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", payment_method="credit", use_rebate_fen=0):
@@ -134,8 +153,8 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 
     Three statements and a COMMIT for an order without rebate or prepaid (each round trip
     costs more Python time than PostgreSQL time, see README 性能): lock the credit account
-    (which carries the ledger balances) and read the user's standing and the ship-to
-    address; lock the stock rows, price the SKUs and look the key up (after the account
+    (which carries the ledger balances) and read the user's standing, the ship-to
+    address and the auto-approval setting; lock the stock rows, price the SKUs and look the key up (after the account
     lock, so a twin that committed meanwhile is seen); write everything (one statement on
     PostgreSQL). A rebate adds the read of its cap; rebate or prepaid add the ledger's two
     writes (balances, entries).
@@ -159,11 +178,13 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
             rate_bp = checkout.read_rebate_rate(session) if use_rebate_fen else 0
             order = _create_order(
                 session, user=user, account=account, balances=balances, pairs=pairs, priced=priced, locked=locked,
-                address=address, remark=remark, payment_method=payment_method, use_rebate_fen=use_rebate_fen,
+                opened=opened, address=address, remark=remark, payment_method=payment_method, use_rebate_fen=use_rebate_fen,
                 rebate_rate_bp=rate_bp, key={"key": idempotency_key, "request_hash": fingerprint}, numbering=numbering,
             )
-            # Auto-approval (a brand setting): a separate step after the order exists.
-            approval.auto_approve(session, order, dealer_status=standing.dealer_status, account=account)
+            # Auto-approval (a brand setting, read with the account lock): a separate step
+            # after the order exists.
+            approval.auto_approve(session, order, dealer_status=standing.dealer_status, account=account,
+                                  setting=settings.from_stored(settings.AUTO_APPROVAL, opened.setting_auto_approval))
     except IntegrityError:
         # Only a concurrent twin with the same key can get here (the account lock
         # serialises a dealer's submissions on PostgreSQL); answer with its order.
@@ -177,14 +198,18 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 
 @functools.cache
 def _open_statement(address_id_given):
-    """Lock the dealer's credit account; read the user's standing and the ship-to address."""
+    """Lock the dealer's credit account; read the user's standing, the ship-to address and
+    the auto-approval setting (`approval.auto_approve` would otherwise read it on its own)."""
     standing, source = standing_columns()
     address_columns, address = ship_to_columns(1 if address_id_given else None)
-    accounts = funds.ACCOUNTS
+    accounts, dealers, staff = funds.ACCOUNTS, Dealer.__table__, Staff.__table__
     return (
-        select(*funds.ACCOUNT_COLUMNS, accounts.c.prepaid_fen, accounts.c.rebate_fen, *standing, *address_columns)
+        select(*funds.ACCOUNT_COLUMNS, accounts.c.prepaid_fen, accounts.c.rebate_fen, *standing, *address_columns,
+               settings.stored_column(settings.AUTO_APPROVAL), dealers.c.name.label("dealer_name"), dealers.c.rep_id,
+               staff.c.wecom_userid.label("rep_userid"), staff.c.active.label("rep_active"))
         .select_from(
             accounts.join(source, DealerUser.__table__.c.id == bindparam("user_id"))
+            .outerjoin(staff, staff.c.id == dealers.c.rep_id)
             .outerjoin(address, true())
         )
         .where(accounts.c.dealer_id == bindparam("dealer_id"))
@@ -271,7 +296,7 @@ def _lock_and_price(session, buyer, pairs, key):
     return priced, locked, rows[0]
 
 
-def _create_order(session, *, user, account, balances, pairs, priced, locked, address, remark, payment_method,
+def _create_order(session, *, user, account, balances, pairs, priced, locked, opened, address, remark, payment_method,
                   use_rebate_fen, rebate_rate_bp, key, numbering):
     """`priced` comes from `_lock_and_price` for the dealer as it is now (its standing),
     not as a cached caller remembers it; `account` and `balances` are locked."""
@@ -306,6 +331,12 @@ def _create_order(session, *, user, account, balances, pairs, priced, locked, ad
     event = states.placed_event(actor=user, reason="经销商提交订单", at=now)
     # order_id: filled in by the writer. Only credit holds (what the rebate leaves to pay).
     entry = funds.hold_entry(account, payable, at=now) if on_credit else None
+    placed_for = PlacedFor(
+        dealer_id=dealer_id, code=opened.code, name=opened.dealer_name, rep_id=opened.rep_id,
+        rep_userid=opened.rep_userid, rep_active=opened.rep_active,
+        credit=(account.credit_limit_fen, account.receivable_fen,
+                entry["held_after_fen"] if entry is not None else account.held_fen),
+    )
     write = writing.OrderWrite(
         order=values, lines=[writing.line_values(line) for line in quote.lines],
         allocations=sorted(inventory.allocate(locked, pairs)), credit_entry=entry, event=event,
@@ -317,7 +348,7 @@ def _create_order(session, *, user, account, balances, pairs, priced, locked, ad
         order_id, order_no = writing.write_order(session, write, account)
     values.pop("updated_at")
     _take_order_charges(session, balances, order_id, order_no, split, actor=user, at=now)
-    order = PlacedOrder(id=order_id, order_no=order_no, **values, lines=quote.lines)
+    order = PlacedOrder(id=order_id, order_no=order_no, **values, lines=quote.lines, placed_for=placed_for)
     states.transition(session, order, "place", actor=user, reason=event["reason"], recorded=event)
     return order
 
