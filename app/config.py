@@ -66,7 +66,7 @@ def from_env():
         "WECOM_API_BASE": (env("WECOM_API_BASE") or OFFICIAL_WECOM_API_BASE).rstrip("/"),
         "WECHATPAY_API_BASE": (env("WECHATPAY_API_BASE") or OFFICIAL_WECHATPAY_API_BASE).rstrip("/"),
         # WeChat Pay API v3 (direct merchant, mini-program JSAPI). Unset: paying by WeChat
-        # answers 503. Key settings are file paths. Where to find each: README 「资金与微信支付」.
+        # answers 503. Key settings are file paths. Where to find each: docs/integration/wechatpay.md.
         "WECHATPAY_MCHID": env("WECHATPAY_MCHID") or None,
         "WECHATPAY_APPID": env("WECHATPAY_APPID") or None,
         "WECHATPAY_PRIVATE_KEY": env("WECHATPAY_PRIVATE_KEY") or None,
@@ -100,7 +100,7 @@ def from_env():
         **_subscribe_settings(env),
         # WeCom (企业微信): the self-built app that sends rep messages and receives the
         # callback (Token + EncodingAESKey from 接收消息 → 设置API接收), and the internal
-        # group robot's webhook key. Where to find each: README 「微信与企业微信设置」.
+        # group robot's webhook key. Where to find each: docs/integration/wechat-setup.md.
         "WECOM_CORP_ID": env("WECOM_CORP_ID") or "ww-demo-corpid",
         "WECOM_AGENT_ID": _env_int("WECOM_AGENT_ID", 1000002),
         "WECOM_SECRET": env("WECOM_SECRET") or "demo-wecom-secret",
@@ -113,7 +113,7 @@ def from_env():
         "WECOM_ANNOUNCE_ROBOTS": tuple(
             n.strip() for n in (env("WECOM_ANNOUNCE_ROBOTS") or "default").split(",") if n.strip()),
         # Customer contact (客户联系): the secret of the app listed under 客户联系 → API →
-        # 可调用应用; unset: the app's WECOM_SECRET is used (the usual setup). README 「客户群群发」.
+        # 可调用应用; unset: the app's WECOM_SECRET is used (the usual setup). docs/staff/marketing/campaigns.md.
         "WECOM_CONTACT_SECRET": env("WECOM_CONTACT_SECRET") or None,
         # Group messages a customer group may receive a month from the corp; 0: as many as the
         # month has days (WeCom's documented default; a corp may lower it in 群发助手 settings).
@@ -144,7 +144,7 @@ def from_env():
 
 def _security_settings(env):
     """Rate limits (app.ratelimit, flask-limiter notation; empty: off), console sign-in
-    lockout, the reverse proxy in front of the app and HTTPS-only cookies. README 「安全设置」."""
+    lockout, the reverse proxy in front of the app and HTTPS-only cookies. docs/ops/security.md."""
     production = (env("DINGHUO_ENV") or "development") == "production"
     return {
         # Mini-program logins (each spends a code2Session call of the brand's quota): per
@@ -333,7 +333,7 @@ def validate(config):
         raise ConfigError(
             "生产模式（DINGHUO_ENV=production）缺少必需的环境变量："
             + "、".join(missing)
-            + "。请在启动前设置它们（见 README 的「配置」一节）。"
+            + "。请在启动前设置它们（见 docs/ops/config.md）。"
         )
     if not str(config.get("PASSWORD_HASH_METHOD", "scrypt")).startswith("scrypt"):
         raise ConfigError("PASSWORD_HASH_METHOD 在生产模式必须是 scrypt：其他方式只供测试使用。")

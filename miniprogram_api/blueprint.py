@@ -15,7 +15,7 @@ class SafeJSONParser(FlaskParser):
     """Deeply nested JSON (RecursionError), 4,300+ digit numbers (ValueError) and lone
     UTF-16 surrogates (which cannot be stored or sent anywhere) are malformed input.
 
-    Two savings on every request (see README, 性能): one schema instance per schema class
+    Two savings on every request (see bench/README.md, 性能): one schema instance per schema class
     instead of a new one per request (marshmallow deep-copies every field to build one),
     and query strings that parsed cleanly are remembered, since the result depends on
     nothing else (a catalogue client asks for the same few pages over and over).

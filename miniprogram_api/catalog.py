@@ -27,7 +27,7 @@ def products(query):
     """商品列表：本经销商可见的商品、价格与库存"""
     priced, available = service.catalogue_page(dealer=g.user.dealer, **query)
     # The hottest read: rendered straight to JSON bytes, the priced part once per cached
-    # page (see presenters.product_page_json and README, 性能); same ProductPage shape.
+    # page (see presenters.product_page_json and bench/README.md, 性能); same ProductPage shape.
     body = presenters.product_page_json(priced, available, page=query["page"], page_size=query["page_size"])
     return current_app.response_class(body, mimetype="application/json")
 

@@ -91,7 +91,7 @@ def order(o):
 def order_json(o):
     """`order(o)` as UTF-8 JSON bytes, datetimes as ISO 8601 (as the OrderOut schema dumps
     them). The submit route answers with it: marshmallow's dump of the nested lines and
-    events was a tenth of a submission's Python time (see README, 性能)."""
+    events was a tenth of a submission's Python time (see bench/README.md, 性能)."""
     body = order(o)
     body["created_at"] = o.created_at.isoformat()
     for event in body["events"]:

@@ -23,7 +23,7 @@ Life of a row (`Outbox.status`):
 
 Delivery is at-least-once: a worker killed after WeChat accepted a message but before
 the row was marked sent resends it. WeCom app messages carry `enable_duplicate_check`,
-so WeCom drops that resend; subscribe messages have no such check (see README).
+so WeCom drops that resend; subscribe messages have no such check (see docs/ops/queues.md).
 """
 import contextlib
 import logging

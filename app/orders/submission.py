@@ -152,7 +152,7 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
     due (`due_fen`), paid later through `apply_payment`.
 
     Three statements and a COMMIT for an order without rebate or prepaid (each round trip
-    costs more Python time than PostgreSQL time, see README 性能): lock the credit account
+    costs more Python time than PostgreSQL time, see bench/README.md, 性能): lock the credit account
     (which carries the ledger balances) and read the user's standing, the ship-to
     address and the auto-approval setting; lock the stock rows, price the SKUs and look the key up (after the account
     lock, so a twin that committed meanwhile is seen); write everything (one statement on
