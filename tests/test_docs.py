@@ -48,3 +48,11 @@ def test_every_docs_page_is_in_the_nav():
     nav = (DOCS.parent / "mkdocs.yml").read_text()
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "hooks" not in p.parts}
     assert sorted(page for page in pages if page not in nav) == []
+
+
+def test_the_readme_links_to_files_that_exist():
+    root = DOCS.parent
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (root / "README.md").read_text())
+    local = [t for t in targets if not re.match(r"[a-z]+:", t)]
+    assert len(local) > 20
+    assert sorted(t for t in local if not (root / t).exists()) == []
