@@ -109,7 +109,7 @@ def render(spec: dict) -> str:
             responses = op.get("responses", {})
             if responses:
                 out += ["| 状态码 | 说明 | 内容 |", "| --- | --- | --- |"]
-                for code, resp in responses.items():
+                for code, resp in sorted(responses.items(), key=lambda item: (item[0] == "default", item[0])):
                     if "$ref" in resp:
                         name = resp["$ref"].rsplit("/", 1)[-1]
                         resp = spec.get("components", {}).get("responses", {}).get(name, {})
