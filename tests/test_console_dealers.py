@@ -244,6 +244,7 @@ def test_admin_creates_a_dealer_with_terms_and_a_credit_limit(client, world, sta
     ({"contact_phone": "12345"}, "contact_phone", "11 位手机号"),
     ({"payment_terms_days": "400"}, "payment_terms_days", "0 到 365 天"),
     ({"payment_terms_days": "三十"}, "payment_terms_days", "请输入整数"),
+    ({"payment_terms_days": "-3"}, "payment_terms_days", "不能小于 0"),
     ({"contract_end": "2025-12-31"}, "contract_end", "不能早于合同开始日期"),
     ({"contract_start": "2026-02-30"}, "contract_start", "不是有效的日期"),
     ({"annual_target": "12.345"}, "annual_target_fen", "最多精确到分"),
