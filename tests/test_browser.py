@@ -255,3 +255,24 @@ def test_a_warehouse_clerk_sees_only_the_groups_of_their_pages(app, client, worl
     assert layout["groups"] == ["订单", "商品与价格", "库存", "设置"]  # no 经销商, 财务, 营销
     _one_line_each(links)
 
+
+def test_dashboard_axes_and_tooltips_carry_their_units(app, client, world, staff, server, browser):
+    _sign_in(browser, server, "boss")
+    browser.set_window_size(1280, 900)
+    wait_for(browser, lambda d: d.execute_script(
+        "return Array.from(document.querySelectorAll('canvas[data-url]')).every(c => c.dataset.rendered !== undefined)"),
+        "the charts were not drawn")
+    units = browser.execute_script("""
+      const chart = id => window.Chart.getChart(document.querySelector('#' + id + ' canvas'));
+      const daily = chart('daily-sales'), dealers = chart('top-dealers'), tier = chart('sales-by-tier');
+      return {
+        dailyTitle: daily.options.scales.y.title.text,
+        dailyTicks: daily.scales.y.ticks.map(t => t.label),
+        dailyTip: daily.options.plugins.tooltip.callbacks.label({raw: 1234.5, label: '11-26'}),
+        dealersTitle: dealers.options.scales.x.title.text,
+        tierTip: tier.options.plugins.tooltip.callbacks.label({raw: 12, label: '金牌'}),
+      };
+    """)
+    assert units["dailyTitle"] == "金额（元）" and units["dealersTitle"] == "金额（元）"
+    assert units["dailyTicks"] and all(t.startswith("¥") for t in units["dailyTicks"]), units
+    assert units["dailyTip"] == "¥1,234.50" and units["tierTip"] == "金牌：¥12.00"
