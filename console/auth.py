@@ -19,6 +19,7 @@ from flask import (
 
 from app import ratelimit
 from app.audit import service as audit
+from app.dealers.addresses import readable_region_names
 from app.extensions import db
 from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
@@ -175,6 +176,12 @@ def nav_for(staff, current_path=""):
              if current_path == path or current_path.startswith(path.rstrip("/") + "/") and path != "/console/"]
     current = max(under, key=len, default=None)
     return [(group, [(label, path, path == current) for label, path in links]) for group, links in visible if links]
+
+
+@bp.app_template_global("region_option")  # a global: the imported audience macro sees it too
+def region_option(*names):
+    """A region picker's option as people write it: 广东省 深圳市, 上海市 (not 上海市 市辖区)."""
+    return " ".join(readable_region_names(names))
 
 
 @bp.app_template_filter("china_time")

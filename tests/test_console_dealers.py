@@ -590,6 +590,8 @@ def test_a_shanghai_dealer_reads_as_shanghai_everywhere_not_as_gbt_placeholder(c
     assert "广东省广州市" in listing  # the others as written too: province and city
     detail = page(client, "/console/dealers/DB01").get_data(as_text=True)
     assert "上海市（310100）" in detail and "市辖区" not in detail
+    form = page(client, "/console/dealers/new").get_data(as_text=True)
+    assert ">上海市</option>" in form and ">广东省 广州市</option>" in form and "市辖区" not in form
     sheet = openpyxl.load_workbook(io.BytesIO(client.get("/console/imports/dealers/export.xlsx", headers=HTML).data)).active
     shanghai = next(r for r in sheet.iter_rows(values_only=True) if r[0] == "DB01")
     assert "上海市" in shanghai and "市辖区" not in shanghai
