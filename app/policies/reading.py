@@ -116,8 +116,8 @@ def policy_stats(policy_id, *, show="", page=1):
     dealers = {d.id: d for d in db.session.execute(select(Dealer).where(Dealer.id.in_(page_ids))).scalars()}
     regions = region_texts(dealer.region_code for dealer in dealers.values())
     rows = [
-        {"dealer": dealers[d], "region": regions[dealers[d].region_code], "delivered_at": delivered.get(d), "read": reads.get(d), "acked": acks.get(d),
-         "reminded_at": reminded.get(d)}
+        {"dealer": dealers[d], "region": regions[dealers[d].region_code], "delivered_at": delivered.get(d),
+         "read": reads.get(d), "acked": acks.get(d), "reminded_at": reminded.get(d)}
         for d in page_ids
     ]
     return {"policy": policy, "audience": audience, "figures": figures, "rows": rows, "total": total}
