@@ -75,7 +75,7 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
     if status:
         where.append(Dealer.status == status)
     base = scope_to_staff(
-        select(Dealer, Tier.name.label("tier_name"), Region.name.label("region_name"), Staff.name.label("rep_name"),
+        select(Dealer, Tier.name.label("tier_name"), Staff.name.label("rep_name"),
                CreditAccount.credit_limit_fen, CreditAccount.receivable_fen, CreditAccount.held_fen)
         .join(Tier, Tier.id == Dealer.tier_id).join(Region, Region.code == Dealer.region_code)
         .outerjoin(Staff, Staff.id == Dealer.rep_id).outerjoin(CreditAccount, CreditAccount.dealer_id == Dealer.id)
@@ -88,7 +88,7 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
     ).all()
     regions = region_texts(dealer.region_code for dealer, *_ in found)  # "上海市", not "市辖区"
     rows = []
-    for dealer, tier_name, _region_name, rep_name, limit_fen, receivable_fen, held_fen in found:
+    for dealer, tier_name, rep_name, limit_fen, receivable_fen, held_fen in found:
         limit_fen, used_fen = limit_fen or 0, exposure_fen(receivable_fen or 0, held_fen or 0)
         rows.append((dealer, tier_name, regions[dealer.region_code], rep_name, limit_fen, used_fen,
                      max(limit_fen - used_fen, 0)))

@@ -58,7 +58,7 @@ NOTES = (
 
 def export_rows(*, staff):
     query = scope_to_staff(
-        select(Dealer, Tier.code, Region.name, Staff.username, CreditAccount.credit_limit_fen)
+        select(Dealer, Tier.code, Staff.username, CreditAccount.credit_limit_fen)
         .join(Tier, Tier.id == Dealer.tier_id)
         .join(Region, Region.code == Dealer.region_code)
         .outerjoin(Staff, Staff.id == Dealer.rep_id)
@@ -68,7 +68,7 @@ def export_rows(*, staff):
     )
     # Regions as people write them ("上海市", not GB/T's "市辖区"), every code in use named once.
     regions = region_texts(db.session.execute(select(Dealer.region_code).distinct()).scalars())
-    for dealer, tier_code, _region_name, rep, limit_fen in db.session.execute(query):
+    for dealer, tier_code, rep, limit_fen in db.session.execute(query):
         yield (
             dealer.code, dealer.name, tier_code, dealer.region_code, regions[dealer.region_code], rep or "", dealer.contact_name or "",
             dealer.contact_phone or "", dealer.payment_terms_days, dealer.contract_start, dealer.contract_end,
