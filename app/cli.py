@@ -40,6 +40,7 @@ def dealers_invite(dealer_code, role, days):
 @click.argument("dealer_code")
 def dealers_show(dealer_code):
     """以 JSON 输出经销商资料（含业务员、信用额度）。"""
+    from app.dealers.addresses import region_text
     from app.dealers.models import Dealer
     from app.extensions import db
     from app.funds.service import credit_summary
@@ -52,7 +53,7 @@ def dealers_show(dealer_code):
         "name": dealer.name,
         "status": dealer.status,
         "tier": {"code": dealer.tier.code, "name": dealer.tier.name},
-        "region": {"code": dealer.region_code, "name": dealer.region.name},
+        "region": {"code": dealer.region_code, "name": region_text(dealer.region_code)},
         "rep": {"name": dealer.rep.name, "wecom_userid": dealer.rep.wecom_userid} if dealer.rep else None,
         "contact": {"name": dealer.contact_name, "phone": dealer.contact_phone},
         "credit": credit_summary(dealer.id),

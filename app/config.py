@@ -139,6 +139,7 @@ def from_env():
         "ORDER_AUTO_COMPLETE_DAYS": _env_int("ORDER_AUTO_COMPLETE_DAYS", 10),
         **_storage_settings(env),
         **_ops_settings(env),
+        **_demo_settings(env, _database_url(env("DATABASE_URL") or default_db)),
     }
 
 
@@ -341,3 +342,21 @@ def validate(config):
         raise ConfigError("SECRET_KEY 太短：生产模式至少需要 32 个字符的随机字符串。")
     if len(config.get("WECOM_AES_KEY") or "") != 43:
         raise ConfigError("WECOM_AES_KEY 必须是企业微信后台生成的 43 个字符的 EncodingAESKey。")
+
+
+# What `flask demo seed` / `demo serve` wrote for the demo (devtools.demo_settings): the
+# stand-in's URLs (and, once served, its WeChat Pay test keys) for the demo's database.
+DEMO_SETTINGS_FILE = INSTANCE_DIR / "demo-settings.json"
+
+
+def _demo_settings(env, database_uri):
+    """The demo's settings when this process runs on the demo's database — the web, `flask
+    notify digest`, `flask rq worker`, any command — so nothing started for the demo talks to
+    the real WeChat/WeCom. Never in production; a variable set in the environment still wins."""
+    path = DEMO_SETTINGS_FILE
+    if env("DINGHUO_ENV") == "production" or not path.is_file():
+        return {}
+    demo = json.loads(path.read_text(encoding="utf-8"))
+    if demo.get("database") != database_uri:
+        return {}
+    return {key: value for key, value in demo.get("settings", {}).items() if not env(key)}

@@ -19,6 +19,7 @@ from flask import (
 
 from app import ratelimit
 from app.audit import service as audit
+from app.dealers.addresses import readable_region_names
 from app.extensions import db
 from app.kernel.clock import china_text
 from app.kernel.errors import DomainError
@@ -80,31 +81,50 @@ def login_required(*permissions):
     return decorate
 
 
-# The header's menu: (label, path, permissions of which one opens it; none: everyone). A
-# page's own view still checks; the menu only hides what would answer 403.
-NAV = (
-    ("仪表盘", "/console/", ()),
-    ("订单", "/console/orders", ("orders.view",)),
-    ("待审批", "/console/orders/pending", ("orders.approve", "orders.review_credit")),
-    ("经销商", "/console/dealers", ("dealers.view",)),
-    ("商品", "/console/products", ("catalog.view",)),
-    ("价格", "/console/prices", ("prices.view",)),
-    ("库存", "/console/stock", ("stock.view",)),
-    ("退货", "/console/returns", ("returns.view",)),
-    ("线下付款", "/console/finance/offline", ("payments.manage",)),
-    ("收款记录", "/console/finance/payments", ("payments.manage",)),
-    ("返利", "/console/rebates", ("rebates.manage",)),
-    ("对账单", "/console/statements", ("statements.manage",)),
-    ("客户群", "/console/groups", ("groups.view",)),
-    ("客户群群发", "/console/campaigns", ("campaigns.edit",)),
-    ("政策", "/console/policies", ("policies.view",)),
-    ("营销素材", "/console/materials", ("materials.view",)),
-    ("审计日志", "/console/audit", ("audit.view",)),
-    ("Excel 导入导出", "/console/imports", ()),
-    ("自动审批", "/console/settings/auto-approval", ("settings.edit",)),
-    ("返利抵扣", "/console/settings/rebate-usage", ("settings.edit",)),
-    ("员工账号", "/console/staff", ("staff.manage",)),
+# The menu, in groups: (group, entries), each entry (label, path, permissions of which one
+# opens it; none: everyone). A page's own view still checks; the menu only hides what would
+# answer 403, and a group none of whose pages the staff member may open.
+NAV_GROUPS = (
+    (None, (
+        ("仪表盘", "/console/", ()),
+    )),
+    ("订单", (
+        ("订单", "/console/orders", ("orders.view",)),
+        ("待审批", "/console/orders/pending", ("orders.approve", "orders.review_credit")),
+        ("退货", "/console/returns", ("returns.view",)),
+    )),
+    ("经销商", (
+        ("经销商", "/console/dealers", ("dealers.view",)),
+    )),
+    ("商品与价格", (
+        ("商品", "/console/products", ("catalog.view",)),
+        ("价格", "/console/prices", ("prices.view",)),
+    )),
+    ("库存", (
+        ("库存", "/console/stock", ("stock.view",)),
+    )),
+    ("财务", (
+        ("线下付款", "/console/finance/offline", ("payments.manage",)),
+        ("收款记录", "/console/finance/payments", ("payments.manage",)),
+        ("返利", "/console/rebates", ("rebates.manage",)),
+        ("对账单", "/console/statements", ("statements.manage",)),
+    )),
+    ("营销", (
+        ("客户群", "/console/groups", ("groups.view",)),
+        ("客户群群发", "/console/campaigns", ("campaigns.edit",)),
+        ("政策", "/console/policies", ("policies.view",)),
+        ("营销素材", "/console/materials", ("materials.view",)),
+    )),
+    ("设置", (
+        ("自动审批", "/console/settings/auto-approval", ("settings.edit",)),
+        ("返利抵扣", "/console/settings/rebate-usage", ("settings.edit",)),
+        ("员工账号", "/console/staff", ("staff.manage",)),
+        ("审计日志", "/console/audit", ("audit.view",)),
+        ("Excel 导入导出", "/console/imports", ()),
+    )),
 )
+# Every menu entry, (label, path, permissions), in menu order.
+NAV = tuple(entry for _group, entries in NAV_GROUPS for entry in entries)
 
 
 # --- list pages: paging and id filters --------------------------------------------------
@@ -147,8 +167,21 @@ def pager(endpoint, args, page, total, page_size, **path):
     }
 
 
-def nav_for(staff):
-    return [(label, path) for label, path, needed in NAV if not needed or any(can(staff, p) for p in needed)]
+def nav_for(staff, current_path=""):
+    """The menu `staff` sees: [(group, [(label, path, current), ...]), ...], empty groups left
+    out; `current` marks the entry `current_path` is under (the longest match)."""
+    visible = [(group, [(label, path) for label, path, needed in entries if not needed or any(can(staff, p) for p in needed)])
+               for group, entries in NAV_GROUPS]
+    under = [path for _group, links in visible for _label, path in links
+             if current_path == path or current_path.startswith(path.rstrip("/") + "/") and path != "/console/"]
+    current = max(under, key=len, default=None)
+    return [(group, [(label, path, path == current) for label, path in links]) for group, links in visible if links]
+
+
+@bp.app_template_global("region_option")  # a global: the imported audience macro sees it too
+def region_option(*names):
+    """A region picker's option as people write it: 广东省 深圳市, 上海市 (not 上海市 市辖区)."""
+    return " ".join(readable_region_names(names))
 
 
 @bp.app_template_filter("china_time")

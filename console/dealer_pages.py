@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select
 
 from app.audit import service as audit
 from app.audit.models import AuditEntry
-from app.dealers.addresses import list_addresses, region_path
+from app.dealers.addresses import list_addresses, region_text
 from app.dealers.admin import get_dealer_for_staff, permissions_for
 from app.dealers.models import DealerUser, InviteCode, Region, Tier
 from app.extensions import db
@@ -55,7 +55,7 @@ def dealer_detail(*, staff, code):
     return SimpleNamespace(
         dealer=dealer,
         tier=dealer.tier,
-        region_path="".join(region_path(dealer.region_code)) or dealer.region_code,
+        region_path=region_text(dealer.region_code),
         rep=db.session.get(Staff, dealer.rep_id) if dealer.rep_id else None,
         credit=funds.get_balances(dealer.id),
         users=users,

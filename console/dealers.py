@@ -74,7 +74,7 @@ def dealer(code):
 
 def _form_page(*, dealer=None, values=None, errors=None, status=200):
     from console.dealer_pages import dealer_form_options
-    from app.dealers.addresses import region_path
+    from app.dealers.addresses import region_text
     from app.dealers.admin import permissions_for
     from app.dealers.fields import FIELD_LABELS
     from app.funds.service import get_balances
@@ -82,7 +82,7 @@ def _form_page(*, dealer=None, values=None, errors=None, status=200):
     shown = {}
     if dealer is not None:  # how fields the role may not change read on the page
         shown = {
-            "tier": dealer.tier.name, "region_code": "".join(region_path(dealer.region_code)),
+            "tier": dealer.tier.name, "region_code": region_text(dealer.region_code),
             "rep": dealer.rep.name if dealer.rep else "未分配",
             "annual_target": format_yuan(dealer.annual_target_fen) if dealer.annual_target_fen is not None else "未设定",
             "credit_limit": format_yuan(get_balances(dealer.id).credit_limit_fen),

@@ -3,6 +3,9 @@
     flask --app wsgi demo seed [--reset] [--if-empty]   write the demo brand (devtools.demo)
     flask --app wsgi demo serve [--port] [--standin-port]   the stand-ins and the API in one process
 
+Both write `instance/demo-settings.json` (`devtools.demo_settings`): every other command on the
+demo's database — `notify digest`, `rq worker` — then talks to the stand-in too, never to WeChat.
+
 The stand-ins and the demo data are imported inside the commands, so loading the CLI stays light.
 """
 import os
@@ -27,11 +30,24 @@ def demo_seed(reset, if_empty):
         summary = seed_demo(reset=reset)
     except DomainError as exc:
         if if_empty and exc.code == "demo_exists":
+            _point_the_demo_at_the_standin()
             click.echo("数据库中已有数据，跳过演示数据写入。获取新的邀请码：.venv/bin/flask --app wsgi dealers invite D001")
             return
         raise click.ClickException(exc.message) from None
+    _point_the_demo_at_the_standin()
     for line in summary["lines"]:
         click.echo(line)
+
+
+def _point_the_demo_at_the_standin(base_url=None, extra=None):
+    """Every later command on this database (`notify digest`, `rq worker`, …) talks to the
+    local stand-in, never to the real WeChat/WeCom (`devtools.demo_settings`)."""
+    from devtools.demo_settings import DEFAULT_STANDIN_PORT, standin_settings, write_demo_settings
+
+    base_url = base_url or f"http://127.0.0.1:{DEFAULT_STANDIN_PORT}"
+    settings = {**standin_settings(base_url), **(extra or {})}
+    write_demo_settings(current_app.config["SQLALCHEMY_DATABASE_URI"], settings)
+    return settings
 
 
 @demo_cli.command("serve")
@@ -58,12 +74,12 @@ def demo_serve(host, port, standin_port):
 
     for chat_id, name, owner, _, members in DEMO_CUSTOMER_GROUPS:  # the reps' groups in the pretend WeCom
         standin.add_customer_group(name, owner, external_members=members, chat_id=chat_id)
-    overrides = {"WECHAT_API_BASE": standin.base_url, "WECOM_API_BASE": standin.base_url}
-    if not os.environ.get("WECHAT_MINIPROGRAM_STATE"):
-        # Subscribe messages from the demo open the developer build of the mini-program.
-        overrides["WECHAT_MINIPROGRAM_STATE"] = "developer"
-    overrides.update(_demo_wechatpay(standin, port, config))
-    app = create_app(overrides)
+    # This process and every other one on the demo's database (a worker, `notify digest`) use
+    # the stand-in; a variable set in the environment keeps its value.
+    settings = _point_the_demo_at_the_standin(standin.base_url, _demo_wechatpay(standin, port, config))
+    if os.environ.get("WECHAT_MINIPROGRAM_STATE"):
+        del settings["WECHAT_MINIPROGRAM_STATE"]
+    app = create_app(settings)
     # The stand-in pushes simulated rep taps and messages to our WeCom callback.
     standin.connect_callback(f"http://127.0.0.1:{port}/wecom/callback", config["WECOM_TOKEN"], config["WECOM_AES_KEY"])
     click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code、查看送达的通知）")

@@ -23,6 +23,7 @@ import requests
 import sqlalchemy as sa
 
 from app import create_app, models, ratelimit  # noqa: F401  (every model registered before a test module builds a query)
+from app import config as config_module
 from app.config import _database_url
 from app.extensions import db
 from app.kernel import clock as kernel_clock
@@ -165,6 +166,9 @@ def wechat(standin):
 
 # Uploaded files (app.storage's local backend) go to a scratch directory, never instance/.
 _STORAGE_DIR = tempfile.mkdtemp(prefix="dinghuo-test-uploads-")
+# So does the demo's settings file (`demo seed` in tests writes it; a developer's own demo
+# file must not reach the suite's apps).
+config_module.DEMO_SETTINGS_FILE = Path(tempfile.mkdtemp(prefix="dinghuo-test-demo-")) / "demo-settings.json"
 
 
 def _base_config(standin):

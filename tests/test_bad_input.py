@@ -538,6 +538,13 @@ def test_bad_query_value_answers_422_naming_the_parameter(ctx, subtests, path):
             assert_field_refused(ctx.client.get(f"{MP}{path}?{query}", headers=ctx.buyer), field)
 
 
+def test_a_choice_refused_names_the_choices_in_chinese_not_their_codes(ctx):
+    r = send(ctx, "order", {"lines": [COLA], "payment_method": "bitcoin"})
+    assert_field_refused(r, "payment_method", "取值应为以下之一：信用额度（账期）、预付款、微信支付、线下转账")
+    r = ctx.client.get(f"{MP}/orders?status=unknown", headers=ctx.buyer)
+    assert_field_refused(r, "status", "取值应为以下之一：待审批、已审批、部分发货、已发货、已完成、已取消、已驳回")
+
+
 def test_unknown_query_parameter_answers_422(ctx, subtests):
     # like an unknown JSON field: a typo such as pagesize for page_size must not go unnoticed
     for path, query in [("/products", "pagesize=50"), ("/products", "foo=1"), ("/orders", "dealer_id=1")]:

@@ -151,8 +151,8 @@ def test_approve_through_the_order_service(wecom, client, world):
     assert status(order_no) == "approved"
     event = db.session.execute(select(OrderEvent).order_by(OrderEvent.id.desc()).limit(1)).scalar_one()
     assert (event.to_status, event.actor_type, event.actor_name) == ("approved", "staff", "王业务")
-    # Again: the current status, nothing changes.
-    assert "当前状态为「已审批」" in ask(wecom, f"通过 {order_no}")
+    # Again: what already happened, nothing changes.
+    assert f"订单 {order_no} 已审批通过" in ask(wecom, f"通过 {order_no}")
     assert len(db.session.execute(select(OrderEvent).where(OrderEvent.to_status == "approved")).all()) == 1
 
 

@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from app.extensions import db
 from tests.conftest import REQUIRE_SERVICES, free_port
 from tests.factories import auth
+from console.auth import NAV
 from tests.helpers import PASSWORD, submit
 
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
@@ -168,3 +169,110 @@ def test_staff_sign_in_see_the_dashboard_approve_and_partly_ship_an_order_in_a_r
     browser.get(f"{server}/console/staff")
     wait_for(browser, lambda d: "员工账号" in text_of(d) and "rep2" in text_of(d), "the staff page did not open")
     assert browser_errors(browser) == []
+
+
+MENU_GROUPS = ["订单", "经销商", "商品与价格", "库存", "财务", "营销", "设置"]
+
+# Per menu link: its box, and how many line boxes its text takes (1 unless it wrapped).
+MENU_LINKS_JS = """
+return Array.from(document.querySelectorAll('nav.side a')).map(a => {
+  const range = document.createRange(); range.selectNodeContents(a);
+  const box = a.getBoundingClientRect();
+  return {text: a.textContent, lines: range.getClientRects().length, height: box.height,
+          lineHeight: parseFloat(getComputedStyle(a).lineHeight), top: box.top, bottom: box.bottom};
+});
+"""
+LAYOUT_JS = """
+const nav = document.querySelector('nav.side').getBoundingClientRect();
+const main = document.querySelector('main').getBoundingClientRect();
+const table = document.querySelector('main table');
+return {nav: {left: nav.left, right: nav.right, bottom: nav.bottom, width: nav.width},
+        main: {left: main.left, top: main.top, width: main.width},
+        table: table ? table.getBoundingClientRect().width : null,
+        inner: document.documentElement.clientWidth, scroll: document.documentElement.scrollWidth,
+        groups: Array.from(document.querySelectorAll('nav.side h2')).map(h => h.textContent)};
+"""
+
+
+def _sign_in(browser, server, username):
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{server}/console/login")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
+    wait_for(browser, lambda d: d.current_url.rstrip("/").endswith("/console"), "not sent to the dashboard")
+
+
+def _at_width(browser, server, width, path):
+    browser.set_window_size(width, 900)
+    browser.get(f"{server}{path}")
+    wait_for(browser, lambda d: d.execute_script("return !!document.querySelector('nav.side a')"), "no menu")
+    return browser.execute_script(MENU_LINKS_JS), browser.execute_script(LAYOUT_JS)
+
+
+def _one_line_each(links):
+    assert links, "the menu has no links"
+    for link in links:
+        assert link["lines"] == 1 and link["height"] < 2 * link["lineHeight"], link
+
+
+def test_the_grouped_menu_fits_at_1280_px_and_on_a_tablet(app, client, world, staff, server, browser):
+    assert submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}]).status_code == 201
+    db.session.remove()
+    _sign_in(browser, server, "boss")
+
+    # 1280 px: a sidebar of the seven groups beside the page, each link on one line; the page's
+    # table takes the rest of the width.
+    links, layout = _at_width(browser, server, 1280, "/console/orders")
+    assert layout["groups"] == MENU_GROUPS
+    assert [link["text"] for link in links] == [label for label, _path, _needed in NAV]  # the admin sees every page
+    _one_line_each(links)
+    assert layout["nav"]["right"] <= layout["main"]["left"] + 1
+    assert layout["main"]["width"] >= layout["inner"] - layout["nav"]["width"] - 2
+    assert layout["table"] >= layout["main"]["width"] - 60  # main's padding aside
+    assert layout["scroll"] <= layout["inner"]
+    current = browser.execute_script("return document.querySelector('nav.side a[aria-current=page]').textContent")
+    assert current == "订单"
+    screenshot_at = ARTIFACTS / "menu-1280.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(screenshot_at))
+
+    # A tablet, 800 px: the groups above the page, still one line a link, nothing off-screen.
+    links, layout = _at_width(browser, server, 800, "/console/orders")
+    assert layout["groups"] == MENU_GROUPS
+    _one_line_each(links)
+    assert layout["nav"]["bottom"] <= layout["main"]["top"] + 1
+    assert layout["main"]["width"] >= layout["inner"] - 20
+    assert layout["scroll"] <= layout["inner"]
+    browser.save_screenshot(str(ARTIFACTS / "menu-800.png"))
+    assert browser_errors(browser) == []
+
+
+def test_a_warehouse_clerk_sees_only_the_groups_of_their_pages(app, client, world, staff, server, browser):
+    _sign_in(browser, server, "cang")
+    links, layout = _at_width(browser, server, 1280, "/console/")
+    assert layout["groups"] == ["订单", "商品与价格", "库存", "设置"]  # no 经销商, 财务, 营销
+    _one_line_each(links)
+
+
+def test_dashboard_axes_and_tooltips_carry_their_units(app, client, world, staff, server, browser):
+    _sign_in(browser, server, "boss")
+    browser.set_window_size(1280, 900)
+    wait_for(browser, lambda d: d.execute_script(
+        "return Array.from(document.querySelectorAll('canvas[data-url]')).every(c => c.dataset.rendered !== undefined)"),
+        "the charts were not drawn")
+    units = browser.execute_script("""
+      const chart = id => window.Chart.getChart(document.querySelector('#' + id + ' canvas'));
+      const daily = chart('daily-sales'), dealers = chart('top-dealers'), tier = chart('sales-by-tier');
+      return {
+        dailyTitle: daily.options.scales.y.title.text,
+        dailyTicks: daily.scales.y.ticks.map(t => t.label),
+        dailyTip: daily.options.plugins.tooltip.callbacks.label({raw: 1234.5, label: '11-26'}),
+        dealersTitle: dealers.options.scales.x.title.text,
+        tierTip: tier.options.plugins.tooltip.callbacks.label({raw: 12, label: '金牌'}),
+      };
+    """)
+    assert units["dailyTitle"] == "金额（元）" and units["dealersTitle"] == "金额（元）"
+    assert units["dailyTicks"] and all(t.startswith("¥") for t in units["dailyTicks"]), units
+    assert units["dailyTip"] == "¥1,234.50" and units["tierTip"] == "金牌：¥12.00"

@@ -299,6 +299,11 @@ def test_warehouse_adjusts_stock_with_a_reason_and_it_is_recorded(client, world,
     assert "破损" in page(client, "/console/stock/movements")[1]
     assert actions() == ["stock.adjust"]
 
+    # "+20", as the field's hint suggests, adds 20.
+    r = post(client, f"{path}/adjust", {"warehouse_id": str(world.wh_south.id), "delta": "+20", "reason": "补货"}, token_from=path)
+    assert r.status_code == 302
+    assert db.session.get(Stock, (world.soy.id, world.wh_south.id)).on_hand == 115
+
 
 def test_adjusting_below_the_reserved_units_answers_409_in_chinese_and_changes_nothing(client, world, staff):
     set_stock(world.vinegar, world.wh_south, 10)

@@ -244,6 +244,7 @@ def test_admin_creates_a_dealer_with_terms_and_a_credit_limit(client, world, sta
     ({"contact_phone": "12345"}, "contact_phone", "11 位手机号"),
     ({"payment_terms_days": "400"}, "payment_terms_days", "0 到 365 天"),
     ({"payment_terms_days": "三十"}, "payment_terms_days", "请输入整数"),
+    ({"payment_terms_days": "-3"}, "payment_terms_days", "不能小于 0"),
     ({"contract_end": "2025-12-31"}, "contract_end", "不能早于合同开始日期"),
     ({"contract_start": "2026-02-30"}, "contract_start", "不是有效的日期"),
     ({"annual_target": "12.345"}, "annual_target_fen", "最多精确到分"),
@@ -572,3 +573,29 @@ def test_staff_changes_while_the_dealer_orders_neither_deadlock_nor_break_the_cr
     for entry in entries:  # each change starts from the limit the one before left
         assert entry.amount_fen == entry.limit_after_fen - previous
         previous = entry.limit_after_fen
+
+
+def test_a_shanghai_dealer_reads_as_shanghai_everywhere_not_as_gbt_placeholder(client, world, staff):
+    # DB01 sits at 310100, which GB/T 2260 names "市辖区" (Shanghai's city level).
+    import io
+
+    import openpyxl
+
+    from app.audience.service import Audience, describe
+
+    login(client, "boss")
+    listing = page(client, "/console/dealers").get_data(as_text=True)
+    row = re.search(r"<tr>(?:(?!</tr>).)*DB01(?:(?!</tr>).)*</tr>", listing, re.S).group(0)
+    assert "上海市" in row and "市辖区" not in row
+    assert "广东省广州市" in listing  # the others as written too: province and city
+    detail = page(client, "/console/dealers/DB01").get_data(as_text=True)
+    assert "上海市（310100）" in detail and "市辖区" not in detail
+    form = page(client, "/console/dealers/new").get_data(as_text=True)
+    assert ">上海市</option>" in form and ">广东省 广州市</option>" in form and "市辖区" not in form
+    sheet = openpyxl.load_workbook(io.BytesIO(client.get("/console/imports/dealers/export.xlsx", headers=HTML).data)).active
+    shanghai = next(r for r in sheet.iter_rows(values_only=True) if r[0] == "DB01")
+    assert "上海市" in shanghai and "市辖区" not in shanghai
+    assert describe(Audience(regions=("310100",))) == "地区：上海市"
+    # ...as the mini-program has always said it.
+    me = client.get(f"{MP}/me", headers=auth(world.b_owner)).get_json()
+    assert me["dealer"]["region"] == {"code": "310100", "name": "上海市"}

@@ -237,3 +237,43 @@ def test_seed_publishes_a_few_materials_through_the_material_service(runner, cli
     db.session.commit()
     body = client.get("/api/mp/v1/materials", headers={"Authorization": f"Bearer {issue_token(user.openid)}"}).get_json()
     assert sorted(i["title"] for i in body["items"]) == sorted(["春节订货会海报", "酱油新品主图", "春季促销政策解读", "新品专区"])
+
+
+def test_every_command_on_the_demo_database_talks_to_the_standin_not_to_wechat(runner, app, monkeypatch):
+    # `flask notify digest` or `flask rq worker` is a new process: `create_app()` from the
+    # environment alone, on the demo's database (DATABASE_URL unset -> the embedded SQLite file).
+    from app import config as config_module
+    from app import create_app
+
+    assert seed(runner).exit_code == 0
+    demo_database = app.config["SQLALCHEMY_DATABASE_URI"]
+    for name in ("WECHAT_API_BASE", "WECOM_API_BASE", "WECHATPAY_API_BASE", "WECHAT_MINIPROGRAM_STATE", "DINGHUO_ENV"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", demo_database)
+
+    worker = create_app()
+    for name in ("WECHAT_API_BASE", "WECOM_API_BASE", "WECHATPAY_API_BASE"):
+        assert worker.config[name] == "http://127.0.0.1:5001", name
+    assert worker.config["WECHAT_MINIPROGRAM_STATE"] == "developer"
+
+    # What the environment says still wins; another database or production never reads the file.
+    monkeypatch.setenv("WECOM_API_BASE", "http://127.0.0.1:6001")
+    assert config_module.from_env()["WECOM_API_BASE"] == "http://127.0.0.1:6001"
+    assert config_module.from_env()["WECHAT_API_BASE"] == "http://127.0.0.1:5001"
+    monkeypatch.delenv("WECOM_API_BASE")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://brand@db/dinghuo")
+    assert config_module.from_env()["WECHAT_API_BASE"] == config_module.OFFICIAL_WECHAT_API_BASE
+    monkeypatch.setenv("DATABASE_URL", demo_database)
+    monkeypatch.setenv("DINGHUO_ENV", "production")
+    assert config_module.from_env()["WECOM_API_BASE"] == config_module.OFFICIAL_WECOM_API_BASE
+
+
+def test_a_seed_that_finds_the_database_taken_points_nothing_at_the_standin(runner, app, monkeypatch):
+    from app import config as config_module
+
+    assert seed(runner).exit_code == 0
+    config_module.DEMO_SETTINGS_FILE.unlink()
+    assert seed(runner).exit_code != 0  # refused: the file is not written for a database it did not seed
+    assert not config_module.DEMO_SETTINGS_FILE.exists()
+    assert seed(runner, "--if-empty").exit_code == 0  # the demo's own `make demo` rerun: written
+    assert config_module.DEMO_SETTINGS_FILE.exists()

@@ -34,6 +34,16 @@ def test_forms_and_cells_share_a_kind_and_keep_their_messages(parse, value, kw, 
         assert refusal(parse, value, label="名称", cell=True, **kw) == cell
 
 
+def test_a_leading_plus_or_minus_is_a_sign():
+    # The stock-adjust field suggests "如 +20 或 -5": both are numbers, typed or in a cell.
+    assert inputs.integer("+20", field=None, label="数量") == 20
+    assert inputs.integer(" -5 ", field=None, label="数量", minimum=-10) == -5
+    assert inputs.integer("+1,200", field=None, label="数量", cell=True) == 1200
+    assert refusal(inputs.integer, "++2", label="名称") == "名称应为整数"
+    assert refusal(inputs.integer, "+", label="名称") == "名称应为整数"
+    assert refusal(inputs.integer, "-3", label="名称") == "名称不能小于 0"
+
+
 def test_cells_read_what_excel_holds():
     assert inputs.text(1001.0, field=None, label="编码", max_len=8, cell=True) == "1001"
     assert inputs.integer("1,200", field=None, label="数量", cell=True) == 1200

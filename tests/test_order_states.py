@@ -22,7 +22,7 @@ from bots import rep_alerts
 from app.notify.models import DealerMessage, Outbox
 from app.orders import approval, closing, states, submission
 from app.orders.approval_rules import set_auto_approval
-from app.orders.models import ORDER_STATUSES, Order, OrderEvent, OrderLine
+from app.orders.models import ORDER_STATUSES, STATUS_LABELS, Order, OrderEvent, OrderLine
 from app.orders.shipments import ship_order
 from app.staff.models import Staff
 from tests.factories import add
@@ -233,12 +233,17 @@ def test_every_other_action_and_state_is_a_409_in_chinese(ctx, action, state):
     assert exc.value.status == 409
     assert CJK.search(exc.value.message), exc.value.message
     assert exc.value.code == (spec.refusal[0] if spec.refusal else "order_state_conflict")
+    if state in spec.already:
+        # Already where the action leads, or closed: the message says what happened.
+        assert exc.value.message == states.ALREADY[state].format(no=order_no)
+    else:
+        assert STATUS_LABELS[state] in exc.value.message
     assert calls == []
     assert row(order_no).status == state and event_rows(order_no) == before
 
 
 def test_a_refusal_keeps_the_services_messages(ctx):
-    shipped = reach(ctx, "approved")
+    shipped = reach(ctx, "approved")  # approved, then shipped and received below
     with pytest.raises(DomainError) as exc:
         closing.cancel_order(user=ctx.world.a_buyer, order_no=shipped)
     assert (exc.value.code, exc.value.message, exc.value.details) == (
@@ -246,7 +251,28 @@ def test_a_refusal_keeps_the_services_messages(ctx):
     with pytest.raises(DomainError) as exc:
         approval.approve_order(staff=ctx.world.rep, order_no=shipped)
     assert (exc.value.code, exc.value.message, exc.value.details) == (
-        "order_not_pending", f"订单 {shipped} 当前状态为「已审批」，不能审批通过", {"status": "approved"})
+        "order_not_pending", f"订单 {shipped} 已审批通过", {"status": "approved"})
+    ship(ctx, shipped, 3, "SF0000000009")
+    closing.confirm_receipt(user=ctx.world.a_buyer, order_no=shipped)
+    with pytest.raises(DomainError) as exc:
+        closing.confirm_receipt(user=ctx.world.a_buyer, order_no=shipped)  # a second tap
+    assert (exc.value.code, exc.value.message, exc.value.details) == (
+        "order_not_shipped", f"订单 {shipped} 已完成", {"status": "completed"})
+
+
+@pytest.mark.parametrize(("state", "action", "message"), [
+    ("completed", "confirm_receipt", "已完成"),
+    ("cancelled", "cancel", "已取消"),
+    ("rejected", "cancel", "已驳回"),
+    ("shipped", "ship_full", "已全部发货"),
+    ("rejected", "approve", "已驳回"),
+    ("cancelled", "reject", "已取消"),
+])
+def test_a_repeated_or_late_action_says_what_already_happened(ctx, state, action, message):
+    order_no = reach(ctx, state)
+    with pytest.raises(DomainError) as exc:
+        states.require(row(order_no), action)
+    assert exc.value.status == 409 and exc.value.message == f"订单 {order_no} {message}"
 
 
 # --- one change, each subscriber once ---------------------------------------------------------

@@ -134,6 +134,18 @@ def test_each_console_page_opens_for_the_roles_holding_its_permission_and_no_oth
             assert f'href="{path}"' not in menu, (role, path)
 
 
+@pytest.mark.parametrize("role", [A, S, F, W, M])
+def test_a_menu_group_shows_only_when_one_of_its_pages_opens_for_the_role(app, client, staff, role):
+    from console.auth import NAV_GROUPS
+
+    console_login(client, USERNAMES[role])
+    menu = client.get("/console/", headers=HTML).get_data(as_text=True)
+    for group, entries in NAV_GROUPS:
+        if group is not None:
+            opens = any(role in _holders(needed) for _label, _path, needed in entries)
+            assert (f"<h2>{group}</h2>" in menu) is opens, (role, group)
+
+
 def test_the_bot_answers_order_questions_only_for_roles_holding_bot_orders(app, staff):
     from bots.commands import may_use
 

@@ -252,7 +252,8 @@ def dealer_ids(audience, *, session=None, statuses=("active", "suspended")):
 
 def describe(audience, *, session=None):
     """The audience in words, e.g. 「等级：金牌、银牌；地区：广东省」 or 「全部经销商」."""
-    from app.dealers.models import Dealer, Region, Tier
+    from app.dealers.addresses import region_texts
+    from app.dealers.models import Dealer, Tier
 
     if audience.all_dealers:
         return "全部经销商"
@@ -267,7 +268,8 @@ def describe(audience, *, session=None):
     if audience.tiers:
         filters.append(f"等级：{names(Tier.code, Tier.name, audience.tiers)}")
     if audience.regions:
-        filters.append(f"地区：{names(Region.code, Region.name, audience.regions)}")
+        written = region_texts(audience.regions, session=session)  # "上海市", not GB/T's "市辖区"
+        filters.append("地区：" + "、".join(written.get(code, code) for code in audience.regions))
     if filters:
         parts.append("（且）".join(filters) if len(filters) > 1 else filters[0])
     if audience.dealers:

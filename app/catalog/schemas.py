@@ -12,6 +12,7 @@ from app.kernel.validation import (
 )
 
 STOCK_LEVELS = ("in_stock", "low", "out")
+STOCK_LEVEL_LABELS = {"in_stock": "有货", "low": "库存紧张", "out": "缺货"}
 
 
 class CategoryOut(Schema):
@@ -31,7 +32,7 @@ class ProductQuery(PageQuery):
 
 class StockOut(Schema):
     available = Int(required=True)
-    level = Str(required=True, validate=one_of(STOCK_LEVELS), metadata={"description": "in_stock 有货 / low 库存紧张 / out 缺货"})
+    level = Str(required=True, validate=one_of(STOCK_LEVELS, STOCK_LEVEL_LABELS), metadata={"description": "in_stock 有货 / low 库存紧张 / out 缺货"})
 
 
 class ProductOut(Schema):

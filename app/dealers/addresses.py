@@ -153,10 +153,21 @@ def readable_region_names(names):
     return out
 
 
-def region_path(region_code):
-    """`440305` -> ['广东省', '深圳市', '南山区'] (what exists of it)."""
-    codes = _region_codes(region_code)
-    rows = db.session.execute(select(Region.code, Region.name).where(Region.code.in_(codes))).all()
-    names = dict(rows)
-    return readable_region_names([names.get(c) for c in codes])
+def region_texts(region_codes, *, session=None):
+    """{code: the region as people write it} for each of `region_codes`, in one query — the
+    one naming every page, export and message uses: 440300 "广东省深圳市", 310100 "上海市"
+    (GB/T 2260 calls a municipality's city level "市辖区"), 310101 "上海市黄浦区"; an unknown
+    code stays itself."""
+    wanted = {code for code in region_codes if code}
+    parts = {part for code in wanted for part in _region_codes(code)}
+    if not parts:
+        return {}
+    names = dict((session or db.session).execute(select(Region.code, Region.name).where(Region.code.in_(parts))).all())
+    return {code: "".join(readable_region_names([names.get(p) for p in _region_codes(code)])) or code
+            for code in wanted}
+
+
+def region_text(region_code, *, session=None):
+    """One region as people write it (see `region_texts`)."""
+    return region_texts([region_code], session=session).get(region_code, region_code)
 

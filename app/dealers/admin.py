@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from app.audit import service as audit
 from app.database import write_transaction
 from app.dealers.access import scope_to_staff
+from app.dealers.addresses import region_texts
 from app.dealers.fields import (
     DEALER_FIELDS,
     FIELD_LABELS,
@@ -50,7 +51,7 @@ DEALER_LIST_PAGE_SIZE = 50
 
 def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None, status=None, page=1):
     """One page of dealers with tier, region, rep and credit, filtered: (rows, total), each row
-    (dealer, tier name, region name, rep name, credit limit, exposure, available) in fen.
+    (dealer, tier name, region as written (`region_texts`), rep name, credit limit, exposure, available) in fen.
 
     Reps see only their own dealers; admins and finance see all. `q` matches code or name,
     `region` a province or city code (a province includes its cities).
@@ -74,7 +75,7 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
     if status:
         where.append(Dealer.status == status)
     base = scope_to_staff(
-        select(Dealer, Tier.name.label("tier_name"), Region.name.label("region_name"), Staff.name.label("rep_name"),
+        select(Dealer, Tier.name.label("tier_name"), Staff.name.label("rep_name"),
                CreditAccount.credit_limit_fen, CreditAccount.receivable_fen, CreditAccount.held_fen)
         .join(Tier, Tier.id == Dealer.tier_id).join(Region, Region.code == Dealer.region_code)
         .outerjoin(Staff, Staff.id == Dealer.rep_id).outerjoin(CreditAccount, CreditAccount.dealer_id == Dealer.id)
@@ -82,12 +83,15 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
         staff,
     )
     total = db.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    rows = []
-    for dealer, tier_name, region_name, rep_name, limit_fen, receivable_fen, held_fen in db.session.execute(
+    found = db.session.execute(
         base.order_by(Dealer.code).limit(DEALER_LIST_PAGE_SIZE).offset((page - 1) * DEALER_LIST_PAGE_SIZE)
-    ):
+    ).all()
+    regions = region_texts(dealer.region_code for dealer, *_ in found)  # "上海市", not "市辖区"
+    rows = []
+    for dealer, tier_name, rep_name, limit_fen, receivable_fen, held_fen in found:
         limit_fen, used_fen = limit_fen or 0, exposure_fen(receivable_fen or 0, held_fen or 0)
-        rows.append((dealer, tier_name, region_name, rep_name, limit_fen, used_fen, max(limit_fen - used_fen, 0)))
+        rows.append((dealer, tier_name, regions[dealer.region_code], rep_name, limit_fen, used_fen,
+                     max(limit_fen - used_fen, 0)))
     return rows, total
 
 

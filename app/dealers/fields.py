@@ -188,7 +188,9 @@ def checked_values(session, fields, dealer=None):
         days = 0 if days is None else days
         if isinstance(days, bool) or not isinstance(days, int):
             bad("payment_terms_days", "应为整数天数")
-        elif not 0 <= days <= MAX_PAYMENT_TERMS_DAYS:
+        elif days < 0:
+            bad("payment_terms_days", "不能小于 0（0 表示款到发货）")
+        elif days > MAX_PAYMENT_TERMS_DAYS:
             bad("payment_terms_days", f"应在 0 到 {MAX_PAYMENT_TERMS_DAYS} 天之间（0 表示款到发货）")
         else:
             values["payment_terms_days"] = days

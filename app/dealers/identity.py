@@ -15,7 +15,7 @@ from app.audit import service as audit
 from app.cache import app_cache
 from app.database import write_transaction
 from app.dealers.access import scope_to_staff
-from app.dealers.addresses import region_path
+from app.dealers.addresses import region_text
 from app.dealers.models import USER_ROLES, Dealer, DealerUser, InviteCode, Region, Tier
 from app.extensions import db
 from app.funds.service import credit_summary
@@ -280,7 +280,7 @@ def describe_user(user):
             "status": dealer.status,
             "tier": {"code": dealer.tier.code, "name": dealer.tier.name},
             # "广东省广州市", or "上海市" rather than GB/T's "市辖区"
-            "region": {"code": dealer.region_code, "name": "".join(region_path(dealer.region_code))},
+            "region": {"code": dealer.region_code, "name": region_text(dealer.region_code)},
         },
         "credit": credit_summary(dealer.id),
     }

@@ -37,7 +37,8 @@ def _parse_int(value):
     if isinstance(value, float) and value.is_integer():
         return int(value)
     text = unicodedata.normalize("NFKC", _text_of(value) or "")
-    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+    digits = text[1:] if text[:1] in ("-", "+") else text  # a sign is a number too: -3 is "negative"
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 9):
         raise ValueError("请输入整数")
     return int(text)
 

@@ -2,7 +2,7 @@ import marshmallow as ma
 
 from app.dealers.schemas import CreditOut
 from app.funds.ledger import MAX_AMOUNT_FEN
-from app.funds.models import LEDGER_ACCOUNTS, OFFLINE_STATUSES
+from app.funds.models import ACCOUNT_LABELS, LEDGER_ACCOUNTS, OFFLINE_STATUS_LABELS, OFFLINE_STATUSES
 from app.kernel.validation import (
     DateTime,
     Int,
@@ -47,7 +47,7 @@ class AccountOut(Schema):
 
 
 class LedgerQuery(PageQuery):
-    account = Str(validate=one_of(LEDGER_ACCOUNTS), metadata={"description": "receivable / prepaid / rebate；不传则全部"})
+    account = Str(validate=one_of(LEDGER_ACCOUNTS, ACCOUNT_LABELS), metadata={"description": "receivable / prepaid / rebate；不传则全部"})
 
 
 class LedgerEntryOut(Schema):
@@ -93,7 +93,7 @@ class OfflinePaymentIn(Schema):
 
 
 class OfflineListQuery(PageQuery):
-    status = Str(validate=one_of(OFFLINE_STATUSES), metadata={"description": "pending / confirmed / rejected；不传则全部"})
+    status = Str(validate=one_of(OFFLINE_STATUSES, OFFLINE_STATUS_LABELS), metadata={"description": "pending / confirmed / rejected；不传则全部"})
 
 
 class VoucherOut(Schema):
@@ -106,7 +106,7 @@ class VoucherOut(Schema):
 
 class OfflinePaymentOut(Schema):
     id = Int(required=True)
-    status = Str(required=True, validate=one_of(OFFLINE_STATUSES),
+    status = Str(required=True, validate=one_of(OFFLINE_STATUSES, OFFLINE_STATUS_LABELS),
                  metadata={"description": "pending 待确认 / confirmed 已确认 / rejected 已驳回"})
     status_label = Str(required=True)
     amount_fen = Int(required=True, metadata={"description": "提交的转账金额"})

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.database import write_transaction
 from app.dealers import admin, typed
 from app.dealers.access import scope_to_staff
+from app.dealers.addresses import region_texts
 from app.dealers.fields import FIELD_LABELS
 from app.dealers.models import DEALER_STATUS_LABELS, Dealer, Region, Tier
 from app.extensions import db
@@ -57,7 +58,7 @@ NOTES = (
 
 def export_rows(*, staff):
     query = scope_to_staff(
-        select(Dealer, Tier.code, Region.name, Staff.username, CreditAccount.credit_limit_fen)
+        select(Dealer, Tier.code, Staff.username, CreditAccount.credit_limit_fen)
         .join(Tier, Tier.id == Dealer.tier_id)
         .join(Region, Region.code == Dealer.region_code)
         .outerjoin(Staff, Staff.id == Dealer.rep_id)
@@ -65,9 +66,11 @@ def export_rows(*, staff):
         .order_by(Dealer.code),
         staff,
     )
-    for dealer, tier_code, region_name, rep, limit_fen in db.session.execute(query):
+    # Regions as people write them ("上海市", not GB/T's "市辖区"), every code in use named once.
+    regions = region_texts(db.session.execute(select(Dealer.region_code).distinct()).scalars())
+    for dealer, tier_code, rep, limit_fen in db.session.execute(query):
         yield (
-            dealer.code, dealer.name, tier_code, dealer.region_code, region_name, rep or "", dealer.contact_name or "",
+            dealer.code, dealer.name, tier_code, dealer.region_code, regions[dealer.region_code], rep or "", dealer.contact_name or "",
             dealer.contact_phone or "", dealer.payment_terms_days, dealer.contract_start, dealer.contract_end,
             None if dealer.annual_target_fen is None else sheets.yuan_decimal(dealer.annual_target_fen),
             sheets.yuan_decimal(limit_fen or 0), DEALER_STATUS_LABELS.get(dealer.status, dealer.status),

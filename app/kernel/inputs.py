@@ -60,7 +60,7 @@ def text(value, *, field, label, max_len, required=True, cell=False):
 
 
 def integer(value, *, field, label, minimum=0, maximum=10**9, cell=False, required=True, default=None):
-    """A whole number in [minimum, maximum]; '12' and 12 both count, 1.5, '1e3' and True do not.
+    """A whole number in [minimum, maximum]; '12', '+12' and 12 count, 1.5, '1e3' and True do not.
 
     A cell may also be 1200.0 or "1,200"; a blank cell is refused when `required`, else
     `default` (a typed value has no blank: '' is not a number)."""
@@ -72,7 +72,7 @@ def integer(value, *, field, label, minimum=0, maximum=10**9, cell=False, requir
         raise invalid(field, f"{label}应为整数")
     elif isinstance(value, str):
         stripped = value.strip()
-        digits = stripped[1:] if stripped.startswith("-") else stripped
+        digits = stripped[1:] if stripped[:1] in ("-", "+") else stripped
         if not (digits.isascii() and digits.isdigit() and len(digits) <= 15):
             raise invalid(field, f"{label}应为整数")
         value = int(stripped)
@@ -100,7 +100,7 @@ def _cell_integer(value, *, field, label, required):
     if isinstance(value, int):
         return value
     raw = re.sub(r"[\s,，]", "", str(value))
-    if not re.fullmatch(r"-?\d+", raw):
+    if not re.fullmatch(r"[-+]?\d+", raw):
         raise invalid(field, f"{label}“{_shown(value)}”应为整数")
     return int(raw)
 

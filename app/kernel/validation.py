@@ -103,8 +103,10 @@ def int_range(min=None, max=None):
     return validate.Range(min=min, max=max, error=f"应为 {min} 到 {max} 之间的整数")
 
 
-def one_of(choices, labels=None):
-    return validate.OneOf(choices, error="取值应为以下之一：" + "、".join(labels or choices))
+def one_of(choices, labels):
+    """One of `choices`; the message names them as people know them, by `labels` ({choice:
+    Chinese name}), never by their codes (the OpenAPI description lists the codes)."""
+    return validate.OneOf(choices, error="取值应为以下之一：" + "、".join(labels[c] for c in choices))
 
 
 class FullMatch(validate.Regexp):

@@ -18,7 +18,7 @@ KIND_DOC = "、".join(f"{k} {v}" for k, v in KIND_LABELS.items())
 class MaterialListQuery(PageQuery):
     q = Str(validate=length(max=64), metadata={"description": "按标题或标签搜索"})
     tag = Str(validate=length(max=16), metadata={"description": "只看带这个标签的（取值见返回的 tags）"})
-    kind = Str(validate=one_of(tuple(KIND_LABELS)), metadata={"description": f"类型：{KIND_DOC}"})
+    kind = Str(validate=one_of(tuple(KIND_LABELS), KIND_LABELS), metadata={"description": f"类型：{KIND_DOC}"})
 
 
 class TagCountOut(Schema):

@@ -14,7 +14,7 @@ from app.kernel.validation import (
     length,
     one_of,
 )
-from app.orders.models import ORDER_STATUSES, PAYMENT_METHODS
+from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, PAYMENT_METHODS, STATUS_LABELS
 
 MAX_QTY = 1_000_000
 MAX_LINES = 200
@@ -28,7 +28,7 @@ class LineIn(Schema):
 class CheckoutIn(Schema):
     lines = List(Nested(LineIn), required=True, validate=items(1, MAX_LINES))
     address_id = id_field(allow_none=True, metadata={"description": "不传则使用默认收货地址"})
-    payment_method = Str(load_default="credit", validate=one_of(PAYMENT_METHODS), metadata={
+    payment_method = Str(load_default="credit", validate=one_of(PAYMENT_METHODS, PAYMENT_METHOD_LABELS), metadata={
         "description": "返利抵扣之外的部分（payable_fen）如何支付：credit 信用额度（账期，占用额度，发货时转为应收账款）/ "
                        "prepaid 预付款（提交时从预付款余额扣除，余额不足 409 insufficient_prepaid）/ "
                        "wechat 微信支付（不占额度，提交后用 POST /orders/{order_no}/pay 付款）/ "
@@ -51,7 +51,7 @@ class CancelIn(Schema):
 
 
 class OrderListQuery(PageQuery):
-    status = Str(validate=one_of(ORDER_STATUSES))
+    status = Str(validate=one_of(ORDER_STATUSES, STATUS_LABELS))
 
 
 class PricedLineOut(Schema):
@@ -95,7 +95,7 @@ class ProblemOut(Schema):
 class PaymentSplitOut(Schema):
     """How the order would be paid: total_fen = rebate_fen + payable_fen."""
 
-    method = Str(required=True, validate=one_of(PAYMENT_METHODS), metadata={"description": "所选付款方式"})
+    method = Str(required=True, validate=one_of(PAYMENT_METHODS, PAYMENT_METHOD_LABELS), metadata={"description": "所选付款方式"})
     method_label = Str(required=True, metadata={"description": "付款方式名称，如 预付款"})
     total_fen = Int(required=True, metadata={"description": "订单应付总额（同 totals.total_fen）"})
     goods_fen = Int(required=True, metadata={"description": "商品金额（小计−优惠，不含运费）：返利抵扣上限按它计算"})
@@ -167,7 +167,7 @@ class ShipmentOut(Schema):
 
 class OrderOut(Schema):
     order_no = Str(required=True)
-    status = Str(required=True, validate=one_of(ORDER_STATUSES))
+    status = Str(required=True, validate=one_of(ORDER_STATUSES, STATUS_LABELS))
     status_label = Str(required=True)
     payment_method = Str(required=True)
     lines = Nested(OrderLineOut, many=True, required=True)

@@ -11,7 +11,9 @@ action is a new row here; the services only say which action they take.
 the row releases, writes the status, the order event (who, when, from, to, why) and, when
 staff acted, the audit entry, then publishes the domain event (`order.placed`,
 `order.transitioned`) in the caller's transaction. An action the order's state does not
-allow raises 409 with the row's Chinese message. `require()` is the same check for a
+allow raises 409 with the row's Chinese message — or, when the order is already where the
+action leads or closed (a second tap, a repeated confirmation), with what happened instead
+(`ALREADY`, for the states of the row's `already`): "订单 … 已完成", not what the action needs. `require()` is the same check for a
 service that must refuse before it looks any further.
 """
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ class Action:
     by: str  # DEALER (the dealer's own users, `check_may_act`), STAFF or SYSTEM
     verb: str  # Chinese, as in "不能{verb}"
     refusal: tuple = ()  # (code, message with {no} and {label}, with details {"status"}); default below
+    already: tuple = ()  # states in which the refusal says what happened (`ALREADY`), same code
     permissions: tuple = ()  # STAFF: any one of these kernel permissions
     audit_action: str | None = None  # STAFF: the audit entry's action
     releases: tuple = ()  # of RELEASES, done by `transition()`
@@ -50,37 +53,54 @@ class Action:
     charges: tuple = ()  # written by the action's service before `transition()` (for the reader)
 
 
+# What happened to an order, said instead of an action's refusal in the states of its `already`.
+ALREADY = {
+    "approved": "订单 {no} 已审批通过",
+    "partially_shipped": "订单 {no} 已部分发货",
+    "shipped": "订单 {no} 已全部发货",
+    "completed": "订单 {no} 已完成",
+    "cancelled": "订单 {no} 已取消",
+    "rejected": "订单 {no} 已驳回",
+}
+CLOSED = ("completed", "cancelled", "rejected")
+_DECIDED = ("approved", "partially_shipped", "shipped", *CLOSED)  # past approval, one way or another
+
 _NOT_PENDING = "order_not_pending", "订单 {no} 当前状态为「{label}」，不能{verb}", True
 _NOT_SHIPPABLE = "order_not_shippable", "订单 {no} 当前状态为「{label}」，不能发货（审批通过后才能发货）", True
 
 ACTIONS = {a.name: a for a in (
     Action("place", (None,), "pending_approval", DEALER, "下单",
            charges=("stock reserved", "credit held (credit orders)", "rebate and prepaid taken (ledger)")),
-    Action("auto_approve", ("pending_approval",), "approved", SYSTEM, "自动审批", refusal=_NOT_PENDING),
+    Action("auto_approve", ("pending_approval",), "approved", SYSTEM, "自动审批", refusal=_NOT_PENDING,
+           already=_DECIDED),
     # The rep's approval within the credit limit, or an admin's (final in any case).
     Action("approve", ("pending_approval",), "approved", STAFF, "审批通过", refusal=_NOT_PENDING,
-           permissions=("orders.approve",), audit_action="order.approve"),
+           already=_DECIDED, permissions=("orders.approve",), audit_action="order.approve"),
     # A rep approves an order over the dealer's credit limit: it waits for finance (`awaiting_finance`).
     Action("approve_rep", ("pending_approval",), "pending_approval", STAFF, "审批通过", refusal=_NOT_PENDING,
-           permissions=("orders.approve",), audit_action="order.approve_rep"),
+           already=_DECIDED, permissions=("orders.approve",), audit_action="order.approve_rep"),
     # Finance approves what a rep approved over the limit.
     Action("approve_credit", ("pending_approval",), "approved", STAFF, "审批通过", refusal=_NOT_PENDING,
-           permissions=("orders.review_credit",), audit_action="order.approve"),
+           already=_DECIDED, permissions=("orders.review_credit",), audit_action="order.approve"),
     Action("reject", ("pending_approval",), "rejected", STAFF, "驳回", refusal=_NOT_PENDING,
-           permissions=("orders.approve", "orders.review_credit"), audit_action="order.reject",
+           already=_DECIDED, permissions=("orders.approve", "orders.review_credit"), audit_action="order.reject",
            releases=RELEASES, release_note="订单驳回"),
     Action("cancel", ("pending_approval",), "cancelled", DEALER, "取消",
            refusal=("order_not_cancellable", "订单当前状态为「{label}」，不能取消；如需取消请联系业务员", False),
+           already=CLOSED,
            releases=RELEASES, release_note="订单取消"),
     Action("ship_partial", ("approved", "partially_shipped"), "partially_shipped", STAFF, "发货",
-           refusal=_NOT_SHIPPABLE, permissions=("orders.ship",), audit_action="order.ship",
+           refusal=_NOT_SHIPPABLE, already=("shipped", *CLOSED), permissions=("orders.ship",),
+           audit_action="order.ship",
            charges=("stock deducted", "credit hold turned into receivable (credit orders)")),
     Action("ship_full", ("approved", "partially_shipped"), "shipped", STAFF, "发货",
-           refusal=_NOT_SHIPPABLE, permissions=("orders.ship",), audit_action="order.ship",
+           refusal=_NOT_SHIPPABLE, already=("shipped", *CLOSED), permissions=("orders.ship",),
+           audit_action="order.ship",
            charges=("stock deducted", "credit hold turned into receivable (credit orders)")),
     Action("confirm_receipt", ("shipped",), "completed", DEALER, "确认收货",
-           refusal=("order_not_shipped", "订单当前状态为「{label}」，全部发货后才能确认收货", True)),
-    Action("auto_complete", ("shipped",), "completed", SYSTEM, "自动确认收货"),
+           refusal=("order_not_shipped", "订单当前状态为「{label}」，全部发货后才能确认收货", True),
+           already=CLOSED),
+    Action("auto_complete", ("shipped",), "completed", SYSTEM, "自动确认收货", already=CLOSED),
 )}
 # Returns do not change an order's status (`app.returns`); payments change `paid_fen` only.
 
@@ -105,6 +125,8 @@ def refusal(order, action, status=None):
     status = order.status if status is None else status
     code, message, with_details = spec.refusal or (
         "order_state_conflict", "订单 {no} 当前状态为「{label}」，不能{verb}", True)
+    if status in spec.already:
+        message = ALREADY[status]
     label = STATUS_LABELS.get(status, "未下单")
     text = message.format(no=order.order_no, label=label, verb=spec.verb)
     return DomainError(code, text, 409, {"status": status} if with_details else None)

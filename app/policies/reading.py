@@ -3,6 +3,7 @@ per-policy figures (addressed, delivered, read, acknowledged) with the per-deale
 from sqlalchemy import func, select
 
 from app.audience import service as audiences
+from app.dealers.addresses import region_texts
 from app.dealers.models import Dealer, DealerUser
 from app.extensions import db
 from app.kernel.errors import NotFound
@@ -113,9 +114,10 @@ def policy_stats(policy_id, *, show="", page=1):
     total = len(wanted)
     page_ids = wanted[(page - 1) * STATS_PAGE_SIZE: page * STATS_PAGE_SIZE]
     dealers = {d.id: d for d in db.session.execute(select(Dealer).where(Dealer.id.in_(page_ids))).scalars()}
+    regions = region_texts(dealer.region_code for dealer in dealers.values())
     rows = [
-        {"dealer": dealers[d], "delivered_at": delivered.get(d), "read": reads.get(d), "acked": acks.get(d),
-         "reminded_at": reminded.get(d)}
+        {"dealer": dealers[d], "region": regions[dealers[d].region_code], "delivered_at": delivered.get(d),
+         "read": reads.get(d), "acked": acks.get(d), "reminded_at": reminded.get(d)}
         for d in page_ids
     ]
     return {"policy": policy, "audience": audience, "figures": figures, "rows": rows, "total": total}

@@ -18,7 +18,7 @@ CATEGORY_DOC = "；".join(f"{k} {v}" for k, v in CATEGORY_LABELS.items())
 
 
 class PolicyListQuery(PageQuery):
-    category = Str(validate=one_of(CATEGORIES, list(CATEGORY_LABELS.values())),
+    category = Str(validate=one_of(CATEGORIES, CATEGORY_LABELS),
                    metadata={"description": f"分类：{CATEGORY_DOC}"})
 
 

@@ -1,4 +1,5 @@
-from app.funds.models import REFUND_METHODS
+from app.funds.models import REFUND_METHOD_LABELS, REFUND_METHODS
+from app.funds.models import REFUND_STATUS_LABELS as REFUND_ITEM_LABELS
 from app.funds.models import REFUND_STATUSES as REFUND_ITEM_STATUSES
 from app.kernel.validation import (
     DateTime,
@@ -15,7 +16,7 @@ from app.kernel.validation import (
     one_of,
 )
 from app.orders.schemas import MAX_QTY
-from app.returns.models import REFUND_STATUSES, RETURN_STATUSES
+from app.returns.models import REFUND_LABELS, REFUND_STATUSES, RETURN_STATUSES, STATUS_LABELS
 from app.returns.service import MAX_PHOTOS
 
 MAX_RETURN_LINES = 200
@@ -40,7 +41,7 @@ class WithdrawIn(Schema):
 
 
 class ReturnListQuery(PageQuery):
-    status = Str(validate=one_of(RETURN_STATUSES))
+    status = Str(validate=one_of(RETURN_STATUSES, STATUS_LABELS))
 
 
 class ReturnLineOut(Schema):
@@ -74,11 +75,11 @@ class ReturnEventOut(Schema):
 
 
 class RefundItemOut(Schema):
-    method = Str(required=True, validate=one_of(REFUND_METHODS),
+    method = Str(required=True, validate=one_of(REFUND_METHODS, REFUND_METHOD_LABELS),
                  metadata={"description": "wechat 原路退回微信支付 / receivable 冲减应收账款 / prepaid 退回预付款"})
     method_label = Str(required=True)
     amount_fen = Int(required=True)
-    status = Str(required=True, validate=one_of(REFUND_ITEM_STATUSES))
+    status = Str(required=True, validate=one_of(REFUND_ITEM_STATUSES, REFUND_ITEM_LABELS))
     status_label = Str(required=True)
     refunded_at = DateTime(allow_none=True)
     created_at = DateTime(required=True)
@@ -96,12 +97,12 @@ class ReturnSummaryOut(Schema):
     id = Int(required=True)
     return_no = Str(required=True, metadata={"example": "RT202611260001-1"})
     order_no = Str(required=True)
-    status = Str(required=True, validate=one_of(RETURN_STATUSES),
+    status = Str(required=True, validate=one_of(RETURN_STATUSES, STATUS_LABELS),
                  metadata={"description": "pending 待审核 / approved 已同意待退回 / receiving 部分入库 / received 已收货入库 / "
                                           "closed 已结束（按实收退款） / rejected 已拒绝 / withdrawn 已撤回"})
     status_label = Str(required=True)
     refund_fen = Int(required=True, metadata={"description": "申请退款金额（各行单价 × 申请数量之和）；实际退款按收到的货物计算，见详情的 refund"})
-    refund_status = Str(allow_none=True, validate=one_of(REFUND_STATUSES),
+    refund_status = Str(allow_none=True, validate=one_of(REFUND_STATUSES, REFUND_LABELS),
                         metadata={"description": "null 尚未收到货；pending 待退款；refunding 退款中；refunded 已退款；failed 退款失败"})
     refunded_fen = Int(required=True, metadata={"description": "已经退回的金额"})
     line_count = Int(required=True)

@@ -8,14 +8,14 @@ from app.kernel.validation import (
     length,
     one_of,
 )
-from app.statements.models import EVENT_ACTIONS, STATEMENT_STATUSES
-from app.statements.service import CATEGORIES, MAX_COMMENT
+from app.statements.models import EVENT_ACTIONS, EVENT_LABELS, STATEMENT_STATUSES, STATUS_LABELS
+from app.statements.service import CATEGORIES, CATEGORY_LABELS, MAX_COMMENT
 
 STATUS_DOC = "pending 待确认 / confirmed 已确认 / disputed 有异议"
 
 
 class StatementListQuery(PageQuery):
-    status = Str(validate=one_of(STATEMENT_STATUSES), metadata={"description": STATUS_DOC + "；不传则全部"})
+    status = Str(validate=one_of(STATEMENT_STATUSES, STATUS_LABELS), metadata={"description": STATUS_DOC + "；不传则全部"})
 
 
 class DisputeIn(Schema):
@@ -33,7 +33,7 @@ class StatementLineOut(Schema):
 
 
 class StatementGroupOut(Schema):
-    category = Str(required=True, validate=one_of(CATEGORIES),
+    category = Str(required=True, validate=one_of(CATEGORIES, CATEGORY_LABELS),
                    metadata={"description": "orders 订货 / payments 付款 / rebates 返利 / returns 退货退款 / adjustments 调整 / other 其他"})
     label = Str(required=True)
     total_fen = Int(required=True, metadata={"description": "本类各笔之和"})
@@ -50,7 +50,7 @@ class StatementAccountOut(Schema):
 
 
 class StatementEventOut(Schema):
-    action = Str(required=True, validate=one_of(EVENT_ACTIONS))
+    action = Str(required=True, validate=one_of(EVENT_ACTIONS, EVENT_LABELS))
     label = Str(required=True)
     actor_name = Str(allow_none=True)
     comment = Str(allow_none=True, metadata={"description": "异议说明或财务处理说明"})
@@ -61,7 +61,7 @@ class StatementSummaryOut(Schema):
     id = Int(required=True)
     statement_no = Str(required=True, metadata={"example": "DZ202611-D001"})
     month = Str(required=True, metadata={"example": "2026-11", "description": "北京时间自然月"})
-    status = Str(required=True, validate=one_of(STATEMENT_STATUSES), metadata={"description": STATUS_DOC})
+    status = Str(required=True, validate=one_of(STATEMENT_STATUSES, STATUS_LABELS), metadata={"description": STATUS_DOC})
     status_label = Str(required=True)
     closing_receivable_fen = Int(required=True)
     closing_prepaid_fen = Int(required=True)

@@ -1,12 +1,36 @@
 // Console dashboard: each <canvas data-url> is drawn with Chart.js from its JSON endpoint.
 // Amounts arrive in integer fen and are shown in yuan; other roles get counts or quantities.
+// Every value axis and tooltip carries its unit: ¥ / 元 for amounts, 单 for orders, 件 for
+// quantities, 家 for dealers.
 (function () {
   "use strict";
   var COLORS = ["#2f6f9f", "#e07b39", "#3c9d5d", "#c9453b", "#8a63b8", "#8c6d31", "#d66fb1", "#7f7f7f", "#b5b02e", "#2bb0c2"];
-  var METRIC_LABELS = {amount_fen: "金额（元）", order_count: "订单数", qty: "数量"};
+  var METRIC_LABELS = {amount_fen: "金额（元）", order_count: "订单数（单）", qty: "数量（件）", dealer_count: "经销商（家）"};
+  var UNITS = {order_count: "单", qty: "件", dealer_count: "家"};
 
   function yuan(fen) {
     return "¥" + (fen / 100).toLocaleString("zh-CN", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+  }
+
+  // 1234 -> "¥1,234" on an axis (whole yuan, as ticks are round numbers).
+  function yuanTick(value) {
+    return "¥" + Number(value).toLocaleString("zh-CN", {maximumFractionDigits: 2});
+  }
+
+  function shown(metric, value) {
+    if (metric === "amount_fen") { return yuan(Math.round(value * 100)); }
+    return Number(value).toLocaleString("zh-CN") + " " + (UNITS[metric] || "");
+  }
+
+  function scales(kind, metric, money) {
+    if (kind === "doughnut") { return {}; }
+    var value = {
+      beginAtZero: true,
+      title: {display: true, text: METRIC_LABELS[metric] || metric},
+      ticks: money ? {callback: yuanTick} : {precision: 0, callback: function (v) { return shown(metric, v); }}
+    };
+    var category = {title: {display: kind === "line", text: "日期"}};
+    return kind === "hbar" ? {x: value, y: category} : {x: category, y: value};
   }
 
   function draw(canvas, body) {
@@ -33,12 +57,12 @@
         responsive: true,
         indexAxis: kind === "hbar" ? "y" : "x",
         // Counts and quantities are whole numbers: no 0.5 ticks.
-        scales: kind === "doughnut" || money ? {} : {x: {ticks: {precision: 0}}, y: {ticks: {precision: 0}}},
+        scales: scales(kind, metric, money),
         plugins: {
           legend: {display: kind === "doughnut"},
           tooltip: {callbacks: {label: function (ctx) {
-            var v = ctx.raw;
-            return money ? yuan(Math.round(v * 100)) : String(v);
+            var text = shown(metric, ctx.raw);
+            return kind === "doughnut" ? ctx.label + "：" + text : text;
           }}}
         }
       }
