@@ -263,11 +263,12 @@ def _replay_of(session, row, fingerprint):
 
 
 @functools.cache
-def _lock_and_price_statement():
+def _lock_and_price_statement(dialect_name):
     """Lock the SKUs' stock rows (as `inventory.lock_stock` does), price the SKUs (as
     `pricing.priced_skus` does, visibility as a column) and look the Idempotency-Key up
-    (as `_replay_statement` does): one row per SKU and warehouse."""
-    locked = inventory.locked_stock_cte()
+    (as `_replay_statement` does): one row per SKU and warehouse. Built once per dialect:
+    on PostgreSQL :sku_ids is one array (one text, prepared once), elsewhere an expanding IN."""
+    locked = inventory.locked_stock_cte(dialect_name)
     key = _replay_statement().subquery("idempotency_key")
     return (
         select(
@@ -276,7 +277,7 @@ def _lock_and_price_statement():
             select(key.c.order_id).scalar_subquery().label("order_id"),
         )
         .select_from(Sku.__table__.outerjoin(locked, locked.c.sku_id == Sku.id))
-        .where(Sku.id.in_(bindparam("sku_ids", expanding=True)))
+        .where(inventory.sku_ids_match(Sku.id, dialect_name))
     )
 
 
@@ -284,7 +285,8 @@ def _lock_and_price(session, buyer, pairs, key):
     """({sku_id: priced row} of the visible SKUs, `inventory.lock_stock`'s answer, the
     stored key's row or None) for merged (sku_id, qty) `pairs`, in one statement."""
     params = {**buyer.params(), "sku_ids": sorted({sku_id for sku_id, _ in pairs}), "key": key}
-    rows = session.connection().execute(_lock_and_price_statement(), params).all()
+    conn = session.connection()
+    rows = conn.execute(_lock_and_price_statement(conn.dialect.name), params).all()
     if not rows:  # none of the SKUs exists: the key still needs looking up
         key_row = session.connection().execute(_replay_statement(), params).first()
         return {}, {}, key_row
