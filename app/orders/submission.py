@@ -13,9 +13,9 @@ transaction (`app.orders.approval.auto_approve`).
 import functools
 import hashlib
 import json
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
 
 from sqlalchemy import bindparam, select, true
 from sqlalchemy.exc import IntegrityError
@@ -291,11 +291,16 @@ def _lock_and_price(session, buyer, pairs, key):
         key_row = session.connection().execute(_replay_statement(), params).first()
         return {}, {}, key_row
     locked = inventory.locked_by_sku([r for r in rows if r.warehouse_id is not None])
-    priced = {
-        row.id: SimpleNamespace(**row._mapping, available=inventory.total_available(locked, row.id))
-        for row in rows if row.visible
-    }
+    shape = _priced_row_type(rows[0]._fields)
+    priced = {row.id: shape(*row, inventory.total_available(locked, row.id)) for row in rows if row.visible}
     return priced, locked, rows[0]
+
+
+@functools.cache
+def _priced_row_type(fields):
+    """A priced row of `_lock_and_price`: the statement's columns plus `available` (a
+    named tuple, cheaper to build per row than a namespace from the row's mapping)."""
+    return namedtuple("PricedRow", (*fields, "available"))
 
 
 def _create_order(session, *, user, account, balances, pairs, priced, locked, opened, address, remark, payment_method,
