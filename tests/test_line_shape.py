@@ -82,3 +82,11 @@ def test_the_order_statement_composes_inventorys_and_funds_fragments():
     own = inspect.getsource(writing)
     for foreign in ("UPDATE stock", "stock_reservations", "credit_accounts", "credit_entries"):
         assert foreign not in own, f"app/orders/writing.py writes {foreign} itself"
+
+
+def test_the_driver_form_of_the_write_has_a_placeholder_per_bind():
+    sql, names = writing._write_order_driver_sql()
+    assert writing._write_order_driver_sql() is writing._write_order_driver_sql()  # built once per process
+    assert ":" not in re.sub(r"'[^']*'", "", sql).replace("::", "")
+    assert sql.count("%s") == len(names)
+    assert set(names) == set(writing.write_order_statement().compile().params)

@@ -7,6 +7,7 @@ import functools
 
 from sqlalchemy import (
     BigInteger,
+    any_,
     bindparam,
     cast,
     delete,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.catalog.models import Sku
 from app.database import joined_transaction
@@ -29,12 +31,21 @@ STOCK = Stock.__table__
 RESERVATIONS = Reservation.__table__
 
 
+def sku_ids_match(column, dialect_name, name="sku_ids"):
+    """`column` is one of the ids in the list bound as `name`. PostgreSQL: `= ANY(CAST(:name
+    AS BIGINT[]))`, one text whatever the number of ids (prepared once, no re-rendering per
+    execute); elsewhere (SQLite has no arrays) an expanding `IN`. Bind a list of ints."""
+    if dialect_name == "postgresql":
+        return column == any_(cast(bindparam(name), ARRAY(BigInteger)))
+    return column.in_(bindparam(name, expanding=True))
+
+
 @functools.cache
-def _lock_statement():
+def _lock_statement(dialect_name):
     return (
         select(STOCK.c.sku_id, STOCK.c.warehouse_id, STOCK.c.on_hand, STOCK.c.reserved, Warehouse.priority)
         .join(Warehouse, Warehouse.id == STOCK.c.warehouse_id)
-        .where(STOCK.c.sku_id.in_(bindparam("sku_ids", expanding=True)))
+        .where(sku_ids_match(STOCK.c.sku_id, dialect_name))
         .order_by(STOCK.c.sku_id, STOCK.c.warehouse_id)
         .with_for_update(of=STOCK)
     )
@@ -42,7 +53,8 @@ def _lock_statement():
 
 def lock_stock(session, sku_ids):
     """{sku_id: [(warehouse_id, available), ...]} with the rows locked, warehouses by priority."""
-    rows = session.connection().execute(_lock_statement(), {"sku_ids": sorted(set(sku_ids))}).all()
+    conn = session.connection()
+    rows = conn.execute(_lock_statement(conn.dialect.name), {"sku_ids": sorted(set(sku_ids))}).all()
     return locked_by_sku(rows)
 
 
@@ -55,11 +67,13 @@ def locked_by_sku(rows):
 
 
 @functools.cache
-def locked_stock_cte():
-    """`lock_stock`'s statement (binds :sku_ids) as a CTE named `locked_stock`, for a
-    statement that locks the stock rows and reads something beside them; the rows are
-    locked in the same (sku_id, warehouse_id) order."""
-    return _lock_statement().cte("locked_stock")
+def locked_stock_cte(dialect_name):
+    """`lock_stock`'s statement (binds :sku_ids, see `sku_ids_match`) for the dialect
+    `dialect_name` as a CTE named `locked_stock`, for a statement that locks the stock rows
+    and reads something beside them; the rows are locked in the same (sku_id,
+    warehouse_id) order. A statement around it matching the same :sku_ids must use
+    `sku_ids_match` too (one bind, one shape)."""
+    return _lock_statement(dialect_name).cte("locked_stock")
 
 
 def total_available(locked, sku_id):

@@ -13,9 +13,9 @@ transaction (`app.orders.approval.auto_approve`).
 import functools
 import hashlib
 import json
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import SimpleNamespace
 
 from sqlalchemy import bindparam, select, true
 from sqlalchemy.exc import IntegrityError
@@ -263,11 +263,12 @@ def _replay_of(session, row, fingerprint):
 
 
 @functools.cache
-def _lock_and_price_statement():
+def _lock_and_price_statement(dialect_name):
     """Lock the SKUs' stock rows (as `inventory.lock_stock` does), price the SKUs (as
     `pricing.priced_skus` does, visibility as a column) and look the Idempotency-Key up
-    (as `_replay_statement` does): one row per SKU and warehouse."""
-    locked = inventory.locked_stock_cte()
+    (as `_replay_statement` does): one row per SKU and warehouse. Built once per dialect:
+    on PostgreSQL :sku_ids is one array (one text, prepared once), elsewhere an expanding IN."""
+    locked = inventory.locked_stock_cte(dialect_name)
     key = _replay_statement().subquery("idempotency_key")
     return (
         select(
@@ -276,7 +277,7 @@ def _lock_and_price_statement():
             select(key.c.order_id).scalar_subquery().label("order_id"),
         )
         .select_from(Sku.__table__.outerjoin(locked, locked.c.sku_id == Sku.id))
-        .where(Sku.id.in_(bindparam("sku_ids", expanding=True)))
+        .where(inventory.sku_ids_match(Sku.id, dialect_name))
     )
 
 
@@ -284,16 +285,22 @@ def _lock_and_price(session, buyer, pairs, key):
     """({sku_id: priced row} of the visible SKUs, `inventory.lock_stock`'s answer, the
     stored key's row or None) for merged (sku_id, qty) `pairs`, in one statement."""
     params = {**buyer.params(), "sku_ids": sorted({sku_id for sku_id, _ in pairs}), "key": key}
-    rows = session.connection().execute(_lock_and_price_statement(), params).all()
+    conn = session.connection()
+    rows = conn.execute(_lock_and_price_statement(conn.dialect.name), params).all()
     if not rows:  # none of the SKUs exists: the key still needs looking up
         key_row = session.connection().execute(_replay_statement(), params).first()
         return {}, {}, key_row
     locked = inventory.locked_by_sku([r for r in rows if r.warehouse_id is not None])
-    priced = {
-        row.id: SimpleNamespace(**row._mapping, available=inventory.total_available(locked, row.id))
-        for row in rows if row.visible
-    }
+    shape = _priced_row_type(rows[0]._fields)
+    priced = {row.id: shape(*row, inventory.total_available(locked, row.id)) for row in rows if row.visible}
     return priced, locked, rows[0]
+
+
+@functools.cache
+def _priced_row_type(fields):
+    """A priced row of `_lock_and_price`: the statement's columns plus `available` (a
+    named tuple, cheaper to build per row than a namespace from the row's mapping)."""
+    return namedtuple("PricedRow", (*fields, "available"))
 
 
 def _create_order(session, *, user, account, balances, pairs, priced, locked, opened, address, remark, payment_method,

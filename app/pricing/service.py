@@ -53,15 +53,29 @@ class Buyer:
 
 
     def params(self, today=None):
-        """Bind parameters for the statements built by this module."""
-        return {
-            "dealer_id": self.dealer_id,
-            "dealer_code": self.dealer_code,
-            "tier_id": self.tier_id,
-            "tier_code": self.tier_code,
-            "regions": self.region_targets,
-            "today": today or business_today(),
-        }
+        """Bind parameters for the statements built by this module (a new dict each call:
+        callers add their own). Worked out once per buyer and business day (`_params`)."""
+        return dict(_params(self, today or business_today()))
+
+
+@functools.lru_cache(maxsize=4096)
+def _params(buyer, today):
+    """`Buyer.params` for one buyer and day. A process-wide cache: a `Buyer` is built per
+    request (from the dealer, or fresh from the database in a write), but equal buyers hash
+    alike, and the day is part of the key."""
+    code = buyer.region_code
+    # `region_targets` as three fixed binds (repeats are harmless in an IN), so the
+    # statements have no expanding parameter: one text, nothing re-rendered per execute.
+    return {
+        "dealer_id": buyer.dealer_id,
+        "dealer_code": buyer.dealer_code,
+        "tier_id": buyer.tier_id,
+        "tier_code": buyer.tier_code,
+        "region": code,
+        "region_city": code[:4] + "00",
+        "region_province": code[:2] + "0000",
+        "today": today,
+    }
 
 
 # The SQL below is built once with bind parameters (see `Buyer.params`), so a request
@@ -72,7 +86,8 @@ def rule_matches():
     return or_(
         and_(rule.scope == "tier", rule.target == bindparam("tier_code")),
         and_(rule.scope == "dealer", rule.target == bindparam("dealer_code")),
-        and_(rule.scope == "region", rule.target.in_(bindparam("regions", expanding=True))),
+        and_(rule.scope == "region",
+             rule.target.in_([bindparam("region"), bindparam("region_city"), bindparam("region_province")])),
     )
 
 
