@@ -144,7 +144,7 @@ def from_env():
 
 
 def _security_settings(env):
-    """Rate limits (app.ratelimit, flask-limiter notation; empty: off), console sign-in
+    """Rate limits (app.ratelimit, in `limits` notation as flask-limiter writes it; empty: off), console sign-in
     lockout, the reverse proxy in front of the app and HTTPS-only cookies. docs/ops/security.md."""
     production = (env("DINGHUO_ENV") or "development") == "production"
     return {

@@ -2,9 +2,12 @@
 `code2Session` call of the brand's WeChat quota, a console sign-in is where passwords get
 guessed.
 
-flask-limiter keeps the counters: one `Limiter` per app, in Redis when `REDIS_URL` is set
-(every web process shares them), in memory otherwise (the embedded demo, the tests), with
-the moving-window strategy (no burst at a window's edge). Each limit is a config setting in
+The counters are `limits`' (the engine flask-limiter is built on): one storage and strategy
+per app, in Redis when `REDIS_URL` is set (every web process shares them), in memory
+otherwise (the embedded demo, the tests), with the moving-window strategy (no burst at a
+window's edge). flask-limiter itself is not used: its per-request hook cost ~150 µs on
+every request (a quarter of a catalogue page's Python time) to check limits that only the
+two sign-in endpoints have, and they call `hit`/`check` here themselves. Each limit is a config setting in
 flask-limiter's notation ("30/minute", "20 per 15 minutes"; empty turns it off), read on
 every request, so an operator sets it in the environment and a test in `app.config`.
 
@@ -44,9 +47,23 @@ class TooManyAttempts(DomainError):
                          {"retry_after": self.retry_after})
 
 
+class Counters:
+    """The app's rate-limit counters: a `limits` strategy (`.limiter`) over its storage."""
+
+    def __init__(self, storage_uri, strategy):
+        from limits.storage import storage_from_string
+        from limits.strategies import STRATEGIES
+
+        self.storage = storage_from_string(storage_uri)
+        self.limiter = STRATEGIES[strategy](self.storage)
+
+    def reset(self):
+        """Forget every count (tests)."""
+        self.storage.reset()
+
+
 def init_app(app):
-    """Build this app's limiter; refuse to start on a limit setting that does not parse."""
-    from flask_limiter import Limiter
+    """Build this app's counters; refuse to start on a limit setting that does not parse."""
     from limits import parse_many
 
     for name in LIMIT_SETTINGS:
@@ -59,7 +76,7 @@ def init_app(app):
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_STRATEGY", "moving-window")
     app.config.setdefault("RATELIMIT_KEY_PREFIX", "dinghuo")
-    app.extensions[_EXTENSION] = Limiter(key_func=client_address, app=app)
+    app.extensions[_EXTENSION] = Counters(app.config["RATELIMIT_STORAGE_URI"], app.config["RATELIMIT_STRATEGY"])
 
 
 def limiter(app=None):
