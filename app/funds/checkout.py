@@ -22,7 +22,7 @@ from app.database import write_transaction
 from app.extensions import db
 from app.kernel import settings
 from app.kernel.errors import DomainError
-from app.kernel.money import apply_bp, format_yuan
+from app.kernel.money import apply_bp, format_yuan, percent_text
 from app.kernel.permissions import require
 from app.orders.models import PAYMENT_METHOD_LABELS
 
@@ -30,7 +30,7 @@ KEY = settings.REBATE_USAGE.key
 
 
 def describe_rate(rate_bp):
-    return f"{rate_bp // 100}%" if rate_bp % 100 == 0 else f"{rate_bp / 100:.2f}%"
+    return f"{rate_bp // 100}%" if rate_bp % 100 == 0 else f"{percent_text(rate_bp, places=2)}%"
 
 
 # --- the brand setting -------------------------------------------------------------------

@@ -92,9 +92,11 @@ def fen_to_yuan_text(amount_fen: int, *, trim=False) -> str:
     return f"{sign}{yuan}" if trim and not fen else f"{sign}{yuan}.{fen:02d}"
 
 
-def percent_text(rate_bp: int) -> str:
+def percent_text(rate_bp: int, *, places=None) -> str:
     """Basis points as the percent people type, exact and without trailing zeros:
-    `525` -> `'5.25'`, `550` -> `'5.5'`, `1000` -> `'10'` (no float on the way)."""
+    `525` -> `'5.25'`, `550` -> `'5.5'`, `1000` -> `'10'` (no float on the way);
+    `places=2` keeps both decimals of a fraction (`550` -> `'5.50'`, `1000` -> `'10'`)."""
     whole, rest = divmod(abs(int(rate_bp)), 100)
     sign = "-" if rate_bp < 0 else ""
-    return f"{sign}{whole}" + (f".{rest:02d}".rstrip("0") if rest else "")
+    fraction = f".{rest:02d}" if places == 2 else f".{rest:02d}".rstrip("0")
+    return f"{sign}{whole}" + (fraction if rest else "")

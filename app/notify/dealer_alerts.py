@@ -30,7 +30,7 @@ from app.config import SUBSCRIBE_EVENTS
 from app.database import dialect_insert, write_transaction
 from app.dealers.models import Dealer, DealerUser
 from app.extensions import db
-from app.kernel.clock import BUSINESS_TZ, utcnow
+from app.kernel.clock import china_text, utcnow
 from app.kernel.errors import DomainError
 from app.kernel.money import fen_to_yuan_text, format_yuan
 from app.notify import service as outbox
@@ -471,7 +471,7 @@ def _text(raw, kind):
         number = fen_to_yuan_text(raw)
         return number if kind == "number" else f"{number}元"
     if isinstance(raw, datetime):
-        return raw.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
+        return china_text(raw)
     if isinstance(raw, date):
         return raw.strftime("%Y-%m-%d")
     return _SPACE.sub(" ", str(raw)).strip()

@@ -4,7 +4,7 @@ two decimals."""
 import io
 
 from app.imports.sheets import yuan_decimal
-from app.kernel.clock import BUSINESS_TZ
+from app.kernel.clock import china_text
 from app.statements.service import (
     CATEGORIES,
     CATEGORY_LABELS,
@@ -42,7 +42,7 @@ def statement_workbook(statement, *, brand):
     sheet["A1"].font = Font(bold=True, size=14)
     sheet.append(["对账单号", statement.statement_no, "期间", month_label(statement.month)])
     sheet.append(["经销商", f"{statement.dealer_name}（{statement.dealer_code}）", "状态", status_label(statement.status)])
-    sheet.append(["出具时间", statement.issued_at.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")])
+    sheet.append(["出具时间", china_text(statement.issued_at)])
     sheet.append([])
 
     accounts = summarize(statement)
@@ -65,7 +65,7 @@ def statement_workbook(statement, *, brand):
         for line in account["lines"]:
             row += 1
             sheet.cell(row=row, column=1, value=account["label"])
-            sheet.cell(row=row, column=2, value=line.occurred_at.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M"))
+            sheet.cell(row=row, column=2, value=china_text(line.occurred_at))
             sheet.cell(row=row, column=3, value=CATEGORY_LABELS[line.category])
             sheet.cell(row=row, column=4, value=line.order_no or "")
             sheet.cell(row=row, column=5, value=line.note or "").alignment = Alignment(wrap_text=True)
