@@ -535,6 +535,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+# --- scheduling: the longest tests start first -------------------------------------
+# pytest-xdist hands tests out in collection order; a 20-second test collected last keeps one
+# worker busy after the others are done. These (measured with --durations) go first.
+LONG_TESTS = (
+    "tests/test_order_properties.py::test_order_service_state_machine",
+    "tests/test_imports.py::test_a_5000_row_price_list_imports_correctly",
+    "tests/test_metrics.py::test_gunicorn_config_serves_probes_and_multiprocess_metrics",
+    "tests/test_delivery_worker.py::",
+    "tests/test_browser.py::",
+    "tests/test_openapi_schemathesis.py::",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item):
+        return next((i for i, prefix in enumerate(LONG_TESTS) if item.nodeid.startswith(prefix)), len(LONG_TESTS))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 # --- CI guard: the service suites must really have run ------------------------------
 
 _service_runs = Counter()

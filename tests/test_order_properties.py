@@ -53,6 +53,7 @@ from app.kernel.errors import DomainError
 from app.orders import closing, submission
 from app.orders.models import IdempotencyKey, Order, OrderEvent, OrderLine
 from tests import factories
+from tests.helpers import examples
 
 # --- the world every example starts from --------------------------------------------
 
@@ -544,7 +545,7 @@ def order_machine(request):
 
 @pytest.mark.parametrize(
     "order_machine, max_examples",
-    [("sqlite", 50), pytest.param("postgres", 25, marks=pytest.mark.postgres)],
+    [("sqlite", examples(50)), pytest.param("postgres", examples(25), marks=pytest.mark.postgres)],
     indirect=["order_machine"],
 )
 def test_order_service_state_machine(order_machine, max_examples):
