@@ -56,6 +56,7 @@ from app.rebates.models import (  # noqa: F401
     RebateTarget,
     RebateTier,
 )
+from app.reports.models import SalesTarget  # noqa: F401
 from app.returns.models import (  # noqa: F401
     ReturnEvent,
     ReturnLine,

@@ -21,5 +21,6 @@ from console import (  # noqa: F401
     staff,
     statements,
     stock,
+    targets,
 )
 from console.auth import bp  # noqa: F401

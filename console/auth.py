@@ -95,6 +95,7 @@ NAV_GROUPS = (
     )),
     ("经销商", (
         ("经销商", "/console/dealers", ("dealers.view",)),
+        ("销售目标", "/console/targets", ("reports.targets",)),
     )),
     ("商品与价格", (
         ("商品", "/console/products", ("catalog.view",)),

@@ -1,17 +1,24 @@
-"""Console: the dashboard (home page) and the JSON endpoints behind its charts.
+"""Console: the dashboard (home page), the JSON endpoints behind its charts and their Excel exports.
 
 Every figure comes from `app.reports.service`, which scopes it to the signed-in staff member
 (a rep sees only their own dealers, roles without amounts get counts). The JSON endpoints answer
 errors in the API's shape, `{"error": {"code", "message", "details"}}`, including 401 when the
-session has expired.
+session has expired. The page has two selectors: `period` (today / this month) for the sales
+figures and `month` (YYYY-MM) for the month figures (growth, coverage, cycle time, targets).
+Every chart's table is `console.dashboard_tables`, exported as it is shown.
 """
 import functools
+from urllib.parse import quote
 
-from flask import g, jsonify, render_template, request
+from flask import g, jsonify, make_response, render_template, request
 
 from console.auth import bp, login_required
+from console.dashboard_tables import FIGURES, table
+from app.imports.sheets import XLSX_MIME
 from app.kernel.errors import DomainError
+from app.kernel.permissions import can
 from app.orders.approval import may_decide
+from app.reports import cycle, months, targets
 from app.reports import service as reports
 
 API = "/api/dashboard"
@@ -23,18 +30,42 @@ def home():
     period = request.args.get("period", "month")
     staff = g.staff
     reports.period_days(period)  # 400 for an unknown period before anything is computed
+    month = months.parse_month(request.args.get("month"))
+    amounts = reports.sees_amounts(staff)
+    names = [name for name, (needs_amounts, _by) in FIGURES.items() if amounts or not needs_amounts]
+    tables = {name: table(name, staff=staff, period=period, month=month) for name in names}
     return render_template(
         "console/dashboard.html",
         period=period, periods=reports.PERIODS, rule=reports.COUNTING_RULE, amount_rule=reports.AMOUNT_RULE,
         summary=reports.get_summary(staff=staff),
-        by_region=reports.sales_by_region(staff=staff, period=period),
-        by_tier=reports.sales_by_tier(staff=staff, period=period),
-        dealers=reports.top_dealers(staff=staff, period=period),
-        skus=reports.top_skus(staff=staff, period=period),
+        by_region=tables["sales-by-region"][1],
+        tables={name: t for name, (t, _report) in tables.items()},
+        growth=tables["growth"][1], coverage=tables["coverage-region"][1],
+        dealer_attainment=tables["attainment-dealers"][1] if amounts else None,
+        month=months.month_text(month), this_month=months.month_text(months.parse_month(None)),
+        growth_rule=months.GROWTH_RULE, coverage_rule=months.COVERAGE_RULE, cycle_rule=cycle.CYCLE_RULE,
+        attainment_rule=targets.ATTAINMENT_RULE, may_edit_targets=can(staff, "reports.targets"),
         inactive=reports.inactive_dealers(staff=staff) if reports.sees_dealers(staff) else None,
-        amounts=reports.sees_amounts(staff), approver=may_decide(staff),
+        amounts=amounts, approver=may_decide(staff),
         inactive_days=reports.INACTIVE_DAYS,
     )
+
+
+@bp.get("/dashboard/export/<name>.xlsx")
+@login_required()
+def export_dashboard_figure(name):
+    """One chart's table as .xlsx, with the page's selectors (`period`, `month`); the dealers'
+    attainment in full (the page lists the furthest behind only)."""
+    period = request.args.get("period", "month")
+    reports.period_days(period)
+    month = months.parse_month(request.args.get("month"))
+    sheet, _report = table(name, staff=g.staff, period=period, month=month, dealer_limit=None)
+    response = make_response(sheet.xlsx())
+    response.headers["Content-Type"] = XLSX_MIME
+    filename = f"{sheet.title}.xlsx"
+    response.headers["Content-Disposition"] = f"attachment; filename=\"dashboard.xlsx\"; filename*=UTF-8''{quote(filename)}"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def api_view(view):
@@ -49,6 +80,10 @@ def api_view(view):
 
 def _period():
     return request.args.get("period", "month")
+
+
+def _month():
+    return months.parse_month(request.args.get("month"))
 
 
 @bp.get(f"{API}/summary")
@@ -95,3 +130,27 @@ def api_daily_sales():
 @api_view
 def api_inactive_dealers():
     return reports.inactive_dealers(staff=g.staff)
+
+
+@bp.get(f"{API}/growth")
+@api_view
+def api_growth():
+    return months.growth(staff=g.staff, month=_month())
+
+
+@bp.get(f"{API}/coverage")
+@api_view
+def api_coverage():
+    return months.coverage(staff=g.staff, month=_month())
+
+
+@bp.get(f"{API}/cycle-times")
+@api_view
+def api_cycle_times():
+    return cycle.cycle_times(staff=g.staff, month=_month())
+
+
+@bp.get(f"{API}/rep-attainment")
+@api_view
+def api_rep_attainment():
+    return targets.rep_attainment(staff=g.staff, month=_month())

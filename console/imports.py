@@ -1,4 +1,4 @@
-"""Console: Excel export and import of price lists, stock, SKUs and dealers.
+"""Console: Excel export and import of price lists, stock, SKUs, dealers and sales targets.
 
 An upload is first checked and previewed (nothing written); the preview page carries the
 file back (base64, re-checked in full) when the clerk confirms. A direct import (action
@@ -14,8 +14,10 @@ from console.auth import bp, login_required
 from app.errors import wants_json
 from app.imports import KINDS, may_export, may_import, sheets
 from app.imports.sheets import FileRejected, RowsRejected
+from app.kernel import inputs
 from app.kernel.clock import business_today
 from app.kernel.errors import DomainError
+from app.reports.months import month_text, parse_month
 
 # The upload (base64 on confirm: 4/3 of the file) plus the form's small fields.
 _UPLOAD_LIMIT = sheets.MAX_BYTES * 4 // 3 + 64 * 1024
@@ -106,6 +108,19 @@ def export_dealers():
     return _download(KINDS["dealers"].export_workbook(staff=g.staff), "经销商")
 
 
+@bp.get("/imports/targets/export.xlsx")
+@login_required()
+def export_targets():
+    _require(KINDS["targets"], may_export)
+    month = parse_month(None)
+    if request.args.get("month"):
+        try:
+            month = inputs.month(request.args["month"], field="month", label="月份")
+        except DomainError as exc:
+            raise DomainError("invalid_month", exc.message, 400) from None
+    return _download(KINDS["targets"].export_workbook(staff=g.staff, month=month), f"销售目标_{month_text(month)}")
+
+
 @bp.get("/imports/<kind>/template.xlsx")
 @login_required()
 def import_template(kind):
@@ -181,3 +196,10 @@ def import_skus():
 def import_dealers():
     _require(KINDS["dealers"], may_import)
     return _run_import("dealers")
+
+
+@bp.post("/imports/targets")
+@login_required()
+def import_targets():
+    _require(KINDS["targets"], may_import)
+    return _run_import("targets")

@@ -120,7 +120,7 @@ def test_staff_sign_in_see_the_dashboard_approve_and_partly_ship_an_order_in_a_r
     # The dashboard: figures in the page, and every chart drawn from its JSON endpoint.
     assert "仪表盘" in text_of(browser) and "统计口径" in text_of(browser)
     canvases = browser.find_elements(By.CSS_SELECTOR, "canvas[data-url]")
-    assert len(canvases) == 5
+    assert len(canvases) == 9  # five sales charts, then growth, coverage, cycle time and the reps' targets
     wait_for(browser, lambda d: all(c.get_attribute("data-rendered") is not None for c in canvases),
              "the charts were not drawn (Chart.js or a JSON endpoint failed)")
     assert browser.execute_script("return typeof window.Chart") == "function"
@@ -271,8 +271,20 @@ def test_dashboard_axes_and_tooltips_carry_their_units(app, client, world, staff
         dailyTip: daily.options.plugins.tooltip.callbacks.label({raw: 1234.5, label: '11-26'}),
         dealersTitle: dealers.options.scales.x.title.text,
         tierTip: tier.options.plugins.tooltip.callbacks.label({raw: 12, label: '金牌'}),
+        growthTitle: chart('growth').options.scales.y.title.text,
+        coverageTitle: chart('coverage').options.scales.y.title.text,
+        coverageTicks: chart('coverage').scales.y.ticks.map(t => t.label),
+        coverageTip: chart('coverage').options.plugins.tooltip.callbacks.label({raw: 66.67, label: '广东省'}),
+        cycleTitle: chart('cycle-times').options.scales.y.title.text,
+        cycleTip: chart('cycle-times').options.plugins.tooltip.callbacks.label(
+          {raw: 3.5, label: '提交 → 审批', dataset: {label: '中位数'}}),
+        attainmentTitle: chart('attainment').options.scales.x.title.text,
       };
     """)
     assert units["dailyTitle"] == "金额（元）" and units["dealersTitle"] == "金额（元）"
     assert units["dailyTicks"] and all(t.startswith("¥") for t in units["dailyTicks"]), units
     assert units["dailyTip"] == "¥1,234.50" and units["tierTip"] == "金牌：¥12.00"
+    assert units["growthTitle"] == "金额（元）" and units["coverageTitle"] == "覆盖率（%）"
+    assert units["coverageTicks"] and all(t.endswith("%") for t in units["coverageTicks"]), units
+    assert units["coverageTip"] == "66.67%" and units["cycleTitle"] == "时长（小时）"
+    assert units["cycleTip"] == "中位数：3.5 小时" and units["attainmentTitle"] == "达成率（%）"

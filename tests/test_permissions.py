@@ -49,6 +49,7 @@ EXPECTED = {
     "campaigns.edit": {A, M},
     "reports.amounts": {A, S, F},
     "reports.dealers": {A, S, F},
+    "reports.targets": {A, F},
     "audit.view": {A, F},
     "settings.edit": {A},
     "staff.manage": {A},

@@ -53,6 +53,8 @@ ACTION_LABELS = {
     "payment.offline_reject": "驳回线下付款",
     "ledger.adjust": "手工调整资金账户",
     "import": "Excel 导入",
+    "sales_target.set": "设置销售目标",
+    "sales_target.remove": "删除销售目标",
     "rebate_rule.create": "新建返利规则",
     "rebate_rule.update": "修改返利规则",
     "rebate.close": "返利期间结算",

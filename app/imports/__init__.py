@@ -1,4 +1,4 @@
-"""Excel (.xlsx) import and export of price lists, stock, SKUs and dealers.
+"""Excel (.xlsx) import and export of price lists, stock, SKUs, dealers and monthly sales targets.
 
 Each kind is a module with the same face: `TITLE`, `COLUMNS` (the one layout both export
 and import use), `NOTES`, `EXPORT_PERMISSIONS`, `IMPORT_PERMISSIONS` (kernel
@@ -6,10 +6,10 @@ permissions a role needs, all of them), `export_workbook(staff=..., ...)`
 and `import_file(staff=, data=, filename=, apply=, reason=)`. Shared reading, writing and
 cell parsing live in `app.imports.sheets`.
 """
-from app.imports import dealers, prices, skus, stock
+from app.imports import dealers, prices, skus, stock, targets
 from app.kernel.permissions import can
 
-KINDS = {"prices": prices, "stock": stock, "skus": skus, "dealers": dealers}
+KINDS = {"prices": prices, "stock": stock, "skus": skus, "dealers": dealers, "targets": targets}
 
 
 def may_export(staff, module):

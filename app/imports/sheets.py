@@ -195,6 +195,11 @@ def day(value, label, *, required=True):
     return _cell(inputs.day, value, label=label, required=required)
 
 
+def month(value, label, *, required=True):
+    """A calendar month (its first day): a date cell, or text 2026-11 / 2026/11 / 2026年11月."""
+    return _cell(inputs.month, value, label=label, required=required)
+
+
 def choice(value, label, options):
     """One of `options` ({shown text: stored value}); the stored value itself is accepted too."""
     return _cell(inputs.choice_by_label, value, label=label, options=options)

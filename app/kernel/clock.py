@@ -71,6 +71,24 @@ def duration_words(seconds):
     return f"{-(-seconds // 3600)} 小时"
 
 
+def duration_text(seconds):
+    """How long something took, as a report says it: "45 秒", "12 分", "3 小时 20 分", and from a
+    day on days to one decimal, "2.5 天" (half up; "3 天", not "3.0 天"); "—" for None."""
+    if seconds is None:
+        return "—"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} 秒"
+    if seconds < 3600:
+        return f"{seconds // 60} 分"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{hours} 小时 {minutes} 分" if minutes else f"{hours} 小时"
+    tenths = (seconds * 10 + 43200) // 86400  # tenths of a day, half up
+    whole, tenth = divmod(tenths, 10)
+    return f"{whole}.{tenth} 天" if tenth else f"{whole} 天"
+
+
 def use(source):
     """Read the time from `source` (a `FakeClock` or any callable returning an aware datetime)."""
     global _source

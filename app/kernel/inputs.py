@@ -189,6 +189,27 @@ def day(value, *, field, label, required=True, cell=False):
     raise invalid(field, f"{label}格式应为 YYYY-MM-DD")
 
 
+_MONTH_TEXT = re.compile(r"^(\d{4})\s*(?:-|/|\.|年)\s*(\d{1,2})\s*月?$")
+
+
+def month(value, *, field, label, required=True, cell=False):
+    """A calendar month as the date of its first day: text 2026-11 / 2026/11 / 2026年11月, a
+    date (any day of the month) or, in a cell, a date cell; None when optional and empty."""
+    if value is None or _blank(value):
+        if required:
+            raise invalid(field, f"{label}不能为空")
+        return None
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return value.replace(day=1)
+    match = _MONTH_TEXT.match(unicodedata.normalize("NFKC", str(value)).strip())
+    if match and 2000 <= int(match.group(1)) <= 2099 and 1 <= int(match.group(2)) <= 12:
+        return date(int(match.group(1)), int(match.group(2)), 1)
+    shown = f"“{_shown(value)}”" if cell else ""
+    raise invalid(field, f"{label}{shown}格式应为年-月，如 2026-11")
+
+
 def _cell_day(value, *, field, label):
     if isinstance(value, datetime):
         if value.time() != datetime.min.time():

@@ -65,6 +65,7 @@ PERMISSIONS = {
     # reports, audit, settings, the bot
     "reports.amounts": ("查看金额", {"admin", "sales", "finance"}),
     "reports.dealers": ("查看经销商排行", {"admin", "sales", "finance"}),
+    "reports.targets": ("维护销售目标", {"admin", "finance"}),
     "audit.view": ("查看审计日志", {"admin", "finance"}),
     "settings.edit": ("修改系统设置", {"admin"}),
     "staff.manage": ("管理员工账号", {"admin"}),
