@@ -1,0 +1,38 @@
+"""price lists count their versions; order lines record the price list (id, name, version) that priced them
+
+Existing lists start at version 1. Existing order lines keep NULL: which list priced them,
+and in which state, was never recorded, and today's lists cannot say it honestly (their
+prices, names and dates may have changed since); pages show "下单时未记录" for them.
+
+Revision ID: 0024
+Revises: 0022
+Create Date: 2026-12-07 13:40:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0024'
+down_revision = '0022'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('price_lists', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('version', sa.Integer(), server_default='1', nullable=False))
+    with op.batch_alter_table('order_lines', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('price_list_id', sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column('price_list_name', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('price_list_version', sa.Integer(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('order_lines', schema=None) as batch_op:
+        batch_op.drop_column('price_list_version')
+        batch_op.drop_column('price_list_name')
+        batch_op.drop_column('price_list_id')
+    with op.batch_alter_table('price_lists', schema=None) as batch_op:
+        batch_op.drop_column('version')
