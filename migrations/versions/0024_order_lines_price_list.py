@@ -30,9 +30,8 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('order_lines', schema=None) as batch_op:
-        batch_op.drop_column('price_list_version')
-        batch_op.drop_column('price_list_name')
-        batch_op.drop_column('price_list_id')
-    with op.batch_alter_table('price_lists', schema=None) as batch_op:
-        batch_op.drop_column('version')
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite has it since 3.35): a batch would copy and
+    # drop both tables, which other tables' foreign keys refuse while they hold rows.
+    for column in ('price_list_version', 'price_list_name', 'price_list_id'):
+        op.drop_column('order_lines', column)
+    op.drop_column('price_lists', 'version')
