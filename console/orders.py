@@ -13,6 +13,7 @@ from app.orders import approval_rules, staff_views
 from app.orders import approval as orders
 from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, STATUS_LABELS
 from app.orders.shipments import COMMON_CARRIERS, ship_order
+from app.pricing.explain import line_basis
 
 STATUS_FILTERS = {**{s: STATUS_LABELS[s] for s in ORDER_STATUSES}, staff_views.AWAITING_FINANCE: "待财务复核"}
 
@@ -44,7 +45,7 @@ def order_list():
 def order_detail(order_no):
     detail = staff_views.get_order_for_staff(staff=g.staff, order_no=order_no)
     return render_template("console/order.html", d=detail, o=detail.order, status_labels=STATUS_LABELS,
-                           method_labels=PAYMENT_METHOD_LABELS, carriers=COMMON_CARRIERS)
+                           method_labels=PAYMENT_METHOD_LABELS, carriers=COMMON_CARRIERS, line_basis=line_basis)
 
 
 # --- approvals -----------------------------------------------------------------------

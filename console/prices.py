@@ -124,14 +124,19 @@ def delete_price(price_list_id, sku_id):
 @bp.get("/prices/explain")
 @login_required("prices.view")
 def explain_price():
-    """?dealer=<code>&sku=<code or id>[&date=YYYY-MM-DD]: the price and every reason behind it."""
+    """?dealer=<code>&sku=<code or id>[&date=YYYY-MM-DD]: the price and every reason behind it.
+    With &order=<order no> (the order page's link), first what that order's line recorded when
+    it was placed — the list, its name and version then — and only then today's account."""
     from app.dealers.models import Dealer
     from app.dealers.access import scope_to_staff
 
     args = request.args
     dealer_code, sku_ref = args.get("dealer", "").strip()[:32], args.get("sku", "").strip()[:32]
-    on = args.get("date", "").strip()
+    on, order_no = args.get("date", "").strip(), args.get("order", "").strip()[:20]
     result = dealer = sku = None
+    placed = _placed_line(order_no, sku_ref) if order_no and sku_ref else None
+    if placed is not None:
+        dealer_code = placed["dealer"].code
     if dealer_code and sku_ref:
         try:
             day = inputs.day(on, field="date", label="日期", required=False)
@@ -150,4 +155,19 @@ def explain_price():
             raise NotFound(f"商品 {sku_ref} 不存在", "sku_not_found")
         result = explain.explain_price(db.session, Buyer.of(dealer), sku.id, day)
     return render_template("console/price_explain.html", dealer_code=dealer_code, sku_ref=sku_ref, date=on,
-                           dealer=dealer, sku=sku, result=result, kind_labels=pricing.KIND_LABELS)
+                           dealer=dealer, sku=sku, result=result, kind_labels=pricing.KIND_LABELS, placed=placed)
+
+
+def _placed_line(order_no, sku_ref):
+    """{order, dealer, line, basis, now} for the line of `sku_ref` (code or id) in an order the
+    staff member may see (another rep's order is as unknown as a missing one: 404)."""
+    from app.orders.staff_views import get_order_for_staff
+
+    detail = get_order_for_staff(staff=g.staff, order_no=order_no.upper())
+    ref = sku_ref.upper()
+    line = next((line for line in detail.order.lines if line.sku_code.upper() == ref or str(line.sku_id) == ref), None)
+    if line is None:
+        raise NotFound(f"订单 {detail.order.order_no} 中没有商品 {sku_ref}", "order_line_not_found")
+    basis = explain.line_basis(line)
+    return {"order": detail.order, "dealer": detail.dealer, "line": line, "basis": basis,
+            "now": explain.list_now(db.session, basis)}

@@ -22,12 +22,14 @@ _COLUMN_TYPES = {"bigint": "BIGINT", "integer": "INTEGER", "text": "VARCHAR"}
 
 def a_line():
     return PricedLine(sku_id=7, qty=3, sku_code="SKU-7", name="可乐", spec="330ml", unit="箱",
-                      list_price_fen=5000, unit_price_fen=4000, amount_fen=12000, price_source="dealer", available=9)
+                      list_price_fen=5000, unit_price_fen=4000, amount_fen=12000, price_source="dealer",
+                      price_list_id=3, price_list_name="鑫达专属价", price_list_version=2, available=9)
 
 
 def test_the_declaration_names_todays_stored_fields():
     assert list(LINE_FIELDS) == ["sku_id", "sku_code", "name", "spec", "unit", "qty", "list_price_fen",
-                                 "unit_price_fen", "amount_fen", "price_source"]
+                                 "unit_price_fen", "amount_fen", "price_source",
+                                 "price_list_id", "price_list_name", "price_list_version"]
     assert "available" not in LINE_FIELDS  # priced, shown in the cart, never stored
 
 

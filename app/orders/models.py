@@ -117,7 +117,8 @@ class Order(OrderAmounts, db.Model):
 
 
 class OrderLine(db.Model):
-    """A line snapshots the SKU's name, spec and the unit price the dealer was charged."""
+    """A line snapshots the SKU's name, spec, the unit price the dealer was charged and the
+    price list (id, name, version) that gave it."""
 
     __tablename__ = "order_lines"
     __table_args__ = (
@@ -137,6 +138,12 @@ class OrderLine(db.Model):
     unit_price_fen: Mapped[int] = fen()
     amount_fen: Mapped[int] = fen()
     price_source: Mapped[str] = mapped_column(String(16))
+    # The price list that gave the price, as it was at the order: its id (no foreign key:
+    # the line is a snapshot and keeps naming the list whatever becomes of it), name and
+    # version. NULL for the list price, and on lines written before lines recorded it.
+    price_list_id: Mapped[int | None] = mapped_column(BigInteger)
+    price_list_name: Mapped[str | None] = mapped_column(String(64))
+    price_list_version: Mapped[int | None] = mapped_column(Integer)
     # Units that have left the warehouse in shipments (never more than `qty`).
     shipped_qty: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

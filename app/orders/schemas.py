@@ -64,7 +64,13 @@ class PricedLineOut(Schema):
     list_price_fen = Int(required=True)
     unit_price_fen = Int(required=True)
     amount_fen = Int(required=True)
-    price_source = Str(required=True)
+    price_source = Str(required=True, metadata={"description": "dealer 经销商专属价 / tier 等级价 / list 目录价"})
+    price_list_id = Int(required=True, allow_none=True, metadata={
+        "description": "给出这个单价的价目表 id；目录价（list）为 null，较早的订单下单时未记录也为 null"})
+    price_list_name = Str(required=True, allow_none=True, metadata={
+        "description": "该价目表当时的名称（之后改名不影响这里）"})
+    price_list_version = Int(required=True, allow_none=True, metadata={
+        "description": "该价目表当时的版本号：价目表每改一次（改名、有效期、价格，含 Excel 导入）加 1"})
 
 
 class TotalsOut(Schema):

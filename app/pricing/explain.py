@@ -1,8 +1,10 @@
-"""Why a dealer pays what it pays for a SKU today (the console's price explanation).
+"""Why a dealer pays what it pays for a SKU today (the console's price explanation), and
+why an order line cost what it did (`line_basis`: what the line recorded when it was priced).
 
 The price and visibility come from the very statements the catalogue and checkout use
 (`app.pricing.service`); the list-by-list account reads the lists with the same validity
-condition and precedence.
+condition and precedence. An order line's account is never recomputed from today's lists:
+it is the list id, name and version the line stored (`PricedLine.price_list_*`).
 """
 import functools
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ class ConsideredList:
     valid_to: object
     price_fen: int | None  # the list's price for the SKU, None if it has none
     status: str
+    version: int = 1
 
     @property
     def status_label(self):
@@ -66,6 +69,83 @@ class PriceExplanation:
     def source_label(self):
         return SOURCE_LABELS[self.source]
 
+    @property
+    def applied(self):
+        """The list the price came from (None: the SKU's list price)."""
+        return next((pl for pl in self.lists if pl.status == "applied"), None)
+
+
+NOT_RECORDED = "下单时未记录"
+
+
+@dataclass(frozen=True)
+class LineBasis:
+    """Why a priced or order line cost what it did, as the line itself recorded it when it
+    was priced: the source and the list (id, name, version) as they were then. Lines of
+    orders placed before lines recorded their list have a dealer or tier source and no list
+    (`recorded` False): which list it was is unknown, and is not guessed from today's lists."""
+
+    source: str
+    unit_price_fen: int
+    price_list_id: int | None
+    price_list_name: str | None
+    price_list_version: int | None
+
+    @property
+    def source_label(self):
+        return SOURCE_LABELS.get(self.source, self.source)
+
+    @property
+    def from_a_list(self):
+        return self.source in ("dealer", "tier")
+
+    @property
+    def recorded(self):
+        return not self.from_a_list or self.price_list_id is not None
+
+    @property
+    def list_text(self):
+        """'鑫达专属价（第 3 版）', '下单时未记录', or '' for a price from no list."""
+        if not self.from_a_list:
+            return ""
+        if self.price_list_id is None:
+            return NOT_RECORDED
+        return f"{self.price_list_name}（第 {self.price_list_version} 版）"
+
+    @property
+    def text(self):
+        """One line for people: '经销商专属价 · 鑫达专属价（第 3 版）', '目录价'."""
+        return f"{self.source_label} · {self.list_text}" if self.list_text else self.source_label
+
+
+def line_basis(line):
+    """The `LineBasis` of a priced line or an order line (anything with the stored fields)."""
+    return LineBasis(line.price_source, line.unit_price_fen, line.price_list_id, line.price_list_name,
+                     line.price_list_version)
+
+
+@dataclass(frozen=True)
+class ListNow:
+    """A recorded list as it is now, to say whether it changed after the line was priced."""
+
+    id: int
+    name: str
+    version: int
+
+    def changed_since(self, basis):
+        return self.version != basis.price_list_version
+
+
+def list_now(session, basis):
+    """The `ListNow` of the list a `LineBasis` recorded; None if it recorded none, or the
+    list no longer exists."""
+    if basis.price_list_id is None:
+        return None
+    row = session.execute(
+        select(PriceList.id, PriceList.name, PriceList.version).where(PriceList.id == basis.price_list_id)
+    ).first()
+    return ListNow(*row) if row is not None else None
+
 
 @functools.cache
 def _explain_sku_statement():
@@ -81,7 +161,7 @@ def _explain_lists_statement():
     )
     return (
         select(PriceList.id, PriceList.name, PriceList.kind, PriceList.valid_from, PriceList.valid_to,
-               item_price.label("price_fen"), list_valid_today().label("valid"))
+               PriceList.version, item_price.label("price_fen"), list_valid_today().label("valid"))
         .where(or_(and_(PriceList.kind == "dealer", list_target("dealer")),
                    and_(PriceList.kind == "tier", list_target("tier"))))
         .order_by(*list_precedence())
@@ -124,7 +204,7 @@ def explain_price(session, buyer, sku_id, today=None):
         else:
             winners[r.kind] = r
             status = "applied" if r.kind == source else "outranked"
-        lists.append(ConsideredList(r.id, r.name, r.kind, r.valid_from, r.valid_to, r.price_fen, status))
+        lists.append(ConsideredList(r.id, r.name, r.kind, r.valid_from, r.valid_to, r.price_fen, status, r.version))
 
     rules = [(describe_rule(r.scope, r.target, r.effect), r.effect, bool(r.matches))
              for r in conn.execute(_explain_rules_statement(), params)]

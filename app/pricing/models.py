@@ -1,6 +1,6 @@
 from datetime import date
 
-from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, String
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -10,7 +10,13 @@ PRICE_LIST_KINDS = ("tier", "dealer")
 
 
 class PriceList(db.Model):
-    """Prices for a tier or for one dealer, valid from `valid_from` to `valid_to` inclusive."""
+    """Prices for a tier or for one dealer, valid from `valid_from` to `valid_to` inclusive.
+
+    `version` counts the list's changes: 1 when created, one more for each transaction that
+    changes its name, validity or prices (an edit, an import, a price set or removed;
+    `app.pricing.price_lists`). An order line keeps the id, name and version of the list
+    that priced it, so an old order still says which list, as it then was, gave its price.
+    """
 
     __tablename__ = "price_lists"
     __table_args__ = (
@@ -28,6 +34,7 @@ class PriceList(db.Model):
     dealer_id: Mapped[int | None] = mapped_column(ForeignKey("dealers.id"), index=True)
     valid_from: Mapped[date] = mapped_column(Date)
     valid_to: Mapped[date | None] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at = timestamp()
 
 

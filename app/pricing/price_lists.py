@@ -3,7 +3,12 @@
 Keyword arguments and the acting staff; role checked, input validated (DomainError with the
 field in `details`), audited in the same transaction. Pass `session=` to run several calls
 as one transaction that the caller commits (an import); otherwise each call commits.
+
+Every change of a list (its name, validity or prices) gives it a new `version`, once per
+transaction (`_new_version`): order lines record the version that priced them.
 """
+import weakref
+
 from sqlalchemy import bindparam, func, or_, select
 
 from app.audit import service as audit
@@ -18,6 +23,25 @@ from app.pricing.models import PriceList, PriceListItem
 
 KIND_LABELS = {"tier": "等级价", "dealer": "经销商专属价"}
 MAX_ITEM_ERRORS = 50
+
+# {a session's root transaction: ids of the lists already given their new version in it}:
+# an import saves a list and then sets its prices, and that is one change, one version.
+_versioned = weakref.WeakKeyDictionary()
+
+
+def _new_version(session, price_list):
+    """Count a change of `price_list` (name, validity or prices): its version goes up by one
+    the first time in this transaction, in SQL (`version + 1`), so two editors at once on
+    PostgreSQL each count (the row lock orders them) and neither overwrites the other."""
+    done = _versioned.setdefault(session.get_transaction(), set())
+    if price_list.id not in done:
+        done.add(price_list.id)
+        price_list.version = PriceList.version + 1
+
+
+def _created(session, price_list):
+    """A list created in this transaction is version 1, whatever else the transaction sets in it."""
+    _versioned.setdefault(session.get_transaction(), set()).add(price_list.id)
 
 
 def _lists_for(staff):
@@ -117,6 +141,7 @@ def save_price_list(*, staff, price_list_id=None, name, valid_from, valid_to=Non
             price_list = PriceList(name=name, kind=kind, valid_from=valid_from, valid_to=valid_to, **target)
             s.add(price_list)
             s.flush()
+            _created(s, price_list)
             audit.record(s, actor=staff, action="price_list.save", entity_type="price_list", entity_id=price_list.id,
                          label=name, after=_list_fields(price_list))
         else:
@@ -129,6 +154,7 @@ def save_price_list(*, staff, price_list_id=None, name, valid_from, valid_to=Non
             price_list.name, price_list.valid_from, price_list.valid_to = name, valid_from, valid_to
             old, new = audit.changed(before, _list_fields(price_list))
             if new:
+                _new_version(s, price_list)
                 audit.record(s, actor=staff, action="price_list.save", entity_type="price_list",
                              entity_id=price_list.id, label=name, before=old, after=new)
         if items:
@@ -226,6 +252,8 @@ def _set_prices(session, staff, price_list, items, reason=None):
         })
     audit.record_many(session, entries)
     _write_items(session, inserts, updates)
+    if inserts or updates:
+        _new_version(session, price_list)
     return changes
 
 
@@ -272,6 +300,7 @@ def delete_price(*, staff, price_list_id, sku_id, session=None):
                      label=f"{price_list.name} · {sku.code} {sku.name}",
                      before={"sku": sku.code, "price_fen": item.price_fen}, after=None)
         s.delete(item)
+        _new_version(s, price_list)
     _catalogue_changed()
 
 

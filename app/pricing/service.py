@@ -125,9 +125,12 @@ def list_precedence():
     return PriceList.valid_from.desc(), PriceList.id.desc()
 
 
-def _list_price(kind):
+def _from_winning_list(kind, column):
+    """`column` (of `PriceListItem` or `PriceList`) of the list of `kind` that prices `Sku`
+    for the buyer in the bind parameters today (NULL where none does)."""
     return (
-        select(PriceListItem.price_fen)
+        select(column)
+        .select_from(PriceListItem)
         .join(PriceList, PriceList.id == PriceListItem.price_list_id)
         .where(PriceListItem.sku_id == Sku.id, PriceList.kind == kind, list_target(kind), list_valid_today())
         .order_by(*list_precedence())
@@ -138,7 +141,22 @@ def _list_price(kind):
 
 def price_columns():
     """The dealer-list and tier-list price of `Sku` (NULL where none applies)."""
-    return _list_price("dealer").label("dealer_price_fen"), _list_price("tier").label("tier_price_fen")
+    return (_from_winning_list("dealer", PriceListItem.price_fen).label("dealer_price_fen"),
+            _from_winning_list("tier", PriceListItem.price_fen).label("tier_price_fen"))
+
+
+# What a priced line records of the list that gave its price (`PricedLine.price_list_*`).
+LIST_FACTS = {"id": PriceList.id, "name": PriceList.name, "version": PriceList.version}
+
+
+def price_list_columns():
+    """`price_columns` plus the id, name and version of each kind's winning list
+    (`dealer_list_id`, ..., `tier_list_version`): what a quote needs to say which list, as
+    it is in this very statement, gave the price. The catalogue reads only the prices."""
+    return (*price_columns(), *(
+        _from_winning_list(kind, column).label(f"{kind}_list_{fact}")
+        for kind in ("dealer", "tier") for fact, column in LIST_FACTS.items()
+    ))
 
 
 def resolve_price(row):
@@ -148,6 +166,14 @@ def resolve_price(row):
     if row.tier_price_fen is not None:
         return row.tier_price_fen, "tier"
     return row.list_price_fen, "list"
+
+
+def resolve_price_list(row, source):
+    """(id, name, version) of the list that gave a row's price (`price_list_columns`), for
+    the `source` that `resolve_price` named; (None, None, None) for the SKU's list price."""
+    if source == "list":
+        return None, None, None
+    return tuple(getattr(row, f"{source}_list_{fact}") for fact in LIST_FACTS)
 
 
 def available_column():
@@ -165,7 +191,7 @@ SKU_COLUMNS = (
 
 @functools.cache
 def _priced_skus_statement():
-    return select(*SKU_COLUMNS, *price_columns(), available_column()).where(
+    return select(*SKU_COLUMNS, *price_list_columns(), available_column()).where(
         Sku.id.in_(bindparam("sku_ids", expanding=True)), visible_condition()
     )
 
@@ -180,14 +206,16 @@ def stock_level(available, sku_low_qty):
 
 def priced_columns():
     """What `priced_skus` reads of each SKU (plus `available`): its fields, the list
-    prices and whether the buyer in the bind parameters may see it (`visible`)."""
-    return (*SKU_COLUMNS, *price_columns(), visible_condition().label("visible"))
+    prices with the lists that give them and whether the buyer in the bind parameters may
+    see it (`visible`)."""
+    return (*SKU_COLUMNS, *price_list_columns(), visible_condition().label("visible"))
 
 
 def priced_skus(session, buyer, sku_ids, today=None):
     """{sku_id: row} for the requested ids that are visible to the buyer.
 
-    Each row has the SKU's fields, the list prices (see `resolve_price`) and `available`.
+    Each row has the SKU's fields, the list prices with their lists (see `resolve_price`,
+    `resolve_price_list`) and `available`.
     Ids that are unknown, inactive or hidden are simply absent.
     """
     if not sku_ids:
@@ -225,6 +253,11 @@ class PricedLine:
     unit_price_fen: int = stored("bigint", default=0)
     amount_fen: int = stored("bigint", default=0)
     price_source: str = stored("text", default="")
+    # The list that gave `unit_price_fen` as it was when priced: None for the SKU's list
+    # price ("list"), and on lines of orders placed before lines recorded it.
+    price_list_id: int | None = stored("bigint", default=None)
+    price_list_name: str | None = stored("text", default=None)
+    price_list_version: int | None = stored("integer", default=None)
     available: int = 0  # units available when priced (not stored)
 
 
@@ -293,10 +326,12 @@ def quote_rows(pairs, rows, *, check_stock=True):
             )
             continue
         price_fen, source = resolve_price(row)
+        list_id, list_name, list_version = resolve_price_list(row, source)
         line = PricedLine(
             sku_id=sku_id, qty=qty, sku_code=row.code, name=row.name, spec=row.spec, unit=row.unit,
             list_price_fen=row.list_price_fen, unit_price_fen=price_fen,
             amount_fen=line_amount(price_fen, qty), price_source=source,
+            price_list_id=list_id, price_list_name=list_name, price_list_version=list_version,
             available=row.available,
         )
         quote.lines.append(line)
