@@ -1,10 +1,15 @@
 """Demo data: a believable food & beverage brand for `flask --app wsgi demo seed`.
 
 The brand (`demo_brand`) is written in one `write_transaction()`, so a failure there leaves
-nothing behind; what then happens in it (`demo_activity`: orders, rebates, customer groups,
-materials, policies) goes through the services; `demo_summary` words the outcome.
+nothing behind, dated at the start of the demo's past (`demo_history`: three months replayed
+through the services with the kernel clock at each moment, then last month's statements and
+the finished rebate periods, at the present); what happens today (`demo_activity`: orders,
+customer groups, materials, policies) goes through the services too; `demo_summary` words
+the outcome. The clock is the caller's again when the seed returns.
 Data lives in those modules' module-level tables; the functions only turn them into rows.
 """
+from datetime import timedelta
+
 from flask import current_app
 from sqlalchemy import select
 
@@ -12,7 +17,8 @@ from app.database import write_transaction
 from app.dealers.models import Dealer
 from app.extensions import db
 from app.kernel import settings
-from app.kernel.clock import business_today
+from app.kernel import clock
+from app.kernel.clock import business_today, utcnow
 from app.kernel.errors import DomainError
 from app.kernel.settings import AutoApproval
 from devtools.demo_activity import (
@@ -35,6 +41,7 @@ from devtools.demo_brand import (
     _seed_tiers,
     _seed_visibility,
 )
+from devtools.demo_history import history_months, history_start, seed_history
 from devtools.demo_summary import _summary_lines
 
 
@@ -44,8 +51,8 @@ def seed_demo(*, reset=False) -> dict:
     """Write the demo brand in one transaction; returns `{"lines": [...]}` for the CLI."""
     brand = current_app.config.get("BRAND_NAME") or "鼎禾食品"
     ttl_days = current_app.config["INVITE_TTL_DAYS"]
-    today = business_today()
-    with write_transaction() as session:
+    today, now = business_today(), utcnow()
+    with clock.using(clock.FakeClock(history_start(today))), write_transaction() as session:
         if reset:
             _delete_business_rows(session)
         elif session.execute(select(Dealer.id).limit(1)).first() is not None:
@@ -57,16 +64,18 @@ def seed_demo(*, reset=False) -> dict:
         seeded["warehouses"] = _seed_stock(session, seeded["skus"])
         seeded["price_lists"] = _seed_price_lists(session, today, seeded["tiers"], seeded["dealers"], seeded["skus"])
         seeded["rules"] = _seed_visibility(session, seeded["categories"], seeded["skus"])
-        seeded["invites"] = _seed_invites(session, seeded["dealers"], ttl_days)
+        seeded["invites"] = _seed_invites(session, seeded["dealers"], ttl_days, now)
         seeded["console"] = _seed_console_staff(session, seeded["reps"])
         _log_suspensions(session, seeded["dealers"])
         # Off, so every demo order shows the rep's approval step.
         settings.write(session, settings.AUTO_APPROVAL, AutoApproval(enabled=False))
         lines = _summary_lines(brand, seeded)
+    with clock.using(clock.FakeClock(history_start(today) + timedelta(minutes=30))):
+        # Valid over the whole past, so its periods can be closed.
+        rules = _seed_rebate_rules(history_months(today)[0].replace(month=1, day=1))
+    lines += seed_history(today)
     lines += _seed_orders()
-    lines += _seed_rebate_rules(today)
-    # No statements (对账单) here: every demo movement happens today, so last month has no
-    # ledger movements to show; `flask --app wsgi statements issue` issues them once a month is over.
+    lines += rules
     lines += _seed_customer_groups()
     lines += _seed_policies()
     lines += _seed_materials()

@@ -19,7 +19,7 @@ from devtools.demo_summary import _table
 
 # --- rebates: two rules, configured as finance would in the console ---------------------------------
 
-def _seed_rebate_rules(today):
+def _seed_rebate_rules(valid_from):
     """A quarterly rule on shipped goods for every dealer (with a growth rebate) and a monthly rule
     on paid soy sauce and vinegar for gold dealers, through the rebate service (validated, audited).
     The mini-program's GET /rebates shows each dealer's progress against them."""
@@ -28,7 +28,7 @@ def _seed_rebate_rules(today):
     finance = db.session.execute(select(Staff).where(Staff.role == "finance")).scalars().first()
     categories = {c.name: c.id for c in db.session.execute(select(Category)).scalars()}
     gold = db.session.execute(select(Tier).where(Tier.code == "gold")).scalar_one()
-    start = today.replace(month=1, day=1)
+    start = valid_from
     rules = [
         create_rule(staff=finance, name="季度发货返利", period_kind="quarter", basis="shipped", valid_from=start,
                     tiers=[(100_000_00, 200), (300_000_00, 300)], growth=(2000, 100, 50_000_00)),

@@ -452,8 +452,9 @@ def _new_invite_code(taken):
             return code
 
 
-def _seed_invites(session, dealers, ttl_days):
-    expires_at = utcnow() + timedelta(days=ttl_days)
+def _seed_invites(session, dealers, ttl_days, now=None):
+    """Invites valid for `ttl_days` from `now` (the present: the brand's rows may be dated in the past)."""
+    expires_at = (now or utcnow()) + timedelta(days=ttl_days)
     taken = set()
     return _add_all(session, [
         InviteCode(code=_new_invite_code(taken), dealer_id=dealers[code].id, role=role, expires_at=expires_at)

@@ -6,6 +6,7 @@ Production reads the wall clock. A test installs a `FakeClock` with `use(...)`; 
 thread then reads that clock until `reset()`, so a test can be run as if it were any
 moment of any year.
 """
+import contextlib
 import threading
 import time as _time
 from datetime import date, datetime, time, timedelta, timezone
@@ -98,6 +99,18 @@ def use(source):
 def reset():
     """Back to the wall clock."""
     use(None)
+
+
+@contextlib.contextmanager
+def using(source):
+    """Read the time from `source` inside the block, then from whatever was read before (the
+    wall clock, or a test's clock): the demo seed replays its past months this way."""
+    before = _source
+    use(source)
+    try:
+        yield source
+    finally:
+        use(before)
 
 
 class FakeClock:
