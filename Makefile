@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: demo test docs lint install install-dev migrate seed serve bench bench-notify bench-compare clean browser-deps
+.PHONY: demo test docs lint install install-dev migrate seed serve bench bench-notify bench-compare bench-scale clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench: install-dev
 
 bench-notify: install-dev
 	$(BIN)/python bench/notify.py $(BENCH_ARGS)
+
+# A brand's size (5k dealers, 20k SKUs, 1M orders) beside a small database, in one run (bench/scale.py):
+#   make bench-scale BENCH_ARGS="--scale 0.05"
+bench-scale: install-dev
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 
 # This tree beside another commit in one run: make bench-compare REF=fae4e39 BENCH_ARGS="--runs 3"
 bench-compare: install-dev
