@@ -8,13 +8,12 @@ figures and `month` (YYYY-MM) for the month figures (growth, coverage, cycle tim
 Every chart's table is `console.dashboard_tables`, exported as it is shown.
 """
 import functools
-from urllib.parse import quote
 
-from flask import g, jsonify, make_response, render_template, request
+from flask import g, jsonify, render_template, request
 
+from console.downloads import xlsx_download
 from console.auth import bp, login_required
 from console.dashboard_tables import FIGURES, table
-from app.imports.sheets import XLSX_MIME
 from app.kernel.errors import DomainError
 from app.kernel.permissions import can
 from app.orders.approval import may_decide
@@ -27,10 +26,8 @@ API = "/api/dashboard"
 @bp.get("/")
 @login_required()
 def home():
-    period = request.args.get("period", "month")
     staff = g.staff
-    reports.period_days(period)  # 400 for an unknown period before anything is computed
-    month = months.parse_month(request.args.get("month"))
+    period, month = _selectors()
     amounts = reports.sees_amounts(staff)
     names = [name for name, (needs_amounts, _by) in FIGURES.items() if amounts or not needs_amounts]
     tables = {name: table(name, staff=staff, period=period, month=month) for name in names}
@@ -56,16 +53,9 @@ def home():
 def export_dashboard_figure(name):
     """One chart's table as .xlsx, with the page's selectors (`period`, `month`); the dealers'
     attainment in full (the page lists the furthest behind only)."""
-    period = request.args.get("period", "month")
-    reports.period_days(period)
-    month = months.parse_month(request.args.get("month"))
+    period, month = _selectors()
     sheet, _report = table(name, staff=g.staff, period=period, month=month, dealer_limit=None)
-    response = make_response(sheet.xlsx())
-    response.headers["Content-Type"] = XLSX_MIME
-    filename = f"{sheet.title}.xlsx"
-    response.headers["Content-Disposition"] = f"attachment; filename=\"dashboard.xlsx\"; filename*=UTF-8''{quote(filename)}"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return xlsx_download(sheet.xlsx(), f"{sheet.title}.xlsx", "dashboard.xlsx")
 
 
 def api_view(view):
@@ -84,6 +74,14 @@ def _period():
 
 def _month():
     return months.parse_month(request.args.get("month"))
+
+
+def _selectors():
+    """The page's two selectors, checked (400 for an unknown period or a bad month) before
+    anything is computed."""
+    period = _period()
+    reports.period_days(period)
+    return period, _month()
 
 
 @bp.get(f"{API}/summary")

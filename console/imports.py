@@ -6,10 +6,10 @@ file back (base64, re-checked in full) when the clerk confirms. A direct import 
 """
 import base64
 import binascii
-from urllib.parse import quote
 
-from flask import g, make_response, render_template, request
+from flask import g, render_template, request
 
+from console.downloads import xlsx_download
 from console.auth import bp, login_required
 from app.errors import wants_json
 from app.imports import KINDS, may_export, may_import, sheets
@@ -38,12 +38,7 @@ def _require(module, may):
 
 
 def _download(data, stem):
-    filename = f"{stem}_{business_today():%Y%m%d}.xlsx"
-    response = make_response(data)
-    response.headers["Content-Type"] = sheets.XLSX_MIME
-    response.headers["Content-Disposition"] = f"attachment; filename=\"export.xlsx\"; filename*=UTF-8''{quote(filename)}"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return xlsx_download(data, f"{stem}_{business_today():%Y%m%d}.xlsx", "export.xlsx")
 
 
 def _page(status=200, **context):

@@ -2,7 +2,6 @@
 status and dealer and counts each status (so open disputes stand out); the detail shows the
 figures, the dealer's dispute and finance's resolve form; each statement downloads as Excel
 and opens as a print page (also for the dealer through a signed link, without signing in)."""
-from urllib.parse import quote
 
 from flask import (
     current_app,
@@ -15,8 +14,8 @@ from flask import (
     url_for,
 )
 
+from console.downloads import xlsx_download
 from console.auth import bp, login_required, page_arg, pager
-from app.imports.sheets import XLSX_MIME
 from app.kernel.errors import DomainError
 from app.statements import service as statements
 from app.statements.excel import statement_workbook
@@ -77,12 +76,8 @@ def statement_resolve(statement_id):
 @login_required("statements.manage")
 def statement_export(statement_id):
     statement = statements.get_statement_for_staff(staff=g.staff, statement_id=statement_id)
-    response = make_response(statement_workbook(statement, brand=current_app.config["BRAND_NAME"]))
-    filename = f"对账单_{statement.statement_no}.xlsx"
-    response.headers["Content-Type"] = XLSX_MIME
-    response.headers["Content-Disposition"] = f"attachment; filename=\"statement.xlsx\"; filename*=UTF-8''{quote(filename)}"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return xlsx_download(statement_workbook(statement, brand=current_app.config["BRAND_NAME"]),
+                         f"对账单_{statement.statement_no}.xlsx", "statement.xlsx")
 
 
 @bp.get("/statements/<id:statement_id>/print")

@@ -7,7 +7,6 @@ transaction: a bad row anywhere and nothing is kept.
 """
 from sqlalchemy import select
 
-from app.database import write_transaction
 from app.dealers import admin, typed
 from app.dealers.access import scope_to_staff
 from app.dealers.addresses import region_texts
@@ -16,8 +15,8 @@ from app.dealers.models import DEALER_STATUS_LABELS, Dealer, Region, Tier
 from app.extensions import db
 from app.funds.models import CreditAccount
 from app.imports import sheets
-from app.imports.result import Change, ImportResult, record_summary
-from app.imports.sheets import CellError, Column, Errors, RowsRejected
+from app.imports.result import Change, run_import
+from app.imports.sheets import CellError, Column
 from app.kernel.errors import DomainError
 from app.staff.models import Staff
 
@@ -86,19 +85,9 @@ def import_file(*, staff, data, filename, apply, reason=None):
     the same and rolls back). Raises `FileRejected` / `RowsRejected` (every bad row) and then
     writes nothing. The dealer service audits each created or changed dealer and credit limit."""
     sheet = sheets.read_sheet(data, COLUMNS)
-    result = ImportResult(kind=KIND, filename=filename, rows=len(sheet.rows), ignored_headers=sheet.ignored_headers)
-    errors = Errors()
     why = (reason or "").strip()[:200] or f"Excel 导入：{filename}"[:200]
-    with write_transaction() as session:
-        _run(session, staff, sheet, errors, result, why)
-        if errors:
-            raise RowsRejected(errors.items, result.rows)
-        if not apply:
-            session.rollback()
-            return result
-        record_summary(session, staff=staff, result=result, label=TITLE)
-        result.applied = True
-    return result
+    return run_import(staff=staff, kind=KIND, title=TITLE, filename=filename, sheet=sheet, apply=apply,
+                      work=lambda session, errors, result: _run(session, staff, sheet, errors, result, why))
 
 
 def _snapshot(session, dealer_id):

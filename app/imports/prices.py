@@ -15,12 +15,11 @@ from sqlalchemy import select
 
 from app.audit import service as audit
 from app.catalog.models import Sku
-from app.database import write_transaction
 from app.dealers.models import Dealer, Tier
 from app.extensions import db
 from app.imports import sheets
-from app.imports.result import Change, ImportResult, record_summary
-from app.imports.sheets import CellError, Column, Errors, RowsRejected
+from app.imports.result import Change, run_import
+from app.imports.sheets import CellError, Column, Errors
 from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
 from app.kernel.permissions import require
@@ -192,17 +191,8 @@ def import_file(*, staff, data, filename, apply, reason=None):
     sheet = sheets.read_sheet(data, COLUMNS)
     errors = Errors()
     rows = parse_rows(sheet, errors)
-    result = ImportResult(kind=KIND, filename=filename, rows=len(sheet.rows), ignored_headers=sheet.ignored_headers)
-    with write_transaction() as session:
-        _run(session, staff, rows, errors, result)
-        if errors:
-            raise RowsRejected(errors.items, result.rows)
-        if not apply:
-            session.rollback()
-            return result
-        record_summary(session, staff=staff, result=result, label=TITLE)
-        result.applied = True
-    return result
+    return run_import(staff=staff, kind=KIND, title=TITLE, filename=filename, sheet=sheet, apply=apply,
+                      errors=errors, work=lambda session, errors, result: _run(session, staff, rows, errors, result))
 
 
 def _run(session, staff, rows, errors, result):

@@ -2,6 +2,8 @@
 from dataclasses import dataclass, field
 
 from app.audit import service as audit
+from app.database import write_transaction
+from app.imports.sheets import Errors, RowsRejected
 
 
 @dataclass
@@ -43,3 +45,23 @@ def record_summary(session, *, staff, result, label, reason=None):
         session, actor=staff, action="import", entity_type="import", entity_id=result.kind,
         label=f"{label}：{result.filename}"[:128], after=result.summary(), reason=reason,
     )
+
+
+def run_import(*, staff, kind, title, filename, sheet, apply, work, errors=None, reason=None):
+    """The one transaction every Excel import runs in: `work(session, errors, result)` makes the
+    changes through the domains' services and records bad rows in `errors` (the same `Errors`
+    the caller's parsing filled, if it parsed first). Any bad row raises `RowsRejected` and
+    nothing is written; a preview (`apply` false) rolls back and returns what would change; an
+    applied file gets one `import` audit entry (with `reason`, when the kind keeps one)."""
+    errors = Errors() if errors is None else errors
+    result = ImportResult(kind=kind, filename=filename, rows=len(sheet.rows), ignored_headers=sheet.ignored_headers)
+    with write_transaction() as session:
+        work(session, errors, result)
+        if errors:
+            raise RowsRejected(errors.items, result.rows)
+        if not apply:
+            session.rollback()
+            return result
+        record_summary(session, staff=staff, result=result, label=title, reason=reason)
+        result.applied = True
+    return result

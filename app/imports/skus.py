@@ -7,11 +7,10 @@ from sqlalchemy import select
 
 from app.catalog import service as catalog
 from app.catalog.models import SKU_STATUS_LABELS, Category, Sku
-from app.database import write_transaction
 from app.extensions import db
 from app.imports import sheets
-from app.imports.result import Change, ImportResult, record_summary
-from app.imports.sheets import CellError, Column, Errors, RowsRejected
+from app.imports.result import Change, run_import
+from app.imports.sheets import CellError, Column
 from app.kernel.errors import DomainError
 from app.kernel.permissions import require
 
@@ -96,18 +95,8 @@ def import_file(*, staff, data, filename, apply, reason=None):
     writes nothing. The catalogue service audits each created or changed SKU."""
     require(staff, "catalog.edit", "你的角色无权导入商品")
     sheet = sheets.read_sheet(data, COLUMNS)
-    result = ImportResult(kind=KIND, filename=filename, rows=len(sheet.rows), ignored_headers=sheet.ignored_headers)
-    errors = Errors()
-    with write_transaction() as session:
-        _run(session, staff, sheet, errors, result)
-        if errors:
-            raise RowsRejected(errors.items, result.rows)
-        if not apply:
-            session.rollback()
-            return result
-        record_summary(session, staff=staff, result=result, label=TITLE)
-        result.applied = True
-    return result
+    return run_import(staff=staff, kind=KIND, title=TITLE, filename=filename, sheet=sheet, apply=apply,
+                      work=lambda session, errors, result: _run(session, staff, sheet, errors, result))
 
 
 def _run(session, staff, sheet, errors, result):

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from app.catalog.models import Sku
-from app.database import write_transaction
 from app.extensions import db
 from app.imports import sheets
-from app.imports.result import Change, ImportResult, record_summary
-from app.imports.sheets import CellError, Column, Errors, FileRejected, RowsRejected
+from app.imports.result import Change, run_import
+from app.imports.sheets import CellError, Column, Errors, FileRejected
 from app.inventory import service as inventory
 from app.inventory.models import Stock, Warehouse
 from app.kernel.errors import DomainError
@@ -125,15 +124,9 @@ def import_file(*, staff, data, filename, apply, reason=None):
     sheet = sheets.read_sheet(data, COLUMNS)
     errors = Errors()
     rows = parse_rows(sheet, errors)
-    result = ImportResult(kind=KIND, filename=filename, rows=len(sheet.rows), ignored_headers=sheet.ignored_headers)
-    with write_transaction() as session:
-        _run(session, staff, rows, errors, result, reason)
-        if not apply:
-            session.rollback()
-            return result
-        record_summary(session, staff=staff, result=result, label=TITLE, reason=reason)
-        result.applied = True
-    return result
+    return run_import(staff=staff, kind=KIND, title=TITLE, filename=filename, sheet=sheet, apply=apply,
+                      errors=errors, reason=reason,
+                      work=lambda session, errors, result: _run(session, staff, rows, errors, result, reason))
 
 
 def _run(session, staff, rows, errors, result, reason):
@@ -183,7 +176,5 @@ def _run(session, staff, rows, errors, result, reason):
         result.add(Change(row.number, "create" if on_hand is None else "update", f"{sku.code} {sku.name} · {house.name}",
                           before="" if on_hand is None else f"{on_hand}{sku.unit}", after=f"{row.on_hand}{sku.unit}"))
     result.changes.sort(key=lambda change: change.row)
-    if errors:
-        raise RowsRejected(errors.items, result.rows)
 
 

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from app.database import write_transaction
 from app.dealers.models import Dealer
 from app.extensions import db
 from app.imports import sheets
-from app.imports.result import Change, ImportResult, record_summary
+from app.imports.result import Change, run_import
 from app.imports.sheets import CellError, Column, Errors
 from app.kernel.errors import DomainError
 from app.kernel.money import format_yuan
@@ -94,15 +93,9 @@ def import_file(*, staff, data, filename, apply, reason=None):
     sheet = sheets.read_sheet(data, COLUMNS)
     errors = Errors()
     rows = _parse(sheet, errors)
-    result = ImportResult(kind=KIND, filename=filename, rows=len(sheet.rows), ignored_headers=sheet.ignored_headers)
-    with write_transaction() as session:
-        _run(session, staff, rows, errors, result)
-        if not apply:
-            session.rollback()
-            return result
-        record_summary(session, staff=staff, result=result, label=TITLE, reason=reason or None)
-        result.applied = True
-    return result
+    return run_import(staff=staff, kind=KIND, title=TITLE, filename=filename, sheet=sheet, apply=apply,
+                      errors=errors, reason=reason or None,
+                      work=lambda session, errors, result: _run(session, staff, rows, errors, result))
 
 
 def _run(session, staff, rows, errors, result):
@@ -136,5 +129,3 @@ def _run(session, staff, rows, errors, result):
         result.add(Change(row.number, "create" if before is None else "update",
                           f"{dealer.code} {dealer.name} · {month_text(row.month)}",
                           before="" if before is None else format_yuan(before), after=format_yuan(row.amount_fen)))
-    if errors:
-        raise sheets.RowsRejected(errors.items, result.rows)
