@@ -66,13 +66,19 @@ def _no_internet(monkeypatch):
 
 
 # --- time -------------------------------------------------------------------------
-# No test reads the wall clock for a date. A test that needs a moment sets the kernel clock
-# (the `clock` fixture); the rest must pass whatever day it is. DINGHUO_TEST_NOW runs the
-# whole session as if it started at that instant (CI runs the suite on a month's last day
-# and on 1 January too): time-machine moves the process's wall clock, and subprocesses the
-# tests start get the same shift through tests/shifted.py.
+# No test reads the real clock. A test that needs a moment sets the kernel clock (the
+# `clock` fixture); the whole session runs as if it started at TEST_NOW, so the rest see
+# the same calendar whatever day the suite is run: time-machine moves the process's wall
+# clock (ticking from that instant), and subprocesses the tests start get the same shift
+# through tests/shifted.py. The default instant is an edge on purpose: the first half hour
+# of a year in China, while UTC is still 31 December. DINGHUO_TEST_NOW moves the session
+# elsewhere (CI runs it a second time on a leap day's last half hour); DINGHUO_TEST_NOW=wall
+# runs at the real wall clock.
 
-TEST_NOW = os.environ.get("DINGHUO_TEST_NOW")
+DEFAULT_TEST_NOW = "2027-01-01T00:30:00+08:00"
+TEST_NOW = os.environ.get("DINGHUO_TEST_NOW") or DEFAULT_TEST_NOW
+if TEST_NOW == "wall":
+    TEST_NOW = None
 _travel = None
 
 
@@ -98,7 +104,7 @@ def pytest_report_header(config):
     from datetime import datetime
 
     return f"wall clock: {datetime.now(kernel_clock.BUSINESS_TZ).isoformat(timespec='seconds')} (China)" + (
-        f", travelled with DINGHUO_TEST_NOW={TEST_NOW}" if TEST_NOW else "")
+        f" (the session travelled to {TEST_NOW})" if TEST_NOW else " (the real wall clock)")
 
 
 # The moment the `clock` fixture starts at: a Thursday late in November, 10:00 in China.
