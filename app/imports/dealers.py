@@ -64,7 +64,7 @@ def export_rows(*, staff):
         .outerjoin(CreditAccount, CreditAccount.dealer_id == Dealer.id)
         .order_by(Dealer.code),
         staff,
-    )
+    ).execution_options(yield_per=sheets.EXPORT_BATCH)
     # Regions as people write them ("上海市", not GB/T's "市辖区"), every code in use named once.
     regions = region_texts(db.session.execute(select(Dealer.region_code).distinct()).scalars())
     for dealer, tier_code, rep, limit_fen in db.session.execute(query):
@@ -77,7 +77,7 @@ def export_rows(*, staff):
 
 
 def export_workbook(*, staff):
-    return sheets.workbook_bytes(TITLE, COLUMNS, list(export_rows(staff=staff)), notes=NOTES)
+    return sheets.workbook_file(TITLE, COLUMNS, export_rows(staff=staff), notes=NOTES)
 
 
 def import_file(*, staff, data, filename, apply, reason=None):

@@ -74,8 +74,13 @@ def _visible_lists(staff, list_id=None):
 
 
 def export_rows(*, staff, list_id=None):
-    """Rows for `COLUMNS`: every item of the lists `staff` may see (one list with `list_id`)."""
+    """Rows for `COLUMNS`: every item of the lists `staff` may see (one list with `list_id`, or
+    NotFound before the first row), read from the database in batches."""
     lists = _visible_lists(staff, list_id)
+    return _rows(lists)
+
+
+def _rows(lists):
     tiers = {t.id: t for t in db.session.execute(select(Tier)).scalars()}
     dealer_ids = {pl.dealer_id for pl in lists if pl.dealer_id}
     dealers = {}
@@ -87,6 +92,7 @@ def export_rows(*, staff, list_id=None):
         .join(Sku, Sku.id == PriceListItem.sku_id)
         .where(PriceListItem.price_list_id.in_(list(by_id) or [0]))
         .order_by(PriceListItem.price_list_id, Sku.code)
+        .execution_options(yield_per=sheets.EXPORT_BATCH)
     )
     for list_id_, price_fen, code, name, spec, list_price_fen in items:
         pl = by_id[list_id_]
@@ -98,8 +104,7 @@ def export_rows(*, staff, list_id=None):
 
 
 def export_workbook(*, staff, list_id=None):
-    rows = list(export_rows(staff=staff, list_id=list_id))  # a missing list answers 404 before writing starts
-    return sheets.workbook_bytes(TITLE, COLUMNS, rows, notes=NOTES)
+    return sheets.workbook_file(TITLE, COLUMNS, export_rows(staff=staff, list_id=list_id), notes=NOTES)
 
 
 # --- import ---------------------------------------------------------------------------

@@ -52,7 +52,7 @@ _FIELD_LABELS = {"name": "名称", "spec": "规格", "unit": "单位", "category
 
 def export_rows(*, staff):
     categories = dict(db.session.execute(select(Category.id, Category.name)).all())
-    for sku in db.session.execute(select(Sku).order_by(Sku.code)).scalars():
+    for sku in db.session.execute(select(Sku).order_by(Sku.code).execution_options(yield_per=sheets.EXPORT_BATCH)).scalars():
         yield (sku.code, sku.name, sku.spec, sku.unit, categories.get(sku.category_id, ""), sku.pack_size, sku.moq,
                sku.step, sheets.yuan_decimal(sku.list_price_fen), sku.low_stock_qty,
                SKU_STATUS_LABELS.get(sku.status, sku.status), sku.image_url or "")
@@ -61,7 +61,7 @@ def export_rows(*, staff):
 def export_workbook(*, staff):
     require(staff, "catalog.view", "你的角色无权导出商品")
     require(staff, "catalog.prices", "你的角色无权导出商品")
-    return sheets.workbook_bytes(TITLE, COLUMNS, list(export_rows(staff=staff)), notes=NOTES)
+    return sheets.workbook_file(TITLE, COLUMNS, export_rows(staff=staff), notes=NOTES)
 
 
 def _parse(cells, categories):

@@ -54,11 +54,14 @@ def warehouses():
 
 
 def export_rows(*, staff, warehouse_code=None):
+    """Rows for `COLUMNS`, read from the database in batches (a brand's 100,000 stock rows are
+    never all in memory); an unknown `warehouse_code` raises NotFound before the first row."""
     query = (
         select(Warehouse.code, Warehouse.name, Sku.code, Sku.name, Sku.spec, Sku.unit, Stock.on_hand, Stock.reserved)
         .join(Warehouse, Warehouse.id == Stock.warehouse_id)
         .join(Sku, Sku.id == Stock.sku_id)
         .order_by(Warehouse.priority, Warehouse.code, Sku.code)
+        .execution_options(yield_per=sheets.EXPORT_BATCH)
     )
     if warehouse_code:
         if db.session.execute(select(Warehouse.id).where(Warehouse.code == warehouse_code)).first() is None:
@@ -66,13 +69,12 @@ def export_rows(*, staff, warehouse_code=None):
 
             raise NotFound("仓库不存在")
         query = query.where(Warehouse.code == warehouse_code)
-    for wh_code, wh_name, code, name, spec, unit, on_hand, reserved in db.session.execute(query):
-        yield wh_code, wh_name, code, name, spec, unit, on_hand, reserved, on_hand - reserved
+    return ((wh_code, wh_name, code, name, spec, unit, on_hand, reserved, on_hand - reserved)
+            for wh_code, wh_name, code, name, spec, unit, on_hand, reserved in db.session.execute(query))
 
 
 def export_workbook(*, staff, warehouse_code=None):
-    rows = list(export_rows(staff=staff, warehouse_code=warehouse_code))  # a missing warehouse answers 404 first
-    return sheets.workbook_bytes(TITLE, COLUMNS, rows, notes=NOTES)
+    return sheets.workbook_file(TITLE, COLUMNS, export_rows(staff=staff, warehouse_code=warehouse_code), notes=NOTES)
 
 
 @dataclass
