@@ -5,7 +5,7 @@ import re
 
 from flask import flash, g, redirect, render_template, request, url_for
 
-from console.auth import bp, day_arg, login_required, page_arg, pager
+from console.auth import bp, day_arg, id_arg, login_required, page_arg
 from app.funds import checkout
 from app.kernel.errors import DomainError
 from app.kernel.money import fen_to_yuan_text, parse_yuan
@@ -32,12 +32,27 @@ def order_list():
         "day_from": day_arg(args.get("from"), "开始日期"),
         "day_to": day_arg(args.get("to"), "结束日期"),
     }
-    rows, total = staff_views.list_orders_for_staff(staff=g.staff, page=page, **filters)
+    listed = staff_views.list_orders_for_staff(
+        staff=g.staff, page=page, before=id_arg(args.get("before"), "翻页"), after=id_arg(args.get("after"), "翻页"),
+        **filters)
     return render_template(
-        "console/orders.html", rows=rows, total=total, args=args,
-        status_filters=STATUS_FILTERS, status_labels=STATUS_LABELS,
-        **pager("console.order_list", args, page, total, staff_views.ORDER_LIST_PAGE_SIZE),
+        "console/orders.html", rows=listed.rows, listed=listed, args=args,
+        status_filters=STATUS_FILTERS, status_labels=STATUS_LABELS, **_keyset_pager(args, page, listed),
     )
+
+
+def _keyset_pager(args, page, listed):
+    """Previous/next links that carry the neighbouring order id (keyset), and page x of y —
+    "y" only while the count is exact."""
+    kept = {k: v for k, v in args.items() if k not in ("page", "before", "after") and v}
+    size = staff_views.ORDER_LIST_PAGE_SIZE
+    pages = None if listed.total_capped else max(1, -(-listed.total // size))
+    return {
+        "page": page, "pages": pages,
+        "prev_url": (url_for("console.order_list", **kept, page=page - 1, after=listed.first_id)
+                     if page > 2 and listed.rows else url_for("console.order_list", **kept) if page > 1 else None),
+        "next_url": url_for("console.order_list", **kept, page=page + 1, before=listed.last_id) if listed.more else None,
+    }
 
 
 @bp.get("/orders/<order_no:order_no>")

@@ -87,6 +87,38 @@ def test_list_filters(client, world, staff):
     assert shown(q="%") == set()
 
 
+def test_pages_follow_the_neighbouring_order_and_a_big_count_is_capped(client, world, staff, monkeypatch):
+    from app.orders import staff_views
+
+    placed = [place(client, world, qty=1) for _ in range(5)]  # oldest first
+    monkeypatch.setattr(staff_views, "ORDER_LIST_PAGE_SIZE", 2)
+    monkeypatch.setattr(staff_views, "ORDER_COUNT_CAP", 4)
+    login(client, "boss")
+
+    def visit(url):
+        body = text(client.get(url, headers=HTML))
+        links = dict(re.findall(r'<a href="([^"]+)">(上一页|下一页)</a>', body))
+        return ([no for no in reversed(placed) if no in body], {label: href.replace("&amp;", "&") for href, label in links.items()},
+                body)
+
+    first, links, body = visit("/console/orders")
+    assert first == placed[:-3:-1] and "订单（4+）" in body and "第 1 页" in body and "上一页" not in links
+    assert "before=" in links["下一页"]
+    second, links, _ = visit(links["下一页"])
+    assert second == placed[-3:-5:-1]
+    third, links, _ = visit(links["下一页"])
+    assert third == placed[:1] and "下一页" not in links and "after=" in links["上一页"]
+    back, links, _ = visit(links["上一页"])
+    assert back == second and links["上一页"] == "/console/orders"
+    assert visit(links["上一页"])[0] == first
+    # An order placed while someone pages does not shift the pages already reached.
+    newest = place(client, world, qty=1)
+    again, _, _ = visit(f"/console/orders?page=2&before={order_row(first[-1]).id}")
+    assert again == second and newest not in again
+    r = page(client, "/console/orders", before="x")
+    assert r.status_code == 400 and "翻页参数有误" in text(r)
+
+
 @pytest.mark.parametrize("query", [{"page": "0"}, {"page": "x"}, {"status": "lost"}, {"from": "2026-13-01"}])
 def test_bad_list_filters_answer_400_in_chinese(client, world, staff, query):
     login(client, "boss")

@@ -38,14 +38,42 @@ def _like(text):
 
 
 
+@dataclass
+class OrderListPage:
+    """One page of the console's order list. `total` counts the matching orders up to
+    `ORDER_COUNT_CAP`; past it `total_capped` is set and the page says "10,000+" (counting a
+    brand's million orders on every page view costs more than the page). `more` says whether
+    an older page follows; the ids bound the page for the keyset links."""
+    rows: list
+    total: int
+    total_capped: bool
+    more: bool
+
+    @property
+    def first_id(self):
+        return self.rows[0][0].id if self.rows else None
+
+    @property
+    def last_id(self):
+        return self.rows[-1][0].id if self.rows else None
+
+
+ORDER_COUNT_CAP = 10_000
+
+
 def list_orders_for_staff(*, staff, status=None, q=None, order_no=None, day_from=None, day_to=None, page=1,
-                          page_size=ORDER_LIST_PAGE_SIZE):
-    """One page of orders `staff` may see, newest first: ([(order, dealer_code, dealer_name)], total).
+                          before=None, after=None, page_size=None):
+    """One page of orders `staff` may see, newest first, as an `OrderListPage` of
+    (order, dealer_code, dealer_name) rows.
 
     `status` is an order status or `awaiting_finance`; `q` matches the dealer's code or name;
     `order_no` a part of the order number; `day_from`/`day_to` are China dates (inclusive).
+    The page is the one after order id `before` (older) or before order id `after` (newer) —
+    keyset pages, as fast at the thousandth page as at the first — or else page `page` by
+    offset (a link someone kept).
     """
     _require_viewer(staff)
+    page_size = page_size or ORDER_LIST_PAGE_SIZE
     if status is not None and status not in (*ORDER_STATUSES, AWAITING_FINANCE):
         raise DomainError("invalid_filter", "订单状态参数有误", 400)
     where = []
@@ -64,12 +92,22 @@ def list_orders_for_staff(*, staff, status=None, q=None, order_no=None, day_from
     base = scope_to_staff(
         select(Order, Dealer.code, Dealer.name).join(Dealer, Dealer.id == Order.dealer_id).where(*where), staff
     )
-    total = db.session.execute(select(func.count()).select_from(base.subquery())).scalar_one()
-    rows = db.session.execute(
-        base.options(selectinload(Order.lines)).order_by(Order.id.desc())
-        .limit(page_size).offset((page - 1) * page_size)
-    ).all()
-    return rows, total
+    counted = db.session.execute(
+        select(func.count()).select_from(base.with_only_columns(Order.id).limit(ORDER_COUNT_CAP + 1).subquery())
+    ).scalar_one()
+    query = base.options(selectinload(Order.lines)).limit(page_size + 1)
+    if after is not None:
+        rows = db.session.execute(query.where(Order.id > after).order_by(Order.id.asc())).all()
+        rows = rows[:page_size][::-1]
+        more = True  # the page we came from is older
+    else:
+        if before is not None:
+            query = query.where(Order.id < before)
+        else:
+            query = query.offset((page - 1) * page_size)
+        rows = db.session.execute(query.order_by(Order.id.desc())).all()
+        more, rows = len(rows) > page_size, rows[:page_size]
+    return OrderListPage(rows=rows, total=min(counted, ORDER_COUNT_CAP), total_capped=counted > ORDER_COUNT_CAP, more=more)
 
 
 @dataclass
