@@ -147,8 +147,8 @@ def load(conn, sizes, *, end_utc, log=print):
                             shipped_at, paid_fen, rebate_fen)
         SELECT o.id,
                'SO' || to_char(o.created_at AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD')
-                    || lpad(row_number() OVER (PARTITION BY (o.created_at AT TIME ZONE 'Asia/Shanghai')::date
-                                               ORDER BY o.id)::text, 4, '0'),
+                    || lpad((coalesce(e.n, 0) + row_number() OVER (PARTITION BY (o.created_at AT TIME ZONE 'Asia/Shanghai')::date
+                                                                ORDER BY o.id))::text, 4, '0'),
                o.dealer_id, u.id, o.status, 'credit', t.amount, 0, 0, t.amount,
                CASE WHEN o.status IN ('pending_approval', 'approved') THEN t.amount ELSE 0 END,
                a.contact_name, a.phone, a.region_code, a.detail, '', o.created_at,
@@ -163,7 +163,10 @@ def load(conn, sizes, *, end_utc, log=print):
               GROUP BY order_id) t ON t.order_id = o.id
         JOIN dealers d ON d.id = o.dealer_id
         JOIN dealer_users u ON u.dealer_id = o.dealer_id AND u.openid = 'scale-' || d.code
-        JOIN addresses a ON a.dealer_id = o.dealer_id AND a.is_default""")
+        JOIN addresses a ON a.dealer_id = o.dealer_id AND a.is_default
+        -- numbered after the orders the demo seed already placed that day (its past months)
+        LEFT JOIN (SELECT substr(order_no, 3, 8) AS day, count(*) AS n FROM orders GROUP BY 1) e
+               ON e.day = to_char(o.created_at AT TIME ZONE 'Asia/Shanghai', 'YYYYMMDD')""")
     _step(conn, log, "order number counters", """
         INSERT INTO order_no_counters (day, last)
         SELECT (created_at AT TIME ZONE 'Asia/Shanghai')::date, count(*) FROM scale_orders GROUP BY 1
