@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, select
 
 from app.funds.models import exposure_fen
 from app.integrations.wecom_messages import DUPLICATE_CHECK_INTERVAL, clip, text_message
@@ -380,20 +380,15 @@ def remind_inactive_dealers(today=None):
     from app.database import write_transaction
     from app.dealers.models import Dealer
     from app.kernel.clock import BUSINESS_TZ, business_day_start, business_today
-    from app.orders.models import Order
+    from app.orders.queries import last_order_at
 
     today = today or business_today()
     day_start = business_day_start(today)
     cutoff = day_start - timedelta(days=INACTIVE_DAYS)
     written = 0
     with write_transaction() as session:
-        last_order = (
-            select(Order.dealer_id, func.max(Order.created_at).label("last_at"))
-            .group_by(Order.dealer_id).subquery()
-        )
         rows = session.execute(
-            select(Dealer, last_order.c.last_at)
-            .outerjoin(last_order, last_order.c.dealer_id == Dealer.id)
+            select(Dealer, last_order_at(Dealer.id))
             .where(Dealer.status == "active", Dealer.rep_id.is_not(None))
             .order_by(Dealer.id)
         ).all()

@@ -67,6 +67,7 @@ class Order(OrderAmounts, db.Model):
     __tablename__ = "orders"
     __table_args__ = (
         Index("ix_orders_dealer_created", "dealer_id", "id"),
+        Index("ix_orders_dealer_created_at", "dealer_id", "created_at"),  # a dealer's last order
         Index("ix_orders_status", "status"),
         # The dashboard's day, month and 30-day figures are ranges of created_at.
         Index("ix_orders_created_at", "created_at"),

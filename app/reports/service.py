@@ -266,12 +266,13 @@ def inactive_dealers(*, staff, today=None, limit=INACTIVE_LIST_LIMIT):
 
     today = today or business_today()
     cutoff = business_day_start(today - timedelta(days=INACTIVE_DAYS))
-    last_order = select(Order.dealer_id, func.max(Order.created_at).label("last_at")).group_by(Order.dealer_id).subquery()
-    since = func.coalesce(last_order.c.last_at, Dealer.created_at)
+    from app.orders.queries import last_order_at
+
+    last_at = last_order_at(Dealer.id)
+    since = func.coalesce(last_at, Dealer.created_at)
     base = scope_to_staff(
-        select(Dealer.code, Dealer.name, Staff.name.label("rep_name"), last_order.c.last_at, since.label("since"))
+        select(Dealer.code, Dealer.name, Staff.name.label("rep_name"), last_at.label("last_at"), since.label("since"))
         .select_from(Dealer)
-        .outerjoin(last_order, last_order.c.dealer_id == Dealer.id)
         .outerjoin(Staff, Staff.id == Dealer.rep_id)
         .where(Dealer.status == "active", since < cutoff),
         staff,
