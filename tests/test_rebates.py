@@ -388,7 +388,10 @@ def test_growth_alone_earns_the_growth_rate_below_the_first_tier(world, staff):
 
 # --- closing --------------------------------------------------------------------------------------
 
-def test_closing_twice_does_not_duplicate_and_a_reclose_recomputes_drafts(world, staff):
+# batch 1: every dealer in a batch of its own gives the same documents as one batch of all.
+@pytest.mark.parametrize("batch", [500, 1])
+def test_closing_twice_does_not_duplicate_and_a_reclose_recomputes_drafts(world, staff, batch, monkeypatch):
+    monkeypatch.setattr(closing, "CLOSE_BATCH", batch)
     rule = make_rule(staff)
     shipped(world, world.dealer_a, 10_000_000)
     shipped(world, world.dealer_b, 30_000_000)
@@ -417,7 +420,10 @@ def test_closing_twice_does_not_duplicate_and_a_reclose_recomputes_drafts(world,
     assert db.session.execute(select(RebateClose.runs).where(RebateClose.rule_id == rule.id)).scalar_one() == 3
 
 
-def test_a_reclose_leaves_approved_and_rejected_documents_as_they_are(world, staff):
+# batch 1: every dealer in a batch of its own gives the same documents as one batch of all.
+@pytest.mark.parametrize("batch", [500, 1])
+def test_a_reclose_leaves_approved_and_rejected_documents_as_they_are(world, staff, batch, monkeypatch):
+    monkeypatch.setattr(closing, "CLOSE_BATCH", batch)
     make_rule(staff)
     shipped(world, world.dealer_a, 10_000_000)
     shipped(world, world.dealer_b, 10_000_000)
