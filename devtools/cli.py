@@ -39,14 +39,14 @@ def demo_seed(reset, if_empty):
         click.echo(line)
 
 
-def _point_the_demo_at_the_standin(base_url=None, extra=None):
+def _point_the_demo_at_the_standin(base_url=None, extra=None, database_uri=None):
     """Every later command on this database (`notify digest`, `rq worker`, …) talks to the
     local stand-in, never to the real WeChat/WeCom (`devtools.demo_settings`)."""
     from devtools.demo_settings import DEFAULT_STANDIN_PORT, standin_settings, write_demo_settings
 
     base_url = base_url or f"http://127.0.0.1:{DEFAULT_STANDIN_PORT}"
     settings = {**standin_settings(base_url), **(extra or {})}
-    write_demo_settings(current_app.config["SQLALCHEMY_DATABASE_URI"], settings)
+    write_demo_settings(database_uri or current_app.config["SQLALCHEMY_DATABASE_URI"], settings)
     return settings
 
 
@@ -56,10 +56,23 @@ def _point_the_demo_at_the_standin(base_url=None, extra=None):
 @click.option("--standin-port", default=5001, show_default=True, type=int)
 def demo_serve(host, port, standin_port):
     """启动本地微信模拟服务和 API（演示用，单进程，任务在进程内执行）。"""
+    app, standin = start_demo(current_app.config, port=port, standin_port=standin_port)
+    click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code、查看送达的通知）")
+    click.echo(f"小程序 API：http://{host}:{port}/api/mp/v1  （接口文档 /api/mp/v1/openapi.json）")
+    # Flask refuses app.run() inside a CLI command; serve with werkzeug directly.
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+def start_demo(config, *, port, standin_port, key_dir=None):
+    """What `demo serve` runs before it serves: the stand-in started on `standin_port` with the
+    reps' customer groups, the demo pointed at it (WeChat Pay test keys in `key_dir`, by default
+    instance/wechatpay-demo/), and the API app that will answer on `port`, its WeCom callback
+    connected. Returns (app, standin); the caller serves the app (tests/test_docs_curls.py in a thread)."""
     from app import create_app
     from devtools.standin import StandinServer
 
-    config = current_app.config
     standin = StandinServer.start(
         host="127.0.0.1",
         port=standin_port,
@@ -76,21 +89,17 @@ def demo_serve(host, port, standin_port):
         standin.add_customer_group(name, owner, external_members=members, chat_id=chat_id)
     # This process and every other one on the demo's database (a worker, `notify digest`) use
     # the stand-in; a variable set in the environment keeps its value.
-    settings = _point_the_demo_at_the_standin(standin.base_url, _demo_wechatpay(standin, port, config))
+    settings = _point_the_demo_at_the_standin(standin.base_url, _demo_wechatpay(standin, port, config, key_dir),
+                                             config["SQLALCHEMY_DATABASE_URI"])
     if os.environ.get("WECHAT_MINIPROGRAM_STATE"):
         del settings["WECHAT_MINIPROGRAM_STATE"]
     app = create_app(settings)
     # The stand-in pushes simulated rep taps and messages to our WeCom callback.
     standin.connect_callback(f"http://127.0.0.1:{port}/wecom/callback", config["WECOM_TOKEN"], config["WECOM_AES_KEY"])
-    click.echo(f"本地微信模拟服务：{standin.base_url}/  （在此页面获取登录 code、查看送达的通知）")
-    click.echo(f"小程序 API：http://{host}:{port}/api/mp/v1  （接口文档 /api/mp/v1/openapi.json）")
-    # Flask refuses app.run() inside a CLI command; serve with werkzeug directly.
-    from werkzeug.serving import run_simple
-
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    return app, standin
 
 
-def _demo_wechatpay(standin, port, config):
+def _demo_wechatpay(standin, port, config, key_dir=None):
     """WeChat Pay for the demo: test keys generated into instance/wechatpay-demo/ on first
     run (a merchant key pair, and a platform key pair only the stand-in signs with), the
     stand-in as WeChat Pay, notifications to this server. Returns the WECHATPAY_* settings."""
@@ -99,7 +108,7 @@ def _demo_wechatpay(standin, port, config):
     from app.config import INSTANCE_DIR
     from app.integrations.wechatpay import generate_keys
 
-    directory = INSTANCE_DIR / "wechatpay-demo"
+    directory = Path(key_dir) if key_dir else INSTANCE_DIR / "wechatpay-demo"
     names = ("merchant_private_key", "merchant_public_key", "platform_private_key", "platform_public_key")
     keys = {name: str(directory / f"wechatpay_{name}.pem") for name in names}
     if not all(Path(path).exists() for path in keys.values()):

@@ -13,6 +13,7 @@ Control routes (not WeChat Pay):
                                    the refund reaches its end state and a REFUND.* notification
                                    is POSTed to its notify_url
     GET  /_standin/pay/orders      the prepay orders (and refunds) the stand-in knows
+    GET  /_standin/pay/refunds     the refunds the stand-in was asked for, oldest first (JSON)
 
 Every request must carry the merchant's signature (`Authorization: WECHATPAY2-SHA256-RSA2048
 mchid=..,nonce_str=..,signature=..,timestamp=..,serial_no=..` over
@@ -463,6 +464,11 @@ def register_pay_routes(app, pay):
         if request.args.get("format") == "html":
             return _orders_html(pay.orders()) + _refunds_html(pay.refunds())
         return jsonify(pay.orders())
+
+    @app.get("/_standin/pay/refunds")
+    def pay_refunds():
+        """The refunds the stand-in was asked for, oldest first: what a reader needs to settle one."""
+        return jsonify(sorted(pay.refunds(), key=lambda r: r["created_at"]))
 
 
 STATE_LABELS = {"NOTPAY": "待支付", "SUCCESS": "已支付", "CLOSED": "已关闭"}

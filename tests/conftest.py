@@ -541,6 +541,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def served(app, port=None):
+    """`app` served over real HTTP on 127.0.0.1:`port` (a free one if not given) in a daemon
+    thread for the block; yields the base URL."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    port = port or free_port()
+    httpd = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        httpd.shutdown()
+        thread.join(5)
+
+
 # --- scheduling: the longest tests start first -------------------------------------
 # pytest-xdist hands tests out in collection order; a 20-second test collected last keeps one
 # worker busy after the others are done. These (measured with --durations) go first.

@@ -10,14 +10,12 @@ Without them the test is skipped, unless REQUIRE_SERVICES=1 (CI): then it fails.
 """
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from app.extensions import db
-from tests.conftest import REQUIRE_SERVICES, free_port
+from tests.conftest import REQUIRE_SERVICES, served
 from tests.factories import auth
 from console.auth import NAV
 from tests.helpers import PASSWORD, submit
@@ -40,13 +38,8 @@ def _require_browser():
 @pytest.fixture
 def server(app):
     """The test's app served over real HTTP on 127.0.0.1."""
-    port = free_port()
-    httpd = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    httpd.shutdown()
-    thread.join(5)
+    with served(app) as base_url:
+        yield base_url
 
 
 @pytest.fixture

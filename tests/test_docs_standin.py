@@ -64,6 +64,7 @@ def test_the_documented_bodies_and_answers(standin):
     assert post(standin, "/_standin/pay/SO202611260001P01/pay").status_code == 404
     assert post(standin, "/_standin/pay/refunds/RT1-R1-1/settle?status=SUCCESS").status_code == 404
     assert requests.get(f"{standin.base_url}/_standin/pay/orders", timeout=5).status_code == 200
+    assert requests.get(f"{standin.base_url}/_standin/pay/refunds", timeout=5).json() == []
 
     fault = post(standin, "/_standin/faults", {"path": "/cgi-bin/message/send", "errcode": 45009})
     assert fault.status_code == 201 and fault.json()["times"] == 1
