@@ -30,6 +30,7 @@ class Sku(db.Model):
         CheckConstraint("step >= 1", name="step_positive"),
         CheckConstraint("list_price_fen >= 0", name="list_price_nonnegative"),
         Index("ix_skus_category_status", "category_id", "status"),
+        Index("ix_skus_catalogue_order", "status", "category_id", "id"),  # the catalogue's page order
     )
 
     id: Mapped[int] = pk()

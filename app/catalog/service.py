@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import bindparam, func, or_, over, select
+from sqlalchemy import bindparam, func, or_, select
 
 from app.audit import service as audit
 from app.cache import app_cache
@@ -88,9 +88,7 @@ def _escape_like(text):
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-@functools.cache
-def _page_statement(by_category, by_text):
-    """One page of visible SKUs with prices, stock and the total count (window function)."""
+def _matching(by_category, by_text):
     where = [visible_condition()]
     if by_category:
         where.append(Sku.category_id == bindparam("category_id"))
@@ -100,21 +98,34 @@ def _page_statement(by_category, by_text):
             Sku.name.like(pattern, escape="\\"), Sku.code.like(pattern, escape="\\"),
             Sku.spec.like(pattern, escape="\\"),
         ))
-    # Choose the page (and count all matches) on ids alone, then price and stock only
-    # the rows on the page: the price/stock subqueries run 20 times, not once per match.
+    return where
+
+
+@functools.cache
+def _page_statement(by_category, by_text):
+    """One page of visible SKUs with prices and stock."""
+    # Choose the page on ids alone (in `ix_skus_catalogue_order`'s order), then price and stock
+    # only the rows on the page: the price/stock subqueries run 20 times, not once per match.
     page = (
-        select(Sku.id.label("page_id"), over(func.count()).label("total"))
-        .where(*where)
+        select(Sku.id.label("page_id"))
+        .where(*_matching(by_category, by_text))
         .order_by(Sku.category_id, Sku.id)
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
         .subquery("page")
     )
     return (
-        select(*SKU_COLUMNS, *price_columns(), available_column(), page.c.total)
+        select(*SKU_COLUMNS, *price_columns(), available_column())
         .join_from(Sku, page, page.c.page_id == Sku.id)
         .order_by(Sku.category_id, Sku.id)
     )
+
+
+@functools.cache
+def _count_statement(by_category, by_text):
+    """How many SKUs match: counted apart from the page (a window count would make every page
+    read every match — 20,000 SKUs for a brand — before its 20 rows) and cached with the pages."""
+    return select(func.count()).select_from(Sku).where(*_matching(by_category, by_text))
 
 
 @dataclass(eq=False)
@@ -166,17 +177,17 @@ def catalogue_page(*, dealer, category_id=None, q=None, page=1, page_size=20):
         params["category_id"] = category_id
     if q:
         params["pattern"] = f"%{_escape_like(q)}%"
-    rows = db.session.connection().execute(_page_statement(category_id is not None, bool(q)), params).all()
+    connection = db.session.connection()
+    count_key = (buyer, params["today"], category_id, q, "count")
+    total = cache.get(count_key)
+    if total is None:
+        total = connection.execute(_count_statement(category_id is not None, bool(q)), params).scalar_one()
+        cache.put(count_key, total)
+    rows = connection.execute(_page_statement(category_id is not None, bool(q)), params).all() if total else []
+    priced = PricedPage(items=tuple(_priced(r) for r in rows), total=total) if rows or total else EMPTY_PAGE
     if rows:
-        priced = PricedPage(items=tuple(_priced(r) for r in rows), total=rows[0].total)
         cache.put(key, priced)
-        return priced, {r.id: r.available for r in rows}
-    if page == 1:
-        return EMPTY_PAGE, {}
-    # Past the last page: the window count has no row to ride on; count separately.
-    first = dict(params, limit=1, offset=0)
-    row = db.session.connection().execute(_page_statement(category_id is not None, bool(q)), first).first()
-    return PricedPage(items=(), total=row.total if row else 0), {}
+    return priced, {r.id: r.available for r in rows}
 
 
 @functools.cache
