@@ -281,6 +281,18 @@ def test_regions_show_the_tree_with_dealer_counts_and_search(client, world, staf
     assert "没有找到" in text(page(client, "/console/regions?q=火星"))
 
 
+def test_a_province_counts_and_lists_the_dealers_of_its_districts(client, world, staff):
+    login(client, "boss")
+    assert post(client, "/console/regions", {"code": "440106", "name": "天河区"}).status_code == 302
+    dealer = db.session.get(type(world.dealer_a), world.dealer_a.id)
+    dealer.region_code = "440106"
+    db.session.commit()
+    tree = tree_of(page(client, "/console/regions?q=天河"))
+    assert tree.count("1 家经销商") == 3  # 天河区, 广州市, 广东省
+    listed = text(client.get("/console/dealers", query_string={"region": "440000"}, headers=HTML))
+    assert "DA01" in listed and "DB01" not in listed
+
+
 def test_regions_are_added_and_renamed_with_checks(client, world, staff):
     login(client, "boss")
     r = post(client, "/console/regions", {"code": "440305", "name": "南山区"})
@@ -353,3 +365,19 @@ def test_a_warehouse_with_stock_or_reservations_is_not_deactivated_an_empty_one_
 
     assert post(client, f"/console/warehouses/{east.id}/reactivate").status_code == 302
     assert db.session.get(Warehouse, east.id).active is True
+
+
+def test_a_deactivated_warehouse_is_refused_by_the_stock_import_and_offered_to_no_return(client, world, staff):
+    import re
+
+    from app.returns import service as returns
+    from tests.test_imports import STOCK_HEADERS, upload, xlsx
+
+    set_stock(world.cola, world.wh_east, 0)
+    db.session.commit()
+    login(client, "boss")
+    assert post(client, f"/console/warehouses/{world.wh_east.id}/deactivate").status_code == 302
+    r = upload(client, "stock", xlsx(STOCK_HEADERS, [["WH-E", None, "SKU-TEA", None, None, None, 7]]), reason="盘点")
+    assert r.status_code == 422 and re.search(r"第 2 行</td><td>[^<]*仓库 WH-E 已停用，不能导入库存", text(r))
+    assert db.session.get(Stock, (world.tea.id, world.wh_east.id)) is None
+    assert [w.code for w in returns.list_warehouses()] == ["WH-S"]
