@@ -66,7 +66,7 @@ def staff_account(staff_id):
 
 def _act(staff_id, change, done, form=None):
     """Run `change()` on the account; on a refusal show its page with the message."""
-    target = accounts.get_account(staff=g.staff, staff_id=staff_id)
+    accounts.get_account(staff=g.staff, staff_id=staff_id)  # an unknown account answers 404 first
     try:
         target = change()
     except DomainError as exc:
