@@ -12,6 +12,7 @@ from console import (  # noqa: F401
     dealers,
     finance,
     imports,
+    master_data,
     materials,
     orders,
     policies,

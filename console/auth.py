@@ -66,6 +66,12 @@ def _password_mark(staff):
     return (staff.password_hash or "")[-16:]
 
 
+def remember_password(staff):
+    """After the signed-in member's own password changed: keep this session (every other one
+    of theirs ends, carrying the old mark)."""
+    session["pw"] = _password_mark(staff)
+
+
 def login_required(*permissions):
     """Signed-in staff only; with `permissions`, only staff holding at least one of them
     (kernel permissions; others get 403)."""
@@ -119,6 +125,9 @@ NAV_GROUPS = (
     ("设置", (
         ("自动审批", "/console/settings/auto-approval", ("settings.edit",)),
         ("返利抵扣", "/console/settings/rebate-usage", ("settings.edit",)),
+        ("经销商等级", "/console/tiers", ("tiers.manage",)),
+        ("地区", "/console/regions", ("regions.manage",)),
+        ("仓库", "/console/warehouses", ("warehouses.manage",)),
         ("员工账号", "/console/staff", ("staff.manage",)),
         ("审计日志", "/console/audit", ("audit.view",)),
         ("Excel 导入导出", "/console/imports", ()),

@@ -36,7 +36,7 @@ def _sku_stock_page(sku, *, error=None, values=None, status=200):
     moves, total = inventory.list_movements(staff=g.staff, sku_id=sku.id, page_size=20)
     return render_template(
         "console/stock_sku.html", sku=sku, rows=rows, moves=moves, moves_total=total, error=error, values=values or {},
-        warehouses=inventory.list_warehouses(), movement_labels=MOVEMENT_LABELS, level_label=level_label,
+        warehouses=inventory.list_warehouses(active_only=True), movement_labels=MOVEMENT_LABELS, level_label=level_label,
         can_edit=can(g.staff, "stock.edit"),
     ), status
 

@@ -163,6 +163,21 @@ def test_staff_sign_in_see_the_dashboard_approve_and_partly_ship_an_order_in_a_r
     wait_for(browser, lambda d: "员工账号" in text_of(d) and "rep2" in text_of(d), "the staff page did not open")
     assert browser_errors(browser) == []
 
+    # The master-data pages under 设置: each opens under the same policy and fits the window.
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.LINK_TEXT, "rep2").click()
+    wait_for(browser, lambda d: "重置密码" in text_of(d) and "停用该账号" in text_of(d), "the account page did not open")
+    for path, shown in (("/console/tiers", "金牌"), ("/console/warehouses", "华南仓"), ("/console/regions", "广东省")):
+        browser.get(f"{server}{path}")
+        wait_for(browser, lambda d: shown in text_of(d), f"{path} did not open")
+        assert browser.execute_script("return document.documentElement.scrollWidth <= document.documentElement.clientWidth"), path
+        assert browser_errors(browser) == [], path
+    assert "广州市" not in text_of(browser)  # the region tree starts folded at the provinces
+    browser.find_element(By.XPATH, "//ul[@id='regions']/li[span[contains(., '广东省')]]/details/summary").click()
+    wait_for(browser, lambda d: "广州市" in text_of(d), "the region tree did not open")
+    screenshot(browser, "console-regions")
+
 
 MENU_GROUPS = ["订单", "经销商", "商品与价格", "库存", "财务", "营销", "设置"]
 

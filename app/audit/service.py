@@ -80,6 +80,21 @@ ACTION_LABELS = {
     "material.withdraw": "撤回素材",
     "staff.lock": "锁定员工账号（密码连续错误）",
     "staff.unlock": "解锁员工账号",
+    "staff.create": "新建员工账号",
+    "staff.update": "修改员工账号",
+    "staff.role": "修改员工角色",
+    "staff.password_reset": "重置员工密码",
+    "staff.deactivate": "停用员工账号",
+    "staff.reactivate": "启用员工账号",
+    "tier.create": "新建经销商等级",
+    "tier.update": "修改经销商等级",
+    "tier.delete": "删除经销商等级",
+    "region.create": "新增地区",
+    "region.rename": "重命名地区",
+    "warehouse.create": "新建仓库",
+    "warehouse.update": "修改仓库",
+    "warehouse.deactivate": "停用仓库",
+    "warehouse.reactivate": "启用仓库",
 }
 
 ENTITY_LABELS = {
@@ -103,6 +118,9 @@ ENTITY_LABELS = {
     "policy": "政策",
     "material": "营销素材",
     "staff": "员工账号",
+    "tier": "经销商等级",
+    "region": "地区",
+    "warehouse": "仓库",
 }
 
 
@@ -132,6 +150,8 @@ FIELD_LABELS = {
     "kind": "类型", "summary": "简介", "tags": "标签", "link_url": "链接地址",
     "mp_appid": "小程序 AppID", "mp_path": "小程序页面路径", "file_name": "文件名", "body_chars": "正文字符数",
     "has_cover": "有封面图", "locked_until": "锁定至",
+    "username": "用户名", "role": "角色", "wecom_userid": "企业微信 UserID", "phone": "手机号", "rank": "排序",
+    "parent_code": "上级地区", "priority": "发货优先级",
 }
 
 
@@ -173,6 +193,10 @@ def display_value(key, value, entity_type=None):
         from app.funds.models import ACCOUNT_LABELS
 
         return ACCOUNT_LABELS.get(value, value)
+    if key == "role" and entity_type == "staff" and isinstance(value, str):
+        from app.kernel.permissions import ROLE_LABELS as STAFF_ROLE_LABELS
+
+        return STAFF_ROLE_LABELS.get(value, value)
     if key == "invite_role" and isinstance(value, str):
         from app.dealers.models import ROLE_LABELS
 

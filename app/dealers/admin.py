@@ -54,7 +54,7 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
     (dealer, tier name, region as written (`region_texts`), rep name, credit limit, exposure, available) in fen.
 
     Reps see only their own dealers; admins and finance see all. `q` matches code or name,
-    `region` a province or city code (a province includes its cities).
+    `region` a province or city code (a province includes its cities and their districts).
     """
     from app.funds.models import CreditAccount, exposure_fen
     from app.staff.models import Staff
@@ -69,7 +69,11 @@ def list_dealers_for_staff(*, staff, q=None, tier=None, region=None, rep_id=None
     if tier:
         where.append(Tier.code == tier)
     if region:
-        where.append(or_(Dealer.region_code == region, Region.parent_code == region))
+        # the region itself, its children and their children (a province's districts too), as
+        # the regions page counts them
+        children = select(Region.code).where(Region.parent_code == region)
+        where.append(or_(Dealer.region_code == region, Region.parent_code == region,
+                         Region.parent_code.in_(children)))
     if rep_id is not None:
         where.append(Dealer.rep_id == rep_id)
     if status:

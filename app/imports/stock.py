@@ -141,7 +141,10 @@ def _run(session, staff, rows, errors, result, reason):
     for row in rows:
         house, sku = houses.get(row.warehouse), skus.get(row.sku_code)
         if house is None:
-            errors.add(row.number, f"仓库编码“{row.warehouse}”不存在，可用：" + "、".join(sorted(houses)))
+            errors.add(row.number, f"仓库编码“{row.warehouse}”不存在，可用：" + "、".join(sorted(c for c, w in houses.items() if w.active)))
+        elif not house.active:
+            errors.add(row.number, f"仓库 {row.warehouse} 已停用，不能导入库存")
+            house = None
         if sku is None:
             errors.add(row.number, f"商品编码“{row.sku_code}”不存在")
         if house is None or sku is None:

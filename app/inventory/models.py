@@ -1,4 +1,4 @@
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -10,6 +10,11 @@ MOVEMENT_LABELS = {"adjust": "手工调整", "count": "盘点"}
 
 
 class Warehouse(db.Model):
+    """A warehouse stock is held in (`app.inventory.warehouses` creates, edits, deactivates).
+
+    A deactivated warehouse holds no stock and no reservation (deactivation refuses until it
+    is empty) and takes none: stock adjustments, imports and return receipts refuse it."""
+
     __tablename__ = "warehouses"
 
     id: Mapped[int] = pk()
@@ -18,6 +23,7 @@ class Warehouse(db.Model):
     region_code: Mapped[str] = mapped_column(ForeignKey("regions.code"))
     # Lower ships first when an order's stock is reserved.
     priority: Mapped[int] = mapped_column(Integer, default=100)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Stock(db.Model):

@@ -384,6 +384,8 @@ def adjust_stock(*, staff, sku_id, warehouse_id, reason, delta=None, on_hand=Non
         warehouse = s.get(Warehouse, warehouse_id)
         if sku is None or warehouse is None:
             raise NotFound("商品或仓库不存在", "stock_not_found")
+        if not warehouse.active:
+            raise DomainError("warehouse_inactive", f"仓库 {warehouse.code} {warehouse.name} 已停用，不能入库或调整库存", 409)
         row = s.connection().execute(
             select(STOCK.c.on_hand, STOCK.c.reserved)
             .where(STOCK.c.sku_id == sku_id, STOCK.c.warehouse_id == warehouse_id).with_for_update()
@@ -435,5 +437,10 @@ def list_movements(*, staff, sku_id=None, warehouse_id=None, page=1, page_size=S
     return rows, total
 
 
-def list_warehouses():
-    return db.session.execute(select(Warehouse).order_by(Warehouse.priority, Warehouse.id)).scalars().all()
+def list_warehouses(active_only=False):
+    """Warehouses by priority; `active_only` leaves out deactivated ones (for a form that puts
+    stock in)."""
+    query = select(Warehouse).order_by(Warehouse.priority, Warehouse.id)
+    if active_only:
+        query = query.where(Warehouse.active.is_(True))
+    return db.session.execute(query).scalars().all()

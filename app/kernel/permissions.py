@@ -38,6 +38,8 @@ PERMISSIONS = {
     "dealers.credit": ("调整信用额度", {"admin", "finance"}),
     "dealers.status": ("暂停或恢复经销商", {"admin", "finance"}),
     "dealers.invite": ("生成邀请码", {"admin", "sales"}),
+    "tiers.manage": ("管理经销商等级", {"admin"}),
+    "regions.manage": ("维护地区", {"admin"}),
     # catalogue, prices, stock
     "catalog.view": ("查看商品", {"admin", "sales", "marketing", "warehouse"}),
     "catalog.edit": ("修改商品", {"admin"}),
@@ -46,6 +48,7 @@ PERMISSIONS = {
     "prices.edit": ("修改价格", {"admin", "finance"}),
     "stock.view": ("查看库存", {"admin", "sales", "warehouse"}),
     "stock.edit": ("调整库存", {"admin", "warehouse"}),
+    "warehouses.manage": ("管理仓库", {"admin", "warehouse"}),
     # returns and money
     "returns.view": ("查看退货", {"admin", "sales", "warehouse", "finance"}),
     "returns.decide": ("审核退货", {"admin", "sales"}),

@@ -331,6 +331,8 @@ def receive_return(*, staff, return_id, warehouse_id, quantities=None):
         warehouse = session.get(Warehouse, warehouse_id)
         if warehouse is None:
             raise DomainError("warehouse_not_found", "入库仓库不存在", 422)
+        if not warehouse.active:
+            raise DomainError("warehouse_inactive", f"仓库 {warehouse.name} 已停用，请选择其他入库仓库", 422)
         lines = session.execute(
             select(ReturnLine).where(ReturnLine.return_id == request.id).order_by(ReturnLine.id)
             .execution_options(populate_existing=True)
@@ -518,7 +520,9 @@ def _record_event(session, request, from_status, to_status, *, actor, actor_type
 
 
 def list_warehouses():
-    return db.session.execute(select(Warehouse).order_by(Warehouse.priority, Warehouse.id)).scalars().all()
+    """The warehouses a return may be received into (the active ones), by priority."""
+    return db.session.execute(select(Warehouse).where(Warehouse.active.is_(True))
+                              .order_by(Warehouse.priority, Warehouse.id)).scalars().all()
 
 
 def shipped_from(request):

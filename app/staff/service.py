@@ -1,6 +1,9 @@
-"""Staff accounts: creation with a hashed password, and sign-in for the console with a
-lockout after repeated wrong passwords (state in the `staff` row, so it holds across web
-processes; times from the kernel clock)."""
+"""Staff accounts: the account rules (username, role, password, WeCom UserID) and creation
+with a hashed password, and sign-in for the console with a lockout after repeated wrong
+passwords (state in the `staff` row, so it holds across web processes; times from the kernel
+clock). What an admin changes from the console (create, role, password reset, deactivate)
+is `app.staff.accounts`."""
+import re
 from datetime import timedelta
 
 from flask import current_app
@@ -12,10 +15,14 @@ from app.database import write_transaction
 from app.extensions import db
 from app.kernel.clock import duration_words, utcnow
 from app.kernel.errors import DomainError
-from app.kernel.permissions import STAFF_ROLES, require
+from app.kernel.permissions import ROLE_LABELS, STAFF_ROLES, require
 from app.staff.models import Staff
 
 MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+_WECOM_USERID = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Compared against when the username is unknown, so a wrong name takes as long as a wrong
 # password: one per hash method (PASSWORD_HASH_METHOD), made on first use.
@@ -36,30 +43,69 @@ def _dummy_hash():
 
 
 def check_password_rules(password):
+    """The one password rule, for the CLI and the console alike: 8 to 128 characters."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
-        raise DomainError("weak_password", f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符", 422)
+        raise DomainError("weak_password", f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符", 422, {"field": "password"})
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise DomainError("weak_password", f"密码不能超过 {MAX_PASSWORD_LENGTH} 个字符", 422, {"field": "password"})
 
 
-def create_staff(*, username, name, role, password, wecom_userid=None, phone=None):
-    """A new staff member with a hashed password; 409 if the username is taken."""
-    username = (username or "").strip()
-    if not username or len(username) > 64:
-        raise DomainError("invalid_username", "用户名不能为空，且不超过 64 个字符", 422)
+def check_role(role):
     if role not in STAFF_ROLES:
-        raise DomainError("invalid_role", f"角色必须是 {'、'.join(STAFF_ROLES)} 之一", 422)
+        raise DomainError("invalid_role", f"角色只能是 {'、'.join(ROLE_LABELS.values())} 之一", 422, {"field": "role"})
+    return role
+
+
+def check_wecom_userid(session, wecom_userid, staff_id=None):
+    """An optional WeCom UserID (letters, digits, _ - . @; at most 64), used by no other
+    account: None when empty, 422 when malformed, 409 when taken."""
+    wecom_userid = (wecom_userid or "").strip()
+    if not wecom_userid:
+        return None
+    if not _WECOM_USERID.fullmatch(wecom_userid):
+        raise DomainError("invalid_field", "企业微信 UserID 只能包含字母、数字和 _ - . @，且不超过 64 个字符", 422,
+                          {"field": "wecom_userid"})
+    taken = session.execute(select(Staff.username).where(Staff.wecom_userid == wecom_userid, Staff.id != (staff_id or 0))).first()
+    if taken:
+        raise DomainError("wecom_userid_taken", f"企业微信 UserID {wecom_userid} 已被账号 {taken.username} 使用", 409,
+                          {"field": "wecom_userid"})
+    return wecom_userid
+
+
+def add_staff(session, *, username, name, role, password, wecom_userid=None, phone=None):
+    """A new staff member with a hashed password in `session` (the caller commits): 422 for an
+    empty or over-long username, a bad role or a short password, 409 if the username or the
+    WeCom UserID is taken. The rules of `flask staff create` and the console's staff page."""
+    username = (username or "").strip()
+    if not username or len(username) > 64 or _CONTROL_OR_SPACE.search(username):
+        raise DomainError("invalid_username", "用户名不能为空、不能含空格，且不超过 64 个字符", 422, {"field": "username"})
+    name = (name or username).strip()
+    if len(name) > 64 or _CONTROL.search(name):
+        raise DomainError("invalid_field", "姓名不能超过 64 个字符，也不能包含控制字符", 422, {"field": "name"})
+    check_role(role)
     check_password_rules(password)
-    with write_transaction() as session:
-        if session.execute(select(Staff.id).where(Staff.username == username)).first():
-            raise DomainError("username_taken", f"用户名 {username} 已被使用", 409)
-        staff = Staff(
-            username=username, name=(name or username).strip()[:64], role=role, phone=phone,
-            wecom_userid=wecom_userid, password_hash=hash_password(password), active=True,
-        )
-        session.add(staff)
+    if session.execute(select(Staff.id).where(Staff.username == username)).first():
+        raise DomainError("username_taken", f"用户名 {username} 已被使用", 409, {"field": "username"})
+    staff = Staff(
+        username=username, name=name, role=role, phone=phone or None,
+        wecom_userid=check_wecom_userid(session, wecom_userid), password_hash=hash_password(password), active=True,
+    )
+    session.add(staff)
+    session.flush()
     return staff
 
 
+def create_staff(*, username, name, role, password, wecom_userid=None, phone=None):
+    """A new staff member with a hashed password (the CLI's `flask staff create`, with no one
+    signed in yet; the console creates through `app.staff.accounts.create_account`)."""
+    with write_transaction() as session:
+        return add_staff(session, username=username, name=name, role=role, password=password,
+                         wecom_userid=wecom_userid, phone=phone)
+
+
 def set_password(staff, password):
+    """Store a new password (ending the account's console sessions, which carry a mark of the
+    stored hash)."""
     check_password_rules(password)
     with write_transaction() as session:
         session.get(Staff, staff.id).password_hash = hash_password(password)

@@ -1,0 +1,27 @@
+"""warehouses can be deactivated (the console's warehouse page)
+
+Existing warehouses stay active.
+
+Revision ID: 0025
+Revises: 0024
+Create Date: 2026-12-07 17:40:00.000000
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0025'
+down_revision = '0024'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('warehouses', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False))
+
+
+def downgrade():
+    op.drop_column('warehouses', 'active')
