@@ -19,8 +19,9 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('warehouses', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False))
+    # Plain ALTER TABLE ... ADD COLUMN: a batch would copy and drop the table, which the stock
+    # rows' foreign keys refuse on SQLite once warehouses hold stock.
+    op.add_column('warehouses', sa.Column('active', sa.Boolean(), server_default=sa.true(), nullable=False))
 
 
 def downgrade():
