@@ -568,6 +568,7 @@ LONG_TESTS = (
     "tests/test_imports.py::test_a_5000_row_price_list_imports_correctly",
     "tests/test_metrics.py::test_gunicorn_config_serves_probes_and_multiprocess_metrics",
     "tests/test_delivery_worker.py::",
+    "tests/test_docs_curls.py::",
     "tests/test_browser.py::",
     "tests/test_openapi_schemathesis.py::",
 )
