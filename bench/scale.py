@@ -410,8 +410,9 @@ def report(results, dbs, ceil, jobs, context):
                    f"big {res_big['wall_s']:.1f} s ({res_big['summary']}), {res_big['rss_mb']:.0f} MB peak RSS")
     for db in dbs:
         if db.built:
-            out.append(f"{db.name}: built in {db.built['load_s']:.0f} s (+ VACUUM ANALYZE {db.built['vacuum_s']:.0f} s), "
-                       f"{db.built['size']}")
+            built = ("reused (built by an earlier run)" if db.built["load_s"] != db.built["load_s"]  # NaN: --reuse
+                     else f"built in {db.built['load_s']:.0f} s (+ VACUUM ANALYZE {db.built['vacuum_s']:.0f} s)")
+            out.append(f"{db.name}: {built}, {db.built['size']}")
     out.append(f"machine busy during measurements (all cores): {context['busy']:.0%}")
     return "\n".join(out)
 
