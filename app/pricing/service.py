@@ -18,7 +18,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    exists,
     func,
     or_,
     select,
@@ -94,9 +93,11 @@ def rule_matches():
 def visible_condition():
     """SQL condition on `Sku`: active and visible to the buyer in the bind parameters."""
     rule = VisibilityRule
-    denied = exists().where(rule.sku_id == Sku.id, rule.effect == "deny", rule_matches())
-    has_allow = exists().where(rule.sku_id == Sku.id, rule.effect == "allow")
-    allowed = exists().where(rule.sku_id == Sku.id, rule.effect == "allow", rule_matches())
+    # `IN (the rules' SKU ids)` rather than a correlated EXISTS: PostgreSQL hashes each set once
+    # instead of probing the rules for every SKU walked (a deep catalogue page walks thousands).
+    denied = Sku.id.in_(select(rule.sku_id).where(rule.effect == "deny", rule_matches()))
+    has_allow = Sku.id.in_(select(rule.sku_id).where(rule.effect == "allow"))
+    allowed = Sku.id.in_(select(rule.sku_id).where(rule.effect == "allow", rule_matches()))
     return and_(Sku.status == "active", ~denied, or_(~has_allow, allowed))
 
 
