@@ -22,5 +22,6 @@ from console import (  # noqa: F401
     statements,
     stock,
     targets,
+    tracking,
 )
 from console.auth import bp  # noqa: F401

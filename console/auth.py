@@ -119,6 +119,7 @@ NAV_GROUPS = (
     ("设置", (
         ("自动审批", "/console/settings/auto-approval", ("settings.edit",)),
         ("返利抵扣", "/console/settings/rebate-usage", ("settings.edit",)),
+        ("签收完成订单", "/console/settings/delivery-completion", ("settings.edit",)),
         ("员工账号", "/console/staff", ("staff.manage",)),
         ("审计日志", "/console/audit", ("audit.view",)),
         ("Excel 导入导出", "/console/imports", ()),
