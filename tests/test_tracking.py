@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from app.dealers.identity import issue_token
 from app.extensions import db
 from app.integrations import kuaidi100
 from app.kernel import settings
@@ -295,6 +296,11 @@ def test_the_dealer_sees_the_trail_newest_first_in_china_time_and_only_their_own
     assert other.status_code == 404 and other.get_json()["error"]["code"] == "shipment_not_found"
     assert client.get(f"{MP}/shipments/999999", headers=auth(world.a_buyer)).status_code == 404
     assert client.get(f"{MP}/shipments/{shipment.id}").status_code == 401
+    viewer = client.get(f"{MP}/shipments/{shipment.id}", headers=auth(world.a_viewer))
+    assert viewer.status_code == 200 and viewer.get_json()["tracking"]["events"] == tracking["events"]
+    unbound = client.get(f"{MP}/shipments/{shipment.id}",
+                         headers={"Authorization": f"Bearer {issue_token('o-never-bound-0001')}"})
+    assert unbound.status_code == 403 and unbound.get_json()["error"]["code"] == "not_bound"
 
 
 def test_an_untracked_shipment_shows_an_empty_trail(client, world, staff):
