@@ -5,8 +5,8 @@ pushed state); `tracking_events` the trail lines, unique per shipment by their d
 and text), so a repeated push stores nothing twice. Existing shipments get no row: they were
 never subscribed.
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0028
+Revises: 0027
 Create Date: 2026-12-07 17:40:00.000000
 
 """
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0025'
-down_revision = '0024'
+revision = '0028'
+down_revision = '0027'
 branch_labels = None
 depends_on = None
 
