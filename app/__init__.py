@@ -16,7 +16,7 @@ class ApiWithoutSessions(SecureCookieSessionInterface):
     requests under /api/ skip opening (and signing) the session cookie."""
 
     def open_session(self, app, request):
-        if request.path.startswith(("/api/", "/pay/")):
+        if request.path.startswith(("/api/", "/pay/", "/logistics/")):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
@@ -86,6 +86,9 @@ def create_app(config=None):
     _subscribe(app)
     channels.init_app(app)
     wechat_channels.register(app)
+    from app.tracking import subscriptions as tracking_subscriptions
+
+    tracking_subscriptions.register(app)  # the `kuaidi100` channel
 
     from app.health import bp as health_bp
     from miniprogram_api import register as register_miniprogram_api
@@ -93,7 +96,7 @@ def create_app(config=None):
     app.register_blueprint(health_bp)
     from callbacks import register as register_callbacks
 
-    register_callbacks(app)  # /pay/wechat/notify, /files/<key>
+    register_callbacks(app)  # /pay/wechat/notify, /logistics/kuaidi100/notify, /files/<key>
     register_miniprogram_api(app, api)
     from console import bp as console_bp
 
@@ -115,6 +118,7 @@ def _subscribe(app):
     notifiers subscribe (`app.kernel.events`)."""
     from app.kernel.events import subscribe
     from app.notify import dealer_alerts
+    from app.tracking import subscriptions as tracking_subscriptions
     from bots import announce, rep_alerts
 
     subscribe(app, "order.placed", rep_alerts.order_placed)
@@ -122,6 +126,7 @@ def _subscribe(app):
     subscribe(app, "order.transitioned", rep_alerts.order_changed)
     subscribe(app, "shipment.sent", dealer_alerts.shipment_sent)
     subscribe(app, "shipment.sent", rep_alerts.shipment_sent)
+    subscribe(app, "shipment.sent", tracking_subscriptions.shipment_sent)  # Kuaidi100, through the outbox
     subscribe(app, "policy.published", announce.policy_published)
     subscribe(app, "campaign.sending", announce.campaign_sending)
     subscribe(app, "return.requested", rep_alerts.return_requested)

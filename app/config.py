@@ -13,6 +13,7 @@ INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 OFFICIAL_WECHAT_API_BASE = "https://api.weixin.qq.com"
 OFFICIAL_WECOM_API_BASE = "https://qyapi.weixin.qq.com"
 OFFICIAL_WECHATPAY_API_BASE = "https://api.mch.weixin.qq.com"
+OFFICIAL_KUAIDI100_URL = "https://poll.kuaidi100.com/poll"
 
 # Settings that must be real in production; the demo/test defaults are not secret.
 REQUIRED_IN_PRODUCTION = (
@@ -77,6 +78,15 @@ def from_env():
         "WECHATPAY_NOTIFY_URL": env("WECHATPAY_NOTIFY_URL") or None,
         # Minutes a JSAPI prepay order stays payable (WeChat's prepay_id lasts 2 hours).
         "WECHATPAY_EXPIRE_MINUTES": _env_int("WECHATPAY_EXPIRE_MINUTES", 30),
+        # Kuaidi100 (快递100) tracking: the customer's authorization key, the salt pushes are
+        # signed with, where subscriptions go, and the full URL of this site's push receiver
+        # (…/logistics/kuaidi100/notify). Without the key, salt or callback URL no waybill is
+        # subscribed. Where to find each: docs/integration/kuaidi100.md.
+        "KUAIDI100_KEY": env("KUAIDI100_KEY") or None,
+        "KUAIDI100_SALT": env("KUAIDI100_SALT") or None,
+        "KUAIDI100_URL": env("KUAIDI100_URL") or OFFICIAL_KUAIDI100_URL,
+        "KUAIDI100_CALLBACK_URL": env("KUAIDI100_CALLBACK_URL") or None,
+        "KUAIDI100_HTTP_TIMEOUT": _env_int("KUAIDI100_HTTP_TIMEOUT", 5),
         "WECHAT_APP_ID": env("WECHAT_APP_ID") or "wx-demo-appid",
         "WECHAT_APP_SECRET": env("WECHAT_APP_SECRET") or "demo-app-secret",
         "WECHAT_HTTP_TIMEOUT": _env_int("WECHAT_HTTP_TIMEOUT", 5),

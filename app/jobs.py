@@ -39,6 +39,8 @@ PERIODIC_JOBS = {
     "campaigns-tick": ("app.campaigns.jobs.tick", "CAMPAIGN_TICK_SECONDS", 600, "low"),
     "customer-groups-sync": ("app.campaigns.jobs.sync_all_groups", DAY, 600, "low"),
     "publish-due-policies": ("app.policies.authoring.publish_due_policies", 60, 300, "default"),
+    # Kuaidi100 subscriptions that failed get another round (app.tracking.subscriptions).
+    "tracking-resubscribe": ("app.tracking.subscriptions.retry_failed_subscriptions", 1800, 300, "default"),
 }
 
 _EXTENSION_KEY = "dinghuo_redis"

@@ -68,3 +68,4 @@ from app.returns.models import (  # noqa: F401
 from app.staff.models import Staff  # noqa: F401
 from app.statements.models import Statement, StatementEvent, StatementLine  # noqa: F401
 from app.storage.models import Upload  # noqa: F401
+from app.tracking.models import ShipmentTracking, TrackingEvent  # noqa: F401

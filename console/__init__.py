@@ -23,5 +23,6 @@ from console import (  # noqa: F401
     statements,
     stock,
     targets,
+    tracking,
 )
 from console.auth import bp  # noqa: F401

@@ -125,6 +125,7 @@ NAV_GROUPS = (
     ("设置", (
         ("自动审批", "/console/settings/auto-approval", ("settings.edit",)),
         ("返利抵扣", "/console/settings/rebate-usage", ("settings.edit",)),
+        ("签收完成订单", "/console/settings/delivery-completion", ("settings.edit",)),
         ("经销商等级", "/console/tiers", ("tiers.manage",)),
         ("地区", "/console/regions", ("regions.manage",)),
         ("仓库", "/console/warehouses", ("warehouses.manage",)),

@@ -14,6 +14,7 @@ from app.orders import approval as orders
 from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, STATUS_LABELS
 from app.orders.shipments import COMMON_CARRIERS, ship_order
 from app.pricing.explain import line_basis
+from app.tracking import reading as tracking
 
 STATUS_FILTERS = {**{s: STATUS_LABELS[s] for s in ORDER_STATUSES}, staff_views.AWAITING_FINANCE: "待财务复核"}
 
@@ -59,8 +60,10 @@ def _keyset_pager(args, page, listed):
 @login_required("orders.view")
 def order_detail(order_no):
     detail = staff_views.get_order_for_staff(staff=g.staff, order_no=order_no)
+    trails = tracking.trails([s.id for s in detail.shipments])
     return render_template("console/order.html", d=detail, o=detail.order, status_labels=STATUS_LABELS,
-                           method_labels=PAYMENT_METHOD_LABELS, carriers=COMMON_CARRIERS, line_basis=line_basis)
+                           method_labels=PAYMENT_METHOD_LABELS, carriers=COMMON_CARRIERS, line_basis=line_basis,
+                           trails=trails)
 
 
 # --- approvals -----------------------------------------------------------------------

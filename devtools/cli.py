@@ -39,13 +39,13 @@ def demo_seed(reset, if_empty):
         click.echo(line)
 
 
-def _point_the_demo_at_the_standin(base_url=None, extra=None, database_uri=None):
+def _point_the_demo_at_the_standin(base_url=None, extra=None, database_uri=None, app_port=None):
     """Every later command on this database (`notify digest`, `rq worker`, …) talks to the
-    local stand-in, never to the real WeChat/WeCom (`devtools.demo_settings`)."""
-    from devtools.demo_settings import DEFAULT_STANDIN_PORT, standin_settings, write_demo_settings
+    local stand-in, never to the real WeChat/WeCom/Kuaidi100 (`devtools.demo_settings`)."""
+    from devtools.demo_settings import DEFAULT_APP_PORT, DEFAULT_STANDIN_PORT, standin_settings, write_demo_settings
 
     base_url = base_url or f"http://127.0.0.1:{DEFAULT_STANDIN_PORT}"
-    settings = {**standin_settings(base_url), **(extra or {})}
+    settings = {**standin_settings(base_url, app_port or DEFAULT_APP_PORT), **(extra or {})}
     write_demo_settings(database_uri or current_app.config["SQLALCHEMY_DATABASE_URI"], settings)
     return settings
 
@@ -90,7 +90,7 @@ def start_demo(config, *, port, standin_port, key_dir=None):
     # This process and every other one on the demo's database (a worker, `notify digest`) use
     # the stand-in; a variable set in the environment keeps its value.
     settings = _point_the_demo_at_the_standin(standin.base_url, _demo_wechatpay(standin, port, config, key_dir),
-                                             config["SQLALCHEMY_DATABASE_URI"])
+                                             config["SQLALCHEMY_DATABASE_URI"], app_port=port)
     if os.environ.get("WECHAT_MINIPROGRAM_STATE"):
         del settings["WECHAT_MINIPROGRAM_STATE"]
     app = create_app(settings)

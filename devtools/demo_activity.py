@@ -216,6 +216,7 @@ def _outbox_dropped():
     from sqlalchemy.orm import Session
 
     from app.notify.models import Outbox
+    from app.tracking.models import ShipmentTracking
 
     written = []
 
@@ -226,7 +227,12 @@ def _outbox_dropped():
     try:
         yield
         with write_transaction() as session:
-            session.execute(Outbox.__table__.delete().where(Outbox.__table__.c.id.in_(written)))
+            outbox = Outbox.__table__
+            # A Kuaidi100 subscription dropped with its outbox row: that shipment is simply not tracked.
+            never_subscribed = select(outbox.c.ref_id).where(outbox.c.id.in_(written), outbox.c.channel == "kuaidi100")
+            session.execute(ShipmentTracking.__table__.delete().where(
+                ShipmentTracking.__table__.c.shipment_id.in_(never_subscribed)))
+            session.execute(outbox.delete().where(outbox.c.id.in_(written)))
     finally:
         event.remove(Session, "before_commit", hold_back)
 

@@ -11,14 +11,22 @@ import json
 from app import config as config_module
 
 DEFAULT_STANDIN_PORT = 5001
+DEFAULT_APP_PORT = 5000
+# The stand-in's Kuaidi100 customer key (`create_standin_app`'s default) and the demo's salt.
+DEMO_KUAIDI100_KEY = "demo-kuaidi100-key"
+DEMO_KUAIDI100_SALT = "demo-kuaidi100-salt"
 
 
-def standin_settings(base_url):
-    """What every demo process needs to talk to the stand-in at `base_url` instead of WeChat."""
+def standin_settings(base_url, app_port=DEFAULT_APP_PORT):
+    """What every demo process needs to talk to the stand-in at `base_url` instead of WeChat
+    (and Kuaidi100: subscriptions go to the stand-in's /poll, its pushes come back to the app
+    served on `app_port`)."""
     return {
         "WECHAT_API_BASE": base_url, "WECOM_API_BASE": base_url, "WECHATPAY_API_BASE": base_url,
         # Subscribe messages from the demo open the developer build of the mini-program.
         "WECHAT_MINIPROGRAM_STATE": "developer",
+        "KUAIDI100_URL": f"{base_url}/poll", "KUAIDI100_KEY": DEMO_KUAIDI100_KEY, "KUAIDI100_SALT": DEMO_KUAIDI100_SALT,
+        "KUAIDI100_CALLBACK_URL": f"http://127.0.0.1:{app_port}/logistics/kuaidi100/notify",
     }
 
 

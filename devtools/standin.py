@@ -16,6 +16,8 @@ WeCom routes:
     POST /cgi-bin/webhook/send?key=       group robot
 WeChat Pay API v3 routes (JSAPI prepay, query, close; signed requests, signed answers,
 encrypted notifications): see `devtools.standin_pay`.
+Kuaidi100 (快递100) tracking: POST /poll (subscribe) and its pushes to the subscription's
+callbackurl: see `devtools.standin_kuaidi100`.
 
 Control routes (not part of WeChat):
     POST /_standin/wx/login    {"openid": optional} -> {"code": ...}; what wx.login() does on a phone
@@ -50,6 +52,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from app.kernel import clock
 from devtools.standin_callback import register_callback_routes
 from devtools.standin_contact import ContactState, register_contact_routes
+from devtools.standin_kuaidi100 import Kuaidi100State, register_kuaidi100_routes
 from devtools.standin_miniprogram import register_miniprogram_routes
 from devtools.standin_pages import INDEX_HTML, _delivered_html
 from devtools.standin_pay import PayState, register_pay_routes
@@ -74,14 +77,16 @@ def create_standin_app(
     robot_keys=("demo-robot-key",),
     member_limit=WECOM_MEMBER_LIMIT_PER_MINUTE,
     robot_limit=ROBOT_LIMIT_PER_MINUTE,
+    kuaidi100_key="demo-kuaidi100-key",
 ):
     """A small Flask app impersonating api.weixin.qq.com and qyapi.weixin.qq.com.
 
     Defaults match the demo configuration (app/config.py). `member_limit` (WeCom
     app messages a member receives a minute; the rest are silently dropped) and
     `robot_limit` (robot messages a minute, then 45009) follow WeCom; None turns
-    a limit off, e.g. for a throughput benchmark. Its state (a `StandinState`)
-    is at `app.extensions["wechat_standin"]`.
+    a limit off, e.g. for a throughput benchmark. `kuaidi100_key` is the Kuaidi100
+    customer key /poll accepts. Its state (a `StandinState`) is at
+    `app.extensions["wechat_standin"]`.
     """
     app = Flask("wechat_standin")
     app.json.ensure_ascii = False
@@ -91,6 +96,8 @@ def create_standin_app(
     app.extensions["wechat_standin"] = state
     state.pay = PayState()
     register_pay_routes(app, state.pay)
+    state.kuaidi100 = Kuaidi100State(kuaidi100_key)
+    register_kuaidi100_routes(app, state.kuaidi100)
 
     @app.before_request
     def record_and_fault():
@@ -153,6 +160,7 @@ def create_standin_app(
         state.reset()
         state.pay.reset()
         state.contact.reset()
+        state.kuaidi100.reset()
         return jsonify({"ok": True})
 
     register_callback_routes(app, state)
@@ -273,10 +281,11 @@ class StandinServer:
 
     def reset(self):
         """Forget codes, faults, invalid marks, subscriptions, recorded requests and deliveries (tokens stay valid),
-        and WeChat Pay's orders and notifications (the merchant's keys stay)."""
+        WeChat Pay's orders and notifications (the merchant's keys stay) and Kuaidi100's subscriptions."""
         self._state.reset()
         self._state.pay.reset()
         self._state.contact.reset()
+        self._state.kuaidi100.reset()
 
     # --- WeCom customer contact -----------------------------------------------------------
 
@@ -298,6 +307,14 @@ class StandinServer:
     def set_group_monthly_limit(self, limit):
         """Group messages a customer group may receive a month (None: the month's days)."""
         self._state.contact.monthly_limit = limit
+
+    # --- Kuaidi100 ----------------------------------------------------------------------
+
+    @property
+    def kuaidi100(self):
+        """The Kuaidi100 side (`standin_kuaidi100.Kuaidi100State`): `key`, `subscriptions`,
+        `fail_next(return_code)`, `push_form(...)` (a signed push to post yourself), `push(...)`."""
+        return self._state.kuaidi100
 
     # --- WeChat Pay ---------------------------------------------------------------------
 

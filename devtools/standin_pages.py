@@ -43,6 +43,16 @@ vertical-align:top;word-break:break-all}th{white-space:nowrap}</style>
 本服务像微信支付一样用平台私钥签名、用 APIv3 密钥加密，把支付成功通知推送到订货系统的 <code>/pay/wechat/notify</code>。</p>
 <p id="payout"></p>
 <div id="payorders"></div>
+<h2>快递100（模拟）</h2>
+<p>登记发货后，运单号订阅到这里（<code>/poll</code>）。选一个运单、状态并写一条轨迹，点“推送”即像快递100 一样
+用订阅时的 salt 签名，把整条轨迹推送到订货系统的 <code>/logistics/kuaidi100/notify</code>。</p>
+<p><label>运单：<select id="kdwaybill"></select></label>
+<label>状态：<select id="kdstate"><option value="1">揽收</option><option value="0">在途</option>
+<option value="5">派件</option><option value="3">签收</option><option value="2">疑难</option>
+<option value="4">退签</option><option value="14">拒签</option></select></label><br>
+<label>轨迹：<input id="kdcontext" size="40" value="快件已到达【上海转运中心】"></label>
+<button id="kdpush">推送</button></p>
+<p id="kdout"></p>
 <h2>客户群群发（模拟业务员确认）</h2>
 <p>订货系统创建的客户群群发任务要由群主（业务员）在企业微信「群发助手」里确认后才会发出。点“以业务员身份发送”即模拟这一步。</p>
 <p id="gmout"></p>
@@ -99,6 +109,31 @@ async function refreshGroupMsg() {
 }
 refreshGroupMsg();
 setInterval(refreshGroupMsg, 3000);
+async function refreshWaybills() {
+  var res = await fetch("/_standin/kuaidi100/subscriptions");
+  if (!res.ok) { return; }
+  var subs = await res.json(), select = document.getElementById("kdwaybill"), chosen = select.value;
+  select.innerHTML = "";
+  subs.forEach(function (s) {
+    var option = document.createElement("option");
+    option.value = s.company + " " + s.number;
+    option.textContent = s.company + " " + s.number + "（" + s.data.length + " 条轨迹）";
+    select.appendChild(option);
+  });
+  if (chosen) { select.value = chosen; }
+}
+refreshWaybills();
+setInterval(refreshWaybills, 3000);
+document.getElementById("kdpush").onclick = async function () {
+  var waybill = document.getElementById("kdwaybill").value.split(" ");
+  if (waybill.length < 2) { document.getElementById("kdout").textContent = "还没有订阅的运单（先在后台登记发货）"; return; }
+  var res = await fetch("/_standin/kuaidi100/push", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({company: waybill[0], number: waybill[1], state: parseInt(document.getElementById("kdstate").value, 10),
+                          context: document.getElementById("kdcontext").value})});
+  var data = await res.json();
+  document.getElementById("kdout").textContent = data.message;
+  refreshWaybills();
+};
 setInterval(async function () {
   var res = await fetch("/_standin/delivered?format=html");
   if (res.ok) { document.getElementById("delivered").innerHTML = await res.text(); }

@@ -14,7 +14,9 @@ from app.orders.schemas import (
     OrderOut,
     OrderPage,
     PreviewOut,
+    ShipmentDetailOut,
 )
+from app.tracking import reading as tracking
 from miniprogram_api import presenters
 from miniprogram_api.auth import BEARER_DOC, dealer_user_required
 from miniprogram_api.blueprint import MpBlueprint
@@ -127,6 +129,16 @@ def list_orders(query):
 def get_order(order_no):
     """订单详情：明细、金额与状态记录"""
     return presenters.order(queries.get_order(dealer_id=g.user.dealer_id, order_no=order_no))
+
+
+@blp.get("/shipments/<id:shipment_id>")
+@blp.response(200, ShipmentDetailOut)
+@blp.doc(security=BEARER_DOC)
+@dealer_user_required
+def get_shipment(shipment_id):
+    """一次发货的明细与物流轨迹（快递100 推送，最新的在前，北京时间）；其他经销商的发货记录答 404"""
+    shipment, trail = tracking.dealer_shipment(dealer_id=g.user.dealer_id, shipment_id=shipment_id)
+    return presenters.shipment_detail(shipment, trail)
 
 
 @blp.post(f"/orders/{ORDER_NO}/cancel")

@@ -6,6 +6,7 @@ from app.catalog.schemas import STOCK_LEVELS
 from app.catalog.service import stock_figures
 from app.orders.models import STATUS_LABELS
 from app.pricing.service import stored_line_values
+from app.tracking import reading as tracking
 
 # A cached priced page's items rendered once as JSON, each split where its live stock goes.
 _rendered_pages = weakref.WeakKeyDictionary()
@@ -48,18 +49,25 @@ def order_line(line):
     return {**priced_line(line), "shipped_qty": getattr(line, "shipped_qty", 0)}
 
 
-def shipment(s):
+def shipment(s, trail):
     return {
-        "seq": s.seq, "carrier": s.carrier, "tracking_no": s.tracking_no, "shipped_at": s.created_at,
+        "id": s.id, "seq": s.seq, "carrier": s.carrier, "tracking_no": s.tracking_no, "shipped_at": s.created_at,
         "lines": [
             {"sku_id": sl.sku_id, "sku_code": sl.order_line.sku_code, "name": sl.order_line.name,
              "unit": sl.order_line.unit, "qty": sl.qty}
             for sl in s.lines
         ],
+        "tracking": trail.as_dict(),
     }
 
 
+def shipment_detail(s, trail):
+    return {**shipment(s, trail), "order_no": s.order.order_no}
+
+
 def order(o):
+    shipments = list(o.shipments)
+    trails = tracking.trails([s.id for s in shipments]) if shipments else {}
     return {
         "order_no": o.order_no,
         "status": o.status,
@@ -84,7 +92,7 @@ def order(o):
             }
             for e in o.events
         ],
-        "shipments": [shipment(s) for s in o.shipments],
+        "shipments": [shipment(s, trails[s.id]) for s in shipments],
     }
 
 
@@ -98,6 +106,8 @@ def order_json(o):
         event["at"] = event["at"].isoformat()
     for sent in body["shipments"]:
         sent["shipped_at"] = sent["shipped_at"].isoformat()
+        for line in sent["tracking"]["events"]:
+            line["at"] = line["at"].isoformat()
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 

@@ -17,7 +17,7 @@ def stored(key):
 
 
 def test_every_setting_is_declared_once_with_a_default_that_passes_its_own_check():
-    assert set(REGISTRY) == {"auto_approval", "rebate_usage"}
+    assert set(REGISTRY) == {"auto_approval", "rebate_usage", "delivery_completes_order"}
     for key, setting in REGISTRY.items():
         assert setting.key == key and setting.label
         assert setting.problem(setting.default) is None

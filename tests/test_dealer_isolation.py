@@ -413,6 +413,9 @@ COVERED_ELSEWHERE = [("GET", "/returns/{return_id}"), ("POST", "/returns/{return
 # Materials are addressed by audience rather than owned: tests/test_materials.py probes their
 # ids as an unaddressed dealer (404 like a missing id), an unbound WeChat user and a viewer.
 COVERED_ELSEWHERE += [("GET", "/materials/{material_id}"), ("POST", "/materials/{material_id}/share")]
+# A shipment needs an approved and shipped order: tests/test_tracking.py probes it as a foreign
+# dealer (404 like a missing id), an unbound WeChat user and a viewer.
+COVERED_ELSEWHERE += [("GET", "/shipments/{shipment_id}")]
 PUBLIC_ENDPOINTS = [("POST", "/auth/login"), ("GET", "/openapi.json")]
 
 VIEWER_MAY_NOT = {("PUT", "/cart/items/{sku}"), ("DELETE", "/cart/items/{sku}"), ("POST", "/orders"),
@@ -443,7 +446,7 @@ def endpoint_ids(w, order_no=MISSING_ORDER_NO):
     from app.kernel.clock import business_today as china_today
 
     return {"sku": w.cola.id, "order_no": order_no, "return_id": MISSING_ID, "offline_payment_id": MISSING_ID, "rebate_id": MISSING_ID, "statement_id": MISSING_ID, "policy_id": MISSING_ID, "material_id": MISSING_ID,
-            "today": china_today().isoformat()}
+            "shipment_id": MISSING_ID, "today": china_today().isoformat()}
 
 
 def test_endpoint_table_covers_every_mini_program_route(app, world):

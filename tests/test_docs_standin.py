@@ -66,6 +66,13 @@ def test_the_documented_bodies_and_answers(standin):
     assert requests.get(f"{standin.base_url}/_standin/pay/orders", timeout=5).status_code == 200
     assert requests.get(f"{standin.base_url}/_standin/pay/refunds", timeout=5).json() == []
 
+    assert post(standin, "/_standin/kuaidi100/push", {"company": "shunfeng", "number": "SF1000000001",
+                                                      "state": 5, "context": "快件派送中"}).status_code == 404
+    assert post(standin, "/_standin/kuaidi100/push", {"company": "shunfeng", "state": "5"}).status_code == 400
+    assert post(standin, "/_standin/kuaidi100/fail", {"return_code": "600"}).status_code == 201
+    assert post(standin, "/_standin/kuaidi100/fail", {"return_code": "200"}).status_code == 400
+    assert requests.get(f"{standin.base_url}/_standin/kuaidi100/subscriptions", timeout=5).json() == []
+
     fault = post(standin, "/_standin/faults", {"path": "/cgi-bin/message/send", "errcode": 45009})
     assert fault.status_code == 201 and fault.json()["times"] == 1
     assert post(standin, "/_standin/faults", {"path": "/nowhere"}).status_code == 400

@@ -22,9 +22,11 @@ from bots import rep_alerts
 from app.notify.models import DealerMessage, Outbox
 from app.orders import approval, closing, states, submission
 from app.orders.approval_rules import set_auto_approval
-from app.orders.models import ORDER_STATUSES, STATUS_LABELS, Order, OrderEvent, OrderLine
+from app.orders.models import ORDER_STATUSES, STATUS_LABELS, Order, OrderEvent, OrderLine, Shipment
 from app.orders.shipments import ship_order
 from app.staff.models import Staff
+from app.tracking import pushes
+from app.tracking import subscriptions as tracking_subscriptions
 from tests.factories import add
 from tests.helpers import new_key, subscribed
 
@@ -160,6 +162,23 @@ def _auto_complete(ctx):
     return order_no
 
 
+def _carrier_delivered(ctx):
+    """Kuaidi100 configured (no HTTP: the subscriptions stay in the outbox), the brand's
+    setting on, and a 签收 push for each of the order's two parcels."""
+    ctx.app.config.update(KUAIDI100_KEY="k", KUAIDI100_SALT="s", KUAIDI100_CALLBACK_URL="http://localhost/cb")
+    pushes.set_delivery_completes_order(enabled=True, actor=ctx.admin)
+    order_no = reach(ctx, "shipped")
+    numbers = db.session.execute(select(Shipment.tracking_no).join(Order, Order.id == Shipment.order_id)
+                                 .where(Order.order_no == order_no).order_by(Shipment.seq)).scalars().all()
+    db.session.rollback()
+    for number in numbers:
+        param = {"status": "shutdown", "message": "", "lastResult": {
+            "nu": number, "com": "shunfeng", "state": "3", "ischeck": "1",
+            "data": [{"context": "已签收", "time": "2026-11-27 10:00:00", "ftime": "2026-11-27 10:00:00"}]}}
+        assert pushes.record_push(param)[0] == "stored"
+    return order_no
+
+
 def _then(state, take):
     def run(ctx):
         order_no = reach(ctx, state)
@@ -186,6 +205,7 @@ SCENARIOS = {
     ("confirm_receipt", "shipped"): _then(
         "shipped", lambda ctx, no: closing.confirm_receipt(user=ctx.world.a_buyer, order_no=no)),
     ("auto_complete", "shipped"): _auto_complete,
+    ("carrier_delivered", "shipped"): _carrier_delivered,
 }
 
 
@@ -280,7 +300,8 @@ def test_a_repeated_or_late_action_says_what_already_happened(ctx, state, action
 def test_create_app_wires_the_order_notifiers_as_subscribers(ctx):
     assert events.subscribers("order.placed", ctx.app) == (rep_alerts.order_placed,)
     assert events.subscribers("order.transitioned", ctx.app) == (dealer_alerts.order_changed, rep_alerts.order_changed)
-    assert events.subscribers("shipment.sent", ctx.app) == (dealer_alerts.shipment_sent, rep_alerts.shipment_sent)
+    assert events.subscribers("shipment.sent", ctx.app) == (dealer_alerts.shipment_sent, rep_alerts.shipment_sent,
+                                                           tracking_subscriptions.shipment_sent)
 
 
 @pytest.fixture
@@ -335,5 +356,6 @@ def test_one_order_change_reaches_each_subscriber_exactly_once(ctx, spied):
     assert spied == [("order.transitioned", dealer_alerts.order_changed),
                      ("order.transitioned", rep_alerts.order_changed),
                      ("shipment.sent", dealer_alerts.shipment_sent),
-                     ("shipment.sent", rep_alerts.shipment_sent)]
+                     ("shipment.sent", rep_alerts.shipment_sent),
+                     ("shipment.sent", tracking_subscriptions.shipment_sent)]
     assert outbox_rows("order_shipped") == 1  # the rep's text, once

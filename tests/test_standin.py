@@ -221,3 +221,53 @@ def test_enforced_subscriptions_allow_one_message_per_acceptance(standin):
     assert len(standin.delivered) == 3
     standin.reset()  # back to not enforced
     assert subscribe(standin, data)["errcode"] == 0
+
+
+# --- Kuaidi100 ---------------------------------------------------------------------------------
+
+def poll(standin, param, schema="json"):
+    import json
+
+    form = {"schema": schema, "param": json.dumps(param, ensure_ascii=False)}
+    return requests.post(f"{standin.base_url}/poll", data=form, timeout=3).json()
+
+
+def kuaidi100_param(standin, **changes):
+    param = {"company": "zhongtong", "number": "ZT7788990011", "key": standin.kuaidi100.key,
+             "parameters": {"callbackurl": "http://127.0.0.1:9/cb", "salt": "s-1", "resultv2": "1"}}
+    return {**param, **changes}
+
+
+def test_kuaidi100_poll_checks_the_key_and_the_data_and_answers_as_documented(standin):
+    assert poll(standin, kuaidi100_param(standin)) == {"result": True, "returnCode": "200", "message": "提交成功"}
+    again = poll(standin, kuaidi100_param(standin))
+    assert (again["result"], again["returnCode"]) == (False, "501")  # still polling: 重复订阅
+    assert poll(standin, kuaidi100_param(standin, key="wrong"))["returnCode"] == "600"
+    assert poll(standin, kuaidi100_param(standin, number="123"))["returnCode"] == "700"
+    assert poll(standin, kuaidi100_param(standin, company="ShunFeng!"))["returnCode"] == "700"
+    assert poll(standin, kuaidi100_param(standin, company="shunfeng", number="SF1000000001"))["returnCode"] == "700"
+    standin.kuaidi100.fail_next("500")
+    assert poll(standin, kuaidi100_param(standin, number="ZT0000000001"))["returnCode"] == "500"
+
+
+def test_kuaidi100_pushes_are_signed_with_the_subscriptions_salt(standin):
+    import hashlib
+    import json
+
+    poll(standin, kuaidi100_param(standin))
+    form, url = standin.kuaidi100.push_form("zhongtong", "ZT7788990011", state=0, context="运输中",
+                                            time="2026-12-01 10:00:00", area_name="上海市")
+    assert url == "http://127.0.0.1:9/cb"
+    assert form["sign"] == hashlib.md5((form["param"] + "s-1").encode()).hexdigest().upper()
+    form, _ = standin.kuaidi100.push_form("zhongtong", "ZT7788990011", state=3, context="已签收",
+                                          time="2026-12-01 18:00:00")
+    param = json.loads(form["param"])
+    assert (param["status"], param["lastResult"]["state"], param["lastResult"]["ischeck"]) == ("shutdown", "3", "1")
+    assert [d["context"] for d in param["lastResult"]["data"]] == ["已签收", "运输中"]  # newest first
+    assert param["lastResult"]["data"][1] == {"context": "运输中", "time": "2026-12-01 10:00:00",
+                                              "ftime": "2026-12-01 10:00:00", "areaCode": None, "areaName": "上海市",
+                                              "status": "在途"}
+    # The callback at http://127.0.0.1:9 does not answer: the control route says so.
+    r = requests.post(f"{standin.base_url}/_standin/kuaidi100/push", timeout=15,
+                      json={"company": "zhongtong", "number": "ZT7788990011", "state": 3, "context": "已签收"})
+    assert r.status_code == 502 and r.json()["ok"] is False

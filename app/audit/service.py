@@ -49,6 +49,8 @@ ACTION_LABELS = {
     "stock.threshold": "修改低库存阈值",
     "settings.auto_approval": "修改自动审批规则",
     "settings.rebate_usage": "修改返利抵扣比例",
+    "settings.delivery_completes_order": "修改快递签收后自动完成订单",
+    "tracking.resubscribe": "重新订阅物流跟踪",
     "payment.offline_confirm": "确认线下付款到账",
     "payment.offline_reject": "驳回线下付款",
     "ledger.adjust": "手工调整资金账户",

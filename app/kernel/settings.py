@@ -131,7 +131,24 @@ REBATE_USAGE = Setting(
 )
 
 
-REGISTRY = {setting.key: setting for setting in (AUTO_APPROVAL, REBATE_USAGE)}
+# --- a carrier's 签收 push completes the order (app.tracking.pushes) ----------------------------
+
+def _load_switch(value):
+    enabled = value.get("enabled") if isinstance(value, dict) else None
+    if not isinstance(enabled, bool):
+        raise ValueError(value)
+    return enabled
+
+
+DELIVERY_COMPLETES_ORDER = Setting(
+    key="delivery_completes_order", label="快递签收后自动完成订单", default=False,
+    load=_load_switch, dump=lambda enabled: {"enabled": enabled},
+    problem=lambda enabled: None if isinstance(enabled, bool) else "应为开启或关闭",
+    when_malformed="treating it as off",
+)
+
+
+REGISTRY = {setting.key: setting for setting in (AUTO_APPROVAL, REBATE_USAGE, DELIVERY_COMPLETES_ORDER)}
 
 
 # --- reading and writing -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from app.kernel.validation import (
     one_of,
 )
 from app.orders.models import ORDER_STATUSES, PAYMENT_METHOD_LABELS, PAYMENT_METHODS, STATUS_LABELS
+from app.tracking.schemas import TrackingOut
 
 MAX_QTY = 1_000_000
 MAX_LINES = 200
@@ -164,11 +165,17 @@ class ShipmentLineOut(Schema):
 
 
 class ShipmentOut(Schema):
+    id = Int(required=True, metadata={"description": "发货记录 id（GET /shipments/{id} 查看物流轨迹）"})
     seq = Int(required=True, metadata={"description": "本订单第几次发货（从 1 起）"})
     carrier = Str(required=True, metadata={"description": "承运商，如 顺丰速运"})
     tracking_no = Str(required=True, metadata={"description": "运单号"})
     shipped_at = DateTime(required=True)
     lines = Nested(ShipmentLineOut, many=True, required=True)
+    tracking = Nested(TrackingOut, required=True, metadata={"description": "物流跟踪（快递100 推送的轨迹）"})
+
+
+class ShipmentDetailOut(ShipmentOut):
+    order_no = Str(required=True)
 
 
 class OrderOut(Schema):

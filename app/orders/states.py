@@ -101,12 +101,16 @@ ACTIONS = {a.name: a for a in (
            refusal=("order_not_shipped", "订单当前状态为「{label}」，全部发货后才能确认收货", True),
            already=CLOSED),
     Action("auto_complete", ("shipped",), "completed", SYSTEM, "自动确认收货", already=CLOSED),
+    # The carrier reported every tracked parcel signed for (`app.tracking.pushes`), when the
+    # brand setting `delivery_completes_order` is on.
+    Action("carrier_delivered", ("shipped",), "completed", SYSTEM, "签收完成", already=CLOSED),
 )}
 # Returns do not change an order's status (`app.returns`); payments change `paid_fen` only.
 
 SYSTEM_ACTORS = {
     "auto_approve": SimpleNamespace(id=None, name="自动审批"),
     "auto_complete": SimpleNamespace(id=None, name="系统自动确认收货"),
+    "carrier_delivered": SimpleNamespace(id=None, name="快递签收"),
 }
 
 
