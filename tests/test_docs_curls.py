@@ -255,7 +255,7 @@ def send_the_campaign(demo, title):
 
 # (what the comment says, with the shell variable or name it is about) -> the step
 CONSOLE_STEPS = [
-    (r"仓库全部发货（订单 \$(\w+)）", ship_everything, "variable"),
+    (r"仓库全部发货（订单 \$(\w+)(?:，承运商 顺丰速运，运单号 SF1234567890)?）", ship_everything, "variable"),
     (r"财务确认到账（订单 \$(\w+) 的转账）", confirm_the_transfer, "variable"),
     (r"业务员同意退货，仓库确认收货入库（退货单 \$(\w+)）", approve_and_receive_the_return, "variable"),
     (r"立即发送「(.+)」", send_the_campaign, "text"),
@@ -333,6 +333,19 @@ def _tapped(code, body, shell):
 
 def _approved(code, body, shell):
     assert code == 200 and body["status"] == "approved", body
+
+
+def _approved_then_tracked(code, body, shell):
+    """demo.md reads $NO twice: approved after the card tap, then completed with the trail line
+    the Kuaidi100 stand-in pushed for its waybill."""
+    if body.get("status") == "approved":
+        return
+    lines = [line["context"] for sent in body["shipments"] for line in sent["tracking"]["events"]]
+    assert code == 200 and body["status"] == "completed" and "快件派送中，派件员：王师傅" in lines, body
+
+
+def _kuaidi100_pushed(code, body, shell):
+    assert code == 200 and body["ok"] is True, body
 
 
 def _received(code, body, shell):
@@ -415,7 +428,8 @@ EXPECTED = {
         "POST $S/_standin/wx/login": _code,
         "GET $API/me": _me,
         "POST $S/_standin/wecom/tap": _tapped,
-        "GET $API/orders/$NO": _approved,
+        "GET $API/orders/$NO": _approved_then_tracked,
+        "POST $S/_standin/kuaidi100/push": _kuaidi100_pushed,
         "POST $API/orders/$NO/confirm-receipt": _received,
         "POST $API/orders/$WNO/pay": _prepay,
         "POST $S/_standin/pay/$OTN/pay": _standin_paid,
@@ -441,6 +455,7 @@ EXPECTED = {
     },
     "docs/dev/standin.md": {
         "POST $S/_standin/wx/login": _code,
+        "POST $S/_standin/kuaidi100/push": _kuaidi100_pushed,
         "POST $S/_standin/wecom/say": _tapped,
     },
     "docs/integration/wechatpay.md": {
