@@ -6,12 +6,16 @@ back with the change it describes. Values must be JSON-friendly (ints, strings, 
 ISO dates); money stays integer fen.
 """
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import func, insert, select
 
 from app.audit.models import AuditEntry
+from app.database import write_transaction
 from app.extensions import db
+from app.kernel import settings
 from app.kernel.clock import utcnow
+from app.kernel.permissions import require
 
 AUDIT_PAGE_SIZE = 50
 
@@ -311,3 +315,22 @@ def list_entries(*, entity_type=None, entity_id=None, staff_id=None, action=None
         query.order_by(AuditEntry.id.desc()).limit(page_size).offset((page - 1) * page_size)
     ).scalars().all()
     return rows, total
+
+
+# Who changed a brand setting when it was not a console user (the `flask settings` command).
+CLI_ACTOR = SimpleNamespace(id=None, name="命令行")
+
+
+def change_setting(setting, value, *, actor, refused):
+    """Write the brand setting `setting` (declared in `app.kernel.settings`) in a transaction of
+    its own, with an audit entry `settings.<key>` whose before/after are the setting's stored
+    shape. `actor` is the staff member, who needs `settings.edit` (403 with `refused`), or None
+    for the CLI (recorded as 命令行). 422 `invalid_setting` for a value the setting refuses."""
+    if actor is not None:
+        require(actor, "settings.edit", refused)
+    with write_transaction() as session:
+        before = settings.read(session, setting)
+        settings.write(session, setting, value)
+        record(session, actor=actor or CLI_ACTOR, action=f"settings.{setting.key}", entity_type="settings",
+               entity_id=setting.key, label=setting.label, before=setting.dump(before), after=setting.dump(value))
+    return value

@@ -15,15 +15,12 @@ The setting lives in `brand_settings` under `rebate_usage` as `{"max_rate_bp": i
 (declared in `app.kernel.settings`).
 """
 from dataclasses import asdict, dataclass
-from types import SimpleNamespace
 
 from app.audit import service as audit
-from app.database import write_transaction
 from app.extensions import db
 from app.kernel import settings
 from app.kernel.errors import DomainError
 from app.kernel.money import apply_bp, format_yuan, percent_text
-from app.kernel.permissions import require
 from app.orders.models import PAYMENT_METHOD_LABELS
 
 KEY = settings.REBATE_USAGE.key
@@ -46,25 +43,13 @@ def get_rebate_rate():
     return rate
 
 
-CLI_ACTOR = SimpleNamespace(id=None, name="命令行")
-
-
 def set_rebate_rate(*, max_rate_bp, actor=None):
     """Set the share of an order's goods amount a dealer may pay from its rebate balance.
 
     Admins only (403 otherwise; the CLI passes no actor); 422 `invalid_setting` unless
     0 ≤ rate ≤ 10000 bp. Audited as `settings.rebate_usage` in the same transaction.
     """
-    if actor is not None:
-        require(actor, "settings.edit", "只有管理员可以修改返利抵扣比例")
-    with write_transaction() as session:
-        before = read_rebate_rate(session)
-        settings.write(session, settings.REBATE_USAGE, max_rate_bp)
-        audit.record(
-            session, actor=actor or CLI_ACTOR, action="settings.rebate_usage", entity_type="settings", entity_id=KEY,
-            label="返利抵扣比例", before={"max_rate_bp": before}, after={"max_rate_bp": max_rate_bp},
-        )
-    return max_rate_bp
+    return audit.change_setting(settings.REBATE_USAGE, max_rate_bp, actor=actor, refused="只有管理员可以修改返利抵扣比例")
 
 
 # --- the split ---------------------------------------------------------------------------

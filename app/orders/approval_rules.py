@@ -5,14 +5,11 @@ The setting lives in `brand_settings` under `auto_approval` as
 means off (the default, and the demo's). `submit_order` asks `refusal()` inside its own transaction and, when there is
 none, approves the order there and then (see `app.orders.approval.auto_approve`).
 """
-from types import SimpleNamespace
 
 from app.audit import service as audit
-from app.database import write_transaction
 from app.extensions import db
 from app.kernel import settings
 from app.kernel.money import format_yuan
-from app.kernel.permissions import require
 from app.kernel.settings import AutoApproval
 
 KEY = settings.AUTO_APPROVAL.key
@@ -33,10 +30,6 @@ def get_auto_approval():
     return setting
 
 
-# Who changed the setting when it was not a console user (the `flask settings` command).
-CLI_ACTOR = SimpleNamespace(id=None, name="命令行")
-
-
 def set_auto_approval(*, enabled, max_total_fen=None, actor=None):
     """Switch auto-approval on or off and set (or clear, with None) the per-order limit.
 
@@ -47,17 +40,8 @@ def set_auto_approval(*, enabled, max_total_fen=None, actor=None):
     Raises 403 for staff other than admins, 422 `invalid_setting` for a limit that is not
     a positive integer of fen.
     """
-    if actor is not None:
-        require(actor, "settings.edit", "只有管理员可以修改自动审批规则")
-    setting = AutoApproval(enabled, max_total_fen)
-    with write_transaction() as session:
-        before = read_setting(session)
-        settings.write(session, settings.AUTO_APPROVAL, setting)
-        audit.record(
-            session, actor=actor or CLI_ACTOR, action="settings.auto_approval", entity_type="settings", entity_id=KEY,
-            label="自动审批规则", before=before.as_value(), after=setting.as_value(),
-        )
-    return setting
+    return audit.change_setting(settings.AUTO_APPROVAL, AutoApproval(enabled, max_total_fen), actor=actor,
+                                refused="只有管理员可以修改自动审批规则")
 
 
 def refusal(setting, *, dealer_status, account, order):

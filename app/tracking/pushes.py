@@ -18,7 +18,6 @@ the setting off nothing changes in the order: the dealer confirms receipt, or
 import hashlib
 import logging
 from datetime import datetime
-from types import SimpleNamespace
 
 from sqlalchemy import func, or_, select
 
@@ -27,7 +26,6 @@ from app.database import dialect_insert, write_transaction
 from app.extensions import db
 from app.kernel import settings
 from app.kernel.clock import BUSINESS_TZ, china_text, utcnow
-from app.kernel.permissions import require
 from app.orders import states
 from app.orders.models import Order, Shipment
 from app.tracking.models import DELIVERED, STATE_LABELS, ShipmentTracking, TrackingEvent
@@ -37,7 +35,6 @@ log = logging.getLogger(__name__)
 PUSH_STATUSES = ("polling", "shutdown", "abort", "updateall")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 _LABEL_CODES = {label: code for code, label in STATE_LABELS.items()}
-CLI_ACTOR = SimpleNamespace(id=None, name="命令行")
 
 
 def record_push(param):
@@ -162,14 +159,5 @@ def get_delivery_completes_order():
 def set_delivery_completes_order(*, enabled, actor=None):
     """Switch completing orders on a carrier's 签收 push on or off (admins; audited as
     `settings.delivery_completes_order`). 403 for other roles, 422 for a non-bool."""
-    if actor is not None:
-        require(actor, "settings.edit", "只有管理员可以修改签收后自动完成订单的设置")
-    with write_transaction() as session:
-        before = settings.read(session, settings.DELIVERY_COMPLETES_ORDER)
-        settings.write(session, settings.DELIVERY_COMPLETES_ORDER, enabled)
-        audit.record(
-            session, actor=actor or CLI_ACTOR, action="settings.delivery_completes_order", entity_type="settings",
-            entity_id=settings.DELIVERY_COMPLETES_ORDER.key, label=settings.DELIVERY_COMPLETES_ORDER.label,
-            before={"enabled": before}, after={"enabled": enabled},
-        )
-    return enabled
+    return audit.change_setting(settings.DELIVERY_COMPLETES_ORDER, enabled, actor=actor,
+                                refused="只有管理员可以修改签收后自动完成订单的设置")
