@@ -167,6 +167,18 @@ def id_arg(value, label):
     return int(value)
 
 
+def form_text(*names):
+    """The named fields of the posted form, trimmed and cut at 80 characters (the services check
+    each one and say what is wrong)."""
+    return {name: request.form.get(name, "").strip()[:80] for name in names}
+
+
+def shown_on_form(exc):
+    """True for a refusal a form page shows beside the form (validation 422, conflict 409);
+    anything else (403, 404, …) propagates to the error page."""
+    return exc.status in (409, 422)
+
+
 def pager(endpoint, args, page, total, page_size, **path):
     """page, pages and the previous/next links of a list page, keeping its other filters."""
     pages = max(1, -(-total // page_size))

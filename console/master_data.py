@@ -4,20 +4,11 @@ are the domains' (`app.dealers.tiers`, `app.dealers.regions`, `app.inventory.war
 A refused change (409/422) shows the page again with the message and what was typed."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from console.auth import bp, login_required
+from console.auth import bp, form_text, login_required, shown_on_form
 from app.dealers import regions, tiers
 from app.dealers.addresses import region_texts
 from app.inventory import warehouses
 from app.kernel.errors import DomainError
-
-
-def _typed(*names):
-    return {name: request.form.get(name, "").strip()[:80] for name in names}
-
-
-def _refused(exc):
-    """True for a refusal a form shows (validation, conflict); anything else propagates."""
-    return exc.status in (409, 422)
 
 
 # --- tiers ------------------------------------------------------------------------------
@@ -36,11 +27,11 @@ def tier_list():
 @bp.post("/tiers")
 @login_required("tiers.manage")
 def tier_create():
-    form = _typed("code", "name", "rank")
+    form = form_text("code", "name", "rank")
     try:
         tier = tiers.create_tier(staff=g.staff, code=form["code"], name=form["name"], rank=form["rank"] or "0")
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _tiers_page(exc.status, exc.message, form)
     flash(f"已新建等级 {tier.code} {tier.name}")
@@ -50,11 +41,11 @@ def tier_create():
 @bp.post("/tiers/<int:tier_id>")
 @login_required("tiers.manage")
 def tier_update(tier_id):
-    form = _typed("name", "rank")
+    form = form_text("name", "rank")
     try:
         tier = tiers.update_tier(staff=g.staff, tier_id=tier_id, name=form["name"], rank=form["rank"])
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _tiers_page(exc.status, exc.message, {**form, "id": tier_id}, editing=tier_id)
     flash(f"已保存等级 {tier.code} {tier.name}")
@@ -67,7 +58,7 @@ def tier_delete(tier_id):
     try:
         tier = tiers.delete_tier(staff=g.staff, tier_id=tier_id)
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _tiers_page(exc.status, exc.message)
     flash(f"已删除等级 {tier.code} {tier.name}")
@@ -92,11 +83,11 @@ def region_list():
 @bp.post("/regions")
 @login_required("regions.manage")
 def region_create():
-    form = _typed("code", "name")
+    form = form_text("code", "name")
     try:
         region = regions.create_region(staff=g.staff, code=form["code"], name=form["name"])
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _regions_page(exc.status, exc.message, {**form, "action": "create"})
     flash(f"已添加地区 {region.code} {region.name}")
@@ -106,11 +97,11 @@ def region_create():
 @bp.post("/regions/rename")
 @login_required("regions.manage")
 def region_rename():
-    form = _typed("code", "name")
+    form = form_text("code", "name")
     try:
         region = regions.rename_region(staff=g.staff, code=form["code"], name=form["name"])
     except DomainError as exc:
-        if not _refused(exc) and exc.status != 404:
+        if not shown_on_form(exc) and exc.status != 404:
             raise
         return _regions_page(exc.status, exc.message, {**form, "action": "rename"})
     flash(f"地区 {region.code} 的名称现为“{region.name}”")
@@ -138,11 +129,11 @@ def warehouse_list():
 @bp.post("/warehouses")
 @login_required("warehouses.manage")
 def warehouse_create():
-    form = _typed(*WAREHOUSE_FIELDS)
+    form = form_text(*WAREHOUSE_FIELDS)
     try:
         house = warehouses.create_warehouse(staff=g.staff, **form)
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _warehouses_page(exc.status, exc.message, form)
     flash(f"已新建仓库 {house.code} {house.name}")
@@ -165,11 +156,11 @@ def warehouse_edit(warehouse_id):
 @login_required("warehouses.manage")
 def warehouse_update(warehouse_id):
     house = warehouses.get_warehouse(staff=g.staff, warehouse_id=warehouse_id)
-    form = _typed(*WAREHOUSE_FIELDS)
+    form = form_text(*WAREHOUSE_FIELDS)
     try:
         house = warehouses.update_warehouse(staff=g.staff, warehouse_id=house.id, **form)
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _warehouse_page(house, exc.status, exc.message, form)
     flash(f"已保存仓库 {house.code} {house.name}")
@@ -182,7 +173,7 @@ def warehouse_set_active(warehouse_id, action):
     try:
         house = warehouses.set_active(staff=g.staff, warehouse_id=warehouse_id, active=action == "reactivate")
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _warehouses_page(exc.status, exc.message)
     flash(f"仓库 {house.code} {house.name} 已{'启用' if house.active else '停用'}")

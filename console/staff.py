@@ -6,7 +6,7 @@ guards (not oneself, not the last admin), permission checks and audit are
 admin, before anyone can sign in."""
 from flask import flash, g, redirect, render_template, request, url_for
 
-from console.auth import bp, login_required, remember_password
+from console.auth import bp, form_text, login_required, remember_password, shown_on_form
 from app.kernel.clock import utcnow
 from app.kernel.errors import DomainError
 from app.kernel.permissions import ROLE_LABELS
@@ -14,14 +14,6 @@ from app.staff import accounts
 from app.staff import service as staff_service
 
 PROFILE_FIELDS = ("name", "wecom_userid", "phone")
-
-
-def _typed(*names):
-    return {name: request.form.get(name, "").strip()[:80] for name in names}
-
-
-def _refused(exc):
-    return exc.status in (409, 422)
 
 
 def _list_page(status=200, error=None, form=None):
@@ -41,11 +33,11 @@ def staff_list():
 @bp.post("/staff")
 @login_required("staff.manage")
 def staff_create():
-    form = _typed("username", "name", "role", "wecom_userid", "phone")
+    form = form_text("username", "name", "role", "wecom_userid", "phone")
     try:
         target = accounts.create_account(staff=g.staff, password=request.form.get("password", ""), **form)
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _list_page(exc.status, exc.message, form)
     flash(f"已创建{ROLE_LABELS[target.role]}账号 {target.username}（{target.name}），请把初始密码告诉本人")
@@ -70,7 +62,7 @@ def _act(staff_id, change, done, form=None):
     try:
         target = change()
     except DomainError as exc:
-        if not _refused(exc):
+        if not shown_on_form(exc):
             raise
         return _account_page(accounts.get_account(staff=g.staff, staff_id=staff_id), exc.status, exc.message, form)
     flash(done(target))
@@ -80,7 +72,7 @@ def _act(staff_id, change, done, form=None):
 @bp.post("/staff/<int:staff_id>/profile")
 @login_required("staff.manage")
 def staff_profile(staff_id):
-    form = _typed(*PROFILE_FIELDS)
+    form = form_text(*PROFILE_FIELDS)
     return _act(staff_id, lambda: accounts.update_account(staff=g.staff, staff_id=staff_id, **form),
                 lambda t: f"已保存{t.name}（{t.username}）的资料", form)
 
