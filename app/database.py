@@ -8,7 +8,7 @@ writers can then never read the same stock and both decide it is enough.
 import contextlib
 from contextvars import ContextVar
 
-from sqlalchemy import event
+from sqlalchemy import event, func
 from sqlalchemy.engine import Engine
 
 from app.extensions import db
@@ -85,6 +85,21 @@ def write_transaction():
     finally:
         _write_intent.reset(token)
 
+
+def generic_plans_columns(dialect_name):
+    """Columns that make PostgreSQL plan the *rest of the transaction's* prepared statements
+    once per connection (a generic plan) instead of on every execution; none elsewhere.
+
+    Select them in a transaction's first statement. psycopg prepares a statement after its
+    5th execution on a connection; PostgreSQL then compares the generic plan's estimated cost
+    with the custom plans' and, for a statement like the submission's lock-and-price (a CTE
+    and a dozen subplans over `= ANY($1)`), keeps choosing a custom plan: it planned it on
+    every submission, ~1.1 ms of server CPU each, a third of the submission's PostgreSQL CPU
+    (pg_stat_statements `plans` == `calls`; bench/README.md, "Round 3"). `set_config(...,
+    true)` is transaction-local: the connection goes back to the pool with its default."""
+    if dialect_name != "postgresql":
+        return ()
+    return (func.set_config("plan_cache_mode", "force_generic_plan", True).label("generic_plans"),)
 
 
 def dialect_insert(session, table):

@@ -81,26 +81,27 @@ def main(argv=None):
     args = run.parse_args(["--keep", "--db-name", a.db_name, "--redis-url", a.redis_url,
                            "--duration", str(a.duration), "--warmup", str(a.warmup)])
     bench = run.Bench(args)
+    tree = bench.tree
     out_dir = bench.out_dir
     if not a.no_count_sql:
-        bench.env["DINGHUO_BENCH_SQL_COUNT"] = out_dir
-        bench.env["GUNICORN_CMD_ARGS"] = "-c " + os.path.join(BENCH_DIR, "sqlcount.py")
+        tree.env["DINGHUO_BENCH_SQL_COUNT"] = out_dir
+        tree.env["GUNICORN_CMD_ARGS"] = "-c " + os.path.join(BENCH_DIR, "sqlcount.py")
     bench.wrk = run.ensure_wrk(False)
     if not bench.wrk:
         run.die("profile_live.py needs wrk")
     try:
         if a.redis_url:
-            bench._redis().flushdb()
-        bench.prepare_database()
-        with bench._pg(bench.dbname) as conn:
+            bench._redis(a.redis_url).flushdb()
+        bench.prepare_database(tree)
+        with bench._pg(tree.dbname) as conn:
             bench.autovacuum = conn.execute("SHOW autovacuum").fetchone()[0] == "on"
-        bench.make_actors()
-        bench.start_server("app", "wsgi:app", run.ROOT, "/healthz")
+        bench.make_actors(tree)
+        bench.start_server(tree.server, "wsgi:app", tree.root, "/healthz", tree.env)
         # (no bench.smoke(): it needs the bare server too; the warm-up below fails loudly instead)
-        bench.housekeeping()
-        proc, _port = bench.servers["app"]
+        bench.housekeeping(tree)
+        proc, _port = bench.servers[tree.server]
         tag = f"{bench.nonce}-p"
-        bench.load(a.scenario, a.warmup, tag + "-w")
+        bench.load(a.scenario, tree, a.warmup, tag + "-w")
         time.sleep(1.0)
         spy = None
         spy_out = os.path.join(out_dir, f"py-spy-{a.scenario}." + {"flamegraph": "svg", "raw": "txt",
@@ -112,9 +113,9 @@ def main(argv=None):
                  "--nonblocking"] + (["--gil"] if a.gil else []),
                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
             time.sleep(0.5)
-        sampler = run.CpuSampler(proc.pid, bench.dbname)
+        sampler = run.CpuSampler(proc.pid, tree.dbname)
         sampler.start()
-        res, raw = bench.load(a.scenario, a.duration, tag)
+        res, raw = bench.load(a.scenario, tree, a.duration, tag)
         cpu = sampler.stop()
         if spy:
             spy.wait(timeout=a.duration + 60)

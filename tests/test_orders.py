@@ -335,3 +335,26 @@ def test_each_database_writes_through_its_own_order_writer(on_both, monkeypatch)
     assert submit(client, auth(world.a_buyer), [{"sku_id": world.cola.id, "qty": 1}]).status_code == 201
     expected = "write_order_postgresql" if db.engine.dialect.name == "postgresql" else "write_order"
     assert used == [expected]
+
+
+@pytest.mark.postgres
+def test_submission_plans_generically_only_inside_its_own_transaction(pg_client, pg_world):
+    """The submission's first statement switches its transaction to generic plans (so the
+    prepared lock-and-price is not planned again on every submission); the switch is
+    transaction-local, so the pooled connection goes back with PostgreSQL's default."""
+    from app.database import generic_plans_columns
+    from sqlalchemy import select as sa_select
+
+    connection = db.session.connection()
+    assert connection.execute(text("SHOW plan_cache_mode")).scalar_one() == "auto"
+    connection.execute(sa_select(*generic_plans_columns("postgresql"))).one()
+    assert connection.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_generic_plan"
+    db.session.rollback()
+    assert db.session.execute(text("SHOW plan_cache_mode")).scalar_one() == "auto"
+    assert generic_plans_columns("sqlite") == ()
+
+    for _ in range(6):  # past psycopg's prepare threshold (5): the statements are prepared
+        r = submit(pg_client, auth(pg_world.a_buyer), [{"sku_id": pg_world.cola.id, "qty": 1}])
+        assert r.status_code == 201, r.json
+    db.session.rollback()
+    assert db.session.execute(text("SHOW plan_cache_mode")).scalar_one() == "auto"

@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, select, true
 from sqlalchemy.exc import IntegrityError
 
 from app.catalog.models import Sku
-from app.database import write_transaction
+from app.database import generic_plans_columns, write_transaction
 from app.dealers.models import Dealer, DealerUser
 from app.dealers.access import SUSPENDED_MESSAGE, standing_columns, standing_from_row
 from app.dealers.addresses import ship_to, ship_to_columns, ship_to_from_row
@@ -197,16 +197,19 @@ def submit_order(*, user, lines, idempotency_key, address_id=None, remark="", pa
 
 
 @functools.cache
-def _open_statement(address_id_given):
+def _open_statement(address_id_given, dialect_name):
     """Lock the dealer's credit account; read the user's standing, the ship-to address and
-    the auto-approval setting (`approval.auto_approve` would otherwise read it on its own)."""
+    the auto-approval setting (`approval.auto_approve` would otherwise read it on its own).
+    The submission's first statement, so on PostgreSQL it also switches the transaction to
+    generic plans (`database.generic_plans_columns`) before the lock-and-price runs."""
     standing, source = standing_columns()
     address_columns, address = ship_to_columns(1 if address_id_given else None)
     accounts, dealers, staff = funds.ACCOUNTS, Dealer.__table__, Staff.__table__
     return (
         select(*funds.ACCOUNT_COLUMNS, accounts.c.prepaid_fen, accounts.c.rebate_fen, *standing, *address_columns,
                settings.stored_column(settings.AUTO_APPROVAL), dealers.c.name.label("dealer_name"), dealers.c.rep_id,
-               staff.c.wecom_userid.label("rep_userid"), staff.c.active.label("rep_active"))
+               staff.c.wecom_userid.label("rep_userid"), staff.c.active.label("rep_active"),
+               *generic_plans_columns(dialect_name))
         .select_from(
             accounts.join(source, DealerUser.__table__.c.id == bindparam("user_id"))
             .outerjoin(staff, staff.c.id == dealers.c.rep_id)
@@ -224,12 +227,13 @@ def _open_submission(session, user, address_id):
     params = {"dealer_id": user.dealer_id, "user_id": user.id}
     if address_id is not None:
         params["address_id"] = address_id
-    statement = _open_statement(address_id is not None)
-    row = session.connection().execute(statement, params).first()
+    conn = session.connection()
+    statement = _open_statement(address_id is not None, conn.dialect.name)
+    row = conn.execute(statement, params).first()
     if row is None:
         # No credit account yet (create it empty, as `lock_account` does), or no such user.
         funds.lock_account(session, user.dealer_id)
-        row = session.connection().execute(statement, params).first()
+        row = conn.execute(statement, params).first()
     standing = standing_from_row(row, user)
     balances = ledger.Balances(user.dealer_id, row.receivable_fen, row.prepaid_fen, row.rebate_fen)
     return funds.account_from_row(user.dealer_id, row), balances, standing, row
