@@ -25,6 +25,8 @@ def categories():
 @dealer_user_required
 def products(query):
     """商品列表：本经销商可见的商品、价格与库存"""
+    if query.get("after"):
+        query["page"] = service.parse_after(query["after"])[0]
     priced, available = service.catalogue_page(dealer=g.user.dealer, **query)
     # The hottest read: rendered straight to JSON bytes, the priced part once per cached
     # page (see presenters.product_page_json and bench/README.md, 性能); same ProductPage shape.

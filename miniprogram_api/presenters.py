@@ -31,8 +31,9 @@ def product_page_json(priced, available, *, page, page_size):
     for head, sku_id, low_stock_qty in rendered:
         units, level = stock_figures(available.get(sku_id, 0), low_stock_qty)
         parts.append(b'%s%d,"level":"%s"}}' % (head, units, _LEVELS[level]))
-    return b'{"items":[%s],"page":%d,"page_size":%d,"total":%d}\n' % (
-        b",".join(parts), page, page_size, priced.total)
+    after = priced.next_after(page, page_size)
+    return b'{"items":[%s],"page":%d,"page_size":%d,"total":%d,"next_after":%s}\n' % (
+        b",".join(parts), page, page_size, priced.total, b'"%s"' % after.encode() if after else b"null")
 
 
 _LEVELS = {level: level.encode() for level in STOCK_LEVELS}

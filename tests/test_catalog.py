@@ -70,6 +70,60 @@ def test_filter_search_and_pages(client, world):
     assert (first["page"], first["page_size"]) == (1, 2)
 
 
+def test_scrolling_with_after_walks_the_same_pages_as_page_numbers(on_both):
+    """`next_after` opens the next page after the last SKU shown (keyset): the same pages,
+    in the same order, as ?page=N, with or without a filter; null on the last page."""
+    client, world = on_both
+    for filters in ({}, {"category_id": world.sauces.id}):
+        by_number = []
+        for n in (1, 2, 3, 4):
+            page = products(client, world.a_buyer, page=n, page_size=2, **filters)
+            by_number.append([i["id"] for i in page["items"]])
+        by_cursor, after, page_numbers = [], None, []
+        while True:
+            page = products(client, world.a_buyer, page_size=2, **filters, **({"after": after} if after else {}))
+            by_cursor.append([i["id"] for i in page["items"]])
+            page_numbers.append(page["page"])
+            after = page["next_after"]
+            if after is None:
+                break
+        assert by_cursor == [ids for ids in by_number if ids]
+        assert page_numbers == list(range(1, len(by_cursor) + 1))
+        assert page["total"] == sum(map(len, by_cursor))
+
+
+def test_a_product_added_while_scrolling_does_not_shift_the_pages(client, world):
+    from app.catalog.models import Sku
+    from app.catalog.service import invalidate_catalogue
+
+    first = products(client, world.a_buyer, page_size=4)  # the drinks, then the first sauce
+    assert first["items"][-1]["category_id"] == world.sauces.id
+    add(Sku(code="SKU-AAA", name="新品", spec="1L", unit="箱", pack_size=1, moq=1, step=1,
+            list_price_fen=100, category_id=world.drinks.id, status="active"))
+    db.session.commit()
+    invalidate_catalogue()
+    by_offset = products(client, world.a_buyer, page=2, page_size=4)
+    by_cursor = products(client, world.a_buyer, page_size=4, after=first["next_after"])
+    # the new drink sorts before page 1's last SKU: OFFSET shows that SKU again on page 2,
+    # the cursor starts right after it
+    assert first["items"][-1]["id"] in {i["id"] for i in by_offset["items"]}
+    assert not {i["id"] for i in first["items"]} & {i["id"] for i in by_cursor["items"]}
+    assert by_cursor["page"] == 2 and by_cursor["next_after"] is None
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"after": "abc"}, "after"),
+    ({"after": "2.1"}, "after"),
+    ({"after": "0.1.1"}, "after"),
+    ({"after": "2.1.1", "page": "2"}, "page"),
+])
+def test_bad_after_is_422_in_chinese(client, world, params, field):
+    r = client.get(f"{MP}/products", headers=auth(world.a_buyer), query_string=params)
+    assert r.status_code == 422
+    assert field in str(r.json["error"]["details"])
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in str(r.json["error"]["details"]))
+
+
 def test_product_fields(client, world):
     item = client.get(f"{MP}/products/{world.tea.id}", headers=auth(world.a_buyer)).json
     assert {k: item[k] for k in ("id", "moq", "step", "unit", "pack_size")} == {

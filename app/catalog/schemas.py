@@ -9,7 +9,11 @@ from app.kernel.validation import (
     int_range,
     length,
     one_of,
+    pre_load,
+    regexp,
+    ValidationError,
 )
+from app.catalog.service import AFTER_PATTERN
 
 STOCK_LEVELS = ("in_stock", "low", "out")
 STOCK_LEVEL_LABELS = {"in_stock": "有货", "low": "库存紧张", "out": "缺货"}
@@ -28,6 +32,15 @@ class CategoryList(Schema):
 class ProductQuery(PageQuery):
     category_id = QueryInt(validate=int_range(1, 2**53 - 1))
     q = Str(validate=length(1, 50), metadata={"description": "按名称、编码或规格搜索"})
+    after = Str(validate=regexp(AFTER_PATTERN, "翻页位置无效，请从第一页重新加载"), metadata={
+        "description": "上一页返回的 next_after：从上一页最后一件商品之后接着取（滚动加载用它，"
+                       "翻到很深也和第一页一样快）；同样的 category_id、q、page_size；不要同时给 page"})
+
+    @pre_load
+    def _after_or_page(self, data, **kwargs):
+        if "after" in data and "page" in data:
+            raise ValidationError("after 与 page 只能给一个", "page")
+        return data
 
 
 class StockOut(Schema):
@@ -58,3 +71,5 @@ class ProductPage(Schema):
     page = Int(required=True)
     page_size = Int(required=True)
     total = Int(required=True)
+    next_after = Str(required=True, allow_none=True, metadata={
+        "description": "下一页的位置，原样传给 after；已是最后一页时为 null"})

@@ -4,7 +4,7 @@ import re
 from dataclasses import dataclass
 
 from flask import current_app
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import bindparam, func, or_, select, tuple_
 
 from app.audit import service as audit
 from app.cache import app_cache
@@ -102,18 +102,24 @@ def _matching(by_category, by_text):
 
 
 @functools.cache
-def _page_statement(by_category, by_text):
-    """One page of visible SKUs with prices and stock."""
+def _page_statement(by_category, by_text, keyset=False):
+    """One page of visible SKUs with prices and stock: by OFFSET (`page`), or — `keyset` —
+    the page after a cursor's SKU in catalogue order, which reads only the page's rows from
+    `ix_skus_catalogue_order` however deep it is (`after`, see `catalogue_page`)."""
     # Choose the page on ids alone (in `ix_skus_catalogue_order`'s order), then price and stock
     # only the rows on the page: the price/stock subqueries run 20 times, not once per match.
+    where = _matching(by_category, by_text)
+    if keyset:
+        where.append(tuple_(Sku.category_id, Sku.id) > tuple_(bindparam("after_category_id"), bindparam("after_id")))
     page = (
         select(Sku.id.label("page_id"))
-        .where(*_matching(by_category, by_text))
+        .where(*where)
         .order_by(Sku.category_id, Sku.id)
         .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
-        .subquery("page")
     )
+    if not keyset:
+        page = page.offset(bindparam("offset"))
+    page = page.subquery("page")
     return (
         select(*SKU_COLUMNS, *price_columns(), available_column())
         .join_from(Sku, page, page.c.page_id == Sku.id)
@@ -143,6 +149,14 @@ class PricedPage:
     def sku_ids(self):
         return [fields["id"] for fields, _ in self.items]
 
+    def next_after(self, page, page_size):
+        """The cursor of the page after this one (page `page` of `page_size`), or None when
+        this is the last: pass it back as `after` (`catalogue_page`)."""
+        if len(self.items) < page_size or page * page_size >= self.total:
+            return None
+        last = self.items[-1][0]
+        return f"{page + 1}.{last['category_id']}.{last['id']}"
+
     def with_stock(self, available):
         """The page's products with `available` ({sku_id: units}) as their stock."""
         return [_with_stock(p, available.get(p[0]["id"], 0)) for p in self.items]
@@ -157,22 +171,39 @@ def list_products(*, dealer, category_id=None, q=None, page=1, page_size=20):
     return priced.with_stock(available), priced.total
 
 
-def catalogue_page(*, dealer, category_id=None, q=None, page=1, page_size=20):
+# A page cursor: "<page>.<category id>.<SKU id>", the page it opens and the last SKU before it.
+AFTER_PATTERN = r"[1-9][0-9]{0,6}\.[1-9][0-9]{0,15}\.[1-9][0-9]{0,15}"
+
+
+def parse_after(after):
+    """(page, category id, SKU id) of an `after` cursor (`PricedPage.next_after`)."""
+    page, category_id, sku_id = (int(part) for part in after.split("."))
+    return page, category_id, sku_id
+
+
+def catalogue_page(*, dealer, category_id=None, q=None, page=1, page_size=20, after=None):
     """One page of SKUs visible to `dealer` at its prices: (PricedPage, {sku_id: available}).
 
-    The priced page (visibility, prices, order) may come from a per-process cache for
-    CATALOGUE_CACHE_SECONDS; stock is always read now. Checkout re-prices from the database.
+    `page` counts pages from the start (OFFSET: a deep page walks every SKU before it);
+    `after`, the previous page's `PricedPage.next_after`, opens the page after that page's
+    last SKU and costs the same at page 1,000 as at page 2. With `after`, `page` is the
+    cursor's. The priced page (visibility, prices, order) may come from a per-process cache
+    for CATALOGUE_CACHE_SECONDS; stock is always read now. Checkout re-prices from the database.
     """
     q = (q or "").strip()
     buyer = Buyer.of(dealer)
     params = buyer.params()
     cache = app_cache("catalogue_pages", "CATALOGUE_CACHE_SECONDS")
-    key = (buyer, params["today"], category_id, q, page, page_size)
+    key = (buyer, params["today"], category_id, q, page, page_size, after)
     cached = cache.get(key)
     if cached is not None:
         return cached, inventory.available_now(cached.sku_ids)
 
-    params.update(limit=page_size, offset=(page - 1) * page_size)
+    if after is not None:
+        _, params["after_category_id"], params["after_id"] = parse_after(after)
+        params.update(limit=page_size)
+    else:
+        params.update(limit=page_size, offset=(page - 1) * page_size)
     if category_id is not None:
         params["category_id"] = category_id
     if q:
@@ -183,7 +214,8 @@ def catalogue_page(*, dealer, category_id=None, q=None, page=1, page_size=20):
     if total is None:
         total = connection.execute(_count_statement(category_id is not None, bool(q)), params).scalar_one()
         cache.put(count_key, total)
-    rows = connection.execute(_page_statement(category_id is not None, bool(q)), params).all() if total else []
+    statement = _page_statement(category_id is not None, bool(q), after is not None)
+    rows = connection.execute(statement, params).all() if total else []
     priced = PricedPage(items=tuple(_priced(r) for r in rows), total=total) if rows or total else EMPTY_PAGE
     if rows:
         cache.put(key, priced)

@@ -6,7 +6,7 @@ error a dealer sees reads as Chinese. JSON integers are strict: "5" and 5.5 are 
 import re
 
 import marshmallow as ma
-from marshmallow import validate
+from marshmallow import ValidationError, pre_load, validate  # noqa: F401 - schemas build on these too
 
 # Ids travel through JavaScript in the mini-program, so keep them exact there.
 MAX_ID = 2**53 - 1
