@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PAGE_SIZE = 20
+CURSOR_PAGES = 40  # scrolling positions measured per dealer (bench/scale.py, catalogue)
 
 
 def actors(app, n, out):
@@ -45,9 +46,10 @@ def actors(app, n, out):
             user = db.session.execute(select(DealerUser).where(DealerUser.openid == "scale-" + code)).scalar_one()
             items, total = list_products(dealer=dealer, page=1, page_size=100)
             skus = [[p["id"], p["moq"]] for p in items if p["stock"]["available"] >= p["moq"]]
+            full_pages = max(1, math.floor(total / PAGE_SIZE))
             result["dealers"].append({"code": code, "dealer_id": dealer.id, "user_id": user.id, "token": issue_token(user.openid),
-                                      "visible": total, "full_pages": max(1, math.floor(total / PAGE_SIZE)),
-                                      "skus": skus})
+                                      "visible": total, "full_pages": full_pages, "skus": skus,
+                                      "cursors": page_cursors(dealer, full_pages)})
         admin = db.session.execute(select(Staff).where(Staff.role == "admin", Staff.active.is_(True))
                                    .order_by(Staff.id)).scalars().first()
         serializer = app.session_interface.get_signing_serializer(app)
@@ -56,6 +58,20 @@ def actors(app, n, out):
         db.session.rollback()
     with open(out, "w", encoding="utf-8") as fh:
         json.dump(result, fh, ensure_ascii=False)
+
+
+def page_cursors(dealer, full_pages, spread=CURSOR_PAGES):
+    """`after` cursors of up to `spread` pages spread over the whole catalogue (page 1 has
+    none), as a dealer scrolling there would hold them: each is the previous page's
+    `next_after`, read through the app's own catalogue_page."""
+    from app.catalog.service import catalogue_page
+
+    pages = sorted({1 + (k * (full_pages - 1)) // max(spread - 1, 1) for k in range(spread)} - {1})
+    cursors = [[1, None]]
+    for page in pages:
+        previous, _ = catalogue_page(dealer=dealer, page=page - 1, page_size=PAGE_SIZE)
+        cursors.append([page, previous.next_after(page - 1, PAGE_SIZE)])
+    return cursors
 
 
 def statements(app, month):
