@@ -20,7 +20,7 @@ Page({
   async load() {
     try {
       await session.loadMe()
-      this.show(await api.get('/cart'))
+      await this.show(await api.get('/cart'))
     } catch (err) {
       this.setData({ loading: false, error: err.message })
     }
@@ -37,7 +37,7 @@ Page({
 
   async onQtyChange(e) {
     try {
-      this.show(await api.put('/cart/items/' + e.currentTarget.dataset.sku, { qty: e.detail.qty }))
+      await this.show(await api.put('/cart/items/' + e.currentTarget.dataset.sku, { qty: e.detail.qty }))
     } catch (err) {
       toast(err.message)
     }
@@ -45,7 +45,7 @@ Page({
 
   async onRemove(e) {
     try {
-      this.show(await api.del('/cart/items/' + e.currentTarget.dataset.sku))
+      await this.show(await api.del('/cart/items/' + e.currentTarget.dataset.sku))
     } catch (err) {
       toast(err.message)
     }

@@ -23,6 +23,8 @@ function setPath(target, key, value) {
   node[parts[parts.length - 1]] = value
 }
 
+const definitions = {}
+
 /** Load pages/<route>.js and make an instance of it (not yet loaded: call onLoad yourself or use open). */
 function instantiate(route) {
   if (APP_PAGES.indexOf(route) < 0) throw new Error('page not in app.json: ' + route)
@@ -30,9 +32,11 @@ function instantiate(route) {
   global.Page = (def) => {
     definition = def
   }
-  const file = path.join(ROOT, route + '.js')
-  delete require.cache[require.resolve(file)]
-  require(file)
+  require(path.join(ROOT, route + '.js'))
+  // A module runs once per module registry (jest.resetModules starts a new one, as a cold
+  // start does): later instances of the page reuse the definition it registered then.
+  if (definition) definitions[route] = definition
+  definition = definitions[route]
   if (!definition) throw new Error(route + ' did not call Page()')
   const page = { route, data: clone(definition.data || {}) }
   Object.keys(definition).forEach((key) => {
