@@ -21,7 +21,19 @@ function envVersion() {
   }
 }
 
+/**
+ * Only for the demo in 微信开发者工具: the local WeChat stand-in (`make demo`, port 5001) plays
+ * the phone's side of WeChat, because the demo's API asks the stand-in, not WeChat, to check
+ * login codes and to take payments. With a stand-in base, login takes its code from
+ * POST <stand-in>/_standin/wx/login and 微信支付 pays through POST <stand-in>/_standin/pay/<no>/pay.
+ * trial and release have none: real wx.login and wx.requestPayment.
+ */
+const STANDIN_BASES = {
+  develop: 'http://127.0.0.1:5001',
+}
+
 let override = null
+let standinOverride
 
 module.exports = {
   API_BASES,
@@ -32,5 +44,13 @@ module.exports = {
   },
   setApiBase(base) {
     override = base ? String(base).replace(/\/+$/, '') : null
+  },
+  STANDIN_BASES,
+  /** The demo stand-in for this run, or null (real WeChat). */
+  standinBase() {
+    return standinOverride !== undefined ? standinOverride : STANDIN_BASES[envVersion()] || null
+  },
+  setStandinBase(base) {
+    standinOverride = base === undefined ? undefined : base || null
   },
 }

@@ -9,6 +9,7 @@ function load(handler) {
   global.wx = wx
   checkout = require('../utils/checkout')
   require('../config').setApiBase('https://api.test/api/mp/v1')
+  require('../config').setStandinBase(null)
   wx.setStorageSync('dinghuo.token', 'token')
 }
 

@@ -9,6 +9,7 @@ function load(handler) {
   global.wx = wx
   request = require('../utils/request')
   require('../config').setApiBase('https://api.test/api/mp/v1')
+  require('../config').setStandinBase(null)
 }
 
 const loginAnswer = (n) => json(200, { token: 'token-' + n, expires_in: 7200, bound: true })
@@ -88,4 +89,33 @@ test('query parameters are encoded and empty ones left out', async () => {
   load((req) => (req.url.endsWith('/auth/login') ? loginAnswer(1) : json(200, {})))
   await request.api.get('/products', { q: '生抽 王', category_id: '', page: 2 })
   expect(wx.requests[1].url).toBe('https://api.test/api/mp/v1/products?q=%E7%94%9F%E6%8A%BD%20%E7%8E%8B&page=2')
+})
+
+test('the demo in DevTools takes its login code from the stand-in, with one openid per device', async () => {
+  load((req) => {
+    if (req.url === 'http://127.0.0.1:5001/_standin/wx/login') return json(200, { code: 'standin-code' })
+    if (req.url.endsWith('/auth/login')) return json(200, { token: 't', expires_in: 7200, bound: false })
+    return json(200, {})
+  })
+  require('../config').setStandinBase('http://127.0.0.1:5001')
+  await request.login()
+  await request.login()
+  const asks = wx.requests.filter((r) => r.url.endsWith('/_standin/wx/login'))
+  expect(asks).toHaveLength(2)
+  expect(asks[0].data.openid).toMatch(/^o-devtools-/)
+  expect(asks[1].data.openid).toBe(asks[0].data.openid)
+  expect(wx.requests.find((r) => r.url.endsWith('/auth/login')).data).toEqual({ code: 'standin-code' })
+  expect(wx.logins).toBe(0)
+})
+
+test('release builds have no stand-in and the HTTPS API base', () => {
+  load(() => json(200, {}))
+  const config = require('../config')
+  config.setApiBase(null)
+  config.setStandinBase(undefined)
+  wx.getAccountInfoSync = () => ({ miniProgram: { envVersion: 'release' } })
+  expect(config.apiBase()).toMatch(/^https:\/\//)
+  expect(config.standinBase()).toBeNull()
+  wx.getAccountInfoSync = () => ({ miniProgram: { envVersion: 'develop' } })
+  expect(config.apiBase()).toBe('http://127.0.0.1:5000/api/mp/v1')
 })

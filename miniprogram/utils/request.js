@@ -95,11 +95,35 @@ function send({ method, path, data, header }) {
   })
 }
 
+const DEMO_OPENID_KEY = 'dinghuo.demo_openid'
+
+/** A login code: wx.login on a phone; from the stand-in when the demo runs in DevTools (config.js). */
 function wxLogin() {
+  const standin = config.standinBase()
+  if (standin) return standinLogin(standin)
   return new Promise((resolve, reject) => {
     wx.login({
       success: (res) => (res.code ? resolve(res.code) : reject(new ApiError({ code: 'wx_login', message: '微信登录失败，请重试', status: 0 }))),
       fail: () => reject(new ApiError({ code: 'wx_login', message: '微信登录失败，请重试', status: 0 })),
+    })
+  })
+}
+
+function standinLogin(standin) {
+  let openid = wx.getStorageSync(DEMO_OPENID_KEY)
+  if (!openid) {
+    openid = 'o-devtools-' + Date.now().toString(36) + Math.floor(Math.random() * 1e6).toString(36)
+    wx.setStorageSync(DEMO_OPENID_KEY, openid)
+  }
+  return new Promise((resolve, reject) => {
+    wx.request({
+      url: standin + '/_standin/wx/login',
+      method: 'POST',
+      data: { openid },
+      header: { 'Content-Type': 'application/json' },
+      success: (res) => (res.statusCode === 200 && res.data.code ? resolve(res.data.code)
+        : reject(new ApiError({ code: 'wx_login', message: '本地模拟服务没有返回登录 code，请确认 make demo 正在运行', status: 0 }))),
+      fail: () => reject(new ApiError({ code: 'wx_login', message: '连不上本地模拟服务 ' + standin + '，请先运行 make demo', status: 0 })),
     })
   })
 }

@@ -29,6 +29,7 @@ function useWx(openid) {
   jest.resetModules() // a new phone: fresh module state, as a cold start
   global.wx = createHttpWx({ standin: STANDIN, openid })
   require('../../config').setApiBase(API)
+  require('../../config').setStandinBase(null) // wx.login and wx.requestPayment themselves, played by the shim
   return global.wx
 }
 
