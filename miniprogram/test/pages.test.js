@@ -75,3 +75,13 @@ test('a message opens the page it links to', async () => {
   messages.onOpen(tap({ page: messages.data.list.items[0].page }))
   expect(wx.calls.find((c) => c.name === 'navigateTo').options.url).toBe('/pages/order/detail?order_no=SO202612080001')
 })
+
+test('forwarding a card counts the share and uses the card the API gives', async () => {
+  const card = { title: '新品上市', path: '/pages/material/detail?id=1', imageUrl: 'https://files.test/c.jpg' }
+  const wx = phone([[(r) => r.url.endsWith('/share'), () => json(200, { kind: 'article', title: '新品上市', method: 'share_app_message', share_app_message: card })]])
+  const page = await open('/pages/material/detail?id=1')
+  const shared = page.onShareAppMessage()
+  expect(shared.path).toBe('/pages/material/detail?id=1')
+  await expect(shared.promise).resolves.toEqual(card)
+  expect(wx.requests.filter((r) => r.method === 'POST' && r.url.endsWith('/materials/1/share'))).toHaveLength(1)
+})

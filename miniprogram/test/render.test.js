@@ -27,7 +27,7 @@ function renderPage(route, data) {
 const QUERIES = {
   'pages/product/detail': { id: '32' }, 'pages/order/detail': { order_no: 'SO202612080007' }, 'pages/pay/pay': { order_no: 'SO202612080007' },
   'pages/payment/offline': { id: '1' }, 'pages/statement/detail': { id: '1' }, 'pages/rebate/detail': { id: '1' },
-  'pages/return/detail': { id: '1' }, 'pages/policy/detail': { id: '1' }, 'pages/material/detail': { id: '1' },
+  'pages/return/detail': { id: '1' }, 'pages/return/create': { order_no: 'SO202612080001' }, 'pages/policy/detail': { id: '1' }, 'pages/material/detail': { id: '1' },
 }
 
 const BUILT_IN = ['scroll-view', 'rich-text', 'swiper-item', 'movable-view', 'movable-area', 'cover-view', 'cover-image', 'page-meta', 'navigation-bar']
@@ -43,6 +43,7 @@ const SHOWN = {
   'pages/statement/detail': [fixtures['GET /statements/{id}'].statement_no, '确认无误'],
   'pages/policy/detail': [fixtures['GET /policies/{id}'].title],
   'pages/return/detail': ['RT202612080001-1', '外箱破损'],
+  'pages/return/create': ['已发', '提交退货申请'],
 }
 
 beforeEach(() => {

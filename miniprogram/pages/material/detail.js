@@ -64,12 +64,14 @@ Page({
     }
   },
 
+  /** The card the API gives (and the forward counted); until it answers, this page's own. */
   onShareAppMessage() {
-    const share = this.data.share
-    if (share && share.share_app_message) return share.share_app_message
     const m = this.data.material
-    this.prepareShare().catch(() => {})
-    return { title: m ? m.title : '营销素材', path: '/pages/material/detail?id=' + this.id }
+    const fallback = { title: m ? m.title : '营销素材', path: '/pages/material/detail?id=' + this.id }
+    return {
+      ...fallback,
+      promise: this.prepareShare().then((share) => share.share_app_message || fallback, () => fallback),
+    }
   },
 
   onPreview() {

@@ -58,6 +58,10 @@ Page({
     return order
   },
 
+  onReturn() {
+    wx.navigateTo({ url: '/pages/return/create?order_no=' + this.orderNo })
+  },
+
   onPay() {
     wx.navigateTo({ url: '/pages/pay/pay?order_no=' + this.orderNo })
   },
