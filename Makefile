@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: demo test docs lint install install-dev migrate seed serve bench bench-notify bench-compare bench-scale clean browser-deps
+.PHONY: demo test test-miniprogram docs lint install install-dev migrate seed serve bench bench-notify bench-compare bench-scale clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +49,26 @@ TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 # The layering (kernel ← domains ← shells; see .importlinter and docs/architecture.md) is
 # checked first: a broken contract fails the run before any test starts.
-test: install-dev
+test: install-dev test-miniprogram
 	PYTHONPATH=. $(BIN)/lint-imports --no-cache
 	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -n $(TEST_WORKERS) --durations=25 $(PYTEST_ARGS)
+
+# The dealer mini-program (miniprogram/): its Node packages from the lockfile (`npm ci`, again only
+# when package-lock.json changes), then its jest tests (a few seconds). The end-to-end dealer journey
+# is run by pytest (tests/test_miniprogram.py) against a served demo, so `test` needs this first.
+# Without Node the mini-program is skipped, unless REQUIRE_SERVICES=1 (CI): then it fails.
+MP := miniprogram
+
+$(MP)/node_modules/.installed: $(MP)/package.json $(MP)/package-lock.json
+	cd $(MP) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-miniprogram:
+	@if command -v node >/dev/null && command -v npm >/dev/null; then \
+	  $(MAKE) --no-print-directory $(MP)/node_modules/.installed && cd $(MP) && npm test --silent -- --ci; \
+	elif [ "$(REQUIRE_SERVICES)" = "1" ]; then \
+	  echo "REQUIRE_SERVICES=1 but Node.js (node, npm) is not installed: the mini-program cannot be tested"; exit 1; \
+	else echo "Node.js is not installed: the mini-program's tests are skipped (tests/test_miniprogram.py skips its journey too)"; fi
 
 # The documentation site (mkdocs.yml, docs/): built into site/ in strict mode, so a broken link,
 # a missing anchor or a page left out of the nav fails the build. The API reference page is
@@ -84,4 +101,4 @@ bench-compare: install-dev
 	bench/run.sh --against $(REF) $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .hypothesis
+	rm -rf $(VENV) instance .pytest_cache .hypothesis $(MP)/node_modules
