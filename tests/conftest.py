@@ -542,6 +542,32 @@ def free_port():
 
 
 @contextlib.contextmanager
+def served_demo(directory, sqlite_template):
+    """The demo as `make demo` serves it (`demo seed`, then `demo serve`'s API and stand-in) on
+    free ports, its database a copy of the migrated `sqlite_template` in `directory`: yields
+    (API base URL, stand-in base URL, what `demo seed` printed)."""
+    from devtools.cli import start_demo
+
+    database = directory / "demo.sqlite3"
+    shutil.copy(sqlite_template, database)  # `flask db upgrade`, done once for the session
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("REDIS_URL", "WECHAT_API_BASE", "WECOM_API_BASE", "WECHATPAY_API_BASE", "DINGHUO_ENV"):
+            env.delenv(name, raising=False)
+        env.setenv("DATABASE_URL", f"sqlite:///{database}")
+        env.setenv("STORAGE_DIR", str(directory / "uploads"))
+        seeder = create_app()
+        seeded = seeder.test_cli_runner().invoke(args=["demo", "seed"])
+        assert seeded.exit_code == 0, seeded.output
+        port, standin_port = free_port(), free_port()
+        app, standin = start_demo(seeder.config, port=port, standin_port=standin_port, key_dir=directory / "keys")
+        try:
+            with served(app, port) as api:
+                yield api, standin.base_url, seeded.output
+        finally:
+            standin.stop()
+
+
+@contextlib.contextmanager
 def served(app, port=None):
     """`app` served over real HTTP on 127.0.0.1:`port` (a free one if not given) in a daemon
     thread for the block; yields the base URL."""

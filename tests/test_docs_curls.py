@@ -23,7 +23,6 @@ its three months of history, about 5 s for some fifty requests, each a curl plus
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port, served
+from tests.conftest import served_demo
 from tests.materials_support import image_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -501,27 +500,8 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, _sqlite_template):
-    from app import create_app
-    from devtools.cli import start_demo
-
-    directory = tmp_path_factory.mktemp("docs-curls")
-    database = directory / "demo.sqlite3"
-    shutil.copy(_sqlite_template, database)  # `flask db upgrade`, done once for the session
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("REDIS_URL", "WECHAT_API_BASE", "WECOM_API_BASE", "WECHATPAY_API_BASE", "DINGHUO_ENV"):
-            env.delenv(name, raising=False)
-        env.setenv("DATABASE_URL", f"sqlite:///{database}")
-        env.setenv("STORAGE_DIR", str(directory / "uploads"))
-        seeder = create_app()
-        seeded = seeder.test_cli_runner().invoke(args=["demo", "seed"])
-        assert seeded.exit_code == 0, seeded.output
-        port, standin_port = free_port(), free_port()
-        app, standin = start_demo(seeder.config, port=port, standin_port=standin_port, key_dir=directory / "keys")
-        try:
-            with served(app, port) as api:
-                yield Demo(api, standin.base_url, seeded.output)
-        finally:
-            standin.stop()
+    with served_demo(tmp_path_factory.mktemp("docs-curls"), _sqlite_template) as (api, standin, seed_output):
+        yield Demo(api, standin, seed_output)
 
 
 def test_the_extractor_sees_every_curl_in_the_docs():

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from app.kernel import clock
-from tests.conftest import REQUIRE_SERVICES, free_port, served
+from tests.conftest import REQUIRE_SERVICES, served_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIPROGRAM = ROOT / "miniprogram"
@@ -104,27 +104,8 @@ def _seed_row(output, first, contains=""):
 @pytest.fixture(scope="module")
 def demo_served(tmp_path_factory, _sqlite_template):
     """The demo as `demo serve` serves it, on free ports: (api base, stand-in base, seed output)."""
-    from app import create_app
-    from devtools.cli import start_demo
-
-    directory = tmp_path_factory.mktemp("miniprogram-demo")
-    database = directory / "demo.sqlite3"
-    shutil.copy(_sqlite_template, database)
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("REDIS_URL", "WECHAT_API_BASE", "WECOM_API_BASE", "WECHATPAY_API_BASE", "DINGHUO_ENV"):
-            env.delenv(name, raising=False)
-        env.setenv("DATABASE_URL", f"sqlite:///{database}")
-        env.setenv("STORAGE_DIR", str(directory / "uploads"))
-        seeder = create_app()
-        seeded = seeder.test_cli_runner().invoke(args=["demo", "seed"])
-        assert seeded.exit_code == 0, seeded.output
-        port, standin_port = free_port(), free_port()
-        app, standin = start_demo(seeder.config, port=port, standin_port=standin_port, key_dir=directory / "keys")
-        try:
-            with served(app, port) as api:
-                yield api, standin.base_url, seeded.output
-        finally:
-            standin.stop()
+    with served_demo(tmp_path_factory.mktemp("miniprogram-demo"), _sqlite_template) as demo:
+        yield demo
 
 
 def test_the_dealer_journey_in_the_miniprogram_runs_against_the_demo(demo_served):
